@@ -1,0 +1,45 @@
+# The two commands (see README.md):
+#   make run    build the release preset and start `wire serve`-style main job on 127.0.0.1:8000
+#   make test   build the dev preset (-Wall -Wextra -Werror) and run every test
+# Each installs the Debian packages it needs first, only when missing.
+
+BUILD_PACKAGES := cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
+TEST_PACKAGES := socat netcat-openbsd
+ADDRESS ?= tcp://127.0.0.1:8000
+
+.PHONY: all deps test-deps build run test test-asan bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps $(BUILD_PACKAGES)
+
+test-deps: deps
+	@scripts/install-deps $(TEST_PACKAGES)
+
+build: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release
+
+run: build
+	./build/release/tools/wire/wire echo $(ADDRESS)
+
+test: test-deps
+	cmake --preset dev >/dev/null
+	cmake --build --preset dev
+	ctest --preset dev -j2
+
+# The same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan: test-deps
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan
+	ctest --preset asan -j2
+
+bench: build
+	./build/release/bench/bench_pingpong --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf build

@@ -1,0 +1,57 @@
+// wire/connect.hpp — the two calls most programs start with.
+//
+//   wire::Socket conn = wire::create_connection("tcp://localhost:8080", 5s);
+//   wire::Socket server = wire::create_server("tcp://127.0.0.1:0");
+//
+// create_connection is Happy Eyeballs (RFC 8305): candidates alternate between IPv6 and IPv4,
+// a new attempt starts 250 ms after the previous one (at once if it failed), the first to
+// connect wins and the rest are closed. The timeout is one deadline for the whole call,
+// resolution included (Python's applies to each address, cpython#123793).
+#pragma once
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "wire/address.hpp"
+#include "wire/error.hpp"
+#include "wire/socket.hpp"
+
+namespace wire {
+
+// Delay before starting the next attempt while the previous one is still pending.
+inline constexpr std::chrono::milliseconds connection_attempt_delay{250};
+
+// Resolves `address` (names allowed) and connects. The socket returned is blocking.
+// Throws wire::Error naming every address tried and why each failed.
+Socket create_connection(std::string_view address, Timeout timeout = std::nullopt);
+Result<Socket> create_connection(std::string_view address, Timeout timeout,
+                                 std::nothrow_t) noexcept;
+// The same over an explicit candidate list, in the caller's preference order (no resolver).
+Socket create_connection(const std::vector<Address>& candidates, Timeout timeout = std::nullopt);
+Result<Socket> create_connection(const std::vector<Address>& candidates, Timeout timeout,
+                                 std::nothrow_t) noexcept;
+
+// The order in which create_connection tries `candidates`: families interleaved, starting
+// with the family of the first (RFC 8305 section 4).
+std::vector<Address> interleave_families(const std::vector<Address>& candidates);
+
+struct ServerOptions {
+  int backlog = SOMAXCONN;
+  bool reuse_port = false;  // SO_REUSEPORT: several listeners (one per thread) on one port
+  bool dual_stack = false;  // an IPv6 listener that also accepts IPv4 ("[::]:port")
+  ::mode_t unix_mode = 0600;  // permissions of a Unix socket file
+};
+
+// A listening stream socket (a bound datagram socket for udp:// and unixgram:). reuse_address
+// is on. For a Unix path, a stale socket file is removed only when nothing listens on it;
+// if something does, this fails with EADDRINUSE.
+Socket create_server(std::string_view address, const ServerOptions& options = {});
+Socket create_server(const Address& address, const ServerOptions& options = {});
+Result<Socket> create_server(const Address& address, const ServerOptions& options,
+                             std::nothrow_t) noexcept;
+
+}  // namespace wire

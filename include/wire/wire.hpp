@@ -1,0 +1,8 @@
+// wire/wire.hpp — everything in libwire.
+#pragma once
+
+#include "wire/address.hpp"
+#include "wire/connect.hpp"
+#include "wire/error.hpp"
+#include "wire/socket.hpp"
+#include "wire/stream.hpp"

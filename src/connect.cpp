@@ -1,0 +1,282 @@
+#include "wire/connect.hpp"
+
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+
+namespace wire {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Failure {
+  Address address;
+  std::error_code error;
+};
+
+std::optional<Clock::time_point> deadline_after(Timeout timeout) {
+  if (!timeout) return std::nullopt;
+  return Clock::now() + *timeout;
+}
+
+std::error_code overall_error(const std::vector<Failure>& failures) {
+  if (failures.empty()) return std::make_error_code(std::errc::invalid_argument);
+  for (const auto& f : failures) {
+    if (f.error == errc::timed_out) return errc::timed_out;
+  }
+  return failures.back().error;
+}
+
+std::string describe(const std::vector<Failure>& failures) {
+  if (failures.empty()) return "no address to connect to";
+  std::string text;
+  for (const auto& f : failures) {
+    if (!text.empty()) text += "; ";
+    text += f.address.to_string() + ": " + f.error.message();
+  }
+  return text;
+}
+
+struct Attempt {
+  Socket socket;
+  Address address;
+};
+
+// Happy Eyeballs over an ordered list; every attempt that is not the winner is closed.
+Result<Socket> connect_first(const std::vector<Address>& ordered,
+                             std::optional<Clock::time_point> deadline,
+                             std::vector<Failure>& failures) noexcept {
+  std::vector<Attempt> pending;
+  std::vector<::pollfd> polled;
+  std::size_t next = 0;
+  Clock::time_point next_start = Clock::now();
+  try {
+    for (;;) {
+      Clock::time_point now = Clock::now();
+      if (deadline && now >= *deadline) {
+        for (const auto& attempt : pending) failures.push_back({attempt.address, errc::timed_out});
+        if (next < ordered.size() || pending.empty()) {
+          for (; next < ordered.size(); ++next) {
+            failures.push_back({ordered[next], errc::timed_out});
+          }
+        }
+        return errc::timed_out;
+      }
+      while (next < ordered.size() && (pending.empty() || now >= next_start)) {
+        const Address& address = ordered[next++];
+        auto socket = Socket::create(address.family(), address.type(), std::nothrow);
+        if (!socket) {
+          failures.push_back({address, socket.error()});
+          continue;
+        }
+        if (auto r = socket->set_timeout(std::chrono::nanoseconds(0), std::nothrow); !r) {
+          failures.push_back({address, r.error()});
+          continue;
+        }
+        auto connected = socket->connect(address, std::nothrow);
+        if (connected) {
+          (void)socket->set_timeout(std::nullopt, std::nothrow);
+          return std::move(*socket);
+        }
+        if (connected.error() != std::errc::operation_in_progress) {
+          failures.push_back({address, connected.error()});
+          continue;  // failed at once: the next attempt starts now
+        }
+        pending.push_back({std::move(*socket), address});
+        next_start = now + connection_attempt_delay;
+        break;
+      }
+      if (pending.empty()) {
+        if (next >= ordered.size()) return overall_error(failures);
+        continue;
+      }
+
+      std::optional<Clock::time_point> wake = deadline;
+      if (next < ordered.size() && (!wake || next_start < *wake)) wake = next_start;
+      ::timespec wait_for{};
+      ::timespec* wait_ptr = nullptr;
+      if (wake) {
+        auto ns = std::max<std::int64_t>(
+            0, std::chrono::duration_cast<std::chrono::nanoseconds>(*wake - now).count());
+        wait_for.tv_sec = static_cast<std::time_t>(ns / 1'000'000'000);
+        wait_for.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+        wait_ptr = &wait_for;
+      }
+      polled.clear();
+      for (const auto& attempt : pending) {
+        polled.push_back({attempt.socket.fileno(), POLLOUT, 0});
+      }
+      int ready = ::ppoll(polled.data(), polled.size(), wait_ptr, nullptr);
+      if (ready < 0 && errno != EINTR) return detail::last_error();
+      if (ready <= 0) continue;
+
+      for (std::size_t i = polled.size(); i-- > 0;) {
+        if (polled[i].revents == 0) continue;
+        int so_error = 0;
+        ::socklen_t len = sizeof so_error;
+        if (::getsockopt(polled[i].fd, SOL_SOCKET, SO_ERROR, &so_error, &len) < 0) so_error = errno;
+        if (so_error == 0) {
+          Socket winner = std::move(pending[i].socket);
+          (void)winner.set_timeout(std::nullopt, std::nothrow);
+          return winner;  // the other attempts close as `pending` goes out of scope
+        }
+        failures.push_back({pending[i].address, std::error_code(so_error, std::system_category())});
+        pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(i));
+        next_start = Clock::now();  // an attempt failed: do not wait to start the next
+      }
+    }
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+Result<Socket> connect_candidates(const std::vector<Address>& candidates,
+                                  std::optional<Clock::time_point> deadline,
+                                  std::vector<Failure>& failures) noexcept {
+  try {
+    return connect_first(interleave_families(candidates), deadline, failures);
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+bool is_unix_path(const Address& address) {
+  return address.family() == Family::local && !address.is_abstract();
+}
+
+// Removes `path` if it is a socket nobody listens on any more. Returns EADDRINUSE when
+// something answers on it.
+std::error_code remove_stale_socket(const Address& address) {
+  const std::string path = address.path();
+  struct ::stat st{};
+  if (::lstat(path.c_str(), &st) < 0) return {};  // nothing there
+  if (!S_ISSOCK(st.st_mode)) return {};  // not ours to delete: bind reports EADDRINUSE
+  auto probe = Socket::create(Family::local, address.type(), std::nothrow);
+  if (!probe) return probe.error();
+  auto connected = probe->connect(address, std::nothrow);
+  if (connected) return std::make_error_code(std::errc::address_in_use);
+  if (connected.error() != std::errc::connection_refused) return {};
+  if (::unlink(path.c_str()) < 0 && errno != ENOENT) return detail::last_error();
+  return {};
+}
+
+struct ServerError {
+  std::error_code code;
+  const char* step = "";
+};
+
+Result<Socket> make_server(const Address& address, const ServerOptions& options,
+                           ServerError& failed) noexcept {
+  auto fail = [&](std::error_code code, const char* step) -> Result<Socket> {
+    failed = {code, step};
+    return code;
+  };
+  if (address.empty()) return fail(errc::invalid_address, "address");
+  if (is_unix_path(address)) {
+    if (auto ec = remove_stale_socket(address)) {
+      return fail(ec, ec == std::errc::address_in_use ? "another process listens on it"
+                                                      : "remove stale socket");
+    }
+  }
+  auto socket = Socket::create(address.family(), address.type(), std::nothrow);
+  if (!socket) return fail(socket.error(), "socket");
+  if (address.family() != Family::local) {
+    if (auto r = socket->set_option(option::reuse_address, true, std::nothrow); !r) {
+      return fail(r.error(), "reuse_address");
+    }
+    if (options.reuse_port) {
+      if (auto r = socket->set_option(option::reuse_port, true, std::nothrow); !r) {
+        return fail(r.error(), "reuse_port");
+      }
+    }
+    if (address.family() == Family::inet6) {
+      if (auto r = socket->set_option(option::v6_only, !options.dual_stack, std::nothrow); !r) {
+        return fail(r.error(), "v6_only");
+      }
+    }
+  }
+  if (auto r = socket->bind(address, std::nothrow); !r) return fail(r.error(), "bind");
+  // Before listen, so no client can connect through the umask's permissions.
+  if (is_unix_path(address) && ::chmod(address.path().c_str(), options.unix_mode) < 0) {
+    return fail(detail::last_error(), "chmod");
+  }
+  if (address.type() == Type::stream) {
+    if (auto r = socket->listen(options.backlog, std::nothrow); !r) return fail(r.error(), "listen");
+  }
+  return std::move(*socket);
+}
+
+}  // namespace
+
+std::vector<Address> interleave_families(const std::vector<Address>& candidates) {
+  if (candidates.empty()) return {};
+  const Family first = candidates.front().family();
+  std::vector<Address> preferred, other, ordered;
+  for (const auto& a : candidates) (a.family() == first ? preferred : other).push_back(a);
+  for (std::size_t i = 0; i < std::max(preferred.size(), other.size()); ++i) {
+    if (i < preferred.size()) ordered.push_back(preferred[i]);
+    if (i < other.size()) ordered.push_back(other[i]);
+  }
+  return ordered;
+}
+
+Result<Socket> create_connection(const std::vector<Address>& candidates, Timeout timeout,
+                                 std::nothrow_t) noexcept {
+  std::vector<Failure> failures;
+  return connect_candidates(candidates, deadline_after(timeout), failures);
+}
+
+Socket create_connection(const std::vector<Address>& candidates, Timeout timeout) {
+  std::vector<Failure> failures;
+  auto socket = connect_candidates(candidates, deadline_after(timeout), failures);
+  if (!socket) {
+    std::string names;
+    for (const auto& a : candidates) names += (names.empty() ? "" : ", ") + a.to_string();
+    throw Error(socket.error(), "connect", names, describe(failures));
+  }
+  return std::move(*socket);
+}
+
+Result<Socket> create_connection(std::string_view address, Timeout timeout,
+                                 std::nothrow_t) noexcept {
+  auto deadline = deadline_after(timeout);
+  auto candidates = resolve(address, timeout, std::nothrow);
+  if (!candidates) return candidates.error();
+  std::vector<Failure> failures;
+  return connect_candidates(*candidates, deadline, failures);
+}
+
+Socket create_connection(std::string_view address, Timeout timeout) {
+  auto deadline = deadline_after(timeout);
+  auto candidates = resolve(address, timeout);  // throws naming the bad part or the lookup error
+  std::vector<Failure> failures;
+  auto socket = connect_candidates(candidates, deadline, failures);
+  if (!socket) throw Error(socket.error(), "connect", std::string(address), describe(failures));
+  return std::move(*socket);
+}
+
+Result<Socket> create_server(const Address& address, const ServerOptions& options,
+                             std::nothrow_t) noexcept {
+  ServerError failed;
+  return make_server(address, options, failed);
+}
+
+Socket create_server(const Address& address, const ServerOptions& options) {
+  ServerError failed;
+  auto socket = make_server(address, options, failed);
+  if (!socket) {
+    throw Error(failed.code, "create_server", address.to_string(),
+                std::string(failed.step) + ": " + failed.code.message());
+  }
+  return std::move(*socket);
+}
+
+Socket create_server(std::string_view address, const ServerOptions& options) {
+  // getaddrinfo never succeeds with an empty list, so front() exists.
+  return create_server(resolve(address).front(), options);
+}
+
+}  // namespace wire

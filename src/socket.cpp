@@ -1,0 +1,512 @@
+#include "wire/socket.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "io.hpp"
+
+namespace wire {
+namespace {
+
+int native_family(Family family) {
+  switch (family) {
+    case Family::inet: return AF_INET;
+    case Family::inet6: return AF_INET6;
+    case Family::local: return AF_UNIX;
+    case Family::unspecified: break;
+  }
+  return AF_UNSPEC;
+}
+
+Family family_of(int native) {
+  switch (native) {
+    case AF_INET: return Family::inet;
+    case AF_INET6: return Family::inet6;
+    case AF_UNIX: return Family::local;
+    default: return Family::unspecified;
+  }
+}
+
+int native_type(Type type) { return type == Type::stream ? SOCK_STREAM : SOCK_DGRAM; }
+
+std::error_code set_nonblocking(int fd, bool on) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) return detail::last_error();
+  int wanted = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+  if (wanted != flags && ::fcntl(fd, F_SETFL, wanted) < 0) return detail::last_error();
+  return {};
+}
+
+// accept4 reports some errors of the new connection rather than of the listener; the
+// listener is fine and the next accept may succeed (accept(2), "Error handling").
+bool is_transient_accept_error(int error) {
+  switch (error) {
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+      return true;
+    default:
+      return false;
+  }
+}
+
+template <class T>
+T unwrap(Result<T>&& result, const char* operation, const std::string& address) {
+  if (!result) throw Error(result.error(), operation, address);
+  if constexpr (!std::is_void_v<T>) return std::move(*result);
+}
+
+}  // namespace
+
+Socket::Socket(Family family, Type type, int protocol) {
+  auto created = create(family, type, std::nothrow, protocol);
+  if (!created) {
+    throw Error(created.error(), "socket",
+                std::string(family == Family::inet    ? "inet"
+                            : family == Family::inet6 ? "inet6"
+                            : family == Family::local ? "unix"
+                                                      : "unspecified") +
+                    (type == Type::stream ? " stream" : " dgram"));
+  }
+  *this = std::move(*created);
+}
+
+Result<Socket> Socket::create(Family family, Type type, std::nothrow_t, int protocol) noexcept {
+  int fd = ::socket(native_family(family), native_type(type) | SOCK_CLOEXEC, protocol);
+  if (fd < 0) return detail::last_error();
+  Socket s;
+  s.fd_ = fd;
+  s.family_ = family;
+  s.type_ = type;
+  return s;
+}
+
+Result<Socket> Socket::adopt(int fd, std::nothrow_t) noexcept {
+  int type = 0;
+  ::socklen_t type_len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) < 0) return detail::last_error();
+  if (type != SOCK_STREAM && type != SOCK_DGRAM) {
+    return std::make_error_code(std::errc::operation_not_supported);
+  }
+  ::sockaddr_storage ss{};
+  ::socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<::sockaddr*>(&ss), &len) < 0) return detail::last_error();
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) return detail::last_error();
+  Socket s;
+  s.fd_ = fd;
+  s.family_ = family_of(ss.ss_family);
+  s.type_ = type == SOCK_STREAM ? Type::stream : Type::dgram;
+  s.timeout_ns_ = (flags & O_NONBLOCK) ? 0 : -1;
+  return s;
+}
+
+Socket Socket::adopt(int fd) {
+  return unwrap(adopt(fd, std::nothrow), "adopt", "fd " + std::to_string(fd));
+}
+
+Result<std::pair<Socket, Socket>> Socket::pair(Type type, std::nothrow_t) noexcept {
+  int fds[2];
+  if (::socketpair(AF_UNIX, native_type(type) | SOCK_CLOEXEC, 0, fds) < 0) {
+    return detail::last_error();
+  }
+  std::pair<Socket, Socket> sockets;
+  for (int i = 0; i < 2; ++i) {
+    Socket& s = i == 0 ? sockets.first : sockets.second;
+    s.fd_ = fds[i];
+    s.family_ = Family::local;
+    s.type_ = type;
+  }
+  return sockets;
+}
+
+std::pair<Socket, Socket> Socket::pair(Type type) {
+  return unwrap(pair(type, std::nothrow), "socketpair", type == Type::stream ? "unix" : "unixgram");
+}
+
+Socket::Socket(Socket&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      family_(other.family_),
+      type_(other.type_),
+      timeout_ns_(other.timeout_ns_),
+      peer_(other.peer_) {}
+
+Socket& Socket::operator=(Socket&& other) noexcept {
+  if (this != &other) {
+    close();
+    fd_ = std::exchange(other.fd_, -1);
+    family_ = other.family_;
+    type_ = other.type_;
+    timeout_ns_ = other.timeout_ns_;
+    peer_ = other.peer_;
+  }
+  return *this;
+}
+
+Socket::~Socket() { close(); }
+
+int Socket::fileno() const {
+  if (fd_ < 0) throw Error(errc::socket_closed, "fileno", "");
+  return fd_;
+}
+
+int Socket::detach() {
+  if (fd_ < 0) throw Error(errc::socket_closed, "detach", "");
+  return std::exchange(fd_, -1);
+}
+
+void Socket::close() noexcept {
+  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+}
+
+std::string Socket::local_text() const {
+  if (fd_ < 0) return "(closed socket)";
+  auto local = local_address(std::nothrow);
+  if (local && !local->empty()) {
+    std::string text = local->to_string();
+    if (text != "unix:" && text != "unixgram:") return text;
+  }
+  return "fd " + std::to_string(fd_);
+}
+
+std::string Socket::peer_text() const {
+  if (fd_ < 0) return "(closed socket)";
+  if (!peer_.empty()) {
+    std::string text = peer_.to_string();
+    if (text != "unix:" && text != "unixgram:") return text;
+  }
+  auto peer = peer_address(std::nothrow);
+  if (peer && !peer->empty()) {
+    std::string text = peer->to_string();
+    if (text != "unix:" && text != "unixgram:") return text;
+  }
+  return local_text();
+}
+
+Result<void> Socket::bind(const Address& address, std::nothrow_t) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  if (::bind(fd_, address.native(), address.native_size()) < 0) return detail::last_error();
+  return {};
+}
+
+void Socket::bind(const Address& address) {
+  unwrap(bind(address, std::nothrow), "bind", fd_ < 0 ? local_text() : address.to_string());
+}
+
+Result<void> Socket::listen(int backlog, std::nothrow_t) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  if (::listen(fd_, backlog) < 0) return detail::last_error();
+  return {};
+}
+
+void Socket::listen(int backlog) { unwrap(listen(backlog, std::nothrow), "listen", local_text()); }
+
+Result<Socket::Accepted> Socket::accept(std::nothrow_t) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  ::sockaddr_storage ss{};
+  ::socklen_t len = 0;
+  const int flags = SOCK_CLOEXEC | (timeout_ns_ >= 0 ? SOCK_NONBLOCK : 0);
+  detail::Waiter waiter(timeout_ns_);
+  Result<std::size_t> fd = std::error_code();
+  do {
+    fd = detail::retry_io(fd_, POLLIN, waiter, [&] {
+      len = sizeof ss;
+      return ::accept4(fd_, reinterpret_cast<::sockaddr*>(&ss), &len, flags);
+    });
+  } while (!fd && fd.error().category() == std::system_category() &&
+           is_transient_accept_error(fd.error().value()));
+  if (!fd) return fd.error();
+  Accepted accepted;
+  accepted.socket.fd_ = static_cast<int>(*fd);
+  accepted.socket.family_ = family_;
+  accepted.socket.type_ = type_;
+  accepted.socket.timeout_ns_ = timeout_ns_;
+  accepted.peer = Address::from_sockaddr(reinterpret_cast<::sockaddr*>(&ss), len, type_);
+  accepted.socket.peer_ = accepted.peer;
+  return accepted;
+}
+
+Socket::Accepted Socket::accept() { return unwrap(accept(std::nothrow), "accept", local_text()); }
+
+Result<void> Socket::connect(const Address& address, std::nothrow_t) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  if (::connect(fd_, address.native(), address.native_size()) == 0) {
+    peer_ = address;
+    return {};
+  }
+  int error = errno;
+  // A connect that was interrupted, or is in progress on a non-blocking fd, goes on in the
+  // kernel; calling connect again would fail with EALREADY, so wait for it to finish instead.
+  if (error == EINPROGRESS && timeout_ns_ == 0) return detail::last_error();
+  if (error != EINPROGRESS && error != EINTR) return std::error_code(error, std::system_category());
+  detail::Waiter waiter(timeout_ns_ < 0 ? -1 : timeout_ns_);
+  if (auto ec = waiter.wait(fd_, POLLOUT)) return ec;
+  int so_error = 0;
+  ::socklen_t len = sizeof so_error;
+  if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &so_error, &len) < 0) return detail::last_error();
+  if (so_error != 0) return std::error_code(so_error, std::system_category());
+  peer_ = address;
+  return {};
+}
+
+void Socket::connect(const Address& address) {
+  unwrap(connect(address, std::nothrow), "connect",
+         fd_ < 0 ? local_text() : address.with_type(type_).to_string());
+}
+
+Result<std::size_t> Socket::send(std::string_view data, std::nothrow_t, int flags) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  detail::Waiter waiter(timeout_ns_);
+  return detail::retry_io(fd_, POLLOUT, waiter, [&] {
+    return ::send(fd_, data.data(), data.size(), flags | MSG_NOSIGNAL);
+  });
+}
+
+std::size_t Socket::send(std::string_view data, int flags) {
+  return unwrap(send(data, std::nothrow, flags), "send", peer_text());
+}
+
+Result<void> Socket::send_all(std::string_view data, std::nothrow_t) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  detail::Waiter waiter(timeout_ns_);
+  while (!data.empty()) {
+    auto n = detail::retry_io(fd_, POLLOUT, waiter, [&] {
+      return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+    });
+    if (!n) return n.error();
+    data.remove_prefix(*n);
+  }
+  return {};
+}
+
+void Socket::send_all(std::string_view data) {
+  unwrap(send_all(data, std::nothrow), "send_all", peer_text());
+}
+
+Result<std::size_t> Socket::recv(std::span<char> buffer, std::nothrow_t, int flags) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  detail::Waiter waiter(timeout_ns_);
+  return detail::retry_io(fd_, POLLIN, waiter,
+                          [&] { return ::recv(fd_, buffer.data(), buffer.size(), flags); });
+}
+
+std::size_t Socket::recv(std::span<char> buffer, int flags) {
+  return unwrap(recv(buffer, std::nothrow, flags), "recv", peer_text());
+}
+
+Result<std::string> Socket::recv(std::size_t max_bytes, std::nothrow_t, int flags) noexcept {
+  std::string data;
+  try {
+    data.resize(max_bytes);
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+  auto n = recv(std::span<char>(data), std::nothrow, flags);
+  if (!n) return n.error();
+  data.resize(*n);
+  return data;
+}
+
+std::string Socket::recv(std::size_t max_bytes, int flags) {
+  return unwrap(recv(max_bytes, std::nothrow, flags), "recv", peer_text());
+}
+
+Result<std::size_t> Socket::sendto(std::string_view data, const Address& to,
+                                   std::nothrow_t) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  detail::Waiter waiter(timeout_ns_);
+  return detail::retry_io(fd_, POLLOUT, waiter, [&] {
+    return ::sendto(fd_, data.data(), data.size(), MSG_NOSIGNAL, to.native(), to.native_size());
+  });
+}
+
+std::size_t Socket::sendto(std::string_view data, const Address& to) {
+  return unwrap(sendto(data, to, std::nothrow), "sendto", to.with_type(type_).to_string());
+}
+
+Result<Socket::Received> Socket::recvfrom(std::span<char> buffer, std::nothrow_t) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  ::sockaddr_storage ss{};
+  ::socklen_t len = 0;
+  // MSG_TRUNC makes a datagram socket return the datagram's real length, which tells us
+  // whether it was cut; on a stream socket it would discard data instead.
+  const int flags = type_ == Type::dgram ? MSG_TRUNC : 0;
+  detail::Waiter waiter(timeout_ns_);
+  auto n = detail::retry_io(fd_, POLLIN, waiter, [&] {
+    len = sizeof ss;
+    return ::recvfrom(fd_, buffer.data(), buffer.size(), flags, reinterpret_cast<::sockaddr*>(&ss),
+                      &len);
+  });
+  if (!n) return n.error();
+  Received received;
+  received.size = std::min(*n, buffer.size());
+  received.truncated = *n > buffer.size();
+  received.from = Address::from_sockaddr(reinterpret_cast<::sockaddr*>(&ss), len, type_);
+  return received;
+}
+
+Socket::Received Socket::recvfrom(std::span<char> buffer) {
+  return unwrap(recvfrom(buffer, std::nothrow), "recvfrom", local_text());
+}
+
+Result<Socket::Datagram> Socket::recvfrom(std::size_t max_bytes, std::nothrow_t) noexcept {
+  Datagram datagram;
+  try {
+    datagram.data.resize(max_bytes);
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+  auto received = recvfrom(std::span<char>(datagram.data), std::nothrow);
+  if (!received) return received.error();
+  datagram.data.resize(received->size);
+  datagram.from = received->from;
+  return datagram;
+}
+
+Socket::Datagram Socket::recvfrom(std::size_t max_bytes) {
+  return unwrap(recvfrom(max_bytes, std::nothrow), "recvfrom", local_text());
+}
+
+Result<void> Socket::shutdown(Shutdown how, std::nothrow_t) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  if (::shutdown(fd_, static_cast<int>(how)) < 0) return detail::last_error();
+  return {};
+}
+
+void Socket::shutdown(Shutdown how) { unwrap(shutdown(how, std::nothrow), "shutdown", peer_text()); }
+
+Result<Address> Socket::local_address(std::nothrow_t) const noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  ::sockaddr_storage ss{};
+  ::socklen_t len = sizeof ss;
+  if (::getsockname(fd_, reinterpret_cast<::sockaddr*>(&ss), &len) < 0) return detail::last_error();
+  return Address::from_sockaddr(reinterpret_cast<::sockaddr*>(&ss), len, type_);
+}
+
+Address Socket::local_address() const {
+  return unwrap(local_address(std::nothrow), "getsockname",
+                fd_ < 0 ? "(closed socket)" : "fd " + std::to_string(fd_));
+}
+
+Result<Address> Socket::peer_address(std::nothrow_t) const noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  ::sockaddr_storage ss{};
+  ::socklen_t len = sizeof ss;
+  if (::getpeername(fd_, reinterpret_cast<::sockaddr*>(&ss), &len) < 0) {
+    if (!peer_.empty()) return peer_;  // gone from the kernel after a reset; we remember it
+    return detail::last_error();
+  }
+  return Address::from_sockaddr(reinterpret_cast<::sockaddr*>(&ss), len, type_);
+}
+
+Address Socket::peer_address() const {
+  return unwrap(peer_address(std::nothrow), "getpeername", local_text());
+}
+
+Result<void> Socket::set_timeout(Timeout timeout, std::nothrow_t) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  if (timeout && timeout->count() < 0) return std::make_error_code(std::errc::invalid_argument);
+  if (auto ec = set_nonblocking(fd_, timeout.has_value())) return ec;
+  timeout_ns_ = timeout ? timeout->count() : -1;
+  return {};
+}
+
+void Socket::set_timeout(Timeout timeout) {
+  unwrap(set_timeout(timeout, std::nothrow), "set_timeout", local_text());
+}
+
+Timeout Socket::timeout() const noexcept {
+  if (timeout_ns_ < 0) return std::nullopt;
+  return std::chrono::nanoseconds(timeout_ns_);
+}
+
+Result<void> Socket::set_raw_option(int level, int name, const void* value,
+                                    ::socklen_t size) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  if (::setsockopt(fd_, level, name, value, size) < 0) return detail::last_error();
+  return {};
+}
+
+Result<void> Socket::get_raw_option(int level, int name, void* value,
+                                    ::socklen_t size) const noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  ::socklen_t len = size;
+  if (::getsockopt(fd_, level, name, value, &len) < 0) return detail::last_error();
+  return {};
+}
+
+Result<void> Socket::set_option(option::Flag option, bool on, std::nothrow_t) noexcept {
+  int value = on ? 1 : 0;
+  return set_raw_option(option.level, option.name, &value, sizeof value);
+}
+
+void Socket::set_option(option::Flag option, bool on) {
+  unwrap(set_option(option, on, std::nothrow), (std::string("set_option ") + option.label).c_str(),
+         local_text());
+}
+
+Result<bool> Socket::get_option(option::Flag option, std::nothrow_t) const noexcept {
+  int value = 0;
+  if (auto r = get_raw_option(option.level, option.name, &value, sizeof value); !r) return r.error();
+  return value != 0;
+}
+
+bool Socket::get_option(option::Flag option) const {
+  return unwrap(get_option(option, std::nothrow),
+                (std::string("get_option ") + option.label).c_str(), local_text());
+}
+
+Result<void> Socket::set_option(option::Size option, int bytes, std::nothrow_t) noexcept {
+  return set_raw_option(option.level, option.name, &bytes, sizeof bytes);
+}
+
+void Socket::set_option(option::Size option, int bytes) {
+  unwrap(set_option(option, bytes, std::nothrow),
+         (std::string("set_option ") + option.label).c_str(), local_text());
+}
+
+Result<int> Socket::get_option(option::Size option, std::nothrow_t) const noexcept {
+  int value = 0;
+  if (auto r = get_raw_option(option.level, option.name, &value, sizeof value); !r) return r.error();
+  return value;
+}
+
+int Socket::get_option(option::Size option) const {
+  return unwrap(get_option(option, std::nothrow),
+                (std::string("get_option ") + option.label).c_str(), local_text());
+}
+
+Result<void> Socket::set_option(option::Linger, std::optional<std::chrono::seconds> linger,
+                                std::nothrow_t) noexcept {
+  ::linger value{};
+  value.l_onoff = linger.has_value() ? 1 : 0;
+  value.l_linger = linger ? static_cast<int>(std::max<std::int64_t>(0, linger->count())) : 0;
+  return set_raw_option(SOL_SOCKET, SO_LINGER, &value, sizeof value);
+}
+
+void Socket::set_option(option::Linger, std::optional<std::chrono::seconds> linger) {
+  unwrap(set_option(option::linger, linger, std::nothrow), "set_option linger", local_text());
+}
+
+std::optional<std::chrono::seconds> Socket::get_option(option::Linger) const {
+  ::linger value{};
+  unwrap(get_raw_option(SOL_SOCKET, SO_LINGER, &value, sizeof value), "get_option linger",
+         local_text());
+  if (!value.l_onoff) return std::nullopt;
+  return std::chrono::seconds(value.l_linger);
+}
+
+Stream Socket::makefile() const {
+  if (fd_ < 0) throw Error(errc::socket_closed, "makefile", "");
+  return Stream(fd_, timeout());
+}
+
+}  // namespace wire

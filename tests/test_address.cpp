@@ -1,0 +1,128 @@
+#include <net/if.h>
+
+#include "support.hpp"
+
+using namespace wire;
+using namespace std::chrono_literals;
+
+class AddressTest : public test::Test {};
+
+TEST_F(AddressTest, ParsesAndFormatsEveryForm) {
+  struct Case {
+    const char* text;
+    const char* canonical;
+    Family family;
+    Type type;
+  };
+  const Case cases[] = {
+      {"tcp://127.0.0.1:8080", "tcp://127.0.0.1:8080", Family::inet, Type::stream},
+      {"127.0.0.1:8080", "tcp://127.0.0.1:8080", Family::inet, Type::stream},
+      {"udp://0.0.0.0:5353", "udp://0.0.0.0:5353", Family::inet, Type::dgram},
+      {"tcp://[::1]:8080", "tcp://[::1]:8080", Family::inet6, Type::stream},
+      {"[::1]:0", "tcp://[::1]:0", Family::inet6, Type::stream},
+      {"udp://[::]:53", "udp://[::]:53", Family::inet6, Type::dgram},
+      {"unix:/tmp/app.sock", "unix:/tmp/app.sock", Family::local, Type::stream},
+      {"unix:@name", "unix:@name", Family::local, Type::stream},
+      {"unixgram:/tmp/log.sock", "unixgram:/tmp/log.sock", Family::local, Type::dgram},
+      {"tcp://127.0.0.1:65535", "tcp://127.0.0.1:65535", Family::inet, Type::stream},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.text);
+    Address a = Address::parse(c.text);
+    EXPECT_EQ(a.family(), c.family);
+    EXPECT_EQ(a.type(), c.type);
+    EXPECT_EQ(a.to_string(), c.canonical);
+    EXPECT_EQ(Address::parse(a.to_string()), a);
+  }
+}
+
+TEST_F(AddressTest, ExposesParts) {
+  Address v4 = Address::parse("tcp://127.0.0.1:8080");
+  EXPECT_EQ(v4.host(), "127.0.0.1");
+  EXPECT_EQ(v4.port(), 8080);
+  EXPECT_EQ(v4.with_port(9).port(), 9);
+  Address path = Address::parse("unix:/tmp/app.sock");
+  EXPECT_EQ(path.path(), "/tmp/app.sock");
+  EXPECT_FALSE(path.is_abstract());
+  Address abstract = Address::parse("unix:@wire-test");
+  EXPECT_TRUE(abstract.is_abstract());
+  EXPECT_EQ(abstract.path(), "wire-test");
+  EXPECT_EQ(Address::inet("::1", 80).to_string(), "tcp://[::1]:80");
+  EXPECT_EQ(Address::inet("127.0.0.1", 53, Type::dgram).to_string(), "udp://127.0.0.1:53");
+  EXPECT_TRUE(Address().empty());
+}
+
+TEST_F(AddressTest, ParsesScopeIdByInterfaceName) {
+  unsigned lo = ::if_nametoindex("lo");
+  if (lo == 0) GTEST_SKIP() << "no loopback interface named lo";
+  Address a = Address::parse("tcp://[fe80::1%lo]:80");
+  EXPECT_EQ(a.scope_id(), lo);
+  EXPECT_EQ(a.to_string(), "tcp://[fe80::1%lo]:80");
+  EXPECT_EQ(Address::parse("tcp://[fe80::1%" + std::to_string(lo) + "]:80").scope_id(), lo);
+}
+
+// Each bad string fails with invalid_address and a message naming the bad part.
+TEST_F(AddressTest, RejectsBadStringsNamingTheBadPart) {
+  struct Case {
+    const char* text;
+    const char* names;
+  };
+  const Case cases[] = {
+      {"tcp://127.0.0.1:70000", "port '70000' out of range"},
+      {"tcp://127.0.0.1:99999999", "port '99999999' out of range"},
+      {"tcp://[::1", "missing ']'"},
+      {"tcp://[::1]", "missing ':PORT'"},
+      {"tcp://:80", "empty host"},
+      {":80", "empty host"},
+      {"tcp://127.0.0.1:", "empty port"},
+      {"tcp://127.0.0.1:http", "port 'http' is not a number"},
+      {"tcp://127.0.0.1", "missing ':PORT'"},
+      {"::1:80", "needs brackets"},
+      {"ftp://127.0.0.1:21", "unknown scheme 'ftp'"},
+      {"unix:", "empty Unix socket path"},
+      {"unix:@", "empty abstract socket name"},
+      {"tcp://[zz::1]:80", "'zz::1' is not an IPv6 address"},
+      {"tcp://[fe80::1%nosuchif0]:80", "unknown network interface 'nosuchif0'"},
+      {"tcp://example.invalid:80", "not a numeric address"},
+      {"", "empty address"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.text);
+    try {
+      (void)Address::parse(c.text);
+      ADD_FAILURE() << "parsed";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), errc::invalid_address);
+      EXPECT_NE(std::string(e.what()).find(c.names), std::string::npos) << e.what();
+      EXPECT_EQ(e.operation(), "parse address");
+    }
+    auto r = Address::parse(c.text, std::nothrow);
+    EXPECT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::invalid_address);
+  }
+  std::string long_path = "unix:/" + std::string(200, 'x');
+  EXPECT_THROW((void)Address::parse(long_path), Error);
+  EXPECT_THROW((void)Address::inet("not-an-ip", 1), Error);
+  EXPECT_THROW((void)Address::unix_path(""), Error);
+}
+
+TEST_F(AddressTest, ResolvesNumericWithoutTheResolver) {
+  auto all = resolve("tcp://127.0.0.1:80");
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0], Address::parse("127.0.0.1:80"));
+  auto unix_all = resolve("unix:@x");
+  ASSERT_EQ(unix_all.size(), 1u);
+  EXPECT_TRUE(unix_all[0].is_abstract());
+}
+
+TEST_F(AddressTest, ResolvesLocalhostToLoopback) {
+  auto all = resolve("tcp://localhost:8080", 5s);
+  ASSERT_FALSE(all.empty());
+  for (const auto& a : all) {
+    EXPECT_EQ(a.port(), 8080);
+    EXPECT_TRUE(a.host() == "127.0.0.1" || a.host() == "::1") << a.to_string();
+  }
+  auto udp = resolve("udp://localhost:53");
+  ASSERT_FALSE(udp.empty());
+  EXPECT_EQ(udp[0].type(), Type::dgram);
+}
