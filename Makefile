@@ -36,7 +36,7 @@ test-asan: test-deps
 	ctest --preset asan -j2
 
 bench: build
-	./build/release/bench/bench_pingpong --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+	bench/pingpong.sh build/release/bench/bench_pingpong
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

@@ -6,3 +6,4 @@
 #include "wire/error.hpp"
 #include "wire/socket.hpp"
 #include "wire/stream.hpp"
+#include "wire/selector.hpp"
