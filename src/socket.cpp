@@ -249,6 +249,11 @@ Result<void> Socket::connect(const Address& address, std::nothrow_t) noexcept {
   if (error != EINPROGRESS && error != EINTR) return std::error_code(error, std::system_category());
   detail::Waiter waiter(timeout_ns_ < 0 ? -1 : timeout_ns_);
   if (auto ec = waiter.wait(fd_, POLLOUT)) return ec;
+  return finish_connect(address, std::nothrow);
+}
+
+Result<void> Socket::finish_connect(const Address& address, std::nothrow_t) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
   int so_error = 0;
   ::socklen_t len = sizeof so_error;
   if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &so_error, &len) < 0) return detail::last_error();

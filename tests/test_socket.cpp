@@ -465,9 +465,8 @@ TEST_F(SocketTest, OneReaderAndOneWriterThreadShareASocket) {
   std::string received;
   std::thread reader([&] { received = recv_exactly(c.client, rounds * 8); });
   for (int i = 0; i < rounds; ++i) {
-    char m[9];
-    std::snprintf(m, sizeof m, "%08d", i);
-    c.client.send_all(std::string_view(m, 8));
+    std::string m = std::to_string(i);
+    c.client.send_all(std::string(8 - m.size(), '0') + m);
   }
   reader.join();
   echo.join();

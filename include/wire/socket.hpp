@@ -115,6 +115,9 @@ class Socket {
   Result<Accepted> accept(std::nothrow_t) noexcept;
   void connect(const Address& address);
   Result<void> connect(const Address& address, std::nothrow_t) noexcept;
+  // Completes a non-blocking connect to `address` once the fd is writable: reports the
+  // connect's own error (SO_ERROR), or remembers the peer. For code driving its own selector.
+  Result<void> finish_connect(const Address& address, std::nothrow_t) noexcept;
 
   // May send fewer bytes than given; returns how many. Never raises SIGPIPE.
   std::size_t send(std::string_view data, int flags = 0);
@@ -170,6 +173,10 @@ class Socket {
   // A buffered stream on the same fd (Python's makefile('rwb')). The Socket keeps owning the
   // fd and must outlive the Stream; the Stream starts with this socket's timeout.
   Stream makefile() const;
+
+  // What error messages call this socket: the peer's address, else the local one, else
+  // "fd N" ("(closed socket)" when closed).
+  std::string describe() const { return peer_text(); }
 
  private:
   // How errors name this socket: the peer when known, else the local address.

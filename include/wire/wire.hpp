@@ -7,3 +7,6 @@
 #include "wire/socket.hpp"
 #include "wire/stream.hpp"
 #include "wire/selector.hpp"
+#include "wire/task.hpp"
+#include "wire/loop.hpp"
+#include "wire/async_socket.hpp"

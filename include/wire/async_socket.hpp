@@ -1,0 +1,295 @@
+// wire/async_socket.hpp — AsyncSocket: a Socket driven by an EventLoop, with awaitable calls.
+//
+//   wire::Task<> echo(wire::AsyncSocket conn) {
+//     char buffer[4096];
+//     for (;;) {
+//       std::size_t n = co_await conn.recv(buffer);
+//       if (n == 0) co_return;                   // peer closed: conn closes as it goes out of scope
+//       co_await conn.send_all({buffer, n});
+//     }
+//   }
+//
+// Ownership: an AsyncSocket owns its Socket (and so the fd) and belongs to one loop; closing
+// or destroying it withdraws the fd from the loop and wakes any waiter with
+// errc::socket_closed. The socket is switched to non-blocking mode.
+//
+// Each call tries the operation at once and suspends only if the kernel says EAGAIN, so a
+// socket with data waiting costs no trip through the selector. At most one coroutine may
+// wait to read and one to write on a socket at a time (a second gets EBUSY).
+// Errors are wire::Error naming the operation and the peer; pass std::nothrow as the last
+// argument to get a Result instead.
+#pragma once
+
+#include <span>
+#include <string_view>
+
+#include "wire/loop.hpp"
+#include "wire/socket.hpp"
+
+namespace wire {
+
+class AsyncSocket;
+
+namespace detail {
+
+inline bool would_block(std::error_code ec) noexcept {
+  return ec == std::errc::resource_unavailable_try_again ||
+         ec == std::errc::operation_would_block;
+}
+
+// One awaitable for every operation: Op::attempt() does the syscall (never blocking) and
+// says whether it finished; the rest (suspending, timeouts via with_timeout, cancellation on
+// destruction) is shared.
+template <class Op, bool Throw>
+class IoAwaitable : IoWaiter {
+ public:
+  using Value = typename Op::Value;
+
+  IoAwaitable(EventLoop* loop, Socket* socket, Op op) noexcept
+      : loop_(loop), socket_(socket), op_(std::move(op)) {}
+  IoAwaitable(IoAwaitable&& other) noexcept
+      : IoWaiter(), loop_(other.loop_), socket_(other.socket_), op_(std::move(other.op_)) {}
+  IoAwaitable(const IoAwaitable&) = delete;
+  IoAwaitable& operator=(const IoAwaitable&) = delete;
+  ~IoAwaitable() {
+    if (waiting) loop_->cancel_io(*this);
+  }
+
+  bool await_ready() noexcept {
+    if (socket_ == nullptr || !socket_->is_open()) {
+      result_ = errc::socket_closed;
+      return true;
+    }
+    fd = socket_->fileno();
+    return op_.attempt(fd, result_);
+  }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    handle = h;
+    direction = Op::direction;
+    attempt = [](IoWaiter* w) noexcept {
+      auto* self = static_cast<IoAwaitable*>(w);
+      return self->op_.attempt(self->fd, self->result_);
+    };
+    abort = [](IoWaiter* w, std::error_code reason) noexcept {
+      auto* self = static_cast<IoAwaitable*>(w);
+      self->result_ = reason;
+      self->handle.resume();
+    };
+    if (auto ec = loop_->wait_io(*this)) {
+      result_ = ec;
+      return false;
+    }
+    return true;
+  }
+  auto await_resume() {
+    if constexpr (Throw) {
+      if (!result_) {
+        throw Error(result_.error(), Op::name,
+                    socket_ != nullptr ? socket_->describe() : std::string("(closed socket)"));
+      }
+      if constexpr (!std::is_void_v<Value>) return op_.finish(std::move(*result_), *loop_);
+    } else {
+      if constexpr (std::is_void_v<Value>) {
+        return std::move(result_);
+      } else {
+        using Out = decltype(op_.finish(std::move(*result_), *loop_));
+        if (!result_) return Result<Out>(result_.error());
+        if constexpr (std::is_void_v<Out>) {
+          op_.finish(std::move(*result_), *loop_);
+          return Result<void>();
+        } else {
+          return Result<Out>(op_.finish(std::move(*result_), *loop_));
+        }
+      }
+    }
+  }
+
+ private:
+  EventLoop* loop_;
+  Socket* socket_;
+  Op op_;
+  Result<Value> result_{std::error_code()};
+};
+
+struct RecvOp;
+struct SendOp;
+struct SendAllOp;
+struct AcceptOp;
+struct ConnectOp;
+struct RecvFromOp;
+struct SendToOp;
+
+}  // namespace detail
+
+class AsyncSocket {
+ public:
+  struct Accepted;
+
+  AsyncSocket() noexcept = default;
+  AsyncSocket(EventLoop& loop, Socket socket);
+  AsyncSocket(AsyncSocket&& other) noexcept;
+  AsyncSocket& operator=(AsyncSocket&& other) noexcept;
+  AsyncSocket(const AsyncSocket&) = delete;
+  AsyncSocket& operator=(const AsyncSocket&) = delete;
+  ~AsyncSocket() { close(); }
+
+  Socket& socket() noexcept { return socket_; }
+  const Socket& socket() const noexcept { return socket_; }
+  EventLoop* loop() const noexcept { return loop_; }
+  bool is_open() const noexcept { return socket_.is_open(); }
+  int fileno() const { return socket_.fileno(); }
+  // Withdraws the fd from the loop (waking waiters with errc::socket_closed) and closes it.
+  void close() noexcept;
+  void shutdown(Shutdown how) { socket_.shutdown(how); }
+
+  // co_await conn.recv(buffer) -> bytes read; 0 means the peer closed.
+  auto recv(std::span<char> buffer);
+  auto recv(std::span<char> buffer, std::nothrow_t);
+  // co_await conn.send(data) -> bytes sent (maybe fewer than given).
+  auto send(std::string_view data);
+  auto send(std::string_view data, std::nothrow_t);
+  // co_await conn.send_all(data): every byte, waiting while the kernel's buffer is full. The
+  // bytes stay in the caller's buffer until sent, so memory never grows with a slow reader.
+  auto send_all(std::string_view data);
+  auto send_all(std::string_view data, std::nothrow_t);
+  // co_await listener.accept() -> Accepted{AsyncSocket, Address} on the same loop.
+  auto accept();
+  auto accept(std::nothrow_t);
+  // co_await sock.connect(address): wrap in with_timeout() for a deadline.
+  auto connect(const Address& address);
+  auto connect(const Address& address, std::nothrow_t);
+  // Datagrams.
+  auto recvfrom(std::span<char> buffer);
+  auto recvfrom(std::span<char> buffer, std::nothrow_t);
+  auto sendto(std::string_view data, const Address& to);
+  auto sendto(std::string_view data, const Address& to, std::nothrow_t);
+
+ private:
+  EventLoop* loop_ = nullptr;
+  Socket socket_;
+};
+
+struct AsyncSocket::Accepted {
+  AsyncSocket socket;
+  Address peer;
+};
+
+namespace detail {
+
+struct RecvOp {
+  using Value = std::size_t;
+  static constexpr unsigned direction = readable;
+  static constexpr const char* name = "recv";
+  std::span<char> buffer;
+  bool attempt(int fd, Result<Value>& result) noexcept;
+  Value finish(Value n, EventLoop&) noexcept { return n; }
+};
+
+struct SendOp {
+  using Value = std::size_t;
+  static constexpr unsigned direction = writable;
+  static constexpr const char* name = "send";
+  std::string_view data;
+  bool attempt(int fd, Result<Value>& result) noexcept;
+  Value finish(Value n, EventLoop&) noexcept { return n; }
+};
+
+struct SendAllOp {
+  using Value = std::size_t;  // bytes sent in all
+  static constexpr unsigned direction = writable;
+  static constexpr const char* name = "send_all";
+  std::string_view data;
+  std::size_t sent = 0;
+  bool attempt(int fd, Result<Value>& result) noexcept;
+  void finish(Value, EventLoop&) noexcept {}
+};
+
+struct AcceptOp {
+  using Value = Socket::Accepted;
+  static constexpr unsigned direction = readable;
+  static constexpr const char* name = "accept";
+  Socket* listener;
+  bool attempt(int fd, Result<Value>& result) noexcept;
+  AsyncSocket::Accepted finish(Value accepted, EventLoop& loop) {
+    return {AsyncSocket(loop, std::move(accepted.socket)), accepted.peer};
+  }
+};
+
+struct ConnectOp {
+  using Value = bool;
+  static constexpr unsigned direction = writable;
+  static constexpr const char* name = "connect";
+  Socket* socket;
+  Address address;
+  bool started = false;
+  bool attempt(int fd, Result<Value>& result) noexcept;
+  void finish(Value, EventLoop&) noexcept {}
+};
+
+struct RecvFromOp {
+  using Value = Socket::Received;
+  static constexpr unsigned direction = readable;
+  static constexpr const char* name = "recvfrom";
+  Socket* socket;
+  std::span<char> buffer;
+  bool attempt(int fd, Result<Value>& result) noexcept;
+  Value finish(Value v, EventLoop&) noexcept { return v; }
+};
+
+struct SendToOp {
+  using Value = std::size_t;
+  static constexpr unsigned direction = writable;
+  static constexpr const char* name = "sendto";
+  Socket* socket;
+  std::string_view data;
+  Address to;
+  bool attempt(int fd, Result<Value>& result) noexcept;
+  Value finish(Value n, EventLoop&) noexcept { return n; }
+};
+
+}  // namespace detail
+
+inline auto AsyncSocket::recv(std::span<char> buffer) {
+  return detail::IoAwaitable<detail::RecvOp, true>(loop_, &socket_, {buffer});
+}
+inline auto AsyncSocket::recv(std::span<char> buffer, std::nothrow_t) {
+  return detail::IoAwaitable<detail::RecvOp, false>(loop_, &socket_, {buffer});
+}
+inline auto AsyncSocket::send(std::string_view data) {
+  return detail::IoAwaitable<detail::SendOp, true>(loop_, &socket_, {data});
+}
+inline auto AsyncSocket::send(std::string_view data, std::nothrow_t) {
+  return detail::IoAwaitable<detail::SendOp, false>(loop_, &socket_, {data});
+}
+inline auto AsyncSocket::send_all(std::string_view data) {
+  return detail::IoAwaitable<detail::SendAllOp, true>(loop_, &socket_, {data});
+}
+inline auto AsyncSocket::send_all(std::string_view data, std::nothrow_t) {
+  return detail::IoAwaitable<detail::SendAllOp, false>(loop_, &socket_, {data});
+}
+inline auto AsyncSocket::accept() {
+  return detail::IoAwaitable<detail::AcceptOp, true>(loop_, &socket_, {&socket_});
+}
+inline auto AsyncSocket::accept(std::nothrow_t) {
+  return detail::IoAwaitable<detail::AcceptOp, false>(loop_, &socket_, {&socket_});
+}
+inline auto AsyncSocket::connect(const Address& address) {
+  return detail::IoAwaitable<detail::ConnectOp, true>(loop_, &socket_, {&socket_, address});
+}
+inline auto AsyncSocket::connect(const Address& address, std::nothrow_t) {
+  return detail::IoAwaitable<detail::ConnectOp, false>(loop_, &socket_, {&socket_, address});
+}
+inline auto AsyncSocket::recvfrom(std::span<char> buffer) {
+  return detail::IoAwaitable<detail::RecvFromOp, true>(loop_, &socket_, {&socket_, buffer});
+}
+inline auto AsyncSocket::recvfrom(std::span<char> buffer, std::nothrow_t) {
+  return detail::IoAwaitable<detail::RecvFromOp, false>(loop_, &socket_, {&socket_, buffer});
+}
+inline auto AsyncSocket::sendto(std::string_view data, const Address& to) {
+  return detail::IoAwaitable<detail::SendToOp, true>(loop_, &socket_, {&socket_, data, to});
+}
+inline auto AsyncSocket::sendto(std::string_view data, const Address& to, std::nothrow_t) {
+  return detail::IoAwaitable<detail::SendToOp, false>(loop_, &socket_, {&socket_, data, to});
+}
+
+}  // namespace wire

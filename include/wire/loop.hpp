@@ -1,0 +1,286 @@
+// wire/loop.hpp — EventLoop: a selector, timers and a ready queue driving coroutines (asyncio).
+//
+//   wire::EventLoop loop;                         // epoll; or EventLoop(SelectorKind::poll)
+//   loop.spawn(serve(loop));                      // a Task<> the loop owns
+//   loop.call_later(std::chrono::seconds(5), [&] { loop.stop(); });
+//   loop.run();                                   // until stop() or nothing is left to wait on
+//
+//   int x = loop.run_until_complete(compute());   // runs one task to its end, returns its value
+//
+// Ownership: the loop owns the tasks given to spawn() and destroys those still unfinished when
+// it is destroyed (which cancels whatever they wait on). It never owns fds: AsyncSocket does.
+// One thread drives a loop; stop() alone may be called from any thread or a signal handler.
+//
+// The awaitables (AsyncSocket's recv, send_all, ..., sleep) are objects in the coroutine
+// frame that start an operation in await_suspend and hold its result until await_resume. A
+// completion-based backend (io_uring) fits the same shape: it submits in await_suspend and
+// stores the completion, so user code stays the same.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "wire/error.hpp"
+#include "wire/selector.hpp"
+#include "wire/task.hpp"
+
+namespace wire {
+
+class EventLoop;
+
+namespace detail {
+
+using Clock = std::chrono::steady_clock;
+
+// An entry in the loop's timer heap; lives inside whatever waits (an awaiter, a callback).
+struct TimerNode {
+  static constexpr std::size_t not_armed = static_cast<std::size_t>(-1);
+  Clock::time_point when{};
+  std::uint64_t sequence = 0;  // ties broken first-armed, first-fired
+  std::size_t heap_index = not_armed;
+  void (*fire)(TimerNode*) noexcept = nullptr;
+  bool armed() const noexcept { return heap_index != not_armed; }
+};
+
+// One coroutine waiting for an fd to become readable or writable.
+struct IoWaiter {
+  std::coroutine_handle<> handle;
+  // Retries the operation; true once it is finished (successfully or not).
+  bool (*attempt)(IoWaiter*) noexcept = nullptr;
+  // Called instead of attempt when the fd is closed under the waiter.
+  void (*abort)(IoWaiter*, std::error_code) noexcept = nullptr;
+  int fd = -1;
+  unsigned direction = 0;  // readable or writable
+  bool waiting = false;
+};
+
+}  // namespace detail
+
+class EventLoop {
+ public:
+  using Duration = std::chrono::nanoseconds;
+  using TimerId = std::uint64_t;
+
+  explicit EventLoop(SelectorKind kind = default_selector_kind());
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+  ~EventLoop();
+
+  // The loop running on this thread, or nullptr.
+  static EventLoop* current() noexcept;
+
+  // Runs until stop() is called or nothing is left to wait for (no task waits on an fd or a
+  // timer, and nothing is queued).
+  void run();
+  // Makes run() return after the current iteration. Safe from any thread and from signal
+  // handlers.
+  void stop() noexcept;
+
+  // Runs `task` on this loop until it finishes and returns its value (or rethrows).
+  template <class T>
+  T run_until_complete(Task<T> task);
+
+  // Starts `task` on the next iteration; the loop owns it. An exception escaping it goes to
+  // the exception handler (default: print to stderr) and does not stop the loop.
+  void spawn(Task<void> task);
+  std::size_t task_count() const noexcept { return tasks_.size(); }
+  void set_exception_handler(std::function<void(std::exception_ptr)> handler);
+
+  // Callbacks: run `callback` on the next iteration, or after `delay`.
+  void call_soon(std::function<void()> callback);
+  TimerId call_later(Duration delay, std::function<void()> callback);
+  // False when the timer already fired or was cancelled.
+  bool cancel(TimerId id) noexcept;
+
+  // co_await loop.sleep(100ms);
+  class SleepAwaitable;
+  SleepAwaitable sleep(Duration duration) noexcept;
+
+  Selector& selector() noexcept { return *selector_; }
+  // The time at the start of this iteration (cheap; refreshed once per iteration).
+  detail::Clock::time_point now() const noexcept { return now_; }
+
+  // Used by awaitables (AsyncSocket's): not for general use.
+  std::error_code wait_io(detail::IoWaiter& waiter) noexcept;
+  void cancel_io(detail::IoWaiter& waiter) noexcept;
+  // Drops the fd's registration and aborts its waiters with `reason` (before it is closed).
+  void forget_fd(int fd, std::error_code reason) noexcept;
+  void arm(detail::TimerNode& timer, detail::Clock::time_point when) noexcept;
+  void disarm(detail::TimerNode& timer) noexcept;
+
+ private:
+  struct FdState {
+    detail::IoWaiter* reader = nullptr;
+    detail::IoWaiter* writer = nullptr;
+    unsigned interest = 0;
+    bool registered = false;
+  };
+  struct CallbackTimer;
+
+  void run_ready();
+  void dispatch(int fd, unsigned events);
+  void fire_timers();
+  void heap_up(std::size_t index) noexcept;
+  void heap_down(std::size_t index) noexcept;
+  void heap_swap(std::size_t a, std::size_t b) noexcept;
+  static void on_task_finished(void* loop, std::coroutine_handle<> handle) noexcept;
+  void drain_wakeup() noexcept;
+
+  std::unique_ptr<Selector> selector_;
+  std::vector<FdState> fds_;
+  std::size_t io_waiters_ = 0;
+  std::vector<detail::TimerNode*> heap_;
+  std::uint64_t timer_sequence_ = 0;
+  std::unordered_map<TimerId, std::unique_ptr<CallbackTimer>> callback_timers_;
+  TimerId next_timer_id_ = 1;
+  std::deque<std::function<void()>> ready_;
+  std::deque<std::coroutine_handle<>> ready_tasks_;
+  std::vector<std::coroutine_handle<>> tasks_;  // spawned, unfinished
+  std::function<void(std::exception_ptr)> exception_handler_;
+  detail::Clock::time_point now_;
+  int wakeup_fd_ = -1;  // eventfd: stop() from elsewhere interrupts select
+  std::atomic<bool> stop_requested_{false};
+};
+
+class EventLoop::SleepAwaitable : detail::TimerNode {
+ public:
+  SleepAwaitable(EventLoop& loop, Duration duration) noexcept : loop_(loop), duration_(duration) {}
+  SleepAwaitable(const SleepAwaitable&) = delete;
+  SleepAwaitable& operator=(const SleepAwaitable&) = delete;
+  SleepAwaitable(SleepAwaitable&& other) noexcept
+      : detail::TimerNode(), loop_(other.loop_), duration_(other.duration_) {}
+  ~SleepAwaitable() {
+    if (armed()) loop_.disarm(*this);
+  }
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> handle) noexcept {
+    handle_ = handle;
+    fire = [](detail::TimerNode* node) noexcept {
+      static_cast<SleepAwaitable*>(node)->handle_.resume();
+    };
+    loop_.arm(*this, detail::Clock::now() + duration_);
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  EventLoop& loop_;
+  Duration duration_;
+  std::coroutine_handle<> handle_;
+};
+
+inline EventLoop::SleepAwaitable EventLoop::sleep(Duration duration) noexcept {
+  return SleepAwaitable(*this, duration);
+}
+
+template <class T>
+T EventLoop::run_until_complete(Task<T> task) {
+  struct Outcome {
+    std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> value;
+    std::exception_ptr error;
+  } outcome;
+  auto runner = [](EventLoop& loop, Task<T> inner, Outcome& out) -> Task<void> {
+    try {
+      if constexpr (std::is_void_v<T>) {
+        co_await std::move(inner);
+        out.value.emplace(true);
+      } else {
+        out.value.emplace(co_await std::move(inner));
+      }
+    } catch (...) {
+      out.error = std::current_exception();
+    }
+    loop.stop();
+  };
+  spawn(runner(*this, std::move(task), outcome));
+  run();
+  if (outcome.error) std::rethrow_exception(outcome.error);
+  if (!outcome.value) throw Error(std::make_error_code(std::errc::operation_canceled),
+                                  "run_until_complete", "", "the loop stopped before the task finished");
+  if constexpr (!std::is_void_v<T>) return std::move(*outcome.value);
+}
+
+namespace detail {
+
+// with_timeout's awaiter: runs the child inline like Task's awaiter, and destroys it (which
+// cancels what it waits on) if the timer fires first.
+template <class T>
+class TimeoutAwaiter : TimerNode {
+ public:
+  TimeoutAwaiter(EventLoop& loop, EventLoop::Duration duration, Task<T> task) noexcept
+      : loop_(loop), duration_(duration), task_(std::move(task)) {}
+  TimeoutAwaiter(const TimeoutAwaiter&) = delete;
+  ~TimeoutAwaiter() {
+    if (armed()) loop_.disarm(*this);
+  }
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> parent) noexcept {
+    parent_ = parent;
+    auto awaiter = typename Task<T>::Awaiter{task_.handle()};
+    if (!awaiter.await_suspend(parent)) return false;  // finished without waiting
+    fire = [](TimerNode* node) noexcept {
+      auto* self = static_cast<TimeoutAwaiter*>(node);
+      self->timed_out_ = true;
+      self->task_.reset();
+      self->parent_.resume();
+    };
+    loop_.arm(*this, Clock::now() + duration_);
+    return true;
+  }
+  T await_resume() {
+    if (armed()) loop_.disarm(*this);
+    if (timed_out_) throw Error(errc::timed_out, "with_timeout", "");
+    return typename Task<T>::Awaiter{task_.handle()}.await_resume();
+  }
+
+ private:
+  EventLoop& loop_;
+  EventLoop::Duration duration_;
+  Task<T> task_;
+  std::coroutine_handle<> parent_;
+  bool timed_out_ = false;
+};
+
+template <class A>
+using await_result_t = decltype(std::declval<A&>().await_resume());
+
+template <class A>
+Task<await_result_t<A>> as_task(A awaitable) {
+  co_return co_await std::move(awaitable);
+}
+
+template <class T>
+struct is_task : std::false_type {};
+template <class T>
+struct is_task<Task<T>> : std::true_type {};
+
+}  // namespace detail
+
+// co_await wire::with_timeout(2s, sock.recv(buffer));  co_await wire::with_timeout(2s, task());
+// Throws errc::timed_out when the duration passes first; the operation is then cancelled
+// (its fd registration and timers withdrawn). Uses the loop running on this thread.
+template <class Awaitable>
+auto with_timeout(EventLoop::Duration duration, Awaitable awaitable) {
+  EventLoop* loop = EventLoop::current();
+  if (loop == nullptr) {
+    throw Error(std::make_error_code(std::errc::operation_not_permitted), "with_timeout", "",
+                "no EventLoop is running on this thread");
+  }
+  if constexpr (detail::is_task<Awaitable>::value) {
+    return detail::TimeoutAwaiter<typename Awaitable::value_type>(*loop, duration,
+                                                                  std::move(awaitable));
+  } else {
+    using T = detail::await_result_t<Awaitable>;
+    return detail::TimeoutAwaiter<T>(*loop, duration, detail::as_task(std::move(awaitable)));
+  }
+}
+
+}  // namespace wire

@@ -1,0 +1,120 @@
+#include "wire/async_socket.hpp"
+
+namespace wire {
+
+AsyncSocket::AsyncSocket(EventLoop& loop, Socket socket) : loop_(&loop), socket_(std::move(socket)) {
+  if (socket_.is_open()) socket_.set_blocking(false);
+}
+
+AsyncSocket::AsyncSocket(AsyncSocket&& other) noexcept
+    : loop_(other.loop_), socket_(std::move(other.socket_)) {}
+
+AsyncSocket& AsyncSocket::operator=(AsyncSocket&& other) noexcept {
+  if (this != &other) {
+    close();
+    loop_ = other.loop_;
+    socket_ = std::move(other.socket_);
+  }
+  return *this;
+}
+
+void AsyncSocket::close() noexcept {
+  if (!socket_.is_open()) return;
+  if (loop_ != nullptr) loop_->forget_fd(socket_.fileno(), errc::socket_closed);
+  socket_.close();
+}
+
+namespace detail {
+
+namespace {
+// Stores a finished result; false (keep waiting) when the kernel said EAGAIN.
+template <class T>
+bool settle(Result<T>&& attempt, Result<T>& result) noexcept {
+  if (!attempt && would_block(attempt.error())) return false;
+  result = std::move(attempt);
+  return true;
+}
+}  // namespace
+
+// recv and send, the hot path, make their syscall directly. The others go through the
+// blocking layer's non-throwing calls, which return EAGAIN at once on a non-blocking socket.
+
+bool RecvOp::attempt(int fd, Result<Value>& result) noexcept {
+  for (;;) {
+    ::ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+    if (n >= 0) {
+      result = static_cast<std::size_t>(n);
+      return true;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    result = last_error();
+    return true;
+  }
+}
+
+bool SendOp::attempt(int fd, Result<Value>& result) noexcept {
+  for (;;) {
+    ::ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n >= 0) {
+      result = static_cast<std::size_t>(n);
+      return true;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    result = last_error();
+    return true;
+  }
+}
+
+bool SendAllOp::attempt(int fd, Result<Value>& result) noexcept {
+  while (sent < data.size()) {
+    ::ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n >= 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    result = last_error();
+    return true;
+  }
+  result = sent;
+  return true;
+}
+
+bool AcceptOp::attempt(int, Result<Value>& result) noexcept {
+  return settle(listener->accept(std::nothrow), result);
+}
+
+bool ConnectOp::attempt(int, Result<Value>& result) noexcept {
+  if (!started) {
+    started = true;
+    auto r = socket->connect(address, std::nothrow);
+    if (r) {
+      result = true;
+      return true;
+    }
+    if (r.error() == std::errc::operation_in_progress) return false;
+    result = r.error();
+    return true;
+  }
+  auto r = socket->finish_connect(address, std::nothrow);
+  if (r) {
+    result = true;
+  } else {
+    result = r.error();
+  }
+  return true;
+}
+
+bool RecvFromOp::attempt(int, Result<Value>& result) noexcept {
+  return settle(socket->recvfrom(buffer, std::nothrow), result);
+}
+
+bool SendToOp::attempt(int, Result<Value>& result) noexcept {
+  return settle(socket->sendto(data, to, std::nothrow), result);
+}
+
+}  // namespace detail
+}  // namespace wire

@@ -1,0 +1,323 @@
+#include "wire/loop.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace wire {
+
+namespace {
+thread_local EventLoop* current_loop = nullptr;
+
+// The selector's data slot for the wakeup eventfd; real fds use their number instead.
+char wakeup_tag;
+}  // namespace
+
+struct EventLoop::CallbackTimer : detail::TimerNode {
+  EventLoop* loop = nullptr;
+  TimerId id = 0;
+  std::function<void()> callback;
+};
+
+EventLoop::EventLoop(SelectorKind kind) : selector_(Selector::create(kind)) {
+  wakeup_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wakeup_fd_ < 0) throw Error(detail::last_error(), "eventfd", "event loop wakeup");
+  try {
+    selector_->register_fd(wakeup_fd_, readable, &wakeup_tag);
+  } catch (...) {
+    ::close(wakeup_fd_);
+    throw;
+  }
+  now_ = detail::Clock::now();
+  exception_handler_ = [](std::exception_ptr error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "wire: task failed: %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "wire: task failed with a non-standard exception\n");
+    }
+  };
+}
+
+EventLoop::~EventLoop() {
+  // Destroying a task destroys its awaiters, which withdraw themselves from fds_ and heap_.
+  while (!tasks_.empty()) {
+    auto handle = tasks_.back();
+    tasks_.pop_back();
+    handle.destroy();
+  }
+  callback_timers_.clear();
+  (void)selector_->unregister(wakeup_fd_, std::nothrow);
+  ::close(wakeup_fd_);
+}
+
+EventLoop* EventLoop::current() noexcept { return current_loop; }
+
+void EventLoop::set_exception_handler(std::function<void(std::exception_ptr)> handler) {
+  exception_handler_ = std::move(handler);
+}
+
+void EventLoop::stop() noexcept {
+  stop_requested_.store(true, std::memory_order_relaxed);
+  const std::uint64_t one = 1;
+  // Async-signal-safe: write(2) on an eventfd.
+  [[maybe_unused]] auto n = ::write(wakeup_fd_, &one, sizeof one);
+}
+
+void EventLoop::drain_wakeup() noexcept {
+  std::uint64_t value;
+  [[maybe_unused]] auto n = ::read(wakeup_fd_, &value, sizeof value);
+}
+
+void EventLoop::spawn(Task<void> task) {
+  auto handle = task.release();
+  if (!handle) return;
+  handle.promise().set_on_finish(&EventLoop::on_task_finished, this);
+  tasks_.push_back(handle);
+  ready_tasks_.push_back(handle);
+}
+
+void EventLoop::on_task_finished(void* context, std::coroutine_handle<> handle) noexcept {
+  auto* loop = static_cast<EventLoop*>(context);
+  auto typed = std::coroutine_handle<detail::Promise<void>>::from_address(handle.address());
+  if (auto error = typed.promise().exception()) {
+    try {
+      loop->exception_handler_(error);
+    } catch (...) {
+    }
+  }
+  for (auto& t : loop->tasks_) {
+    if (t == handle) {
+      t = loop->tasks_.back();
+      loop->tasks_.pop_back();
+      break;
+    }
+  }
+  handle.destroy();  // allowed: the task is suspended at its final point
+}
+
+void EventLoop::call_soon(std::function<void()> callback) { ready_.push_back(std::move(callback)); }
+
+EventLoop::TimerId EventLoop::call_later(Duration delay, std::function<void()> callback) {
+  auto timer = std::make_unique<CallbackTimer>();
+  timer->loop = this;
+  timer->id = next_timer_id_++;
+  timer->callback = std::move(callback);
+  timer->fire = [](detail::TimerNode* node) noexcept {
+    auto* t = static_cast<CallbackTimer*>(node);
+    EventLoop* loop = t->loop;
+    auto owned = std::move(loop->callback_timers_[t->id]);
+    loop->callback_timers_.erase(t->id);
+    loop->ready_.push_back(std::move(owned->callback));
+  };
+  const TimerId id = timer->id;
+  arm(*timer, detail::Clock::now() + delay);
+  callback_timers_.emplace(id, std::move(timer));
+  return id;
+}
+
+bool EventLoop::cancel(TimerId id) noexcept {
+  auto it = callback_timers_.find(id);
+  if (it == callback_timers_.end()) return false;
+  disarm(*it->second);
+  callback_timers_.erase(it);
+  return true;
+}
+
+// Timers: a binary min-heap of nodes that know their own index, so an awaiter destroyed
+// mid-wait removes its node in O(log n) without searching.
+void EventLoop::arm(detail::TimerNode& timer, detail::Clock::time_point when) noexcept {
+  if (timer.armed()) disarm(timer);
+  timer.when = when;
+  timer.sequence = timer_sequence_++;
+  timer.heap_index = heap_.size();
+  heap_.push_back(&timer);
+  heap_up(timer.heap_index);
+}
+
+void EventLoop::disarm(detail::TimerNode& timer) noexcept {
+  if (!timer.armed()) return;
+  const std::size_t index = timer.heap_index;
+  const std::size_t last = heap_.size() - 1;
+  if (index != last) heap_swap(index, last);
+  heap_.pop_back();
+  timer.heap_index = detail::TimerNode::not_armed;
+  if (index < heap_.size()) {
+    heap_down(index);
+    heap_up(index);
+  }
+}
+
+namespace {
+bool earlier(const detail::TimerNode* a, const detail::TimerNode* b) {
+  return a->when < b->when || (a->when == b->when && a->sequence < b->sequence);
+}
+}  // namespace
+
+void EventLoop::heap_swap(std::size_t a, std::size_t b) noexcept {
+  std::swap(heap_[a], heap_[b]);
+  heap_[a]->heap_index = a;
+  heap_[b]->heap_index = b;
+}
+
+void EventLoop::heap_up(std::size_t index) noexcept {
+  while (index > 0) {
+    std::size_t parent = (index - 1) / 2;
+    if (!earlier(heap_[index], heap_[parent])) break;
+    heap_swap(index, parent);
+    index = parent;
+  }
+}
+
+void EventLoop::heap_down(std::size_t index) noexcept {
+  for (;;) {
+    std::size_t smallest = index;
+    for (std::size_t child : {2 * index + 1, 2 * index + 2}) {
+      if (child < heap_.size() && earlier(heap_[child], heap_[smallest])) smallest = child;
+    }
+    if (smallest == index) return;
+    heap_swap(index, smallest);
+    index = smallest;
+  }
+}
+
+void EventLoop::fire_timers() {
+  now_ = detail::Clock::now();
+  while (!heap_.empty() && heap_.front()->when <= now_) {
+    detail::TimerNode* timer = heap_.front();
+    disarm(*timer);
+    timer->fire(timer);
+  }
+}
+
+std::error_code EventLoop::wait_io(detail::IoWaiter& waiter) noexcept {
+  const int fd = waiter.fd;
+  if (fd < 0) return errc::socket_closed;
+  try {
+    if (static_cast<std::size_t>(fd) >= fds_.size()) fds_.resize(fd + 1);
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+  FdState& state = fds_[fd];
+  detail::IoWaiter*& slot = waiter.direction == readable ? state.reader : state.writer;
+  // One reader and one writer per fd at a time, like asyncio's sock_recv / sock_sendall.
+  if (slot != nullptr) return std::make_error_code(std::errc::device_or_resource_busy);
+  const unsigned wanted = state.interest | waiter.direction;
+  if (!state.registered) {
+    if (auto r = selector_->register_fd(fd, wanted, nullptr, std::nothrow); !r) return r.error();
+    state.registered = true;
+  } else if (wanted != state.interest) {
+    if (auto r = selector_->modify(fd, wanted, nullptr, std::nothrow); !r) return r.error();
+  }
+  state.interest = wanted;
+  slot = &waiter;
+  waiter.waiting = true;
+  ++io_waiters_;
+  return {};
+}
+
+void EventLoop::cancel_io(detail::IoWaiter& waiter) noexcept {
+  if (!waiter.waiting) return;
+  FdState& state = fds_[waiter.fd];
+  detail::IoWaiter*& slot = waiter.direction == readable ? state.reader : state.writer;
+  if (slot == &waiter) slot = nullptr;
+  waiter.waiting = false;
+  --io_waiters_;
+  // The interest stays: the next wait on this fd usually wants it again. A report that
+  // finds no waiter drops it (see dispatch).
+}
+
+void EventLoop::forget_fd(int fd, std::error_code reason) noexcept {
+  if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
+  FdState& state = fds_[fd];
+  if (state.registered) (void)selector_->unregister(fd, std::nothrow);
+  state.registered = false;
+  state.interest = 0;
+  for (detail::IoWaiter* waiter : {state.reader, state.writer}) {
+    if (waiter == nullptr) continue;
+    cancel_io(*waiter);
+    waiter->abort(waiter, reason);
+  }
+}
+
+void EventLoop::dispatch(int fd, unsigned events) {
+  if (static_cast<std::size_t>(fd) >= fds_.size()) return;
+  for (unsigned direction : {unsigned(readable), unsigned(writable)}) {
+    if (!(events & direction)) continue;
+    FdState& state = fds_[fd];
+    detail::IoWaiter* waiter = direction == readable ? state.reader : state.writer;
+    if (waiter == nullptr) continue;
+    if (!waiter->attempt(waiter)) continue;  // spurious: still would block
+    cancel_io(*waiter);
+    waiter->handle.resume();
+  }
+  // Level-triggered interest nobody waits for would be reported again at once: drop it.
+  // With no waiter left at all the fd leaves the selector, so an fd closed behind the
+  // loop's back cannot linger in it.
+  FdState& state = fds_[fd];
+  if (!state.registered) return;
+  unsigned wanted = (state.reader ? unsigned(readable) : 0u) | (state.writer ? unsigned(writable) : 0u);
+  if (wanted == state.interest) return;
+  if (wanted == 0) {
+    (void)selector_->unregister(fd, std::nothrow);
+    state.registered = false;
+  } else {
+    (void)selector_->modify(fd, wanted, nullptr, std::nothrow);
+  }
+  state.interest = wanted;
+}
+
+void EventLoop::run_ready() {
+  // Only what is queued now: work queued by this batch waits for the next iteration, so
+  // I/O and timers are not starved.
+  std::size_t tasks = ready_tasks_.size();
+  while (tasks-- > 0) {
+    auto handle = ready_tasks_.front();
+    ready_tasks_.pop_front();
+    handle.resume();
+  }
+  std::size_t callbacks = ready_.size();
+  while (callbacks-- > 0) {
+    auto callback = std::move(ready_.front());
+    ready_.pop_front();
+    callback();
+  }
+}
+
+void EventLoop::run() {
+  EventLoop* previous = current_loop;
+  current_loop = this;
+  struct Restore {
+    EventLoop* previous;
+    ~Restore() { current_loop = previous; }
+  } restore{previous};
+
+  stop_requested_.store(false, std::memory_order_relaxed);
+  now_ = detail::Clock::now();
+  while (!stop_requested_.load(std::memory_order_relaxed)) {
+    run_ready();
+    if (stop_requested_.load(std::memory_order_relaxed)) break;
+    const bool has_ready = !ready_.empty() || !ready_tasks_.empty();
+    if (!has_ready && heap_.empty() && io_waiters_ == 0) break;  // nothing could ever wake us
+
+    std::optional<std::chrono::nanoseconds> timeout;
+    if (has_ready) {
+      timeout = std::chrono::nanoseconds(0);
+    } else if (!heap_.empty()) {
+      timeout = std::max(std::chrono::nanoseconds(0), heap_.front()->when - detail::Clock::now());
+    }
+    auto ready = selector_->select(timeout);
+    for (const Ready& r : ready) {
+      if (r.data == &wakeup_tag) {
+        drain_wakeup();
+        continue;
+      }
+      dispatch(r.fd, r.events);
+    }
+    fire_timers();
+  }
+}
+
+}  // namespace wire
