@@ -7,13 +7,14 @@ AsyncSocket::AsyncSocket(EventLoop& loop, Socket socket) : loop_(&loop), socket_
 }
 
 AsyncSocket::AsyncSocket(AsyncSocket&& other) noexcept
-    : loop_(other.loop_), socket_(std::move(other.socket_)) {}
+    : loop_(other.loop_), socket_(std::move(other.socket_)), timeout_ns_(other.timeout_ns_) {}
 
 AsyncSocket& AsyncSocket::operator=(AsyncSocket&& other) noexcept {
   if (this != &other) {
     close();
     loop_ = other.loop_;
     socket_ = std::move(other.socket_);
+    timeout_ns_ = other.timeout_ns_;
   }
   return *this;
 }

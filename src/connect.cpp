@@ -233,6 +233,7 @@ Socket create_connection(const std::vector<Address>& candidates, Timeout timeout
   std::vector<Failure> failures;
   auto socket = connect_candidates(candidates, deadline_after(timeout), failures);
   if (!socket) {
+    if (failures.size() == 1) throw Error(socket.error(), "connect", failures[0].address.to_string());
     std::string names;
     for (const auto& a : candidates) names += (names.empty() ? "" : ", ") + a.to_string();
     throw Error(socket.error(), "connect", names, describe(failures));
@@ -254,7 +255,10 @@ Socket create_connection(std::string_view address, Timeout timeout) {
   auto candidates = resolve(address, timeout);  // throws naming the bad part or the lookup error
   std::vector<Failure> failures;
   auto socket = connect_candidates(candidates, deadline, failures);
-  if (!socket) throw Error(socket.error(), "connect", std::string(address), describe(failures));
+  if (!socket) {
+    if (failures.size() == 1) throw Error(socket.error(), "connect", failures[0].address.to_string());
+    throw Error(socket.error(), "connect", std::string(address), describe(failures));
+  }
   return std::move(*socket);
 }
 

@@ -294,8 +294,13 @@ void EventLoop::run() {
     ~Restore() { current_loop = previous; }
   } restore{previous};
 
-  stop_requested_.store(false, std::memory_order_relaxed);
   now_ = detail::Clock::now();
+  // A stop() that came before run() (a signal during start-up) still stops it; the flag is
+  // cleared on the way out so the next run() starts fresh.
+  struct ClearStop {
+    std::atomic<bool>& flag;
+    ~ClearStop() { flag.store(false, std::memory_order_relaxed); }
+  } clear_stop{stop_requested_};
   while (!stop_requested_.load(std::memory_order_relaxed)) {
     run_ready();
     if (stop_requested_.load(std::memory_order_relaxed)) break;

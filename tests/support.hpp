@@ -102,3 +102,132 @@ class Blackhole {
 };
 
 }  // namespace wire::test
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <cstring>
+#include <memory>
+
+extern char** environ;
+
+namespace wire::test {
+
+// A child process with its stdout on a pipe (read through a wire::Stream) or in a file, and
+// its stdin from a file or /dev/null. Killed on destruction if still running.
+class Child {
+ public:
+  struct Options {
+    std::string stdin_path = "/dev/null";
+    std::string stdout_path;  // empty: a pipe, read with read_line/read_all
+    bool stderr_to_stdout = false;
+
+    static Options merged() {
+      Options o;
+      o.stderr_to_stdout = true;
+      return o;
+    }
+    static Options files(std::string in, std::string out) {
+      Options o;
+      o.stdin_path = std::move(in);
+      o.stdout_path = std::move(out);
+      return o;
+    }
+  };
+  explicit Child(std::vector<std::string> args) : Child(std::move(args), Options{}) {}
+  Child(std::vector<std::string> args, Options options) {
+    int out[2] = {-1, -1};
+    ::posix_spawn_file_actions_t actions;
+    ::posix_spawn_file_actions_init(&actions);
+    ::posix_spawn_file_actions_addopen(&actions, 0, options.stdin_path.c_str(), O_RDONLY, 0);
+    if (options.stdout_path.empty()) {
+      if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
+      ::posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    } else {
+      ::posix_spawn_file_actions_addopen(&actions, 1, options.stdout_path.c_str(),
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    }
+    if (options.stderr_to_stdout) ::posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int rc = ::posix_spawnp(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    ::posix_spawn_file_actions_destroy(&actions);
+    if (out[1] >= 0) ::close(out[1]);
+    if (rc != 0) {
+      if (out[0] >= 0) ::close(out[0]);
+      pid_ = -1;
+      throw std::runtime_error("posix_spawn " + args[0] + ": " + std::strerror(rc));
+    }
+    if (out[0] >= 0) {
+      out_fd_ = out[0];
+      out_ = std::make_unique<Stream>(out_fd_, std::chrono::seconds(20));
+    }
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    out_.reset();
+    if (out_fd_ >= 0) ::close(out_fd_);
+  }
+  pid_t pid() const { return pid_; }
+  std::string read_line() { return out_->read_line(); }
+  std::string read_all() {
+    std::string all;
+    for (std::string chunk; !(chunk = out_->read(4096)).empty();) all += chunk;
+    return all;
+  }
+  void signal(int sig) { ::kill(pid_, sig); }
+  // The exit code (128 + signal when killed); fails the test after 20 s.
+  int wait() {
+    int status = 0;
+    for (int i = 0; i < 2000; ++i) {
+      pid_t done = ::waitpid(pid_, &status, WNOHANG);
+      if (done == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    throw std::runtime_error("child did not exit within 20 s");
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::unique_ptr<Stream> out_;
+};
+
+// Whether `program` is on PATH.
+inline bool have_program(const std::string& program) {
+  return std::system(("command -v " + program + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+// Sockets of this process's server in a TCP state, from /proc/net/tcp and tcp6:
+// state "08" is CLOSE_WAIT, "01" ESTABLISHED.
+inline int sockets_in_state(std::uint16_t local_port, const char* state) {
+  int count = 0;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::FILE* f = std::fopen(table, "r");
+    if (f == nullptr) continue;
+    char line[512];
+    std::fgets(line, sizeof line, f);  // header
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      char local[128], remote[128], st[8];
+      if (std::sscanf(line, "%*d: %127s %127s %7s", local, remote, st) != 3) continue;
+      const char* colon = std::strrchr(local, ':');
+      if (colon == nullptr) continue;
+      if (std::strtoul(colon + 1, nullptr, 16) == local_port && std::strcmp(st, state) == 0) {
+        ++count;
+      }
+    }
+    std::fclose(f);
+  }
+  return count;
+}
+
+}  // namespace wire::test

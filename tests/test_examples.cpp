@@ -13,67 +13,9 @@
 
 using namespace wire;
 using namespace std::chrono_literals;
-
-extern char** environ;
+using test::Child;
 
 namespace {
-
-// An example process with its stdout on a pipe, read through a wire::Stream.
-class Child {
- public:
-  explicit Child(std::vector<std::string> args) {
-    args[0] = std::string(WIRE_EXAMPLES_DIR) + "/" + args[0];
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
-    ::posix_spawn_file_actions_t actions;
-    ::posix_spawn_file_actions_init(&actions);
-    ::posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int rc = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    ::posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    if (rc != 0) {
-      ::close(out[0]);
-      throw std::runtime_error("posix_spawn " + args[0] + ": " + std::strerror(rc));
-    }
-    out_fd_ = out[0];
-    out_ = std::make_unique<Stream>(out_fd_, 10s);
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    out_.reset();
-    if (out_fd_ >= 0) ::close(out_fd_);
-  }
-  std::string read_line() { return out_->read_line(); }
-  // Everything until the child closes stdout, then its exit status.
-  std::string read_all() {
-    std::string all;
-    for (std::string chunk; !(chunk = out_->read(4096)).empty();) all += chunk;
-    return all;
-  }
-  int wait() {
-    int status = 0;
-    for (int i = 0; i < 1000; ++i) {  // bounded: 10 s
-      pid_t done = ::waitpid(pid_, &status, WNOHANG);
-      if (done == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    throw std::runtime_error("example did not exit");
-  }
-
- private:
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
-  std::unique_ptr<Stream> out_;
-};
 
 // The address at the end of "listening on ADDRESS ..." lines.
 Address listening_address(const std::string& line) {
@@ -115,7 +57,7 @@ class TinyHttpPeer {
 class ExamplesTest : public test::Test {};
 
 TEST_F(ExamplesTest, FilenoPrintsAnFd) {
-  Child child({"fileno"});
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/fileno"});
   std::string out = child.read_all();
   EXPECT_EQ(child.wait(), 0);
   int fd = -1;
@@ -124,7 +66,7 @@ TEST_F(ExamplesTest, FilenoPrintsAnFd) {
 }
 
 TEST_F(ExamplesTest, TcpServerAcceptsOnANewFd) {
-  Child child({"tcp_server", "tcp://127.0.0.1:0"});
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/tcp_server", "tcp://127.0.0.1:0"});
   std::string first = child.read_line();
   Address address = listening_address(first);
   Socket client = create_connection(std::vector<Address>{address}, 5s);
@@ -140,7 +82,7 @@ TEST_F(ExamplesTest, TcpServerAcceptsOnANewFd) {
 
 TEST_F(ExamplesTest, TcpClientSendsAndPrintsTheReply) {
   Socket server = create_server("tcp://127.0.0.1:0");
-  Child child({"tcp_client", server.local_address().to_string(), "question"});
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/tcp_client", server.local_address().to_string(), "question"});
   server.set_timeout(10s);
   auto [conn, peer] = server.accept();
   Stream f = conn.makefile();
@@ -153,7 +95,7 @@ TEST_F(ExamplesTest, TcpClientSendsAndPrintsTheReply) {
 }
 
 TEST_F(ExamplesTest, UdpExchangesDatagrams) {
-  Child child({"udp"});
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/udp"});
   std::string out = child.read_all();
   EXPECT_EQ(child.wait(), 0);
   EXPECT_NE(out.find("server got 'query' from a client"), std::string::npos) << out;
@@ -162,7 +104,7 @@ TEST_F(ExamplesTest, UdpExchangesDatagrams) {
 
 TEST_F(ExamplesTest, UnixSocketUsesAPath) {
   test::TempDir dir;
-  Child child({"unix_socket", dir.file("example.sock")});
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/unix_socket", dir.file("example.sock")});
   std::string out = child.read_all();
   EXPECT_EQ(child.wait(), 0);
   EXPECT_EQ(out, "server got 'ping over unix:" + dir.file("example.sock") + "'\n");
@@ -173,7 +115,7 @@ TEST_F(ExamplesTest, UnixSocketUsesAPath) {
 
 TEST_F(ExamplesTest, HttpGetSendsFormattedBytes) {
   TinyHttpPeer peer;
-  Child child({"http_get", peer.address()});
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/http_get", peer.address()});
   std::string out = child.read_all();
   EXPECT_EQ(child.wait(), 0);
   EXPECT_EQ(peer.request(), "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -183,7 +125,7 @@ TEST_F(ExamplesTest, HttpGetSendsFormattedBytes) {
 
 TEST_F(ExamplesTest, MakefileReadsHeadersLineByLine) {
   TinyHttpPeer peer;
-  Child child({"makefile", peer.address()});
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/makefile", peer.address()});
   std::string out = child.read_all();
   EXPECT_EQ(child.wait(), 0);
   EXPECT_EQ(peer.request(), "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
@@ -195,7 +137,7 @@ TEST_F(ExamplesTest, MakefileReadsHeadersLineByLine) {
 }
 
 TEST_F(ExamplesTest, DetachHandsTheFdOver) {
-  Child child({"detach"});
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/detach"});
   std::string out = child.read_all();
   EXPECT_EQ(child.wait(), 0);
   int detached = -1, adopted = -2;
@@ -210,7 +152,7 @@ TEST_F(ExamplesTest, DetachHandsTheFdOver) {
 }
 
 TEST_F(ExamplesTest, CloseOnEofClosesWhenThePeerDoes) {
-  Child child({"close_on_eof", "tcp://127.0.0.1:0", "2"});
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/close_on_eof", "tcp://127.0.0.1:0", "2"});
   Address address = listening_address(child.read_line());
   for (int i = 0; i < 2; ++i) {
     Socket client = create_connection(std::vector<Address>{address}, 5s);

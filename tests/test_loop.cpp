@@ -382,3 +382,21 @@ TEST_F(LoopTest, UdpThroughTheLoop) {
   };
   EXPECT_EQ(loop.run_until_complete(body(server, client, to)), "datagram");
 }
+
+TEST_F(LoopTest, SocketTimeoutBoundsEveryWait) {
+  EventLoop loop;
+  auto [a, b] = Socket::pair();
+  AsyncSocket s(loop, std::move(b));
+  s.set_timeout(30ms);
+  auto body = [](AsyncSocket& s, Socket& peer) -> Task<std::string> {
+    char buffer[16];
+    auto first = co_await s.recv(buffer, std::nothrow);
+    if (first.error() != errc::timed_out) co_return "first wait did not time out";
+    peer.send_all("ok");
+    std::size_t n = co_await s.recv(buffer);  // data is there: no wait, no timeout
+    co_return std::string(buffer, n);
+  };
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(loop.run_until_complete(body(s, a)), "ok");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 30ms);
+}

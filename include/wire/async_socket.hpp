@@ -41,18 +41,24 @@ inline bool would_block(std::error_code ec) noexcept {
 // says whether it finished; the rest (suspending, timeouts via with_timeout, cancellation on
 // destruction) is shared.
 template <class Op, bool Throw>
-class IoAwaitable : IoWaiter {
+class IoAwaitable : IoWaiter, TimerNode {
  public:
   using Value = typename Op::Value;
 
-  IoAwaitable(EventLoop* loop, Socket* socket, Op op) noexcept
-      : loop_(loop), socket_(socket), op_(std::move(op)) {}
+  IoAwaitable(EventLoop* loop, Socket* socket, std::int64_t timeout_ns, Op op) noexcept
+      : loop_(loop), socket_(socket), timeout_ns_(timeout_ns), op_(std::move(op)) {}
   IoAwaitable(IoAwaitable&& other) noexcept
-      : IoWaiter(), loop_(other.loop_), socket_(other.socket_), op_(std::move(other.op_)) {}
+      : IoWaiter(),
+        TimerNode(),
+        loop_(other.loop_),
+        socket_(other.socket_),
+        timeout_ns_(other.timeout_ns_),
+        op_(std::move(other.op_)) {}
   IoAwaitable(const IoAwaitable&) = delete;
   IoAwaitable& operator=(const IoAwaitable&) = delete;
   ~IoAwaitable() {
     if (waiting) loop_->cancel_io(*this);
+    if (armed()) loop_->disarm(*this);
   }
 
   bool await_ready() noexcept {
@@ -72,6 +78,7 @@ class IoAwaitable : IoWaiter {
     };
     abort = [](IoWaiter* w, std::error_code reason) noexcept {
       auto* self = static_cast<IoAwaitable*>(w);
+      if (self->armed()) self->loop_->disarm(*self);
       self->result_ = reason;
       self->handle.resume();
     };
@@ -79,9 +86,21 @@ class IoAwaitable : IoWaiter {
       result_ = ec;
       return false;
     }
+    // The socket's timeout bounds each wait; the timer lives here, so arming costs no
+    // allocation and a destroyed awaiter takes it along.
+    if (timeout_ns_ >= 0) {
+      fire = [](TimerNode* t) noexcept {
+        auto* self = static_cast<IoAwaitable*>(t);
+        self->loop_->cancel_io(*self);
+        self->result_ = errc::timed_out;
+        self->handle.resume();
+      };
+      loop_->arm(*this, Clock::now() + std::chrono::nanoseconds(timeout_ns_));
+    }
     return true;
   }
   auto await_resume() {
+    if (armed()) loop_->disarm(*this);
     if constexpr (Throw) {
       if (!result_) {
         throw Error(result_.error(), Op::name,
@@ -107,6 +126,7 @@ class IoAwaitable : IoWaiter {
  private:
   EventLoop* loop_;
   Socket* socket_;
+  std::int64_t timeout_ns_;  // < 0: none
   Op op_;
   Result<Value> result_{std::error_code()};
 };
@@ -141,6 +161,11 @@ class AsyncSocket {
   // Withdraws the fd from the loop (waking waiters with errc::socket_closed) and closes it.
   void close() noexcept;
   void shutdown(Shutdown how) { socket_.shutdown(how); }
+  // Bounds every wait of every later call (errc::timed_out), like Socket::set_timeout for
+  // the blocking layer; nullopt (the default) waits without limit. An idle timeout is this.
+  void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept {
+    timeout_ns_ = timeout ? std::max<std::int64_t>(0, timeout->count()) : -1;
+  }
 
   // co_await conn.recv(buffer) -> bytes read; 0 means the peer closed.
   auto recv(std::span<char> buffer);
@@ -167,6 +192,7 @@ class AsyncSocket {
  private:
   EventLoop* loop_ = nullptr;
   Socket socket_;
+  std::int64_t timeout_ns_ = -1;
 };
 
 struct AsyncSocket::Accepted {
@@ -250,46 +276,46 @@ struct SendToOp {
 }  // namespace detail
 
 inline auto AsyncSocket::recv(std::span<char> buffer) {
-  return detail::IoAwaitable<detail::RecvOp, true>(loop_, &socket_, {buffer});
+  return detail::IoAwaitable<detail::RecvOp, true>(loop_, &socket_, timeout_ns_, {buffer});
 }
 inline auto AsyncSocket::recv(std::span<char> buffer, std::nothrow_t) {
-  return detail::IoAwaitable<detail::RecvOp, false>(loop_, &socket_, {buffer});
+  return detail::IoAwaitable<detail::RecvOp, false>(loop_, &socket_, timeout_ns_, {buffer});
 }
 inline auto AsyncSocket::send(std::string_view data) {
-  return detail::IoAwaitable<detail::SendOp, true>(loop_, &socket_, {data});
+  return detail::IoAwaitable<detail::SendOp, true>(loop_, &socket_, timeout_ns_, {data});
 }
 inline auto AsyncSocket::send(std::string_view data, std::nothrow_t) {
-  return detail::IoAwaitable<detail::SendOp, false>(loop_, &socket_, {data});
+  return detail::IoAwaitable<detail::SendOp, false>(loop_, &socket_, timeout_ns_, {data});
 }
 inline auto AsyncSocket::send_all(std::string_view data) {
-  return detail::IoAwaitable<detail::SendAllOp, true>(loop_, &socket_, {data});
+  return detail::IoAwaitable<detail::SendAllOp, true>(loop_, &socket_, timeout_ns_, {data});
 }
 inline auto AsyncSocket::send_all(std::string_view data, std::nothrow_t) {
-  return detail::IoAwaitable<detail::SendAllOp, false>(loop_, &socket_, {data});
+  return detail::IoAwaitable<detail::SendAllOp, false>(loop_, &socket_, timeout_ns_, {data});
 }
 inline auto AsyncSocket::accept() {
-  return detail::IoAwaitable<detail::AcceptOp, true>(loop_, &socket_, {&socket_});
+  return detail::IoAwaitable<detail::AcceptOp, true>(loop_, &socket_, timeout_ns_, {&socket_});
 }
 inline auto AsyncSocket::accept(std::nothrow_t) {
-  return detail::IoAwaitable<detail::AcceptOp, false>(loop_, &socket_, {&socket_});
+  return detail::IoAwaitable<detail::AcceptOp, false>(loop_, &socket_, timeout_ns_, {&socket_});
 }
 inline auto AsyncSocket::connect(const Address& address) {
-  return detail::IoAwaitable<detail::ConnectOp, true>(loop_, &socket_, {&socket_, address});
+  return detail::IoAwaitable<detail::ConnectOp, true>(loop_, &socket_, timeout_ns_, {&socket_, address});
 }
 inline auto AsyncSocket::connect(const Address& address, std::nothrow_t) {
-  return detail::IoAwaitable<detail::ConnectOp, false>(loop_, &socket_, {&socket_, address});
+  return detail::IoAwaitable<detail::ConnectOp, false>(loop_, &socket_, timeout_ns_, {&socket_, address});
 }
 inline auto AsyncSocket::recvfrom(std::span<char> buffer) {
-  return detail::IoAwaitable<detail::RecvFromOp, true>(loop_, &socket_, {&socket_, buffer});
+  return detail::IoAwaitable<detail::RecvFromOp, true>(loop_, &socket_, timeout_ns_, {&socket_, buffer});
 }
 inline auto AsyncSocket::recvfrom(std::span<char> buffer, std::nothrow_t) {
-  return detail::IoAwaitable<detail::RecvFromOp, false>(loop_, &socket_, {&socket_, buffer});
+  return detail::IoAwaitable<detail::RecvFromOp, false>(loop_, &socket_, timeout_ns_, {&socket_, buffer});
 }
 inline auto AsyncSocket::sendto(std::string_view data, const Address& to) {
-  return detail::IoAwaitable<detail::SendToOp, true>(loop_, &socket_, {&socket_, data, to});
+  return detail::IoAwaitable<detail::SendToOp, true>(loop_, &socket_, timeout_ns_, {&socket_, data, to});
 }
 inline auto AsyncSocket::sendto(std::string_view data, const Address& to, std::nothrow_t) {
-  return detail::IoAwaitable<detail::SendToOp, false>(loop_, &socket_, {&socket_, data, to});
+  return detail::IoAwaitable<detail::SendToOp, false>(loop_, &socket_, timeout_ns_, {&socket_, data, to});
 }
 
 }  // namespace wire

@@ -10,3 +10,6 @@
 #include "wire/task.hpp"
 #include "wire/loop.hpp"
 #include "wire/async_socket.hpp"
+#include "wire/server.hpp"
+#include "wire/echo.hpp"
+#include "wire/relay.hpp"

@@ -1,0 +1,117 @@
+// wire/server.hpp — a coroutine per connection, and a lifecycle that never leaks a socket.
+//
+//   wire::Task<> handle(wire::AsyncSocket& conn, const wire::Address& peer) {
+//     char buffer[4096];
+//     for (std::size_t n; (n = co_await conn.recv(buffer)) != 0;)
+//       co_await conn.send_all({buffer, n});
+//   }                                          // returning closes conn: no CLOSE_WAIT
+//   int main() { return wire::serve("tcp://127.0.0.1:8000", handle); }
+//
+// Lifecycle rules the Server enforces:
+// - The connection's AsyncSocket lives in the server's frame for that connection and is
+//   closed the moment the handler returns (or throws): a handler that returns when recv()
+//   gives 0 leaves nothing in CLOSE_WAIT.
+// - max_connections: when reached, the server stops accepting and new clients wait in the
+//   listen backlog (they are not accepted-and-closed); accepting resumes as soon as one ends.
+// - idle_timeout: each wait of a connection (recv, send, ...) fails with errc::timed_out
+//   after it, so an idle or stalled peer is dropped.
+// - EMFILE/ENFILE on accept: the server keeps serving what it has and retries accept after a
+//   pause (accept_retry_delay), so it neither spins nor drops the clients in the backlog.
+// - Graceful stop: stop accepting, let connections finish up to shutdown_grace, then close
+//   what is left.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "wire/async_socket.hpp"
+#include "wire/connect.hpp"
+#include "wire/loop.hpp"
+
+namespace wire {
+
+// The handler runs once per connection; conn and peer stay valid until it returns.
+using ConnectionHandler = std::function<Task<void>(AsyncSocket& conn, const Address& peer)>;
+// For datagram addresses: runs once per worker on its bound socket.
+using DatagramHandler = std::function<Task<void>(AsyncSocket& socket)>;
+
+struct ServerLimits {
+  std::size_t max_connections = 0;  // 0: as many as RLIMIT_NOFILE allows, less a reserve
+  std::optional<std::chrono::nanoseconds> idle_timeout;
+  std::chrono::nanoseconds accept_retry_delay = std::chrono::milliseconds(100);
+  std::chrono::nanoseconds shutdown_grace = std::chrono::seconds(5);
+};
+
+// One loop's server: an accept loop and the connections it spawned.
+class Server {
+ public:
+  Server(EventLoop& loop, Socket listener, ConnectionHandler handler, ServerLimits limits = {});
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server();
+
+  // Starts accepting on the next loop iteration; the accept loop ends after stop_accepting().
+  void start();
+  // Closes the listener: no new connections; those running go on.
+  void stop_accepting() noexcept;
+  // Closes every connection still open (their handlers see errc::socket_closed).
+  void close_all() noexcept;
+  // stop_accepting, then run the loop until the connections end or `grace` passes, then
+  // close_all and run until their handlers have returned. The loop must not be running.
+  void shutdown(std::chrono::nanoseconds grace);
+
+  std::size_t connection_count() const noexcept { return connections_.size(); }
+  std::size_t accepted_count() const noexcept { return accepted_; }
+  // How many times accept failed for lack of fds (EMFILE, ENFILE, ENOBUFS, ENOMEM).
+  std::size_t fd_exhaustion_count() const noexcept { return fd_exhaustion_; }
+  std::size_t max_connections() const noexcept { return max_connections_; }
+  Address local_address() const;
+
+ private:
+  struct Tracked;
+  class SlotAwaitable;
+  Task<void> accept_loop();
+  Task<void> run_connection(AsyncSocket conn, Address peer);
+  void connection_ended(Tracked* tracked) noexcept;
+  void resume_accept() noexcept;
+
+  EventLoop& loop_;
+  AsyncSocket listener_;
+  ConnectionHandler handler_;
+  ServerLimits limits_;
+  std::size_t max_connections_;
+  std::vector<Tracked*> connections_;
+  std::size_t active_ = 0;  // accepted and not yet ended (including tasks not started yet)
+  Task<void> accept_task_;
+  EventLoop::TimerId start_timer_ = 0;
+  std::coroutine_handle<> paused_accept_;  // the accept loop, waiting for a free slot
+  std::size_t accepted_ = 0;
+  std::size_t fd_exhaustion_ = 0;
+  EventLoop::TimerId grace_timer_ = 0;
+  bool stopping_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for callbacks queued on the loop
+};
+
+struct ServeOptions {
+  int workers = 1;                 // threads, each with its own loop (and SO_REUSEPORT listener)
+  ServerLimits limits;
+  ServerOptions socket;            // backlog, unix_mode, dual_stack (reuse_port is set for workers)
+  bool handle_signals = true;      // SIGINT / SIGTERM stop gracefully
+  SelectorKind selector = default_selector_kind();
+  // Called once listening, with the bound address (port 0 resolved), before serving.
+  std::function<void(const Address&)> on_listening;
+};
+
+// Serves `address` until SIGINT/SIGTERM (or stop_serving()), then stops gracefully.
+// Returns 0 after a graceful stop; throws wire::Error if it cannot listen.
+int serve(std::string_view address, ConnectionHandler handler, ServeOptions options = {});
+// The same for udp:// and unixgram: addresses: `handler` runs on each worker's socket.
+int serve_datagrams(std::string_view address, DatagramHandler handler, ServeOptions options = {});
+// Asks every running serve() in this process to stop gracefully (async-signal-safe).
+void stop_serving() noexcept;
+
+}  // namespace wire

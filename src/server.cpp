@@ -1,0 +1,313 @@
+#include "wire/server.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+namespace wire {
+namespace {
+
+// fds kept free for everything that is not a connection (files, resolver, logs).
+constexpr std::size_t reserved_fds = 32;
+
+std::size_t default_max_connections(int workers) {
+  ::rlimit limit{};
+  std::size_t fds = 1024;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    fds = static_cast<std::size_t>(limit.rlim_cur);
+  }
+  std::size_t usable = fds > 2 * reserved_fds ? fds - reserved_fds : fds / 2;
+  return std::max<std::size_t>(1, usable / static_cast<std::size_t>(std::max(1, workers)));
+}
+
+bool is_fd_exhaustion(std::error_code ec) {
+  return ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system ||
+         ec == std::errc::no_buffer_space || ec == std::errc::not_enough_memory;
+}
+
+// Loops of the serve() calls running in this process, for stop_serving() and signals.
+constexpr std::size_t max_serving_loops = 1024;
+std::array<std::atomic<EventLoop*>, max_serving_loops> serving_loops{};
+std::atomic<bool> stop_requested{false};
+
+class ServingRegistration {
+ public:
+  explicit ServingRegistration(EventLoop& loop) {
+    for (auto& slot : serving_loops) {
+      EventLoop* empty = nullptr;
+      if (slot.compare_exchange_strong(empty, &loop)) {
+        slot_ = &slot;
+        break;
+      }
+    }
+    if (stop_requested.load()) loop.stop();
+  }
+  ~ServingRegistration() {
+    if (slot_ != nullptr) slot_->store(nullptr);
+  }
+
+ private:
+  std::atomic<EventLoop*>* slot_ = nullptr;
+};
+
+extern "C" void on_stop_signal(int) { stop_serving(); }
+
+class SignalScope {
+ public:
+  explicit SignalScope(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+    struct ::sigaction action{};
+    action.sa_handler = on_stop_signal;
+    ::sigemptyset(&action.sa_mask);
+    ::sigaction(SIGINT, &action, &previous_int_);
+    ::sigaction(SIGTERM, &action, &previous_term_);
+  }
+  ~SignalScope() {
+    if (!enabled_) return;
+    ::sigaction(SIGINT, &previous_int_, nullptr);
+    ::sigaction(SIGTERM, &previous_term_, nullptr);
+  }
+
+ private:
+  bool enabled_;
+  struct ::sigaction previous_int_{};
+  struct ::sigaction previous_term_{};
+};
+
+// One listener per worker: SO_REUSEPORT for IP (the kernel spreads connections), a dup of
+// the first for Unix sockets (the workers share its queue).
+std::vector<Socket> open_listeners(const Address& address, ServeOptions& options) {
+  const int workers = std::max(1, options.workers);
+  ServerOptions socket_options = options.socket;
+  const bool ip = address.family() != Family::local;
+  if (ip && workers > 1) socket_options.reuse_port = true;
+  std::vector<Socket> listeners;
+  listeners.push_back(create_server(address, socket_options));
+  const Address bound = listeners.front().local_address();
+  for (int i = 1; i < workers; ++i) {
+    if (ip) {
+      listeners.push_back(create_server(bound, socket_options));
+    } else {
+      int copy = ::fcntl(listeners.front().fileno(), F_DUPFD_CLOEXEC, 0);
+      if (copy < 0) throw Error(detail::last_error(), "dup", bound.to_string());
+      listeners.push_back(Socket::adopt(copy));
+    }
+  }
+  return listeners;
+}
+
+template <class Worker>
+void run_workers(std::vector<Socket>& sockets, Worker worker) {
+  std::vector<std::thread> threads;
+  for (std::size_t i = 1; i < sockets.size(); ++i) {
+    threads.emplace_back([&worker, &sockets, i] { worker(std::move(sockets[i])); });
+  }
+  worker(std::move(sockets[0]));
+  for (auto& t : threads) t.join();
+}
+
+}  // namespace
+
+// A connection's entry in the server's table; lives in the connection's coroutine frame, so
+// it leaves the table however the frame ends (return, exception, or destruction).
+struct Server::Tracked {
+  Server* server;
+  AsyncSocket* conn;
+  ~Tracked() {
+    if (server != nullptr) server->connection_ended(this);
+  }
+};
+
+// Suspends the accept loop while the server is at max_connections.
+class Server::SlotAwaitable {
+ public:
+  explicit SlotAwaitable(Server& server) : server_(server) {}
+  bool await_ready() const noexcept {
+    return server_.active_ < server_.max_connections_ || !server_.listener_.is_open();
+  }
+  void await_suspend(std::coroutine_handle<> handle) noexcept { server_.paused_accept_ = handle; }
+  void await_resume() const noexcept {}
+  ~SlotAwaitable() { server_.paused_accept_ = {}; }
+
+ private:
+  Server& server_;
+};
+
+Server::Server(EventLoop& loop, Socket listener, ConnectionHandler handler, ServerLimits limits)
+    : loop_(loop),
+      listener_(loop, std::move(listener)),
+      handler_(std::move(handler)),
+      limits_(limits),
+      max_connections_(limits.max_connections != 0 ? limits.max_connections
+                                                   : default_max_connections(1)) {}
+
+Server::~Server() {
+  loop_.cancel(start_timer_);
+  loop_.cancel(grace_timer_);
+  accept_task_.reset();
+  for (Tracked* tracked : connections_) {
+    tracked->server = nullptr;
+    tracked->conn->close();
+  }
+  connections_.clear();
+}
+
+Address Server::local_address() const { return listener_.socket().local_address(); }
+
+void Server::start() {
+  accept_task_ = accept_loop();
+  start_timer_ = loop_.call_later(std::chrono::nanoseconds(0), [this] {
+    start_timer_ = 0;
+    accept_task_.handle().resume();
+  });
+}
+
+Task<void> Server::accept_loop() {
+  while (listener_.is_open()) {
+    co_await SlotAwaitable(*this);
+    if (!listener_.is_open()) break;
+    auto accepted = co_await listener_.accept(std::nothrow);
+    if (!accepted) {
+      const std::error_code error = accepted.error();
+      if (error == errc::socket_closed) break;
+      if (is_fd_exhaustion(error)) ++fd_exhaustion_;
+      // Out of fds (or another accept failure): keep serving the connections we have and try
+      // again after a pause, instead of spinning on a listener that stays readable. Clients
+      // wait in the backlog meanwhile.
+      co_await loop_.sleep(limits_.accept_retry_delay);
+      continue;
+    }
+    ++accepted_;
+    ++active_;  // counted from now: the connection's task starts on the next iteration
+    loop_.spawn(run_connection(std::move(accepted->socket), accepted->peer));
+  }
+}
+
+Task<void> Server::run_connection(AsyncSocket conn, Address peer) {
+  Tracked tracked{this, &conn};
+  connections_.push_back(&tracked);
+  if (limits_.idle_timeout) conn.set_timeout(limits_.idle_timeout);
+  try {
+    co_await handler_(conn, peer);
+  } catch (const Error&) {
+    // A peer that resets, vanishes or idles out ends its own connection and nothing else.
+  }
+  conn.close();
+}
+
+void Server::connection_ended(Tracked* tracked) noexcept {
+  auto it = std::find(connections_.begin(), connections_.end(), tracked);
+  if (it != connections_.end()) {
+    *it = connections_.back();
+    connections_.pop_back();
+  }
+  --active_;
+  resume_accept();
+  if (stopping_ && connections_.empty() && grace_timer_ != 0) {
+    loop_.cancel(grace_timer_);
+    grace_timer_ = 0;
+  }
+}
+
+void Server::resume_accept() noexcept {
+  if (!paused_accept_) return;
+  auto handle = std::exchange(paused_accept_, {});
+  // From the loop, not from inside the connection that is ending; and only if the server
+  // (which owns the accept task) still exists by then.
+  try {
+    loop_.call_soon([handle, alive = std::weak_ptr<bool>(alive_)] {
+      if (!alive.expired()) handle.resume();
+    });
+  } catch (...) {
+    paused_accept_ = handle;
+  }
+}
+
+void Server::stop_accepting() noexcept {
+  listener_.close();
+  resume_accept();
+}
+
+void Server::close_all() noexcept {
+  std::vector<Tracked*> open = connections_;
+  for (Tracked* tracked : open) tracked->conn->close();
+}
+
+void Server::shutdown(std::chrono::nanoseconds grace) {
+  stopping_ = true;
+  stop_accepting();
+  if (!connections_.empty()) {
+    grace_timer_ = loop_.call_later(grace, [this] {
+      grace_timer_ = 0;
+      close_all();
+    });
+  }
+  loop_.run();  // ends when every connection has ended and nothing else waits
+}
+
+void stop_serving() noexcept {
+  stop_requested.store(true);
+  for (auto& slot : serving_loops) {
+    if (EventLoop* loop = slot.load()) loop->stop();
+  }
+}
+
+int serve(std::string_view address, ConnectionHandler handler, ServeOptions options) {
+  stop_requested.store(false);
+  const Address where = resolve(address).front();
+  if (where.type() != Type::stream) {
+    throw Error(errc::invalid_address, "serve", where.to_string(),
+                "not a stream address; use serve_datagrams");
+  }
+  std::vector<Socket> listeners = open_listeners(where, options);
+  if (options.on_listening) options.on_listening(listeners.front().local_address());
+  SignalScope signals(options.handle_signals);
+  ServerLimits limits = options.limits;
+  if (limits.max_connections == 0) {
+    limits.max_connections = default_max_connections(static_cast<int>(listeners.size()));
+  }
+  run_workers(listeners, [&](Socket listener) {
+    EventLoop loop(options.selector);
+    ServingRegistration registration(loop);
+    Server server(loop, std::move(listener), handler, limits);
+    server.start();
+    loop.run();  // until stop_serving()
+    server.shutdown(limits.shutdown_grace);
+  });
+  return 0;
+}
+
+int serve_datagrams(std::string_view address, DatagramHandler handler, ServeOptions options) {
+  stop_requested.store(false);
+  const Address where = resolve(address).front();
+  if (where.type() != Type::dgram) {
+    throw Error(errc::invalid_address, "serve_datagrams", where.to_string(),
+                "not a datagram address; use serve");
+  }
+  std::vector<Socket> sockets = open_listeners(where, options);
+  if (options.on_listening) options.on_listening(sockets.front().local_address());
+  SignalScope signals(options.handle_signals);
+  run_workers(sockets, [&](Socket socket) {
+    EventLoop loop(options.selector);
+    ServingRegistration registration(loop);
+    AsyncSocket bound(loop, std::move(socket));
+    auto body = [](const DatagramHandler& handler, AsyncSocket& s) -> Task<void> {
+      try {
+        co_await handler(s);
+      } catch (const Error&) {
+      }
+    };
+    loop.spawn(body(handler, bound));
+    loop.run();
+  });
+  return 0;
+}
+
+}  // namespace wire

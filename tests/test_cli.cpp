@@ -1,0 +1,163 @@
+// The wire command line, run as a user would: exit codes, messages, and bytes piped through
+// `wire connect` / `wire listen` against wire's own echo server and against socat.
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "support.hpp"
+
+using namespace wire;
+using namespace std::chrono_literals;
+using test::Child;
+
+class CliTest : public test::Test {
+ protected:
+  static std::string wire_binary() { return WIRE_CLI; }
+
+  // Writes `size` pseudo-random bytes (every byte value present) to `path`.
+  static std::string make_file(const std::string& path, std::size_t size) {
+    std::string data(size, '\0');
+    std::uint32_t x = 2463534242u;
+    for (auto& c : data) {
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      c = static_cast<char>(x);
+    }
+    std::ofstream(path, std::ios::binary) << data;
+    return data;
+  }
+  static std::string slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  // Waits for a Unix socket file to appear (a server started in a child process).
+  static bool wait_for_socket(const std::string& path) {
+    for (int i = 0; i < 500; ++i) {
+      struct ::stat st{};
+      if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+  // The address an echo/listen child prints on stderr ("wire: ... on ADDRESS").
+  static Address announced(Child& child) {
+    std::string line = child.read_line();
+    auto at = line.rfind(" on ");
+    if (at == std::string::npos) throw std::runtime_error("unexpected first line: " + line);
+    std::string text = line.substr(at + 4);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    return Address::parse(text);
+  }
+};
+
+TEST_F(CliTest, UsageErrorsExitTwoAndHelpExitsZero) {
+  for (auto args : std::vector<std::vector<std::string>>{
+           {wire_binary()}, {wire_binary(), "bogus"}, {wire_binary(), "connect"},
+           {wire_binary(), "echo", "tcp://127.0.0.1:0", "--workers", "0"}}) {
+    Child child(args, Child::Options::merged());
+    (void)child.read_all();
+    EXPECT_EQ(child.wait(), 2) << args.back();
+  }
+  for (const char* sub : {"echo", "connect", "listen"}) {
+    Child child({wire_binary(), sub, "--help"}, Child::Options::merged());
+    EXPECT_NE(child.read_all().find("ADDRESS"), std::string::npos);
+    EXPECT_EQ(child.wait(), 0) << sub;
+  }
+}
+
+TEST_F(CliTest, RuntimeErrorsExitOneWithAMessage) {
+  Socket holder(Family::inet, Type::stream);
+  holder.bind(Address::parse("127.0.0.1:0"));  // bound, not listening: refused
+  const std::string refused = holder.local_address().to_string();
+  Child child({wire_binary(), "connect", refused}, Child::Options::merged());
+  EXPECT_EQ(child.read_all(), "wire: connect " + refused + ": Connection refused\n");
+  EXPECT_EQ(child.wait(), 1);
+
+  Child bad({wire_binary(), "connect", "tcp://127.0.0.1:70000"}, Child::Options::merged());
+  EXPECT_NE(bad.read_all().find("port '70000' out of range"), std::string::npos);
+  EXPECT_EQ(bad.wait(), 1);
+}
+
+TEST_F(CliTest, ConnectPipesAFileThroughTheEchoServerBitForBit) {
+  test::TempDir dir;
+  const std::string data = make_file(dir.file("in.bin"), 1 << 20);
+  for (const char* kind : {"tcp", "unix"}) {
+    SCOPED_TRACE(kind);
+    std::string address = std::string(kind) == "tcp" ? "tcp://127.0.0.1:0"
+                                                     : "unix:" + dir.file("echo.sock");
+    Child server({wire_binary(), "echo", address}, Child::Options::merged());
+    Address bound = announced(server);
+    Child client({wire_binary(), "connect", bound.to_string()},
+                 Child::Options::files(dir.file("in.bin"), dir.file("out.bin")));
+    EXPECT_EQ(client.wait(), 0);
+    EXPECT_TRUE(slurp(dir.file("out.bin")) == data) << "bytes differ";
+    server.signal(SIGTERM);
+    EXPECT_EQ(server.wait(), 0) << "graceful stop exits 0";
+  }
+}
+
+TEST_F(CliTest, UdpEchoAndConnect) {
+  test::TempDir dir;
+  std::ofstream(dir.file("in.txt")) << "one datagram";
+  Child server({wire_binary(), "echo", "udp://127.0.0.1:0"}, Child::Options::merged());
+  Address bound = announced(server);
+  Child client({wire_binary(), "connect", "--linger", "0.5", bound.to_string()},
+               Child::Options::files(dir.file("in.txt"), dir.file("out.txt")));
+  EXPECT_EQ(client.wait(), 0);
+  EXPECT_EQ(slurp(dir.file("out.txt")), "one datagram");
+  server.signal(SIGINT);
+  EXPECT_EQ(server.wait(), 0);
+}
+
+TEST_F(CliTest, ListenAgainstSocatAsTheClient) {
+  if (!test::have_program("socat")) GTEST_SKIP() << "socat is not installed (make test installs it)";
+  test::TempDir dir;
+  const std::string to_listener = make_file(dir.file("a.bin"), 500000);
+  const std::string to_socat = make_file(dir.file("b.bin"), 200000);
+  const std::string path = dir.file("listen.sock");
+  Child listener({wire_binary(), "listen", "-q", "unix:" + path},
+                 Child::Options::files(dir.file("b.bin"), dir.file("listener-got.bin")));
+  ASSERT_TRUE(wait_for_socket(path));
+  Child socat({"socat", "-t", "10", "-", "UNIX-CONNECT:" + path},
+              Child::Options::files(dir.file("a.bin"), dir.file("socat-got.bin")));
+  EXPECT_EQ(socat.wait(), 0);
+  EXPECT_EQ(listener.wait(), 0);
+  EXPECT_TRUE(slurp(dir.file("listener-got.bin")) == to_listener);
+  EXPECT_TRUE(slurp(dir.file("socat-got.bin")) == to_socat);
+}
+
+TEST_F(CliTest, ConnectAgainstSocatAsTheServer) {
+  if (!test::have_program("socat")) GTEST_SKIP() << "socat is not installed (make test installs it)";
+  test::TempDir dir;
+  const std::string data = make_file(dir.file("in.bin"), 600000);
+  const std::string path = dir.file("cat.sock");
+  Child socat({"socat", "UNIX-LISTEN:" + path, "EXEC:cat"});
+  ASSERT_TRUE(wait_for_socket(path));
+  Child client({wire_binary(), "connect", "unix:" + path},
+               Child::Options::files(dir.file("in.bin"), dir.file("out.bin")));
+  EXPECT_EQ(client.wait(), 0);
+  EXPECT_TRUE(slurp(dir.file("out.bin")) == data);
+  EXPECT_EQ(socat.wait(), 0);
+}
+
+TEST_F(CliTest, ListenKeepOpenServesOneAfterAnother) {
+  test::TempDir dir;
+  const std::string path = dir.file("keep.sock");
+  Child listener({wire_binary(), "listen", "-q", "--keep-open", "unix:" + path});
+  ASSERT_TRUE(wait_for_socket(path));
+  for (const char* message : {"first\n", "second\n"}) {
+    Socket s = create_connection("unix:" + path, 5s);
+    s.send_all(message);
+    s.shutdown(Shutdown::write);
+    s.set_timeout(5s);
+    EXPECT_EQ(s.recv(10), "") << "stdin (/dev/null) ended, so the listener half-closed";
+    s.close();
+    EXPECT_EQ(listener.read_line(), message);
+  }
+  listener.signal(SIGTERM);
+  (void)listener.wait();
+}

@@ -1,0 +1,273 @@
+// The server lifecycle: no CLOSE_WAIT, limits, idle timeout, EMFILE, graceful stop, workers.
+#include <sys/resource.h>
+
+#include <atomic>
+#include <future>
+
+#include "support.hpp"
+
+using namespace wire;
+using namespace std::chrono_literals;
+
+class ServerTest : public test::Test {};
+
+namespace {
+
+// serve() on a thread of this process (signals left alone), stopped at destruction.
+class BackgroundServer {
+ public:
+  BackgroundServer(std::string address, ConnectionHandler handler, ServeOptions options = {}) {
+    options.handle_signals = false;
+    std::promise<Address> bound;
+    auto bound_future = bound.get_future();
+    options.on_listening = [&bound](const Address& a) { bound.set_value(a); };
+    thread_ = std::thread([this, address, handler, options]() mutable {
+      try {
+        exit_code_ = serve(address, handler, options);
+      } catch (const std::exception& e) {
+        error_ = e.what();
+        exit_code_ = -1;
+      }
+    });
+    if (bound_future.wait_for(10s) != std::future_status::ready) {
+      throw std::runtime_error("server did not start");
+    }
+    address_ = bound_future.get();
+  }
+  ~BackgroundServer() { stop(); }
+  int stop() {
+    if (thread_.joinable()) {
+      stop_serving();
+      thread_.join();
+    }
+    return exit_code_;
+  }
+  const Address& address() const { return address_; }
+
+ private:
+  std::thread thread_;
+  Address address_;
+  std::atomic<int> exit_code_{-2};
+  std::string error_;
+};
+
+// Polls `condition` every 10 ms for up to `limit`.
+template <class Condition>
+bool eventually(Condition condition, std::chrono::milliseconds limit = 5000ms) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+std::string echo_once(const Address& address, const std::string& message) {
+  Socket s = create_connection(std::vector<Address>{address}, 5s);
+  s.set_timeout(5s);
+  s.send_all(message);
+  return s.makefile().read_exact(message.size());
+}
+
+}  // namespace
+
+TEST_F(ServerTest, ClientsThatCloseResetOrVanishLeaveNoCloseWait) {
+  const int fds_idle = test::open_fd_count();
+  {
+    BackgroundServer server("tcp://127.0.0.1:0", echo_connection);
+    const std::uint16_t port = server.address().port();
+    std::vector<Socket> lingering;
+    for (int i = 0; i < 150; ++i) {
+      Socket s = create_connection(std::vector<Address>{server.address()}, 5s);
+      s.send_all("half a mess");  // a message cut short, then:
+      switch (i % 3) {
+        case 0:  // FIN, reading nothing back
+          s.close();
+          break;
+        case 1:  // reset
+          s.set_option(option::linger, std::chrono::seconds(0));
+          s.close();
+          break;
+        case 2:  // half-close and keep the socket
+          s.shutdown(Shutdown::write);
+          lingering.push_back(std::move(s));
+          break;
+      }
+    }
+    // Every server-side socket must be closed promptly: nothing in CLOSE_WAIT, and no
+    // server socket left ESTABLISHED once our half-closed ones are gone too.
+    EXPECT_TRUE(eventually([&] { return test::sockets_in_state(port, "08") == 0; }))
+        << test::sockets_in_state(port, "08") << " sockets in CLOSE_WAIT";
+    lingering.clear();
+    EXPECT_TRUE(eventually([&] {
+      return test::sockets_in_state(port, "08") == 0 && test::sockets_in_state(port, "01") == 0;
+    }));
+    EXPECT_EQ(echo_once(server.address(), "still serving"), "still serving");
+    EXPECT_EQ(server.stop(), 0);
+  }
+  EXPECT_EQ(test::open_fd_count(), fds_idle) << "the server's fds are all released";
+}
+
+TEST_F(ServerTest, MaxConnectionsLeavesExcessClientsInTheBacklog) {
+  ServeOptions options;
+  options.limits.max_connections = 2;
+  BackgroundServer server("tcp://127.0.0.1:0", echo_connection, options);
+  Socket a = create_connection(std::vector<Address>{server.address()}, 5s);
+  Socket b = create_connection(std::vector<Address>{server.address()}, 5s);
+  a.send_all("a");
+  EXPECT_EQ(a.recv(1), "a");
+  b.send_all("b");
+  EXPECT_EQ(b.recv(1), "b");
+  Socket c = create_connection(std::vector<Address>{server.address()}, 5s);  // in the backlog
+  c.set_timeout(200ms);
+  c.send_all("c");
+  EXPECT_EQ(c.recv(1, std::nothrow).error(), errc::timed_out) << "a third connection was served";
+  a.close();  // frees a slot: c is accepted now
+  c.set_timeout(5s);
+  EXPECT_EQ(c.recv(1), "c");
+}
+
+TEST_F(ServerTest, IdleConnectionsAreClosedAfterTheIdleTimeout) {
+  ServeOptions options;
+  options.limits.idle_timeout = 100ms;
+  BackgroundServer server("tcp://127.0.0.1:0", echo_connection, options);
+  Socket s = create_connection(std::vector<Address>{server.address()}, 5s);
+  s.send_all("x");
+  EXPECT_EQ(s.recv(1), "x");
+  s.set_timeout(5s);
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(s.recv(1), "") << "the server closes an idle connection";
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 90ms);
+}
+
+TEST_F(ServerTest, GracefulStopFinishesInFlightConnectionsThenClosesTheRest) {
+  ServeOptions options;
+  options.limits.shutdown_grace = 300ms;
+  auto server = std::make_unique<BackgroundServer>("tcp://127.0.0.1:0", echo_connection, options);
+  const Address address = server->address();
+  Socket busy = create_connection(std::vector<Address>{address}, 5s);
+  busy.send_all("1");
+  EXPECT_EQ(busy.recv(1), "1");
+  auto stopped = std::async(std::launch::async, [&] { return server->stop(); });
+  // While stopping: the in-flight connection is still served...
+  std::this_thread::sleep_for(50ms);
+  busy.send_all("2");
+  busy.set_timeout(5s);
+  EXPECT_EQ(busy.recv(1), "2");
+  // ...no new connection is accepted...
+  auto refused = create_connection(std::vector<Address>{address}, 1s, std::nothrow);
+  EXPECT_FALSE(refused) << "accepted a connection while stopping";
+  // ...and after the grace period the server closes what is left and returns 0.
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(stopped.get(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  auto last = busy.recv(1, std::nothrow);
+  EXPECT_TRUE(!last || last->empty()) << "the server closed the connection left open";
+}
+
+TEST_F(ServerTest, WorkersShareOnePortAndEachClientIsServed) {
+  ServeOptions options;
+  options.workers = 2;
+  BackgroundServer server("tcp://127.0.0.1:0", echo_connection, options);
+  for (int i = 0; i < 50; ++i) {
+    std::string m = "client " + std::to_string(i);
+    EXPECT_EQ(echo_once(server.address(), m), m);
+  }
+}
+
+TEST_F(ServerTest, UnixSocketServerWithWorkers) {
+  test::TempDir dir;
+  ServeOptions options;
+  options.workers = 2;
+  BackgroundServer server("unix:" + dir.file("echo.sock"), echo_connection, options);
+  EXPECT_EQ(echo_once(server.address(), "over unix"), "over unix");
+}
+
+TEST_F(ServerTest, DatagramEcho) {
+  std::promise<Address> bound;
+  auto bound_future = bound.get_future();
+  ServeOptions options;
+  options.handle_signals = false;
+  options.on_listening = [&](const Address& a) { bound.set_value(a); };
+  std::thread t([&] { serve_datagrams("udp://127.0.0.1:0", echo_datagrams, options); });
+  ASSERT_EQ(bound_future.wait_for(5s), std::future_status::ready);
+  Address address = bound_future.get();
+  Socket client(Family::inet, Type::dgram);
+  client.set_timeout(5s);
+  client.sendto("ping", address);
+  EXPECT_EQ(client.recvfrom(100).data, "ping");
+  stop_serving();
+  t.join();
+}
+
+// fd exhaustion, in a child process whose RLIMIT_NOFILE is tiny: the server keeps serving the
+// connections it has, does not spin, and accepts again once fds free up.
+TEST_F(ServerTest, SurvivesFdExhaustionWithoutSpinningAndRecovers) {
+  int port_pipe[2];
+  ASSERT_EQ(::pipe2(port_pipe, O_CLOEXEC), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::rlimit limit{48, 48};
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+    ServeOptions options;
+    options.limits.max_connections = 1000;  // beyond the fd limit on purpose: meet EMFILE
+    options.limits.accept_retry_delay = 50ms;
+    options.on_listening = [&](const Address& a) {
+      std::uint16_t port = a.port();
+      [[maybe_unused]] auto n = ::write(port_pipe[1], &port, sizeof port);
+      ::close(port_pipe[1]);
+    };
+    int code = 1;
+    try {
+      code = serve("tcp://127.0.0.1:0", echo_connection, options);
+    } catch (...) {
+    }
+    ::_exit(code);
+  }
+  ::close(port_pipe[1]);
+  std::uint16_t port = 0;
+  ASSERT_EQ(::read(port_pipe[0], &port, sizeof port), static_cast<ssize_t>(sizeof port));
+  ::close(port_pipe[0]);
+  const Address address = Address::inet("127.0.0.1", port);
+
+  std::vector<Socket> clients;
+  for (int i = 0; i < 80; ++i) {  // more than the child has fds for
+    clients.push_back(create_connection(std::vector<Address>{address}, 5s));
+  }
+  // The first clients were accepted before the fds ran out and are still served.
+  clients[0].set_timeout(5s);
+  clients[0].send_all("early");
+  EXPECT_EQ(clients[0].makefile().read_exact(5), "early");
+
+  auto cpu_seconds = [child] {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(child) + "/stat").c_str(), "r");
+    if (f == nullptr) return -1.0;
+    char buf[1024] = {};
+    std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[n] = 0;
+    const char* after = std::strrchr(buf, ')');
+    unsigned long utime = 0, stime = 0;
+    std::sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime);
+    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  };
+  const double cpu_before = cpu_seconds();
+  std::this_thread::sleep_for(1s);
+  const double cpu_during = cpu_seconds() - cpu_before;
+  EXPECT_LT(cpu_during, 0.3) << "the server spins while out of fds";
+
+  // Free fds: the clients waiting in the backlog get served.
+  for (int i = 0; i < 40; ++i) clients[i].close();
+  Socket& late = clients.back();
+  late.set_timeout(5s);
+  late.send_all("late");
+  EXPECT_EQ(late.makefile().read_exact(4), "late");
+
+  clients.clear();
+  ::kill(child, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "graceful stop on SIGTERM exits 0";
+}
