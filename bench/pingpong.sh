@@ -6,7 +6,7 @@ bin=${1:-build/release/bench/bench_pingpong}
 rounds=${ROUNDS:-5}
 for i in $(seq "$rounds"); do
   for name in raw_syscalls wire_socket; do
-    "$bin" --benchmark_filter="^${name}\$" --benchmark_format=csv 2>/dev/null |
+    "$bin" --benchmark_filter="^${name}/" --benchmark_format=csv 2>/dev/null |
       awk -F, -v n="$name" '$1 ~ n {print n, $3}'
   done
 done | awk '

@@ -22,8 +22,8 @@ int main(int argc, char** argv) {
       for (;;) {
         std::string data = conn.recv(1024);
         if (data.empty()) {  // the peer closed: close our side now, no CLOSE_WAIT
-          std::printf("client %s closed after %zu bytes; closing fd %d\n",
-                      addr.to_string().c_str(), total, conn.fileno());
+          std::printf("client %s closed after %zu bytes; closing fd %d\n", addr.to_string().c_str(),
+                      total, conn.fileno());
           conn.close();
           break;
         }

@@ -35,7 +35,9 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quote(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
 
 Spec parse_spec(std::string_view text) {
   Spec spec;
@@ -85,7 +87,8 @@ Spec parse_spec(std::string_view text) {
     if (close == std::string_view::npos) return fail("missing ']' in " + quote(text));
     host = hostport.substr(1, close - 1);
     std::string_view after = hostport.substr(close + 1);
-    if (after.empty() || after[0] != ':') return fail("missing ':PORT' after ']' in " + quote(text));
+    if (after.empty() || after[0] != ':')
+      return fail("missing ':PORT' after ']' in " + quote(text));
     port = after.substr(1);
     spec.bracketed = true;
     if (auto percent = host.find('%'); percent != std::string_view::npos) {
@@ -105,9 +108,8 @@ Spec parse_spec(std::string_view text) {
   }
   if (host.empty()) return fail("empty host in " + quote(text));
   if (port.empty()) return fail("empty port in " + quote(text));
-  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) {
-        return c >= '0' && c <= '9';
-      })) {
+  if (port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     if (std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       return fail("port " + quote(port) + " out of range 0-65535 in " + quote(text));
     }
@@ -202,7 +204,8 @@ Result<std::vector<Address>> getaddrinfo_all(const Spec& spec) {
 // getaddrinfo cannot be interrupted, so a bounded lookup runs it on a thread of its own and
 // stops waiting at the deadline; the thread finishes (and frees its state) whenever the
 // resolver answers.
-Result<std::vector<Address>> getaddrinfo_bounded(const Spec& spec, std::chrono::nanoseconds timeout) {
+Result<std::vector<Address>> getaddrinfo_bounded(const Spec& spec,
+                                                 std::chrono::nanoseconds timeout) {
   struct Lookup {
     std::mutex mutex;
     std::condition_variable done_cv;
@@ -285,9 +288,9 @@ Address Address::inet(std::string_view ip, std::uint16_t port, Type type) {
 
 Address Address::unix_path(std::string_view path, Type type) {
   if (path.empty() || path.size() > max_unix_path || path.find('\0') != std::string_view::npos) {
-    throw Error(errc::invalid_address, "address", "unix:" + std::string(path),
-                "a Unix socket path must be 1 to " + std::to_string(max_unix_path) +
-                    " bytes without NUL");
+    throw Error(
+        errc::invalid_address, "address", "unix:" + std::string(path),
+        "a Unix socket path must be 1 to " + std::to_string(max_unix_path) + " bytes without NUL");
   }
   Address a;
   auto* sun = reinterpret_cast<::sockaddr_un*>(&a.storage_);
@@ -300,9 +303,9 @@ Address Address::unix_path(std::string_view path, Type type) {
 
 Address Address::abstract(std::string_view name, Type type) {
   if (name.size() > max_unix_path) {
-    throw Error(errc::invalid_address, "address", "unix:@" + std::string(name),
-                "an abstract socket name must be at most " + std::to_string(max_unix_path) +
-                    " bytes");
+    throw Error(
+        errc::invalid_address, "address", "unix:@" + std::string(name),
+        "an abstract socket name must be at most " + std::to_string(max_unix_path) + " bytes");
   }
   Address a;
   auto* sun = reinterpret_cast<::sockaddr_un*>(&a.storage_);
@@ -325,10 +328,14 @@ Address Address::from_sockaddr(const ::sockaddr* sa, ::socklen_t len, Type type)
 Family Address::family() const noexcept {
   if (size_ < sizeof(::sa_family_t)) return Family::unspecified;
   switch (storage_.ss_family) {
-    case AF_INET: return Family::inet;
-    case AF_INET6: return Family::inet6;
-    case AF_UNIX: return Family::local;
-    default: return Family::unspecified;
+    case AF_INET:
+      return Family::inet;
+    case AF_INET6:
+      return Family::inet6;
+    case AF_UNIX:
+      return Family::local;
+    default:
+      return Family::unspecified;
   }
 }
 
@@ -351,7 +358,8 @@ std::string Address::host() const {
 }
 
 std::uint16_t Address::port() const noexcept {
-  if (family() == Family::inet) return ntohs(reinterpret_cast<const ::sockaddr_in*>(&storage_)->sin_port);
+  if (family() == Family::inet)
+    return ntohs(reinterpret_cast<const ::sockaddr_in*>(&storage_)->sin_port);
   if (family() == Family::inet6) {
     return ntohs(reinterpret_cast<const ::sockaddr_in6*>(&storage_)->sin6_port);
   }
@@ -375,7 +383,8 @@ std::string Address::path() const {
 
 Address Address::with_port(std::uint16_t port) const noexcept {
   Address a = *this;
-  if (family() == Family::inet) reinterpret_cast<::sockaddr_in*>(&a.storage_)->sin_port = htons(port);
+  if (family() == Family::inet)
+    reinterpret_cast<::sockaddr_in*>(&a.storage_)->sin_port = htons(port);
   if (family() == Family::inet6) {
     reinterpret_cast<::sockaddr_in6*>(&a.storage_)->sin6_port = htons(port);
   }
@@ -398,13 +407,15 @@ std::string Address::to_string() const {
       if (std::uint32_t scope = scope_id(); scope != 0) {
         char name[IF_NAMESIZE] = {};
         text += "%";
-        text += ::if_indextoname(scope, name) != nullptr ? std::string(name) : std::to_string(scope);
+        text +=
+            ::if_indextoname(scope, name) != nullptr ? std::string(name) : std::to_string(scope);
       }
       return text + "]:" + std::to_string(port());
     }
     case Family::local:
       return (stream ? "unix:" : "unixgram:") + std::string(is_abstract() ? "@" : "") + path();
-    case Family::unspecified: break;
+    case Family::unspecified:
+      break;
   }
   return "";
 }
@@ -423,13 +434,16 @@ bool operator==(const Address& a, const Address& b) noexcept {
       return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
              std::memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
     }
-    case Family::local: return a.is_abstract() == b.is_abstract() && a.path() == b.path();
-    case Family::unspecified: return true;
+    case Family::local:
+      return a.is_abstract() == b.is_abstract() && a.path() == b.path();
+    case Family::unspecified:
+      return true;
   }
   return false;
 }
 
-std::vector<Address> resolve(std::string_view text, std::optional<std::chrono::nanoseconds> timeout) {
+std::vector<Address> resolve(std::string_view text,
+                             std::optional<std::chrono::nanoseconds> timeout) {
   std::string error;
   auto result = resolve_spec(text, timeout, error);
   if (!result) {

@@ -2,7 +2,8 @@
 
 namespace wire {
 
-AsyncSocket::AsyncSocket(EventLoop& loop, Socket socket) : loop_(&loop), socket_(std::move(socket)) {
+AsyncSocket::AsyncSocket(EventLoop& loop, Socket socket)
+    : loop_(&loop), socket_(std::move(socket)) {
   if (socket_.is_open()) socket_.set_blocking(false);
 }
 
@@ -21,8 +22,10 @@ AsyncSocket& AsyncSocket::operator=(AsyncSocket&& other) noexcept {
 
 void AsyncSocket::close() noexcept {
   if (!socket_.is_open()) return;
-  if (loop_ != nullptr) loop_->forget_fd(socket_.fileno(), errc::socket_closed);
-  socket_.close();
+  // Waking a waiter may run its coroutine to the end and destroy the frame that holds this
+  // AsyncSocket, so move the fd out first and touch nothing of *this afterwards.
+  Socket closing = std::move(socket_);
+  if (loop_ != nullptr) loop_->forget_fd(closing.fileno(), errc::socket_closed);
 }
 
 namespace detail {

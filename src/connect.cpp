@@ -151,9 +151,9 @@ bool is_unix_path(const Address& address) {
 // something answers on it.
 std::error_code remove_stale_socket(const Address& address) {
   const std::string path = address.path();
-  struct ::stat st{};
+  struct ::stat st {};
   if (::lstat(path.c_str(), &st) < 0) return {};  // nothing there
-  if (!S_ISSOCK(st.st_mode)) return {};  // not ours to delete: bind reports EADDRINUSE
+  if (!S_ISSOCK(st.st_mode)) return {};           // not ours to delete: bind reports EADDRINUSE
   auto probe = Socket::create(Family::local, address.type(), std::nothrow);
   if (!probe) return probe.error();
   auto connected = probe->connect(address, std::nothrow);
@@ -204,7 +204,8 @@ Result<Socket> make_server(const Address& address, const ServerOptions& options,
     return fail(detail::last_error(), "chmod");
   }
   if (address.type() == Type::stream) {
-    if (auto r = socket->listen(options.backlog, std::nothrow); !r) return fail(r.error(), "listen");
+    if (auto r = socket->listen(options.backlog, std::nothrow); !r)
+      return fail(r.error(), "listen");
   }
   return std::move(*socket);
 }
@@ -233,7 +234,8 @@ Socket create_connection(const std::vector<Address>& candidates, Timeout timeout
   std::vector<Failure> failures;
   auto socket = connect_candidates(candidates, deadline_after(timeout), failures);
   if (!socket) {
-    if (failures.size() == 1) throw Error(socket.error(), "connect", failures[0].address.to_string());
+    if (failures.size() == 1)
+      throw Error(socket.error(), "connect", failures[0].address.to_string());
     std::string names;
     for (const auto& a : candidates) names += (names.empty() ? "" : ", ") + a.to_string();
     throw Error(socket.error(), "connect", names, describe(failures));
@@ -256,7 +258,8 @@ Socket create_connection(std::string_view address, Timeout timeout) {
   std::vector<Failure> failures;
   auto socket = connect_candidates(candidates, deadline, failures);
   if (!socket) {
-    if (failures.size() == 1) throw Error(socket.error(), "connect", failures[0].address.to_string());
+    if (failures.size() == 1)
+      throw Error(socket.error(), "connect", failures[0].address.to_string());
     throw Error(socket.error(), "connect", std::string(address), describe(failures));
   }
   return std::move(*socket);

@@ -10,21 +10,30 @@ class WireCategory final : public std::error_category {
   const char* name() const noexcept override { return "wire"; }
   std::string message(int code) const override {
     switch (static_cast<errc>(code)) {
-      case errc::timed_out: return "timed out";
-      case errc::unexpected_eof: return "peer closed the connection before all bytes arrived";
-      case errc::line_too_long: return "no delimiter within the maximum length";
-      case errc::invalid_address: return "invalid address";
-      case errc::socket_closed: return "socket is closed or detached";
+      case errc::timed_out:
+        return "timed out";
+      case errc::unexpected_eof:
+        return "peer closed the connection before all bytes arrived";
+      case errc::line_too_long:
+        return "no delimiter within the maximum length";
+      case errc::invalid_address:
+        return "invalid address";
+      case errc::socket_closed:
+        return "socket is closed or detached";
     }
     return "unknown wire error";
   }
   // Lets callers test `ec == std::errc::timed_out` whichever layer produced the timeout.
   std::error_condition default_error_condition(int code) const noexcept override {
     switch (static_cast<errc>(code)) {
-      case errc::timed_out: return std::errc::timed_out;
-      case errc::socket_closed: return std::errc::bad_file_descriptor;
-      case errc::invalid_address: return std::errc::invalid_argument;
-      default: return {code, *this};
+      case errc::timed_out:
+        return std::errc::timed_out;
+      case errc::socket_closed:
+        return std::errc::bad_file_descriptor;
+      case errc::invalid_address:
+        return std::errc::invalid_argument;
+      default:
+        return {code, *this};
     }
   }
 };

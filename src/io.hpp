@@ -39,7 +39,8 @@ Result<std::size_t> retry_io(int fd, short events, Waiter& waiter, Op&& op) noex
     if (n >= 0) return static_cast<std::size_t>(n);
     int error = errno;
     if (error == EINTR) continue;
-    if (error != EAGAIN && error != EWOULDBLOCK) return std::error_code(error, std::system_category());
+    if (error != EAGAIN && error != EWOULDBLOCK)
+      return std::error_code(error, std::system_category());
     if (auto ec = waiter.wait(fd, events)) return ec;
   }
 }

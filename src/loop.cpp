@@ -53,7 +53,9 @@ EventLoop::~EventLoop() {
   ::close(wakeup_fd_);
 }
 
-EventLoop* EventLoop::current() noexcept { return current_loop; }
+EventLoop* EventLoop::current() noexcept {
+  return current_loop;
+}
 
 void EventLoop::set_exception_handler(std::function<void(std::exception_ptr)> handler) {
   exception_handler_ = std::move(handler);
@@ -98,7 +100,9 @@ void EventLoop::on_task_finished(void* context, std::coroutine_handle<> handle) 
   handle.destroy();  // allowed: the task is suspended at its final point
 }
 
-void EventLoop::call_soon(std::function<void()> callback) { ready_.push_back(std::move(callback)); }
+void EventLoop::call_soon(std::function<void()> callback) {
+  ready_.push_back(std::move(callback));
+}
 
 EventLoop::TimerId EventLoop::call_later(Duration delay, std::function<void()> callback) {
   auto timer = std::make_unique<CallbackTimer>();
@@ -258,7 +262,8 @@ void EventLoop::dispatch(int fd, unsigned events) {
   // loop's back cannot linger in it.
   FdState& state = fds_[fd];
   if (!state.registered) return;
-  unsigned wanted = (state.reader ? unsigned(readable) : 0u) | (state.writer ? unsigned(writable) : 0u);
+  unsigned wanted =
+      (state.reader ? unsigned(readable) : 0u) | (state.writer ? unsigned(writable) : 0u);
   if (wanted == state.interest) return;
   if (wanted == 0) {
     (void)selector_->unregister(fd, std::nothrow);

@@ -19,15 +19,20 @@ int to_milliseconds(std::optional<std::chrono::nanoseconds> timeout) {
   return static_cast<int>(std::min<std::int64_t>(ms, std::numeric_limits<int>::max()));
 }
 
-std::string fd_text(int fd) { return "fd " + std::to_string(fd); }
+std::string fd_text(int fd) {
+  return "fd " + std::to_string(fd);
+}
 
 }  // namespace
 
 std::string_view to_string(SelectorKind kind) noexcept {
   switch (kind) {
-    case SelectorKind::epoll: return "epoll";
-    case SelectorKind::poll: return "poll";
-    case SelectorKind::select: return "select";
+    case SelectorKind::epoll:
+      return "epoll";
+    case SelectorKind::poll:
+      return "poll";
+    case SelectorKind::select:
+      return "select";
   }
   return "unknown";
 }
@@ -48,9 +53,12 @@ SelectorKind default_selector_kind() noexcept {
 
 Result<std::unique_ptr<Selector>> Selector::create(SelectorKind kind, std::nothrow_t) noexcept {
   switch (kind) {
-    case SelectorKind::epoll: return detail::make_epoll_selector();
-    case SelectorKind::poll: return detail::make_poll_selector();
-    case SelectorKind::select: return detail::make_select_selector();
+    case SelectorKind::epoll:
+      return detail::make_epoll_selector();
+    case SelectorKind::poll:
+      return detail::make_poll_selector();
+    case SelectorKind::select:
+      return detail::make_select_selector();
   }
   return std::make_error_code(std::errc::invalid_argument);
 }
@@ -67,7 +75,8 @@ bool Selector::is_registered(int fd) const noexcept {
 }
 
 Result<void> Selector::register_fd(int fd, unsigned events, void* data, std::nothrow_t) noexcept {
-  if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+  if (fd < 0 || ::fcntl(fd, F_GETFD) < 0)
+    return std::make_error_code(std::errc::bad_file_descriptor);
   if (events & ~(readable | writable)) return std::make_error_code(std::errc::invalid_argument);
   if (is_registered(fd)) return std::make_error_code(std::errc::file_exists);
   try {
@@ -110,9 +119,9 @@ Result<void> Selector::modify(int fd, unsigned events, void* data, std::nothrow_
 void Selector::modify(int fd, unsigned events, void* data) {
   auto r = modify(fd, events, data, std::nothrow);
   if (!r) {
-    throw Error(r.error(), "modify", fd_text(fd),
-                r.error() == std::errc::no_such_file_or_directory ? "not registered"
-                                                                  : r.error().message());
+    throw Error(
+        r.error(), "modify", fd_text(fd),
+        r.error() == std::errc::no_such_file_or_directory ? "not registered" : r.error().message());
   }
 }
 

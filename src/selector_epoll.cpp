@@ -25,9 +25,7 @@ class EpollSelector final : public Selector {
   std::error_code backend_modify(int fd, unsigned events) noexcept override {
     return control(EPOLL_CTL_MOD, fd, events);
   }
-  std::error_code backend_remove(int fd) noexcept override {
-    return control(EPOLL_CTL_DEL, fd, 0);
-  }
+  std::error_code backend_remove(int fd) noexcept override { return control(EPOLL_CTL_DEL, fd, 0); }
   std::error_code backend_select(int timeout_ms) noexcept override {
     int n = ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
     if (n < 0) return last_error();

@@ -7,7 +7,8 @@ namespace wire::detail {
 namespace {
 
 short to_poll(unsigned events) {
-  return static_cast<short>(((events & readable) ? POLLIN : 0) | ((events & writable) ? POLLOUT : 0));
+  return static_cast<short>(((events & readable) ? POLLIN : 0) |
+                            ((events & writable) ? POLLOUT : 0));
 }
 
 class PollSelector final : public Selector {
@@ -44,7 +45,8 @@ class PollSelector final : public Selector {
       if (n == 0) break;
       if (p.revents == 0) continue;
       --n;
-      unsigned events = ((p.revents & POLLIN) ? readable : 0u) | ((p.revents & POLLOUT) ? writable : 0u);
+      unsigned events =
+          ((p.revents & POLLIN) ? readable : 0u) | ((p.revents & POLLOUT) ? writable : 0u);
       if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) events |= readable | writable;
       ready_.push_back({p.fd, events, nullptr});
     }

@@ -48,8 +48,14 @@ class SelectSelector final : public Selector {
 
  private:
   void set(int fd, unsigned events) noexcept {
-    if (events & readable) FD_SET(fd, &read_); else FD_CLR(fd, &read_);
-    if (events & writable) FD_SET(fd, &write_); else FD_CLR(fd, &write_);
+    if (events & readable)
+      FD_SET(fd, &read_);
+    else
+      FD_CLR(fd, &read_);
+    if (events & writable)
+      FD_SET(fd, &write_);
+    else
+      FD_CLR(fd, &write_);
     if (fd > max_fd_) max_fd_ = fd;
   }
 

@@ -57,13 +57,15 @@ class ServingRegistration {
   std::atomic<EventLoop*>* slot_ = nullptr;
 };
 
-extern "C" void on_stop_signal(int) { stop_serving(); }
+extern "C" void on_stop_signal(int) {
+  stop_serving();
+}
 
 class SignalScope {
  public:
   explicit SignalScope(bool enabled) : enabled_(enabled) {
     if (!enabled_) return;
-    struct ::sigaction action{};
+    struct ::sigaction action {};
     action.sa_handler = on_stop_signal;
     ::sigemptyset(&action.sa_mask);
     ::sigaction(SIGINT, &action, &previous_int_);
@@ -77,8 +79,8 @@ class SignalScope {
 
  private:
   bool enabled_;
-  struct ::sigaction previous_int_{};
-  struct ::sigaction previous_term_{};
+  struct ::sigaction previous_int_ {};
+  struct ::sigaction previous_term_ {};
 };
 
 // One listener per worker: SO_REUSEPORT for IP (the kernel spreads connections), a dup of
@@ -159,7 +161,9 @@ Server::~Server() {
   connections_.clear();
 }
 
-Address Server::local_address() const { return listener_.socket().local_address(); }
+Address Server::local_address() const {
+  return listener_.socket().local_address();
+}
 
 void Server::start() {
   accept_task_ = accept_loop();

@@ -13,24 +13,34 @@ namespace {
 
 int native_family(Family family) {
   switch (family) {
-    case Family::inet: return AF_INET;
-    case Family::inet6: return AF_INET6;
-    case Family::local: return AF_UNIX;
-    case Family::unspecified: break;
+    case Family::inet:
+      return AF_INET;
+    case Family::inet6:
+      return AF_INET6;
+    case Family::local:
+      return AF_UNIX;
+    case Family::unspecified:
+      break;
   }
   return AF_UNSPEC;
 }
 
 Family family_of(int native) {
   switch (native) {
-    case AF_INET: return Family::inet;
-    case AF_INET6: return Family::inet6;
-    case AF_UNIX: return Family::local;
-    default: return Family::unspecified;
+    case AF_INET:
+      return Family::inet;
+    case AF_INET6:
+      return Family::inet6;
+    case AF_UNIX:
+      return Family::local;
+    default:
+      return Family::unspecified;
   }
 }
 
-int native_type(Type type) { return type == Type::stream ? SOCK_STREAM : SOCK_DGRAM; }
+int native_type(Type type) {
+  return type == Type::stream ? SOCK_STREAM : SOCK_DGRAM;
+}
 
 std::error_code set_nonblocking(int fd, bool on) {
   int flags = ::fcntl(fd, F_GETFL);
@@ -38,6 +48,10 @@ std::error_code set_nonblocking(int fd, bool on) {
   int wanted = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
   if (wanted != flags && ::fcntl(fd, F_SETFL, wanted) < 0) return detail::last_error();
   return {};
+}
+
+bool is_retryable(int error) {
+  return error == EINTR || error == EAGAIN || error == EWOULDBLOCK;
 }
 
 // accept4 reports some errors of the new connection rather than of the listener; the
@@ -58,9 +72,11 @@ bool is_transient_accept_error(int error) {
   }
 }
 
-template <class T>
-T unwrap(Result<T>&& result, const char* operation, const std::string& address) {
-  if (!result) throw Error(result.error(), operation, address);
+// The throwing layer. `describe` names the socket and runs only on failure: the success
+// path of every call stays one syscall (a getpeername per recv doubled its cost).
+template <class T, class Operation, class Describe>
+T unwrap(Result<T>&& result, Operation&& operation, Describe&& describe) {
+  if (!result) throw Error(result.error(), std::string(operation), describe());
   if constexpr (!std::is_void_v<T>) return std::move(*result);
 }
 
@@ -110,7 +126,8 @@ Result<Socket> Socket::adopt(int fd, std::nothrow_t) noexcept {
 }
 
 Socket Socket::adopt(int fd) {
-  return unwrap(adopt(fd, std::nothrow), "adopt", "fd " + std::to_string(fd));
+  return unwrap(adopt(fd, std::nothrow), "adopt",
+                [&] { return std::string("fd " + std::to_string(fd)); });
 }
 
 Result<std::pair<Socket, Socket>> Socket::pair(Type type, std::nothrow_t) noexcept {
@@ -129,7 +146,8 @@ Result<std::pair<Socket, Socket>> Socket::pair(Type type, std::nothrow_t) noexce
 }
 
 std::pair<Socket, Socket> Socket::pair(Type type) {
-  return unwrap(pair(type, std::nothrow), "socketpair", type == Type::stream ? "unix" : "unixgram");
+  return unwrap(pair(type, std::nothrow), "socketpair",
+                [&] { return std::string(type == Type::stream ? "unix" : "unixgram"); });
 }
 
 Socket::Socket(Socket&& other) noexcept
@@ -151,7 +169,9 @@ Socket& Socket::operator=(Socket&& other) noexcept {
   return *this;
 }
 
-Socket::~Socket() { close(); }
+Socket::~Socket() {
+  close();
+}
 
 int Socket::fileno() const {
   if (fd_ < 0) throw Error(errc::socket_closed, "fileno", "");
@@ -198,7 +218,8 @@ Result<void> Socket::bind(const Address& address, std::nothrow_t) noexcept {
 }
 
 void Socket::bind(const Address& address) {
-  unwrap(bind(address, std::nothrow), "bind", fd_ < 0 ? local_text() : address.to_string());
+  unwrap(bind(address, std::nothrow), "bind",
+         [&] { return std::string(fd_ < 0 ? local_text() : address.to_string()); });
 }
 
 Result<void> Socket::listen(int backlog, std::nothrow_t) noexcept {
@@ -207,7 +228,9 @@ Result<void> Socket::listen(int backlog, std::nothrow_t) noexcept {
   return {};
 }
 
-void Socket::listen(int backlog) { unwrap(listen(backlog, std::nothrow), "listen", local_text()); }
+void Socket::listen(int backlog) {
+  unwrap(listen(backlog, std::nothrow), "listen", [&] { return std::string(local_text()); });
+}
 
 Result<Socket::Accepted> Socket::accept(std::nothrow_t) noexcept {
   if (fd_ < 0) return errc::socket_closed;
@@ -234,7 +257,9 @@ Result<Socket::Accepted> Socket::accept(std::nothrow_t) noexcept {
   return accepted;
 }
 
-Socket::Accepted Socket::accept() { return unwrap(accept(std::nothrow), "accept", local_text()); }
+Socket::Accepted Socket::accept() {
+  return unwrap(accept(std::nothrow), "accept", [&] { return std::string(local_text()); });
+}
 
 Result<void> Socket::connect(const Address& address, std::nothrow_t) noexcept {
   if (fd_ < 0) return errc::socket_closed;
@@ -263,8 +288,9 @@ Result<void> Socket::finish_connect(const Address& address, std::nothrow_t) noex
 }
 
 void Socket::connect(const Address& address) {
-  unwrap(connect(address, std::nothrow), "connect",
-         fd_ < 0 ? local_text() : address.with_type(type_).to_string());
+  unwrap(connect(address, std::nothrow), "connect", [&] {
+    return std::string(fd_ < 0 ? local_text() : address.with_type(type_).to_string());
+  });
 }
 
 Result<std::size_t> Socket::send(std::string_view data, std::nothrow_t, int flags) noexcept {
@@ -275,17 +301,19 @@ Result<std::size_t> Socket::send(std::string_view data, std::nothrow_t, int flag
   });
 }
 
-std::size_t Socket::send(std::string_view data, int flags) {
-  return unwrap(send(data, std::nothrow, flags), "send", peer_text());
+std::size_t Socket::send_slow(std::string_view data, int flags, int failed_with) {
+  if (failed_with != 0 && !is_retryable(failed_with)) {
+    throw Error(std::error_code(failed_with, std::system_category()), "send", peer_text());
+  }
+  return unwrap(send(data, std::nothrow, flags), "send", [&] { return peer_text(); });
 }
 
 Result<void> Socket::send_all(std::string_view data, std::nothrow_t) noexcept {
   if (fd_ < 0) return errc::socket_closed;
   detail::Waiter waiter(timeout_ns_);
   while (!data.empty()) {
-    auto n = detail::retry_io(fd_, POLLOUT, waiter, [&] {
-      return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-    });
+    auto n = detail::retry_io(fd_, POLLOUT, waiter,
+                              [&] { return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL); });
     if (!n) return n.error();
     data.remove_prefix(*n);
   }
@@ -293,7 +321,7 @@ Result<void> Socket::send_all(std::string_view data, std::nothrow_t) noexcept {
 }
 
 void Socket::send_all(std::string_view data) {
-  unwrap(send_all(data, std::nothrow), "send_all", peer_text());
+  unwrap(send_all(data, std::nothrow), "send_all", [&] { return std::string(peer_text()); });
 }
 
 Result<std::size_t> Socket::recv(std::span<char> buffer, std::nothrow_t, int flags) noexcept {
@@ -303,8 +331,11 @@ Result<std::size_t> Socket::recv(std::span<char> buffer, std::nothrow_t, int fla
                           [&] { return ::recv(fd_, buffer.data(), buffer.size(), flags); });
 }
 
-std::size_t Socket::recv(std::span<char> buffer, int flags) {
-  return unwrap(recv(buffer, std::nothrow, flags), "recv", peer_text());
+std::size_t Socket::recv_slow(std::span<char> buffer, int flags, int failed_with) {
+  if (failed_with != 0 && !is_retryable(failed_with)) {
+    throw Error(std::error_code(failed_with, std::system_category()), "recv", peer_text());
+  }
+  return unwrap(recv(buffer, std::nothrow, flags), "recv", [&] { return peer_text(); });
 }
 
 Result<std::string> Socket::recv(std::size_t max_bytes, std::nothrow_t, int flags) noexcept {
@@ -321,7 +352,8 @@ Result<std::string> Socket::recv(std::size_t max_bytes, std::nothrow_t, int flag
 }
 
 std::string Socket::recv(std::size_t max_bytes, int flags) {
-  return unwrap(recv(max_bytes, std::nothrow, flags), "recv", peer_text());
+  return unwrap(recv(max_bytes, std::nothrow, flags), "recv",
+                [&] { return std::string(peer_text()); });
 }
 
 Result<std::size_t> Socket::sendto(std::string_view data, const Address& to,
@@ -334,7 +366,8 @@ Result<std::size_t> Socket::sendto(std::string_view data, const Address& to,
 }
 
 std::size_t Socket::sendto(std::string_view data, const Address& to) {
-  return unwrap(sendto(data, to, std::nothrow), "sendto", to.with_type(type_).to_string());
+  return unwrap(sendto(data, to, std::nothrow), "sendto",
+                [&] { return std::string(to.with_type(type_).to_string()); });
 }
 
 Result<Socket::Received> Socket::recvfrom(std::span<char> buffer, std::nothrow_t) noexcept {
@@ -359,7 +392,8 @@ Result<Socket::Received> Socket::recvfrom(std::span<char> buffer, std::nothrow_t
 }
 
 Socket::Received Socket::recvfrom(std::span<char> buffer) {
-  return unwrap(recvfrom(buffer, std::nothrow), "recvfrom", local_text());
+  return unwrap(recvfrom(buffer, std::nothrow), "recvfrom",
+                [&] { return std::string(local_text()); });
 }
 
 Result<Socket::Datagram> Socket::recvfrom(std::size_t max_bytes, std::nothrow_t) noexcept {
@@ -377,7 +411,8 @@ Result<Socket::Datagram> Socket::recvfrom(std::size_t max_bytes, std::nothrow_t)
 }
 
 Socket::Datagram Socket::recvfrom(std::size_t max_bytes) {
-  return unwrap(recvfrom(max_bytes, std::nothrow), "recvfrom", local_text());
+  return unwrap(recvfrom(max_bytes, std::nothrow), "recvfrom",
+                [&] { return std::string(local_text()); });
 }
 
 Result<void> Socket::shutdown(Shutdown how, std::nothrow_t) noexcept {
@@ -386,7 +421,9 @@ Result<void> Socket::shutdown(Shutdown how, std::nothrow_t) noexcept {
   return {};
 }
 
-void Socket::shutdown(Shutdown how) { unwrap(shutdown(how, std::nothrow), "shutdown", peer_text()); }
+void Socket::shutdown(Shutdown how) {
+  unwrap(shutdown(how, std::nothrow), "shutdown", [&] { return std::string(peer_text()); });
+}
 
 Result<Address> Socket::local_address(std::nothrow_t) const noexcept {
   if (fd_ < 0) return errc::socket_closed;
@@ -397,8 +434,9 @@ Result<Address> Socket::local_address(std::nothrow_t) const noexcept {
 }
 
 Address Socket::local_address() const {
-  return unwrap(local_address(std::nothrow), "getsockname",
-                fd_ < 0 ? "(closed socket)" : "fd " + std::to_string(fd_));
+  return unwrap(local_address(std::nothrow), "getsockname", [&] {
+    return std::string(fd_ < 0 ? "(closed socket)" : "fd " + std::to_string(fd_));
+  });
 }
 
 Result<Address> Socket::peer_address(std::nothrow_t) const noexcept {
@@ -413,7 +451,8 @@ Result<Address> Socket::peer_address(std::nothrow_t) const noexcept {
 }
 
 Address Socket::peer_address() const {
-  return unwrap(peer_address(std::nothrow), "getpeername", local_text());
+  return unwrap(peer_address(std::nothrow), "getpeername",
+                [&] { return std::string(local_text()); });
 }
 
 Result<void> Socket::set_timeout(Timeout timeout, std::nothrow_t) noexcept {
@@ -425,7 +464,8 @@ Result<void> Socket::set_timeout(Timeout timeout, std::nothrow_t) noexcept {
 }
 
 void Socket::set_timeout(Timeout timeout) {
-  unwrap(set_timeout(timeout, std::nothrow), "set_timeout", local_text());
+  unwrap(set_timeout(timeout, std::nothrow), "set_timeout",
+         [&] { return std::string(local_text()); });
 }
 
 Timeout Socket::timeout() const noexcept {
@@ -454,19 +494,20 @@ Result<void> Socket::set_option(option::Flag option, bool on, std::nothrow_t) no
 }
 
 void Socket::set_option(option::Flag option, bool on) {
-  unwrap(set_option(option, on, std::nothrow), (std::string("set_option ") + option.label).c_str(),
-         local_text());
+  unwrap(set_option(option, on, std::nothrow), (std::string("set_option ") + option.label),
+         [&] { return std::string(local_text()); });
 }
 
 Result<bool> Socket::get_option(option::Flag option, std::nothrow_t) const noexcept {
   int value = 0;
-  if (auto r = get_raw_option(option.level, option.name, &value, sizeof value); !r) return r.error();
+  if (auto r = get_raw_option(option.level, option.name, &value, sizeof value); !r)
+    return r.error();
   return value != 0;
 }
 
 bool Socket::get_option(option::Flag option) const {
-  return unwrap(get_option(option, std::nothrow),
-                (std::string("get_option ") + option.label).c_str(), local_text());
+  return unwrap(get_option(option, std::nothrow), (std::string("get_option ") + option.label),
+                [&] { return std::string(local_text()); });
 }
 
 Result<void> Socket::set_option(option::Size option, int bytes, std::nothrow_t) noexcept {
@@ -474,19 +515,20 @@ Result<void> Socket::set_option(option::Size option, int bytes, std::nothrow_t) 
 }
 
 void Socket::set_option(option::Size option, int bytes) {
-  unwrap(set_option(option, bytes, std::nothrow),
-         (std::string("set_option ") + option.label).c_str(), local_text());
+  unwrap(set_option(option, bytes, std::nothrow), (std::string("set_option ") + option.label),
+         [&] { return std::string(local_text()); });
 }
 
 Result<int> Socket::get_option(option::Size option, std::nothrow_t) const noexcept {
   int value = 0;
-  if (auto r = get_raw_option(option.level, option.name, &value, sizeof value); !r) return r.error();
+  if (auto r = get_raw_option(option.level, option.name, &value, sizeof value); !r)
+    return r.error();
   return value;
 }
 
 int Socket::get_option(option::Size option) const {
-  return unwrap(get_option(option, std::nothrow),
-                (std::string("get_option ") + option.label).c_str(), local_text());
+  return unwrap(get_option(option, std::nothrow), (std::string("get_option ") + option.label),
+                [&] { return std::string(local_text()); });
 }
 
 Result<void> Socket::set_option(option::Linger, std::optional<std::chrono::seconds> linger,
@@ -498,13 +540,14 @@ Result<void> Socket::set_option(option::Linger, std::optional<std::chrono::secon
 }
 
 void Socket::set_option(option::Linger, std::optional<std::chrono::seconds> linger) {
-  unwrap(set_option(option::linger, linger, std::nothrow), "set_option linger", local_text());
+  unwrap(set_option(option::linger, linger, std::nothrow), "set_option linger",
+         [&] { return std::string(local_text()); });
 }
 
 std::optional<std::chrono::seconds> Socket::get_option(option::Linger) const {
   ::linger value{};
   unwrap(get_raw_option(SOL_SOCKET, SO_LINGER, &value, sizeof value), "get_option linger",
-         local_text());
+         [&] { return std::string(local_text()); });
   if (!value.l_onoff) return std::nullopt;
   return std::chrono::seconds(value.l_linger);
 }

@@ -1,8 +1,8 @@
 #include "wire/stream.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,7 +48,7 @@ std::int64_t to_ns(std::optional<std::chrono::nanoseconds> timeout) {
 
 Stream::Stream(int fd, std::optional<std::chrono::nanoseconds> timeout)
     : fd_(fd), timeout_ns_(to_ns(timeout)) {
-  struct ::stat st{};
+  struct ::stat st {};
   is_socket_ = ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
   nonblocking_ = (::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0;
 }
@@ -275,7 +275,9 @@ std::string Stream::read_exact(std::size_t n) {
   return std::move(*r);
 }
 
-std::string Stream::read_line(std::size_t max_len) { return read_until("\n", max_len); }
+std::string Stream::read_line(std::size_t max_len) {
+  return read_until("\n", max_len);
+}
 
 std::string Stream::read_until(std::string_view delimiter, std::size_t max_len) {
   auto r = read_until(delimiter, max_len, std::nothrow);

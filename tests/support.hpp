@@ -7,14 +7,16 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <thread>
 #include <string>
+#include <thread>
 
 #include "wire/wire.hpp"
 
 namespace wire {
 // GoogleTest prints Addresses as text in failure messages.
-inline void PrintTo(const Address& address, std::ostream* os) { *os << address.to_string(); }
+inline void PrintTo(const Address& address, std::ostream* os) {
+  *os << address.to_string();
+}
 }  // namespace wire
 
 namespace wire::test {
@@ -86,7 +88,8 @@ class Blackhole {
       s.set_timeout(std::chrono::milliseconds(200));
       auto r = s.connect(address_, std::nothrow);
       if (!r) {
-        if (r.error() != errc::timed_out) throw Error(r.error(), "fill backlog", address_.to_string());
+        if (r.error() != errc::timed_out)
+          throw Error(r.error(), "fill backlog", address_.to_string());
         return;  // this one hung: the queue is full
       }
       fillers_.push_back(std::move(s));

@@ -37,7 +37,7 @@ class CliTest : public test::Test {
   // Waits for a Unix socket file to appear (a server started in a child process).
   static bool wait_for_socket(const std::string& path) {
     for (int i = 0; i < 500; ++i) {
-      struct ::stat st{};
+      struct ::stat st {};
       if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
       std::this_thread::sleep_for(10ms);
     }
@@ -56,7 +56,9 @@ class CliTest : public test::Test {
 
 TEST_F(CliTest, UsageErrorsExitTwoAndHelpExitsZero) {
   for (auto args : std::vector<std::vector<std::string>>{
-           {wire_binary()}, {wire_binary(), "bogus"}, {wire_binary(), "connect"},
+           {wire_binary()},
+           {wire_binary(), "bogus"},
+           {wire_binary(), "connect"},
            {wire_binary(), "echo", "tcp://127.0.0.1:0", "--workers", "0"}}) {
     Child child(args, Child::Options::merged());
     (void)child.read_all();
@@ -87,8 +89,8 @@ TEST_F(CliTest, ConnectPipesAFileThroughTheEchoServerBitForBit) {
   const std::string data = make_file(dir.file("in.bin"), 1 << 20);
   for (const char* kind : {"tcp", "unix"}) {
     SCOPED_TRACE(kind);
-    std::string address = std::string(kind) == "tcp" ? "tcp://127.0.0.1:0"
-                                                     : "unix:" + dir.file("echo.sock");
+    std::string address =
+        std::string(kind) == "tcp" ? "tcp://127.0.0.1:0" : "unix:" + dir.file("echo.sock");
     Child server({wire_binary(), "echo", address}, Child::Options::merged());
     Address bound = announced(server);
     Child client({wire_binary(), "connect", bound.to_string()},
@@ -114,7 +116,8 @@ TEST_F(CliTest, UdpEchoAndConnect) {
 }
 
 TEST_F(CliTest, ListenAgainstSocatAsTheClient) {
-  if (!test::have_program("socat")) GTEST_SKIP() << "socat is not installed (make test installs it)";
+  if (!test::have_program("socat"))
+    GTEST_SKIP() << "socat is not installed (make test installs it)";
   test::TempDir dir;
   const std::string to_listener = make_file(dir.file("a.bin"), 500000);
   const std::string to_socat = make_file(dir.file("b.bin"), 200000);
@@ -131,7 +134,8 @@ TEST_F(CliTest, ListenAgainstSocatAsTheClient) {
 }
 
 TEST_F(CliTest, ConnectAgainstSocatAsTheServer) {
-  if (!test::have_program("socat")) GTEST_SKIP() << "socat is not installed (make test installs it)";
+  if (!test::have_program("socat"))
+    GTEST_SKIP() << "socat is not installed (make test installs it)";
   test::TempDir dir;
   const std::string data = make_file(dir.file("in.bin"), 600000);
   const std::string path = dir.file("cat.sock");

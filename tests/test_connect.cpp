@@ -30,9 +30,9 @@ TEST_F(ConnectTest, ConnectsByNameWithinDeadline) {
 }
 
 TEST_F(ConnectTest, InterleavesFamiliesStartingWithTheFirst) {
-  std::vector<Address> in = {
-      Address::parse("[::1]:1"), Address::parse("[::1]:2"), Address::parse("[::1]:3"),
-      Address::parse("127.0.0.1:4"), Address::parse("127.0.0.1:5")};
+  std::vector<Address> in = {Address::parse("[::1]:1"), Address::parse("[::1]:2"),
+                             Address::parse("[::1]:3"), Address::parse("127.0.0.1:4"),
+                             Address::parse("127.0.0.1:5")};
   std::vector<std::uint16_t> ports;
   for (const auto& a : interleave_families(in)) ports.push_back(a.port());
   EXPECT_EQ(ports, (std::vector<std::uint16_t>{1, 4, 2, 5, 3}));
@@ -121,7 +121,7 @@ TEST_F(ConnectTest, ServerOnUnixPathSetsModeAndReplacesOnlyStaleFiles) {
   std::string path = dir.file("app.sock");
   {
     Socket first = create_server("unix:" + path);
-    struct ::stat st{};
+    struct ::stat st {};
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
     // Something listens: refuse, and leave its file alone.
@@ -136,7 +136,7 @@ TEST_F(ConnectTest, ServerOnUnixPathSetsModeAndReplacesOnlyStaleFiles) {
   }
   // The listener closed, its file stayed: stale, so it is replaced.
   Socket second = create_server("unix:" + path, ServerOptions{.unix_mode = 0660});
-  struct ::stat st{};
+  struct ::stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0660u);
   Socket client = create_connection("unix:" + path);
@@ -147,10 +147,13 @@ TEST_F(ConnectTest, ServerOnUnixPathSetsModeAndReplacesOnlyStaleFiles) {
 TEST_F(ConnectTest, ServerDoesNotDeleteARegularFile) {
   test::TempDir dir;
   std::string path = dir.file("not-a-socket");
-  { std::FILE* f = std::fopen(path.c_str(), "w"); std::fclose(f); }
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    std::fclose(f);
+  }
   auto r = create_server(Address::unix_path(path), {}, std::nothrow);
   EXPECT_EQ(r.error(), std::errc::address_in_use);
-  struct ::stat st{};
+  struct ::stat st {};
   EXPECT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_TRUE(S_ISREG(st.st_mode));
 }

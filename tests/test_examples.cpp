@@ -33,8 +33,9 @@ class TinyHttpPeer {
     thread_ = std::thread([this] {
       auto [conn, peer] = listener_.accept();
       request_ = conn.makefile().read_until("\r\n\r\n");
-      conn.send_all("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 18\r\n\r\n"
-                    "<html>Hello</html>");
+      conn.send_all(
+          "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 18\r\n\r\n"
+          "<html>Hello</html>");
     });
   }
   ~TinyHttpPeer() {
@@ -82,7 +83,8 @@ TEST_F(ExamplesTest, TcpServerAcceptsOnANewFd) {
 
 TEST_F(ExamplesTest, TcpClientSendsAndPrintsTheReply) {
   Socket server = create_server("tcp://127.0.0.1:0");
-  Child child({std::string(WIRE_EXAMPLES_DIR) + "/tcp_client", server.local_address().to_string(), "question"});
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/tcp_client", server.local_address().to_string(),
+               "question"});
   server.set_timeout(10s);
   auto [conn, peer] = server.accept();
   Stream f = conn.makefile();
@@ -108,7 +110,7 @@ TEST_F(ExamplesTest, UnixSocketUsesAPath) {
   std::string out = child.read_all();
   EXPECT_EQ(child.wait(), 0);
   EXPECT_EQ(out, "server got 'ping over unix:" + dir.file("example.sock") + "'\n");
-  struct ::stat st{};
+  struct ::stat st {};
   ASSERT_EQ(::stat(dir.file("example.sock").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }

@@ -9,7 +9,9 @@ class LoopTest : public test::Test {};
 
 namespace {
 
-Task<int> immediate(int value) { co_return value; }
+Task<int> immediate(int value) {
+  co_return value;
+}
 
 Task<long> sum_of_immediates(int count) {
   long sum = 0;
@@ -220,9 +222,7 @@ TEST_F(LoopTest, DestroyingAWaitingTaskRemovesItsRegistration) {
   };
   {
     Task<void> task = waiter(silent);
-    auto starter = [](Task<void>& t) -> Task<void> {
-      co_await with_timeout(20ms, std::move(t));
-    };
+    auto starter = [](Task<void>& t) -> Task<void> { co_await with_timeout(20ms, std::move(t)); };
     EXPECT_THROW(loop.run_until_complete(starter(task)), Error);
   }
   EXPECT_EQ(loop.task_count(), 0u);

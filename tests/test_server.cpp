@@ -203,6 +203,10 @@ TEST_F(ServerTest, DatagramEcho) {
 // fd exhaustion, in a child process whose RLIMIT_NOFILE is tiny: the server keeps serving the
 // connections it has, does not spin, and accepts again once fds free up.
 TEST_F(ServerTest, SurvivesFdExhaustionWithoutSpinningAndRecovers) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "under ASan/UBSan the sanitizer runtime needs fds of its own, so starving "
+                  "the process of fds tests the runtime, not wire (runs in the dev preset)";
+#endif
   int port_pipe[2];
   ASSERT_EQ(::pipe2(port_pipe, O_CLOEXEC), 0);
   pid_t child = ::fork();

@@ -40,7 +40,9 @@ std::string recv_exactly(Socket& s, std::size_t n) {
   return out;
 }
 
-bool has_cloexec(int fd) { return (::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0; }
+bool has_cloexec(int fd) {
+  return (::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0;
+}
 
 }  // namespace
 
@@ -194,8 +196,7 @@ TEST_F(SocketTest, RecvFromSilentPeerTimesOut) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), errc::timed_out);
     EXPECT_EQ(e.code(), std::errc::timed_out);
-    EXPECT_EQ(std::string(e.what()),
-              "recv " + c.client_address.to_string() + ": timed out");
+    EXPECT_EQ(std::string(e.what()), "recv " + c.client_address.to_string() + ": timed out");
   }
   EXPECT_GE(std::chrono::steady_clock::now() - start, 100ms);
   // The socket still works after a timeout.

@@ -106,7 +106,9 @@ TEST_F(StreamTest, LineLongerThanMaxIsAnErrorNotUnboundedMemory) {
 
   auto [c, d] = Socket::pair();
   Stream g = d.makefile();
-  c.send_all("exactly10\n" "eleven bytes\n");
+  c.send_all(
+      "exactly10\n"
+      "eleven bytes\n");
   EXPECT_EQ(g.read_line(10), "exactly10\n");
   EXPECT_THROW((void)g.read_line(10), Error);
 }
@@ -181,7 +183,8 @@ TEST_F(StreamTest, LargeWritesFlushOnTheirOwn) {
     Stream g = b.makefile();
     received = g.read_exact(3 * Stream::buffer_limit);
   });
-  for (int i = 0; i < 3; ++i) f.write(std::string(Stream::buffer_limit, static_cast<char>('a' + i)));
+  for (int i = 0; i < 3; ++i)
+    f.write(std::string(Stream::buffer_limit, static_cast<char>('a' + i)));
   EXPECT_EQ(f.pending(), 0u);
   reader.join();
   EXPECT_EQ(received.size(), 3 * Stream::buffer_limit);

@@ -64,7 +64,9 @@ class Address {
   // The canonical text, which parse() reads back to an equal Address.
   std::string to_string() const;
 
-  const ::sockaddr* native() const noexcept { return reinterpret_cast<const ::sockaddr*>(&storage_); }
+  const ::sockaddr* native() const noexcept {
+    return reinterpret_cast<const ::sockaddr*>(&storage_);
+  }
   ::socklen_t native_size() const noexcept { return size_; }
 
   friend bool operator==(const Address& a, const Address& b) noexcept;

@@ -4,8 +4,8 @@
 //     char buffer[4096];
 //     for (;;) {
 //       std::size_t n = co_await conn.recv(buffer);
-//       if (n == 0) co_return;                   // peer closed: conn closes as it goes out of scope
-//       co_await conn.send_all({buffer, n});
+//       if (n == 0) co_return;                   // peer closed: conn closes as it goes out of
+//       scope co_await conn.send_all({buffer, n});
 //     }
 //   }
 //
@@ -33,8 +33,7 @@ class AsyncSocket;
 namespace detail {
 
 inline bool would_block(std::error_code ec) noexcept {
-  return ec == std::errc::resource_unavailable_try_again ||
-         ec == std::errc::operation_would_block;
+  return ec == std::errc::resource_unavailable_try_again || ec == std::errc::operation_would_block;
 }
 
 // One awaitable for every operation: Op::attempt() does the syscall (never blocking) and
@@ -300,22 +299,28 @@ inline auto AsyncSocket::accept(std::nothrow_t) {
   return detail::IoAwaitable<detail::AcceptOp, false>(loop_, &socket_, timeout_ns_, {&socket_});
 }
 inline auto AsyncSocket::connect(const Address& address) {
-  return detail::IoAwaitable<detail::ConnectOp, true>(loop_, &socket_, timeout_ns_, {&socket_, address});
+  return detail::IoAwaitable<detail::ConnectOp, true>(loop_, &socket_, timeout_ns_,
+                                                      {&socket_, address});
 }
 inline auto AsyncSocket::connect(const Address& address, std::nothrow_t) {
-  return detail::IoAwaitable<detail::ConnectOp, false>(loop_, &socket_, timeout_ns_, {&socket_, address});
+  return detail::IoAwaitable<detail::ConnectOp, false>(loop_, &socket_, timeout_ns_,
+                                                       {&socket_, address});
 }
 inline auto AsyncSocket::recvfrom(std::span<char> buffer) {
-  return detail::IoAwaitable<detail::RecvFromOp, true>(loop_, &socket_, timeout_ns_, {&socket_, buffer});
+  return detail::IoAwaitable<detail::RecvFromOp, true>(loop_, &socket_, timeout_ns_,
+                                                       {&socket_, buffer});
 }
 inline auto AsyncSocket::recvfrom(std::span<char> buffer, std::nothrow_t) {
-  return detail::IoAwaitable<detail::RecvFromOp, false>(loop_, &socket_, timeout_ns_, {&socket_, buffer});
+  return detail::IoAwaitable<detail::RecvFromOp, false>(loop_, &socket_, timeout_ns_,
+                                                        {&socket_, buffer});
 }
 inline auto AsyncSocket::sendto(std::string_view data, const Address& to) {
-  return detail::IoAwaitable<detail::SendToOp, true>(loop_, &socket_, timeout_ns_, {&socket_, data, to});
+  return detail::IoAwaitable<detail::SendToOp, true>(loop_, &socket_, timeout_ns_,
+                                                     {&socket_, data, to});
 }
 inline auto AsyncSocket::sendto(std::string_view data, const Address& to, std::nothrow_t) {
-  return detail::IoAwaitable<detail::SendToOp, false>(loop_, &socket_, timeout_ns_, {&socket_, data, to});
+  return detail::IoAwaitable<detail::SendToOp, false>(loop_, &socket_, timeout_ns_,
+                                                      {&socket_, data, to});
 }
 
 }  // namespace wire

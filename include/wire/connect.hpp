@@ -41,8 +41,8 @@ std::vector<Address> interleave_families(const std::vector<Address>& candidates)
 
 struct ServerOptions {
   int backlog = SOMAXCONN;
-  bool reuse_port = false;  // SO_REUSEPORT: several listeners (one per thread) on one port
-  bool dual_stack = false;  // an IPv6 listener that also accepts IPv4 ("[::]:port")
+  bool reuse_port = false;    // SO_REUSEPORT: several listeners (one per thread) on one port
+  bool dual_stack = false;    // an IPv6 listener that also accepts IPv4 ("[::]:port")
   ::mode_t unix_mode = 0600;  // permissions of a Unix socket file
 };
 

@@ -17,11 +17,11 @@ namespace wire {
 // Conditions that are not errno values. Compare with `ec == wire::errc::timed_out`;
 // timed_out also compares equal to std::errc::timed_out.
 enum class errc {
-  timed_out = 1,       // a deadline passed before the operation could finish
-  unexpected_eof,      // the peer closed before the bytes asked for arrived
-  line_too_long,       // read_line / read_until found no delimiter within max_len bytes
-  invalid_address,     // an address string could not be parsed
-  socket_closed,       // the Socket was closed or detached; its old fd number is never used
+  timed_out = 1,    // a deadline passed before the operation could finish
+  unexpected_eof,   // the peer closed before the bytes asked for arrived
+  line_too_long,    // read_line / read_until found no delimiter within max_len bytes
+  invalid_address,  // an address string could not be parsed
+  socket_closed,    // the Socket was closed or detached; its old fd number is never used
 };
 
 const std::error_category& wire_category() noexcept;
@@ -54,8 +54,8 @@ class Error : public std::system_error {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
-  Result(std::error_code error) : error_(error) {}  // NOLINT
+  Result(T value) : value_(std::move(value)) {}           // NOLINT: implicit by design
+  Result(std::error_code error) : error_(error) {}        // NOLINT
   Result(errc error) : error_(make_error_code(error)) {}  // NOLINT
 
   bool has_value() const noexcept { return value_.has_value(); }
@@ -83,7 +83,7 @@ template <>
 class [[nodiscard]] Result<void> {
  public:
   Result() = default;
-  Result(std::error_code error) : error_(error) {}  // NOLINT
+  Result(std::error_code error) : error_(error) {}        // NOLINT
   Result(errc error) : error_(make_error_code(error)) {}  // NOLINT
 
   bool has_value() const noexcept { return !error_; }
@@ -99,7 +99,9 @@ class [[nodiscard]] Result<void> {
 
 namespace detail {
 // The error_code for the current errno.
-inline std::error_code last_error() noexcept { return {errno, std::system_category()}; }
+inline std::error_code last_error() noexcept {
+  return {errno, std::system_category()};
+}
 }  // namespace detail
 
 }  // namespace wire

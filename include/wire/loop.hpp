@@ -203,8 +203,9 @@ T EventLoop::run_until_complete(Task<T> task) {
   spawn(runner(*this, std::move(task), outcome));
   run();
   if (outcome.error) std::rethrow_exception(outcome.error);
-  if (!outcome.value) throw Error(std::make_error_code(std::errc::operation_canceled),
-                                  "run_until_complete", "", "the loop stopped before the task finished");
+  if (!outcome.value)
+    throw Error(std::make_error_code(std::errc::operation_canceled), "run_until_complete", "",
+                "the loop stopped before the task finished");
   if constexpr (!std::is_void_v<T>) return std::move(*outcome.value);
 }
 

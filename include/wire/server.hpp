@@ -97,10 +97,10 @@ class Server {
 };
 
 struct ServeOptions {
-  int workers = 1;                 // threads, each with its own loop (and SO_REUSEPORT listener)
+  int workers = 1;  // threads, each with its own loop (and SO_REUSEPORT listener)
   ServerLimits limits;
-  ServerOptions socket;            // backlog, unix_mode, dual_stack (reuse_port is set for workers)
-  bool handle_signals = true;      // SIGINT / SIGTERM stop gracefully
+  ServerOptions socket;        // backlog, unix_mode, dual_stack (reuse_port is set for workers)
+  bool handle_signals = true;  // SIGINT / SIGTERM stop gracefully
   SelectorKind selector = default_selector_kind();
   // Called once listening, with the bound address (port 0 resolved), before serving.
   std::function<void(const Address&)> on_listening;

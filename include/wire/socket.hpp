@@ -120,13 +120,28 @@ class Socket {
   Result<void> finish_connect(const Address& address, std::nothrow_t) noexcept;
 
   // May send fewer bytes than given; returns how many. Never raises SIGPIPE.
-  std::size_t send(std::string_view data, int flags = 0);
+  std::size_t send(std::string_view data, int flags = 0) {
+    // Fast path, inline: a blocking socket whose call succeeds costs exactly the syscall.
+    if (timeout_ns_ < 0 && fd_ >= 0) {
+      ::ssize_t n = ::send(fd_, data.data(), data.size(), flags | MSG_NOSIGNAL);
+      if (n >= 0) return static_cast<std::size_t>(n);
+      return send_slow(data, flags, errno);
+    }
+    return send_slow(data, flags, 0);
+  }
   Result<std::size_t> send(std::string_view data, std::nothrow_t, int flags = 0) noexcept;
   // Sends every byte or fails.
   void send_all(std::string_view data);
   Result<void> send_all(std::string_view data, std::nothrow_t) noexcept;
   // Returns the byte count; 0 means the peer closed (for streams).
-  std::size_t recv(std::span<char> buffer, int flags = 0);
+  std::size_t recv(std::span<char> buffer, int flags = 0) {
+    if (timeout_ns_ < 0 && fd_ >= 0) {
+      ::ssize_t n = ::recv(fd_, buffer.data(), buffer.size(), flags);
+      if (n >= 0) return static_cast<std::size_t>(n);
+      return recv_slow(buffer, flags, errno);
+    }
+    return recv_slow(buffer, flags, 0);
+  }
   Result<std::size_t> recv(std::span<char> buffer, std::nothrow_t, int flags = 0) noexcept;
   // Up to max_bytes as a string; "" means the peer closed (Python's b'').
   std::string recv(std::size_t max_bytes, int flags = 0);
@@ -155,7 +170,9 @@ class Socket {
   Result<void> set_timeout(Timeout timeout, std::nothrow_t) noexcept;
   Timeout timeout() const noexcept;
   // set_blocking(true) is set_timeout(nullopt); set_blocking(false) is set_timeout(0s).
-  void set_blocking(bool blocking) { set_timeout(blocking ? Timeout{} : Timeout{std::chrono::nanoseconds(0)}); }
+  void set_blocking(bool blocking) {
+    set_timeout(blocking ? Timeout{} : Timeout{std::chrono::nanoseconds(0)});
+  }
 
   void set_option(option::Flag option, bool on);
   Result<void> set_option(option::Flag option, bool on, std::nothrow_t) noexcept;
@@ -179,6 +196,11 @@ class Socket {
   std::string describe() const { return peer_text(); }
 
  private:
+  // Everything but the fast path. `failed_with` is the errno the fast path met (0 if it did
+  // not run): a real error is reported as is, since repeating the call could lose it
+  // (a second recv after ECONNRESET reads EOF); EINTR and EAGAIN go round again.
+  std::size_t send_slow(std::string_view data, int flags, int failed_with);
+  std::size_t recv_slow(std::span<char> buffer, int flags, int failed_with);
   // How errors name this socket: the peer when known, else the local address.
   std::string peer_text() const;
   std::string local_text() const;

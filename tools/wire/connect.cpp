@@ -9,8 +9,9 @@ namespace wire::cli {
 
 Command add_connect(CLI::App& app) {
   auto* sub = app.add_subcommand(
-      "connect", "Connect and pipe stdin to the socket and the socket to stdout; at stdin EOF "
-                 "half-close and read until the peer closes");
+      "connect",
+      "Connect and pipe stdin to the socket and the socket to stdout; at stdin EOF "
+      "half-close and read until the peer closes");
   struct Args {
     std::string address;
     double timeout = 10;

@@ -33,8 +33,8 @@ Command add_echo(CLI::App& app) {
     options.workers = args->workers;
     options.limits.max_connections = args->max_connections;
     if (args->idle_timeout > 0) {
-      options.limits.idle_timeout = std::chrono::nanoseconds(
-          static_cast<std::int64_t>(args->idle_timeout * 1e9));
+      options.limits.idle_timeout =
+          std::chrono::nanoseconds(static_cast<std::int64_t>(args->idle_timeout * 1e9));
     }
     options.on_listening = [quiet = args->quiet](const Address& bound) {
       if (!quiet) std::fprintf(stderr, "wire: echo on %s\n", bound.to_string().c_str());

@@ -11,8 +11,9 @@ namespace wire::cli {
 
 Command add_listen(CLI::App& app) {
   auto* sub = app.add_subcommand(
-      "listen", "Accept one connection (or, with --keep-open, one after another) and pipe it "
-                "to stdin/stdout");
+      "listen",
+      "Accept one connection (or, with --keep-open, one after another) and pipe it "
+      "to stdin/stdout");
   struct Args {
     std::string address;
     bool keep_open = false;
@@ -41,7 +42,8 @@ Command add_listen(CLI::App& app) {
         return 0;
       }
       auto [conn, peer] = server.accept();
-      if (!args->quiet) std::fprintf(stderr, "wire: connection from %s\n", peer.to_string().c_str());
+      if (!args->quiet)
+        std::fprintf(stderr, "wire: connection from %s\n", peer.to_string().c_str());
       if (relay(conn, input, STDOUT_FILENO).input_ended) input = -1;  // nothing more to send
     } while (args->keep_open);
     return 0;
