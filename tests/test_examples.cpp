@@ -166,3 +166,30 @@ TEST_F(ExamplesTest, CloseOnEofClosesWhenThePeerDoes) {
   }
   EXPECT_EQ(child.wait(), 0);
 }
+
+TEST_F(ExamplesTest, SelectServerServesSeveralClientsFromOneThread) {
+  for (const char* backend : {"select", "poll", "epoll"}) {
+    SCOPED_TRACE(backend);
+    ::setenv("WIRE_SELECTOR", backend, 1);
+    Child child({std::string(WIRE_EXAMPLES_DIR) + "/select_server", "tcp://127.0.0.1:0", "3"});
+    ::unsetenv("WIRE_SELECTOR");
+    std::string first = child.read_line();
+    EXPECT_NE(first.find(std::string("with ") + backend), std::string::npos) << first;
+    Address address = listening_address(first);
+    // Three clients connected at once, served in an interleaved order by one thread.
+    std::vector<Socket> clients;
+    for (int i = 0; i < 3; ++i) clients.push_back(create_connection(std::vector<Address>{address}, 5s));
+    for (int i = 2; i >= 0; --i) {
+      std::string m = "client " + std::to_string(i);
+      clients[i].send_all(m);
+      clients[i].set_timeout(5s);
+      EXPECT_EQ(clients[i].makefile().read_exact(m.size()), m);
+    }
+    clients.clear();
+    std::string rest = child.read_all();
+    EXPECT_EQ(child.wait(), 0);
+    std::size_t closed = 0;
+    for (std::size_t at = 0; (at = rest.find(" closed\n", at)) != std::string::npos; ++at) ++closed;
+    EXPECT_EQ(closed, 3u) << rest;
+  }
+}
