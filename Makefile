@@ -37,6 +37,7 @@ test-asan: test-deps
 
 bench: build
 	bench/pingpong.sh build/release/bench/bench_pingpong
+	bench/echo.sh build/release
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
