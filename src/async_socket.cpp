@@ -57,6 +57,33 @@ bool RecvOp::attempt(int fd, Result<Value>& result) noexcept {
   }
 }
 
+bool RecvPooledOp::attempt(int fd, Result<Value>& result) noexcept {
+  char* block;
+  try {
+    block = pool->acquire();
+  } catch (const std::bad_alloc&) {
+    result = std::make_error_code(std::errc::not_enough_memory);
+    return true;
+  }
+  for (;;) {
+    ::ssize_t n = ::recv(fd, block, BufferPool::block_size, 0);
+    if (n > 0) {
+      result = Buffer(pool, block, static_cast<std::size_t>(n));
+      return true;
+    }
+    const int error = n == 0 ? 0 : errno;
+    if (error == EINTR) continue;
+    pool->give_back(block);  // nothing to hold while waiting, or at EOF
+    if (error == EAGAIN || error == EWOULDBLOCK) return false;
+    if (error == 0) {
+      result = Buffer();
+    } else {
+      result = std::error_code(error, std::system_category());
+    }
+    return true;
+  }
+}
+
 bool SendOp::attempt(int fd, Result<Value>& result) noexcept {
   for (;;) {
     ::ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);

@@ -2,12 +2,11 @@
 
 namespace wire {
 
-Task<void> echo_connection(AsyncSocket& conn, const Address&) {
-  char buffer[16384];
+Task<void> echo_connection(AsyncSocket& conn) {
   for (;;) {
-    std::size_t n = co_await conn.recv(buffer);
-    if (n == 0) co_return;  // FIN from the peer: return, and the server closes at once
-    co_await conn.send_all({buffer, n});
+    Buffer data = co_await conn.recv_pooled();
+    if (data.empty()) co_return;  // FIN from the peer: return, and the server closes at once
+    co_await conn.send_all(data);
   }
 }
 

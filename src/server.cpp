@@ -190,16 +190,16 @@ Task<void> Server::accept_loop() {
     }
     ++accepted_;
     ++active_;  // counted from now: the connection's task starts on the next iteration
-    loop_.spawn(run_connection(std::move(accepted->socket), accepted->peer));
+    loop_.spawn(run_connection(std::move(accepted->socket)));
   }
 }
 
-Task<void> Server::run_connection(AsyncSocket conn, Address peer) {
+Task<void> Server::run_connection(AsyncSocket conn) {
   Tracked tracked{this, &conn};
   connections_.push_back(&tracked);
   if (limits_.idle_timeout) conn.set_timeout(limits_.idle_timeout);
   try {
-    co_await handler_(conn, peer);
+    co_await handler_(conn);
   } catch (const Error&) {
     // A peer that resets, vanishes or idles out ends its own connection and nothing else.
   }

@@ -150,12 +150,28 @@ std::pair<Socket, Socket> Socket::pair(Type type) {
                 [&] { return std::string(type == Type::stream ? "unix" : "unixgram"); });
 }
 
+void Socket::remember_peer(const Address& peer) noexcept {
+  const bool ip = peer.family() == Family::inet || peer.family() == Family::inet6;
+  if (!ip || peer.native_size() > sizeof peer_bytes_) {
+    peer_size_ = 0;
+    return;
+  }
+  std::memcpy(peer_bytes_, peer.native(), peer.native_size());
+  peer_size_ = static_cast<std::uint8_t>(peer.native_size());
+}
+
+Address Socket::remembered_peer() const noexcept {
+  return Address::from_sockaddr(reinterpret_cast<const ::sockaddr*>(peer_bytes_), peer_size_, type_);
+}
+
 Socket::Socket(Socket&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       family_(other.family_),
       type_(other.type_),
       timeout_ns_(other.timeout_ns_),
-      peer_(other.peer_) {}
+      peer_size_(other.peer_size_) {
+  std::memcpy(peer_bytes_, other.peer_bytes_, sizeof peer_bytes_);
+}
 
 Socket& Socket::operator=(Socket&& other) noexcept {
   if (this != &other) {
@@ -164,7 +180,8 @@ Socket& Socket::operator=(Socket&& other) noexcept {
     family_ = other.family_;
     type_ = other.type_;
     timeout_ns_ = other.timeout_ns_;
-    peer_ = other.peer_;
+    std::memcpy(peer_bytes_, other.peer_bytes_, sizeof peer_bytes_);
+    peer_size_ = other.peer_size_;
   }
   return *this;
 }
@@ -199,8 +216,8 @@ std::string Socket::local_text() const {
 
 std::string Socket::peer_text() const {
   if (fd_ < 0) return "(closed socket)";
-  if (!peer_.empty()) {
-    std::string text = peer_.to_string();
+  if (peer_size_ != 0) {
+    std::string text = remembered_peer().to_string();
     if (text != "unix:" && text != "unixgram:") return text;
   }
   auto peer = peer_address(std::nothrow);
@@ -253,7 +270,7 @@ Result<Socket::Accepted> Socket::accept(std::nothrow_t) noexcept {
   accepted.socket.type_ = type_;
   accepted.socket.timeout_ns_ = timeout_ns_;
   accepted.peer = Address::from_sockaddr(reinterpret_cast<::sockaddr*>(&ss), len, type_);
-  accepted.socket.peer_ = accepted.peer;
+  accepted.socket.remember_peer(accepted.peer);
   return accepted;
 }
 
@@ -264,7 +281,7 @@ Socket::Accepted Socket::accept() {
 Result<void> Socket::connect(const Address& address, std::nothrow_t) noexcept {
   if (fd_ < 0) return errc::socket_closed;
   if (::connect(fd_, address.native(), address.native_size()) == 0) {
-    peer_ = address;
+    remember_peer(address);
     return {};
   }
   int error = errno;
@@ -283,7 +300,7 @@ Result<void> Socket::finish_connect(const Address& address, std::nothrow_t) noex
   ::socklen_t len = sizeof so_error;
   if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &so_error, &len) < 0) return detail::last_error();
   if (so_error != 0) return std::error_code(so_error, std::system_category());
-  peer_ = address;
+  remember_peer(address);
   return {};
 }
 
@@ -444,7 +461,7 @@ Result<Address> Socket::peer_address(std::nothrow_t) const noexcept {
   ::sockaddr_storage ss{};
   ::socklen_t len = sizeof ss;
   if (::getpeername(fd_, reinterpret_cast<::sockaddr*>(&ss), &len) < 0) {
-    if (!peer_.empty()) return peer_;  // gone from the kernel after a reset; we remember it
+    if (peer_size_ != 0) return remembered_peer();  // the kernel forgot it after a reset
     return detail::last_error();
   }
   return Address::from_sockaddr(reinterpret_cast<::sockaddr*>(&ss), len, type_);

@@ -400,3 +400,25 @@ TEST_F(LoopTest, SocketTimeoutBoundsEveryWait) {
   EXPECT_EQ(loop.run_until_complete(body(s, a)), "ok");
   EXPECT_GE(std::chrono::steady_clock::now() - start, 30ms);
 }
+
+TEST_F(LoopTest, RecvPooledLendsABufferOnlyWhenDataIsThere) {
+  EventLoop loop;
+  auto [a, b] = Socket::pair();
+  AsyncSocket s(loop, std::move(b));
+  auto body = [](EventLoop& loop, AsyncSocket& s, Socket& peer) -> Task<std::string> {
+    std::string got;
+    loop.call_later(10ms, [&peer] { peer.send_all("pooled"); });
+    {
+      Buffer data = co_await s.recv_pooled();  // waits: no block taken while waiting
+      got = std::string(data.view());
+      if (loop.buffer_pool().cached() != 0) co_return "a block was cached while lent";
+    }
+    if (loop.buffer_pool().cached() != 1) co_return "the block did not come back";
+    peer.close();
+    Buffer end = co_await s.recv_pooled();
+    if (!end.empty()) co_return "expected end of stream";
+    co_return got;
+  };
+  EXPECT_EQ(loop.run_until_complete(body(loop, s, a)), "pooled");
+  EXPECT_EQ(loop.buffer_pool().cached(), 1u) << "one block, reused, never more";
+}

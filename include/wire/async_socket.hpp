@@ -157,6 +157,8 @@ class AsyncSocket {
   EventLoop* loop() const noexcept { return loop_; }
   bool is_open() const noexcept { return socket_.is_open(); }
   int fileno() const { return socket_.fileno(); }
+  Address peer_address() const { return socket_.peer_address(); }
+  Address local_address() const { return socket_.local_address(); }
   // Withdraws the fd from the loop (waking waiters with errc::socket_closed) and closes it.
   void close() noexcept;
   void shutdown(Shutdown how) { socket_.shutdown(how); }
@@ -169,6 +171,10 @@ class AsyncSocket {
   // co_await conn.recv(buffer) -> bytes read; 0 means the peer closed.
   auto recv(std::span<char> buffer);
   auto recv(std::span<char> buffer, std::nothrow_t);
+  // co_await conn.recv_pooled() -> a Buffer lent by the loop once data is there (empty: the
+  // peer closed). Waiting holds no buffer, so idle connections cost no read memory.
+  auto recv_pooled();
+  auto recv_pooled(std::nothrow_t);
   // co_await conn.send(data) -> bytes sent (maybe fewer than given).
   auto send(std::string_view data);
   auto send(std::string_view data, std::nothrow_t);
@@ -208,6 +214,15 @@ struct RecvOp {
   std::span<char> buffer;
   bool attempt(int fd, Result<Value>& result) noexcept;
   Value finish(Value n, EventLoop&) noexcept { return n; }
+};
+
+struct RecvPooledOp {
+  using Value = Buffer;
+  static constexpr unsigned direction = readable;
+  static constexpr const char* name = "recv";
+  BufferPool* pool;
+  bool attempt(int fd, Result<Value>& result) noexcept;
+  Value finish(Value buffer, EventLoop&) noexcept { return buffer; }
 };
 
 struct SendOp {
@@ -279,6 +294,14 @@ inline auto AsyncSocket::recv(std::span<char> buffer) {
 }
 inline auto AsyncSocket::recv(std::span<char> buffer, std::nothrow_t) {
   return detail::IoAwaitable<detail::RecvOp, false>(loop_, &socket_, timeout_ns_, {buffer});
+}
+inline auto AsyncSocket::recv_pooled() {
+  return detail::IoAwaitable<detail::RecvPooledOp, true>(loop_, &socket_, timeout_ns_,
+                                                         {&loop_->buffer_pool()});
+}
+inline auto AsyncSocket::recv_pooled(std::nothrow_t) {
+  return detail::IoAwaitable<detail::RecvPooledOp, false>(loop_, &socket_, timeout_ns_,
+                                                          {&loop_->buffer_pool()});
 }
 inline auto AsyncSocket::send(std::string_view data) {
   return detail::IoAwaitable<detail::SendOp, true>(loop_, &socket_, timeout_ns_, {data});

@@ -29,6 +29,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "wire/buffer.hpp"
 #include "wire/error.hpp"
 #include "wire/selector.hpp"
 #include "wire/task.hpp"
@@ -106,6 +107,8 @@ class EventLoop {
   SleepAwaitable sleep(Duration duration) noexcept;
 
   Selector& selector() noexcept { return *selector_; }
+  // Read buffers lent by AsyncSocket::recv_pooled().
+  BufferPool& buffer_pool() noexcept { return buffer_pool_; }
   // The time at the start of this iteration (cheap; refreshed once per iteration).
   detail::Clock::time_point now() const noexcept { return now_; }
 
@@ -136,6 +139,7 @@ class EventLoop {
   void drain_wakeup() noexcept;
 
   std::unique_ptr<Selector> selector_;
+  BufferPool buffer_pool_;
   std::vector<FdState> fds_;
   std::size_t io_waiters_ = 0;
   std::vector<detail::TimerNode*> heap_;

@@ -1,10 +1,12 @@
 // wire/server.hpp — a coroutine per connection, and a lifecycle that never leaks a socket.
 //
-//   wire::Task<> handle(wire::AsyncSocket& conn, const wire::Address& peer) {
-//     char buffer[4096];
-//     for (std::size_t n; (n = co_await conn.recv(buffer)) != 0;)
-//       co_await conn.send_all({buffer, n});
-//   }                                          // returning closes conn: no CLOSE_WAIT
+//   wire::Task<> handle(wire::AsyncSocket& conn) {        // conn.peer_address() says who
+//     for (;;) {
+//       wire::Buffer data = co_await conn.recv_pooled();  // no buffer held while idle
+//       if (data.empty()) co_return;                      // FIN: return, and conn closes
+//       co_await conn.send_all(data);
+//     }
+//   }
 //   int main() { return wire::serve("tcp://127.0.0.1:8000", handle); }
 //
 // Lifecycle rules the Server enforces:
@@ -34,8 +36,10 @@
 
 namespace wire {
 
-// The handler runs once per connection; conn and peer stay valid until it returns.
-using ConnectionHandler = std::function<Task<void>(AsyncSocket& conn, const Address& peer)>;
+// The handler runs once per connection; conn stays valid until it returns. (The peer is
+// conn.peer_address(): not a parameter, so an idle connection does not carry a whole
+// Address in its frame.)
+using ConnectionHandler = std::function<Task<void>(AsyncSocket& conn)>;
 // For datagram addresses: runs once per worker on its bound socket.
 using DatagramHandler = std::function<Task<void>(AsyncSocket& socket)>;
 
@@ -75,7 +79,7 @@ class Server {
   struct Tracked;
   class SlotAwaitable;
   Task<void> accept_loop();
-  Task<void> run_connection(AsyncSocket conn, Address peer);
+  Task<void> run_connection(AsyncSocket conn);
   void connection_ended(Tracked* tracked) noexcept;
   void resume_accept() noexcept;
 

@@ -211,7 +211,14 @@ class Socket {
   Family family_ = Family::unspecified;
   Type type_ = Type::stream;
   std::int64_t timeout_ns_ = -1;  // < 0: blocking; 0: non-blocking; > 0: timeout
-  Address peer_;
+  // The peer of an IP socket, remembered from connect/accept because the kernel forgets it
+  // after a reset (getpeername fails) and errors should still name it. 28 bytes, not a
+  // whole Address: every idle connection carries it. Unix peers are not cached (getpeername
+  // keeps working for them).
+  void remember_peer(const Address& peer) noexcept;
+  Address remembered_peer() const noexcept;
+  alignas(4) unsigned char peer_bytes_[sizeof(::sockaddr_in6)] = {};
+  std::uint8_t peer_size_ = 0;
 };
 
 struct Socket::Accepted {

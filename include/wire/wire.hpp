@@ -13,3 +13,4 @@
 #include "wire/socket.hpp"
 #include "wire/stream.hpp"
 #include "wire/task.hpp"
+#include "wire/buffer.hpp"
