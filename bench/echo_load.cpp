@@ -65,8 +65,8 @@ int main(int argc, char** argv) {
 
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
-  const auto end = start + std::chrono::duration_cast<Clock::duration>(
-                               std::chrono::duration<double>(seconds));
+  const auto end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   std::uint64_t sent = 0, done = 0;
   std::deque<Connection*> waiting_for_budget;  // rate mode: replies owed a next message
   auto budget_left = [&] {

@@ -43,9 +43,11 @@ bool settle(Result<T>&& attempt, Result<T>& result) noexcept {
 // recv and send, the hot path, make their syscall directly. The others go through the
 // blocking layer's non-throwing calls, which return EAGAIN at once on a non-blocking socket.
 
-bool RecvOp::attempt(int fd, Result<Value>& result) noexcept {
+// One non-blocking syscall, retried across EINTR: finished unless it would block.
+template <class Syscall>
+bool attempt_once(Syscall&& call, Result<std::size_t>& result) noexcept {
   for (;;) {
-    ::ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+    ::ssize_t n = call();
     if (n >= 0) {
       result = static_cast<std::size_t>(n);
       return true;
@@ -55,6 +57,10 @@ bool RecvOp::attempt(int fd, Result<Value>& result) noexcept {
     result = last_error();
     return true;
   }
+}
+
+bool RecvOp::attempt(int fd, Result<Value>& result) noexcept {
+  return attempt_once([&] { return ::recv(fd, buffer.data(), buffer.size(), 0); }, result);
 }
 
 bool RecvPooledOp::attempt(int fd, Result<Value>& result) noexcept {
@@ -85,17 +91,7 @@ bool RecvPooledOp::attempt(int fd, Result<Value>& result) noexcept {
 }
 
 bool SendOp::attempt(int fd, Result<Value>& result) noexcept {
-  for (;;) {
-    ::ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n >= 0) {
-      result = static_cast<std::size_t>(n);
-      return true;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-    result = last_error();
-    return true;
-  }
+  return attempt_once([&] { return ::send(fd, data.data(), data.size(), MSG_NOSIGNAL); }, result);
 }
 
 bool SendAllOp::attempt(int fd, Result<Value>& result) noexcept {

@@ -99,7 +99,12 @@ std::vector<Socket> open_listeners(const Address& address, ServeOptions& options
     } else {
       int copy = ::fcntl(listeners.front().fileno(), F_DUPFD_CLOEXEC, 0);
       if (copy < 0) throw Error(detail::last_error(), "dup", bound.to_string());
-      listeners.push_back(Socket::adopt(copy));
+      auto adopted = Socket::adopt(copy, std::nothrow);
+      if (!adopted) {
+        ::close(copy);  // adopt failed, so the copy is still ours to close
+        throw Error(adopted.error(), "adopt", bound.to_string());
+      }
+      listeners.push_back(std::move(*adopted));
     }
   }
   return listeners;

@@ -25,19 +25,6 @@ int native_family(Family family) {
   return AF_UNSPEC;
 }
 
-Family family_of(int native) {
-  switch (native) {
-    case AF_INET:
-      return Family::inet;
-    case AF_INET6:
-      return Family::inet6;
-    case AF_UNIX:
-      return Family::local;
-    default:
-      return Family::unspecified;
-  }
-}
-
 int native_type(Type type) {
   return type == Type::stream ? SOCK_STREAM : SOCK_DGRAM;
 }
@@ -119,7 +106,8 @@ Result<Socket> Socket::adopt(int fd, std::nothrow_t) noexcept {
   if (flags < 0) return detail::last_error();
   Socket s;
   s.fd_ = fd;
-  s.family_ = family_of(ss.ss_family);
+  s.family_ =
+      Address::from_sockaddr(reinterpret_cast<::sockaddr*>(&ss), len, Type::stream).family();
   s.type_ = type == SOCK_STREAM ? Type::stream : Type::dgram;
   s.timeout_ns_ = (flags & O_NONBLOCK) ? 0 : -1;
   return s;
@@ -161,7 +149,8 @@ void Socket::remember_peer(const Address& peer) noexcept {
 }
 
 Address Socket::remembered_peer() const noexcept {
-  return Address::from_sockaddr(reinterpret_cast<const ::sockaddr*>(peer_bytes_), peer_size_, type_);
+  return Address::from_sockaddr(reinterpret_cast<const ::sockaddr*>(peer_bytes_), peer_size_,
+                                type_);
 }
 
 Socket::Socket(Socket&& other) noexcept

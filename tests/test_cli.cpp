@@ -165,3 +165,13 @@ TEST_F(CliTest, ListenKeepOpenServesOneAfterAnother) {
   listener.signal(SIGTERM);
   (void)listener.wait();
 }
+
+TEST_F(CliTest, ListenOnUdpPrintsTheFirstPeersDatagrams) {
+  Child listener({wire_binary(), "listen", "udp://127.0.0.1:0"}, Child::Options::merged());
+  Address address = announced(listener);
+  Socket client(Family::inet, Type::dgram);
+  client.sendto("hello udp\n", address);
+  EXPECT_EQ(listener.read_line(), "hello udp\n");
+  // stdin is /dev/null: after the linger with nothing more, the listener exits cleanly.
+  EXPECT_EQ(listener.wait(), 0);
+}

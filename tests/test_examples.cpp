@@ -178,7 +178,8 @@ TEST_F(ExamplesTest, SelectServerServesSeveralClientsFromOneThread) {
     Address address = listening_address(first);
     // Three clients connected at once, served in an interleaved order by one thread.
     std::vector<Socket> clients;
-    for (int i = 0; i < 3; ++i) clients.push_back(create_connection(std::vector<Address>{address}, 5s));
+    for (int i = 0; i < 3; ++i)
+      clients.push_back(create_connection(std::vector<Address>{address}, 5s));
     for (int i = 2; i >= 0; --i) {
       std::string m = "client " + std::to_string(i);
       clients[i].send_all(m);

@@ -3,6 +3,7 @@
 
 #include "wire/address.hpp"
 #include "wire/async_socket.hpp"
+#include "wire/buffer.hpp"
 #include "wire/connect.hpp"
 #include "wire/echo.hpp"
 #include "wire/error.hpp"
@@ -13,4 +14,3 @@
 #include "wire/socket.hpp"
 #include "wire/stream.hpp"
 #include "wire/task.hpp"
-#include "wire/buffer.hpp"

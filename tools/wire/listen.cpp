@@ -6,6 +6,7 @@
 #include "commands.hpp"
 #include "wire/connect.hpp"
 #include "wire/relay.hpp"
+#include "wire/stream.hpp"
 
 namespace wire::cli {
 
@@ -36,8 +37,9 @@ Command add_listen(CLI::App& app) {
         char first[65536];
         auto datagram = server.recvfrom(std::span<char>(first));
         server.connect(datagram.from);
-        if (std::fwrite(first, 1, datagram.size, stdout) != datagram.size) return 1;
-        std::fflush(stdout);
+        Stream out(STDOUT_FILENO);  // no SIGPIPE if stdout's reader is gone
+        out.write(std::string_view(first, datagram.size));
+        out.flush();
         relay(server, input, STDOUT_FILENO);
         return 0;
       }
