@@ -59,11 +59,12 @@ bool attempt_once(Syscall&& call, Result<std::size_t>& result) noexcept {
   }
 }
 
-bool RecvOp::attempt(int fd, Result<Value>& result) noexcept {
+bool RecvOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
   return attempt_once([&] { return ::recv(fd, buffer.data(), buffer.size(), 0); }, result);
 }
 
-bool RecvPooledOp::attempt(int fd, Result<Value>& result) noexcept {
+bool RecvPooledOp::attempt(int fd, AsyncSocket& owner, Result<Value>& result) noexcept {
+  BufferPool* pool = &owner.loop()->buffer_pool();
   char* block;
   try {
     block = pool->acquire();
@@ -90,11 +91,11 @@ bool RecvPooledOp::attempt(int fd, Result<Value>& result) noexcept {
   }
 }
 
-bool SendOp::attempt(int fd, Result<Value>& result) noexcept {
+bool SendOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
   return attempt_once([&] { return ::send(fd, data.data(), data.size(), MSG_NOSIGNAL); }, result);
 }
 
-bool SendAllOp::attempt(int fd, Result<Value>& result) noexcept {
+bool SendAllOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
   while (sent < data.size()) {
     ::ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
     if (n >= 0) {
@@ -110,11 +111,12 @@ bool SendAllOp::attempt(int fd, Result<Value>& result) noexcept {
   return true;
 }
 
-bool AcceptOp::attempt(int, Result<Value>& result) noexcept {
-  return settle(listener->accept(std::nothrow), result);
+bool AcceptOp::attempt(int, AsyncSocket& owner, Result<Value>& result) noexcept {
+  return settle(owner.socket().accept(std::nothrow), result);
 }
 
-bool ConnectOp::attempt(int, Result<Value>& result) noexcept {
+bool ConnectOp::attempt(int, AsyncSocket& owner, Result<Value>& result) noexcept {
+  Socket* socket = &owner.socket();
   if (!started) {
     started = true;
     auto r = socket->connect(address, std::nothrow);
@@ -135,12 +137,12 @@ bool ConnectOp::attempt(int, Result<Value>& result) noexcept {
   return true;
 }
 
-bool RecvFromOp::attempt(int, Result<Value>& result) noexcept {
-  return settle(socket->recvfrom(buffer, std::nothrow), result);
+bool RecvFromOp::attempt(int, AsyncSocket& owner, Result<Value>& result) noexcept {
+  return settle(owner.socket().recvfrom(buffer, std::nothrow), result);
 }
 
-bool SendToOp::attempt(int, Result<Value>& result) noexcept {
-  return settle(socket->sendto(data, to, std::nothrow), result);
+bool SendToOp::attempt(int, AsyncSocket& owner, Result<Value>& result) noexcept {
+  return settle(owner.socket().sendto(data, to, std::nothrow), result);
 }
 
 }  // namespace detail

@@ -136,7 +136,7 @@ void EventLoop::arm(detail::TimerNode& timer, detail::Clock::time_point when) no
   if (timer.armed()) disarm(timer);
   timer.when = when;
   timer.sequence = timer_sequence_++;
-  timer.heap_index = heap_.size();
+  timer.heap_index = static_cast<std::uint32_t>(heap_.size());
   heap_.push_back(&timer);
   heap_up(timer.heap_index);
 }
@@ -156,14 +156,16 @@ void EventLoop::disarm(detail::TimerNode& timer) noexcept {
 
 namespace {
 bool earlier(const detail::TimerNode* a, const detail::TimerNode* b) {
-  return a->when < b->when || (a->when == b->when && a->sequence < b->sequence);
+  // Sequence numbers wrap after 2^32 arms; the signed difference orders them anyway.
+  return a->when < b->when ||
+         (a->when == b->when && static_cast<std::int32_t>(a->sequence - b->sequence) < 0);
 }
 }  // namespace
 
 void EventLoop::heap_swap(std::size_t a, std::size_t b) noexcept {
   std::swap(heap_[a], heap_[b]);
-  heap_[a]->heap_index = a;
-  heap_[b]->heap_index = b;
+  heap_[a]->heap_index = static_cast<std::uint32_t>(a);
+  heap_[b]->heap_index = static_cast<std::uint32_t>(b);
 }
 
 void EventLoop::heap_up(std::size_t index) noexcept {
@@ -242,7 +244,7 @@ void EventLoop::forget_fd(int fd, std::error_code reason) noexcept {
   for (detail::IoWaiter* waiter : {state.reader, state.writer}) {
     if (waiter == nullptr) continue;
     cancel_io(*waiter);
-    waiter->abort(waiter, reason);
+    waiter->ops->abort(waiter, reason);
   }
 }
 
@@ -253,7 +255,7 @@ void EventLoop::dispatch(int fd, unsigned events) {
     FdState& state = fds_[fd];
     detail::IoWaiter* waiter = direction == readable ? state.reader : state.writer;
     if (waiter == nullptr) continue;
-    if (!waiter->attempt(waiter)) continue;  // spurious: still would block
+    if (!waiter->ops->attempt(waiter)) continue;  // spurious: still would block
     cancel_io(*waiter);
     waiter->handle.resume();
   }

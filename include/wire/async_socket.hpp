@@ -1,17 +1,17 @@
 // wire/async_socket.hpp — AsyncSocket: a Socket driven by an EventLoop, with awaitable calls.
 //
-//   wire::Task<> echo(wire::AsyncSocket conn) {
-//     char buffer[4096];
+//   wire::Task<> echo(wire::AsyncSocket& conn) {
 //     for (;;) {
-//       std::size_t n = co_await conn.recv(buffer);
-//       if (n == 0) co_return;                   // peer closed: conn closes as it goes out of
-//       scope co_await conn.send_all({buffer, n});
+//       wire::Buffer data = co_await conn.recv_pooled();   // lent only once data is there
+//       if (data.empty()) co_return;                       // the peer closed
+//       co_await conn.send_all(data);
 //     }
 //   }
 //
 // Ownership: an AsyncSocket owns its Socket (and so the fd) and belongs to one loop; closing
 // or destroying it withdraws the fd from the loop and wakes any waiter with
-// errc::socket_closed. The socket is switched to non-blocking mode.
+// errc::socket_closed. The socket is switched to non-blocking mode. Do not move an
+// AsyncSocket while one of its operations is pending (the operation points to it).
 //
 // Each call tries the operation at once and suspends only if the kernel says EAGAIN, so a
 // socket with data waiting costs no trip through the selector. At most one coroutine may
@@ -28,116 +28,17 @@
 
 namespace wire {
 
-class AsyncSocket;
-
 namespace detail {
-
-inline bool would_block(std::error_code ec) noexcept {
-  return ec == std::errc::resource_unavailable_try_again || ec == std::errc::operation_would_block;
-}
-
-// One awaitable for every operation: Op::attempt() does the syscall (never blocking) and
-// says whether it finished; the rest (suspending, timeouts via with_timeout, cancellation on
-// destruction) is shared.
 template <class Op, bool Throw>
-class IoAwaitable : IoWaiter, TimerNode {
- public:
-  using Value = typename Op::Value;
-
-  IoAwaitable(EventLoop* loop, Socket* socket, std::int64_t timeout_ns, Op op) noexcept
-      : loop_(loop), socket_(socket), timeout_ns_(timeout_ns), op_(std::move(op)) {}
-  IoAwaitable(IoAwaitable&& other) noexcept
-      : IoWaiter(),
-        TimerNode(),
-        loop_(other.loop_),
-        socket_(other.socket_),
-        timeout_ns_(other.timeout_ns_),
-        op_(std::move(other.op_)) {}
-  IoAwaitable(const IoAwaitable&) = delete;
-  IoAwaitable& operator=(const IoAwaitable&) = delete;
-  ~IoAwaitable() {
-    if (waiting) loop_->cancel_io(*this);
-    if (armed()) loop_->disarm(*this);
-  }
-
-  bool await_ready() noexcept {
-    if (socket_ == nullptr || !socket_->is_open()) {
-      result_ = errc::socket_closed;
-      return true;
-    }
-    fd = socket_->fileno();
-    return op_.attempt(fd, result_);
-  }
-  bool await_suspend(std::coroutine_handle<> h) noexcept {
-    handle = h;
-    direction = Op::direction;
-    attempt = [](IoWaiter* w) noexcept {
-      auto* self = static_cast<IoAwaitable*>(w);
-      return self->op_.attempt(self->fd, self->result_);
-    };
-    abort = [](IoWaiter* w, std::error_code reason) noexcept {
-      auto* self = static_cast<IoAwaitable*>(w);
-      if (self->armed()) self->loop_->disarm(*self);
-      self->result_ = reason;
-      self->handle.resume();
-    };
-    if (auto ec = loop_->wait_io(*this)) {
-      result_ = ec;
-      return false;
-    }
-    // The socket's timeout bounds each wait; the timer lives here, so arming costs no
-    // allocation and a destroyed awaiter takes it along.
-    if (timeout_ns_ >= 0) {
-      fire = [](TimerNode* t) noexcept {
-        auto* self = static_cast<IoAwaitable*>(t);
-        self->loop_->cancel_io(*self);
-        self->result_ = errc::timed_out;
-        self->handle.resume();
-      };
-      loop_->arm(*this, Clock::now() + std::chrono::nanoseconds(timeout_ns_));
-    }
-    return true;
-  }
-  auto await_resume() {
-    if (armed()) loop_->disarm(*this);
-    if constexpr (Throw) {
-      if (!result_) {
-        throw Error(result_.error(), Op::name,
-                    socket_ != nullptr ? socket_->describe() : std::string("(closed socket)"));
-      }
-      if constexpr (!std::is_void_v<Value>) return op_.finish(std::move(*result_), *loop_);
-    } else {
-      if constexpr (std::is_void_v<Value>) {
-        return std::move(result_);
-      } else {
-        using Out = decltype(op_.finish(std::move(*result_), *loop_));
-        if (!result_) return Result<Out>(result_.error());
-        if constexpr (std::is_void_v<Out>) {
-          op_.finish(std::move(*result_), *loop_);
-          return Result<void>();
-        } else {
-          return Result<Out>(op_.finish(std::move(*result_), *loop_));
-        }
-      }
-    }
-  }
-
- private:
-  EventLoop* loop_;
-  Socket* socket_;
-  std::int64_t timeout_ns_;  // < 0: none
-  Op op_;
-  Result<Value> result_{std::error_code()};
-};
-
+class IoAwaitable;
 struct RecvOp;
+struct RecvPooledOp;
 struct SendOp;
 struct SendAllOp;
 struct AcceptOp;
 struct ConnectOp;
 struct RecvFromOp;
 struct SendToOp;
-
 }  // namespace detail
 
 class AsyncSocket {
@@ -195,6 +96,9 @@ class AsyncSocket {
   auto sendto(std::string_view data, const Address& to, std::nothrow_t);
 
  private:
+  template <class Op, bool Throw>
+  friend class detail::IoAwaitable;
+
   EventLoop* loop_ = nullptr;
   Socket socket_;
   std::int64_t timeout_ns_ = -1;
@@ -207,12 +111,102 @@ struct AsyncSocket::Accepted {
 
 namespace detail {
 
+inline bool would_block(std::error_code ec) noexcept {
+  return ec == std::errc::resource_unavailable_try_again || ec == std::errc::operation_would_block;
+}
+
+// One awaitable for every operation: Op::attempt() does the syscall (never blocking) and
+// says whether it finished; the rest (suspending, the socket's timeout, cancellation on
+// destruction) is shared. It lives in the coroutine frame of every waiting connection, so
+// it is kept small: one pointer to its AsyncSocket (for the loop, fd and timeout), the
+// 24-byte waiter and timer records, the operation's arguments and its result.
+template <class Op, bool Throw>
+class IoAwaitable : IoWaiter, TimerNode {
+ public:
+  using Value = typename Op::Value;
+
+  IoAwaitable(AsyncSocket& owner, Op op) noexcept : owner_(&owner), op_(std::move(op)) {}
+  IoAwaitable(IoAwaitable&& other) noexcept
+      : IoWaiter(), TimerNode(), owner_(other.owner_), op_(std::move(other.op_)) {}
+  IoAwaitable(const IoAwaitable&) = delete;
+  IoAwaitable& operator=(const IoAwaitable&) = delete;
+  ~IoAwaitable() {
+    if (waiting) owner_->loop_->cancel_io(*this);
+    if (armed()) owner_->loop_->disarm(*this);
+  }
+
+  bool await_ready() noexcept {
+    if (!owner_->socket_.is_open()) {
+      result_ = errc::socket_closed;
+      return true;
+    }
+    fd = owner_->socket_.fileno();
+    return op_.attempt(fd, *owner_, result_);
+  }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    handle = h;
+    direction = static_cast<std::uint8_t>(Op::direction);
+    ops = &io_ops;
+    EventLoop& loop = *owner_->loop_;
+    if (auto ec = loop.wait_io(*this)) {
+      result_ = ec;
+      return false;
+    }
+    // The socket's timeout bounds each wait; the timer lives here, so arming costs no
+    // allocation and a destroyed awaiter takes it along.
+    if (owner_->timeout_ns_ >= 0) {
+      fire = [](TimerNode* t) noexcept {
+        auto* self = static_cast<IoAwaitable*>(t);
+        self->owner_->loop_->cancel_io(*self);
+        self->result_ = errc::timed_out;
+        self->handle.resume();
+      };
+      loop.arm(*this, Clock::now() + std::chrono::nanoseconds(owner_->timeout_ns_));
+    }
+    return true;
+  }
+  auto await_resume() {
+    EventLoop& loop = *owner_->loop_;
+    if (armed()) loop.disarm(*this);
+    if constexpr (Throw) {
+      if (!result_) throw Error(result_.error(), Op::name, owner_->socket_.describe());
+      if constexpr (!std::is_void_v<Value>) return op_.finish(std::move(*result_), loop);
+    } else {
+      using Out = decltype(op_.finish(std::move(*result_), loop));
+      if (!result_) return Result<Out>(result_.error());
+      if constexpr (std::is_void_v<Out>) {
+        op_.finish(std::move(*result_), loop);
+        return Result<void>();
+      } else {
+        return Result<Out>(op_.finish(std::move(*result_), loop));
+      }
+    }
+  }
+
+ private:
+  static bool retry(IoWaiter* w) noexcept {
+    auto* self = static_cast<IoAwaitable*>(w);
+    return self->op_.attempt(self->fd, *self->owner_, self->result_);
+  }
+  static void abort_wait(IoWaiter* w, std::error_code reason) noexcept {
+    auto* self = static_cast<IoAwaitable*>(w);
+    if (self->armed()) self->owner_->loop_->disarm(*self);
+    self->result_ = reason;
+    self->handle.resume();
+  }
+  static constexpr IoOps io_ops{&retry, &abort_wait};
+
+  AsyncSocket* owner_;
+  [[no_unique_address]] Op op_;
+  Result<Value> result_{std::error_code()};
+};
+
 struct RecvOp {
   using Value = std::size_t;
   static constexpr unsigned direction = readable;
   static constexpr const char* name = "recv";
   std::span<char> buffer;
-  bool attempt(int fd, Result<Value>& result) noexcept;
+  bool attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept;
   Value finish(Value n, EventLoop&) noexcept { return n; }
 };
 
@@ -220,8 +214,7 @@ struct RecvPooledOp {
   using Value = Buffer;
   static constexpr unsigned direction = readable;
   static constexpr const char* name = "recv";
-  BufferPool* pool;
-  bool attempt(int fd, Result<Value>& result) noexcept;
+  bool attempt(int fd, AsyncSocket& owner, Result<Value>& result) noexcept;
   Value finish(Value buffer, EventLoop&) noexcept { return buffer; }
 };
 
@@ -230,7 +223,7 @@ struct SendOp {
   static constexpr unsigned direction = writable;
   static constexpr const char* name = "send";
   std::string_view data;
-  bool attempt(int fd, Result<Value>& result) noexcept;
+  bool attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept;
   Value finish(Value n, EventLoop&) noexcept { return n; }
 };
 
@@ -240,7 +233,7 @@ struct SendAllOp {
   static constexpr const char* name = "send_all";
   std::string_view data;
   std::size_t sent = 0;
-  bool attempt(int fd, Result<Value>& result) noexcept;
+  bool attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept;
   void finish(Value, EventLoop&) noexcept {}
 };
 
@@ -248,8 +241,7 @@ struct AcceptOp {
   using Value = Socket::Accepted;
   static constexpr unsigned direction = readable;
   static constexpr const char* name = "accept";
-  Socket* listener;
-  bool attempt(int fd, Result<Value>& result) noexcept;
+  bool attempt(int fd, AsyncSocket& owner, Result<Value>& result) noexcept;
   AsyncSocket::Accepted finish(Value accepted, EventLoop& loop) {
     return {AsyncSocket(loop, std::move(accepted.socket)), accepted.peer};
   }
@@ -259,10 +251,9 @@ struct ConnectOp {
   using Value = bool;
   static constexpr unsigned direction = writable;
   static constexpr const char* name = "connect";
-  Socket* socket;
   Address address;
   bool started = false;
-  bool attempt(int fd, Result<Value>& result) noexcept;
+  bool attempt(int fd, AsyncSocket& owner, Result<Value>& result) noexcept;
   void finish(Value, EventLoop&) noexcept {}
 };
 
@@ -270,9 +261,8 @@ struct RecvFromOp {
   using Value = Socket::Received;
   static constexpr unsigned direction = readable;
   static constexpr const char* name = "recvfrom";
-  Socket* socket;
   std::span<char> buffer;
-  bool attempt(int fd, Result<Value>& result) noexcept;
+  bool attempt(int fd, AsyncSocket& owner, Result<Value>& result) noexcept;
   Value finish(Value v, EventLoop&) noexcept { return v; }
 };
 
@@ -280,70 +270,61 @@ struct SendToOp {
   using Value = std::size_t;
   static constexpr unsigned direction = writable;
   static constexpr const char* name = "sendto";
-  Socket* socket;
   std::string_view data;
   Address to;
-  bool attempt(int fd, Result<Value>& result) noexcept;
+  bool attempt(int fd, AsyncSocket& owner, Result<Value>& result) noexcept;
   Value finish(Value n, EventLoop&) noexcept { return n; }
 };
 
 }  // namespace detail
 
 inline auto AsyncSocket::recv(std::span<char> buffer) {
-  return detail::IoAwaitable<detail::RecvOp, true>(loop_, &socket_, timeout_ns_, {buffer});
+  return detail::IoAwaitable<detail::RecvOp, true>(*this, {buffer});
 }
 inline auto AsyncSocket::recv(std::span<char> buffer, std::nothrow_t) {
-  return detail::IoAwaitable<detail::RecvOp, false>(loop_, &socket_, timeout_ns_, {buffer});
+  return detail::IoAwaitable<detail::RecvOp, false>(*this, {buffer});
 }
 inline auto AsyncSocket::recv_pooled() {
-  return detail::IoAwaitable<detail::RecvPooledOp, true>(loop_, &socket_, timeout_ns_,
-                                                         {&loop_->buffer_pool()});
+  return detail::IoAwaitable<detail::RecvPooledOp, true>(*this, {});
 }
 inline auto AsyncSocket::recv_pooled(std::nothrow_t) {
-  return detail::IoAwaitable<detail::RecvPooledOp, false>(loop_, &socket_, timeout_ns_,
-                                                          {&loop_->buffer_pool()});
+  return detail::IoAwaitable<detail::RecvPooledOp, false>(*this, {});
 }
 inline auto AsyncSocket::send(std::string_view data) {
-  return detail::IoAwaitable<detail::SendOp, true>(loop_, &socket_, timeout_ns_, {data});
+  return detail::IoAwaitable<detail::SendOp, true>(*this, {data});
 }
 inline auto AsyncSocket::send(std::string_view data, std::nothrow_t) {
-  return detail::IoAwaitable<detail::SendOp, false>(loop_, &socket_, timeout_ns_, {data});
+  return detail::IoAwaitable<detail::SendOp, false>(*this, {data});
 }
 inline auto AsyncSocket::send_all(std::string_view data) {
-  return detail::IoAwaitable<detail::SendAllOp, true>(loop_, &socket_, timeout_ns_, {data});
+  return detail::IoAwaitable<detail::SendAllOp, true>(*this, {data});
 }
 inline auto AsyncSocket::send_all(std::string_view data, std::nothrow_t) {
-  return detail::IoAwaitable<detail::SendAllOp, false>(loop_, &socket_, timeout_ns_, {data});
+  return detail::IoAwaitable<detail::SendAllOp, false>(*this, {data});
 }
 inline auto AsyncSocket::accept() {
-  return detail::IoAwaitable<detail::AcceptOp, true>(loop_, &socket_, timeout_ns_, {&socket_});
+  return detail::IoAwaitable<detail::AcceptOp, true>(*this, {});
 }
 inline auto AsyncSocket::accept(std::nothrow_t) {
-  return detail::IoAwaitable<detail::AcceptOp, false>(loop_, &socket_, timeout_ns_, {&socket_});
+  return detail::IoAwaitable<detail::AcceptOp, false>(*this, {});
 }
 inline auto AsyncSocket::connect(const Address& address) {
-  return detail::IoAwaitable<detail::ConnectOp, true>(loop_, &socket_, timeout_ns_,
-                                                      {&socket_, address});
+  return detail::IoAwaitable<detail::ConnectOp, true>(*this, {address});
 }
 inline auto AsyncSocket::connect(const Address& address, std::nothrow_t) {
-  return detail::IoAwaitable<detail::ConnectOp, false>(loop_, &socket_, timeout_ns_,
-                                                       {&socket_, address});
+  return detail::IoAwaitable<detail::ConnectOp, false>(*this, {address});
 }
 inline auto AsyncSocket::recvfrom(std::span<char> buffer) {
-  return detail::IoAwaitable<detail::RecvFromOp, true>(loop_, &socket_, timeout_ns_,
-                                                       {&socket_, buffer});
+  return detail::IoAwaitable<detail::RecvFromOp, true>(*this, {buffer});
 }
 inline auto AsyncSocket::recvfrom(std::span<char> buffer, std::nothrow_t) {
-  return detail::IoAwaitable<detail::RecvFromOp, false>(loop_, &socket_, timeout_ns_,
-                                                        {&socket_, buffer});
+  return detail::IoAwaitable<detail::RecvFromOp, false>(*this, {buffer});
 }
 inline auto AsyncSocket::sendto(std::string_view data, const Address& to) {
-  return detail::IoAwaitable<detail::SendToOp, true>(loop_, &socket_, timeout_ns_,
-                                                     {&socket_, data, to});
+  return detail::IoAwaitable<detail::SendToOp, true>(*this, {data, to});
 }
 inline auto AsyncSocket::sendto(std::string_view data, const Address& to, std::nothrow_t) {
-  return detail::IoAwaitable<detail::SendToOp, false>(loop_, &socket_, timeout_ns_,
-                                                      {&socket_, data, to});
+  return detail::IoAwaitable<detail::SendToOp, false>(*this, {data, to});
 }
 
 }  // namespace wire

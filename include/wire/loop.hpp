@@ -21,6 +21,7 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <climits>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -43,24 +44,32 @@ namespace detail {
 using Clock = std::chrono::steady_clock;
 
 // An entry in the loop's timer heap; lives inside whatever waits (an awaiter, a callback).
+// Kept to 24 bytes: every waiting operation of every connection carries one.
 struct TimerNode {
-  static constexpr std::size_t not_armed = static_cast<std::size_t>(-1);
+  static constexpr std::uint32_t not_armed = UINT32_MAX;
   Clock::time_point when{};
-  std::uint64_t sequence = 0;  // ties broken first-armed, first-fired
-  std::size_t heap_index = not_armed;
+  std::uint32_t sequence = 0;  // ties broken first-armed, first-fired (compared wrapping)
+  std::uint32_t heap_index = not_armed;
   void (*fire)(TimerNode*) noexcept = nullptr;
   bool armed() const noexcept { return heap_index != not_armed; }
 };
 
-// One coroutine waiting for an fd to become readable or writable.
+struct IoWaiter;
+// What the loop calls on a waiter: one static table per operation type, so a waiter holds
+// one pointer rather than one per callback.
+struct IoOps {
+  // Retries the operation; true once it is finished (successfully or not).
+  bool (*attempt)(IoWaiter*) noexcept;
+  // Called instead of attempt when the fd is closed under the waiter.
+  void (*abort)(IoWaiter*, std::error_code) noexcept;
+};
+
+// One coroutine waiting for an fd to become readable or writable (24 bytes).
 struct IoWaiter {
   std::coroutine_handle<> handle;
-  // Retries the operation; true once it is finished (successfully or not).
-  bool (*attempt)(IoWaiter*) noexcept = nullptr;
-  // Called instead of attempt when the fd is closed under the waiter.
-  void (*abort)(IoWaiter*, std::error_code) noexcept = nullptr;
+  const IoOps* ops = nullptr;
   int fd = -1;
-  unsigned direction = 0;  // readable or writable
+  std::uint8_t direction = 0;  // readable or writable
   bool waiting = false;
 };
 
@@ -143,7 +152,7 @@ class EventLoop {
   std::vector<FdState> fds_;
   std::size_t io_waiters_ = 0;
   std::vector<detail::TimerNode*> heap_;
-  std::uint64_t timer_sequence_ = 0;
+  std::uint32_t timer_sequence_ = 0;
   std::unordered_map<TimerId, std::unique_ptr<CallbackTimer>> callback_timers_;
   TimerId next_timer_id_ = 1;
   std::deque<std::function<void()>> ready_;
