@@ -44,9 +44,10 @@ EventLoop::EventLoop(SelectorKind kind) : selector_(Selector::create(kind)) {
 EventLoop::~EventLoop() {
   // Destroying a task destroys its awaiters, which withdraw themselves from fds_ and heap_.
   while (!tasks_.empty()) {
-    auto handle = tasks_.back();
+    Spawned task = tasks_.back();
     tasks_.pop_back();
-    handle.destroy();
+    task.handle.destroy();
+    if (task.on_done != nullptr) task.on_done(task.context, nullptr);
   }
   callback_timers_.clear();
   (void)selector_->unregister(wakeup_fd_, std::nothrow);
@@ -73,31 +74,46 @@ void EventLoop::drain_wakeup() noexcept {
   [[maybe_unused]] auto n = ::read(wakeup_fd_, &value, sizeof value);
 }
 
-void EventLoop::spawn(Task<void> task) {
+void EventLoop::spawn(Task<void> task) { spawn(std::move(task), nullptr, nullptr); }
+
+void EventLoop::spawn(Task<void> task, DoneHook on_done, void* context) {
   auto handle = task.release();
   if (!handle) return;
   handle.promise().set_on_finish(&EventLoop::on_task_finished, this);
-  tasks_.push_back(handle);
-  ready_tasks_.push_back(handle);
+  handle.promise().spawn_index = static_cast<std::uint32_t>(tasks_.size());
+  tasks_.push_back({handle, on_done, context});
+  try {
+    ready_tasks_.push_back(handle);
+  } catch (...) {
+    tasks_.pop_back();
+    handle.destroy();
+    throw;
+  }
+}
+
+void EventLoop::report(std::exception_ptr exception) noexcept {
+  try {
+    exception_handler_(exception);
+  } catch (...) {
+  }
 }
 
 void EventLoop::on_task_finished(void* context, std::coroutine_handle<> handle) noexcept {
   auto* loop = static_cast<EventLoop*>(context);
   auto typed = std::coroutine_handle<detail::Promise<void>>::from_address(handle.address());
-  if (auto error = typed.promise().exception()) {
-    try {
-      loop->exception_handler_(error);
-    } catch (...) {
-    }
-  }
-  for (auto& t : loop->tasks_) {
-    if (t == handle) {
-      t = loop->tasks_.back();
-      loop->tasks_.pop_back();
-      break;
-    }
-  }
+  // Out of the table in O(1): the last entry takes this one's slot.
+  const std::uint32_t index = typed.promise().spawn_index;
+  const Spawned task = loop->tasks_[index];
+  loop->tasks_[index] = loop->tasks_.back();
+  loop->tasks_[index].handle.promise().spawn_index = index;
+  loop->tasks_.pop_back();
+  std::exception_ptr error = typed.promise().exception();
   handle.destroy();  // allowed: the task is suspended at its final point
+  if (task.on_done != nullptr) {
+    task.on_done(task.context, error);
+  } else if (error) {
+    loop->report(error);
+  }
 }
 
 void EventLoop::call_soon(std::function<void()> callback) {

@@ -122,14 +122,10 @@ void run_workers(std::vector<Socket>& sockets, Worker worker) {
 
 }  // namespace
 
-// A connection's entry in the server's table; lives in the connection's coroutine frame, so
-// it leaves the table however the frame ends (return, exception, or destruction).
-struct Server::Tracked {
-  Server* server;
-  AsyncSocket* conn;
-  ~Tracked() {
-    if (server != nullptr) server->connection_ended(this);
-  }
+struct Server::Connection {
+  AsyncSocket socket;
+  Server* server;  // null once the server is gone
+  std::uint32_t index;
 };
 
 // Suspends the accept loop while the server is at max_connections.
@@ -137,7 +133,8 @@ class Server::SlotAwaitable {
  public:
   explicit SlotAwaitable(Server& server) : server_(server) {}
   bool await_ready() const noexcept {
-    return server_.active_ < server_.max_connections_ || !server_.listener_.is_open();
+    return server_.connections_.size() < server_.max_connections_ ||
+           !server_.listener_.is_open();
   }
   void await_suspend(std::coroutine_handle<> handle) noexcept { server_.paused_accept_ = handle; }
   void await_resume() const noexcept {}
@@ -159,10 +156,9 @@ Server::~Server() {
   loop_.cancel(start_timer_);
   loop_.cancel(grace_timer_);
   accept_task_.reset();
-  for (Tracked* tracked : connections_) {
-    tracked->server = nullptr;
-    tracked->conn->close();
-  }
+  // The connections' tasks belong to the loop, which frees their records when it destroys
+  // them; from now on they must not call back into this server.
+  for (Connection* connection : connections_) connection->server = nullptr;
   connections_.clear();
 }
 
@@ -194,34 +190,56 @@ Task<void> Server::accept_loop() {
       continue;
     }
     ++accepted_;
-    ++active_;  // counted from now: the connection's task starts on the next iteration
-    loop_.spawn(run_connection(std::move(accepted->socket)));
+    start_connection(std::move(accepted->socket));
   }
 }
 
-Task<void> Server::run_connection(AsyncSocket conn) {
-  Tracked tracked{this, &conn};
-  connections_.push_back(&tracked);
-  if (limits_.idle_timeout) conn.set_timeout(limits_.idle_timeout);
+void Server::start_connection(AsyncSocket socket) {
+  auto connection = std::make_unique<Connection>(
+      Connection{std::move(socket), this, static_cast<std::uint32_t>(connections_.size())});
+  if (limits_.idle_timeout) connection->socket.set_timeout(limits_.idle_timeout);
+  Task<void> task = handler_(connection->socket);
+  connections_.push_back(connection.get());
   try {
-    co_await handler_(conn);
-  } catch (const Error&) {
-    // A peer that resets, vanishes or idles out ends its own connection and nothing else.
+    loop_.spawn(std::move(task), &Server::connection_done, connection.get());
+  } catch (...) {
+    connections_.pop_back();
+    throw;
   }
-  conn.close();
+  connection.release();  // from now on connection_done frees it
 }
 
-void Server::connection_ended(Tracked* tracked) noexcept {
-  auto it = std::find(connections_.begin(), connections_.end(), tracked);
-  if (it != connections_.end()) {
-    *it = connections_.back();
-    connections_.pop_back();
+// The handler's frame is gone: close the socket at once (no CLOSE_WAIT), free the slot.
+void Server::connection_done(void* context, std::exception_ptr error) noexcept {
+  auto* connection = static_cast<Connection*>(context);
+  Server* server = connection->server;
+  if (error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const Error&) {
+      // A peer that resets, vanishes or idles out ends its own connection and nothing else.
+    } catch (...) {
+      if (server != nullptr) server->loop_.report(error);
+    }
   }
-  --active_;
-  resume_accept();
-  if (stopping_ && connections_.empty() && grace_timer_ != 0) {
-    loop_.cancel(grace_timer_);
-    grace_timer_ = 0;
+  connection->socket.close();
+  if (server == nullptr) {
+    delete connection;
+    return;
+  }
+  auto& table = server->connections_;
+  table[connection->index] = table.back();
+  table[connection->index]->index = connection->index;
+  table.pop_back();
+  if (server->closing_all_) {
+    server->ended_while_closing_.push_back(connection);  // close_all() may still hold it
+  } else {
+    delete connection;
+  }
+  server->resume_accept();
+  if (server->stopping_ && table.empty() && server->grace_timer_ != 0) {
+    server->loop_.cancel(server->grace_timer_);
+    server->grace_timer_ = 0;
   }
 }
 
@@ -245,8 +263,14 @@ void Server::stop_accepting() noexcept {
 }
 
 void Server::close_all() noexcept {
-  std::vector<Tracked*> open = connections_;
-  for (Tracked* tracked : open) tracked->conn->close();
+  // Closing wakes a handler, which may finish at once and end its connection: records that
+  // end meanwhile are kept until the loop below is done with them.
+  closing_all_ = true;
+  std::vector<Connection*> open = connections_;
+  for (Connection* connection : open) connection->socket.close();
+  closing_all_ = false;
+  for (Connection* connection : ended_while_closing_) delete connection;
+  ended_while_closing_.clear();
 }
 
 void Server::shutdown(std::chrono::nanoseconds grace) {

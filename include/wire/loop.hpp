@@ -102,6 +102,13 @@ class EventLoop {
   // Starts `task` on the next iteration; the loop owns it. An exception escaping it goes to
   // the exception handler (default: print to stderr) and does not stop the loop.
   void spawn(Task<void> task);
+  // The same, and calls on_done(context, exception) once the task's frame is gone: when it
+  // finished (exception is its escaped exception or null; the handler is then not called)
+  // or when the loop destroyed it unfinished (null). For owners of per-task state.
+  using DoneHook = void (*)(void* context, std::exception_ptr exception) noexcept;
+  void spawn(Task<void> task, DoneHook on_done, void* context);
+  // Hands an exception to the exception handler.
+  void report(std::exception_ptr exception) noexcept;
   std::size_t task_count() const noexcept { return tasks_.size(); }
   void set_exception_handler(std::function<void(std::exception_ptr)> handler);
 
@@ -157,7 +164,12 @@ class EventLoop {
   TimerId next_timer_id_ = 1;
   std::deque<std::function<void()>> ready_;
   std::deque<std::coroutine_handle<>> ready_tasks_;
-  std::vector<std::coroutine_handle<>> tasks_;  // spawned, unfinished
+  struct Spawned {
+    std::coroutine_handle<detail::Promise<void>> handle;
+    DoneHook on_done;
+    void* context;
+  };
+  std::vector<Spawned> tasks_;  // spawned, unfinished; each promise knows its index
   std::function<void(std::exception_ptr)> exception_handler_;
   detail::Clock::time_point now_;
   int wakeup_fd_ = -1;  // eventfd: stop() from elsewhere interrupts select

@@ -76,11 +76,13 @@ class Server {
   Address local_address() const;
 
  private:
-  struct Tracked;
+  // A connection's record: its socket, owned here rather than in a wrapper coroutine, so an
+  // idle connection costs this record plus its handler's frame and nothing more.
+  struct Connection;
   class SlotAwaitable;
   Task<void> accept_loop();
-  Task<void> run_connection(AsyncSocket conn);
-  void connection_ended(Tracked* tracked) noexcept;
+  void start_connection(AsyncSocket socket);
+  static void connection_done(void* connection, std::exception_ptr error) noexcept;
   void resume_accept() noexcept;
 
   EventLoop& loop_;
@@ -88,8 +90,9 @@ class Server {
   ConnectionHandler handler_;
   ServerLimits limits_;
   std::size_t max_connections_;
-  std::vector<Tracked*> connections_;
-  std::size_t active_ = 0;  // accepted and not yet ended (including tasks not started yet)
+  std::vector<Connection*> connections_;  // each knows its index: O(1) removal
+  bool closing_all_ = false;
+  std::vector<Connection*> ended_while_closing_;  // freed once close_all() has finished
   Task<void> accept_task_;
   EventLoop::TimerId start_timer_ = 0;
   std::coroutine_handle<> paused_accept_;  // the accept loop, waiting for a free slot

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <type_traits>
@@ -64,6 +65,8 @@ class PromiseBase {
   }
   bool finished() const noexcept { return finished_; }
   std::exception_ptr exception() const noexcept { return exception_; }
+  // Where the loop keeps this task in its table of spawned tasks (O(1) removal).
+  std::uint32_t spawn_index = 0;
 
  protected:
   template <class U>
