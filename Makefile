@@ -5,9 +5,11 @@
 
 BUILD_PACKAGES := cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
 TEST_PACKAGES := socat netcat-openbsd
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 30
 ADDRESS ?= tcp://127.0.0.1:8000
 
-.PHONY: all deps test-deps build run test test-asan bench format clean
+.PHONY: all deps test-deps build run test test-asan fuzz bench format clean
 
 all: build
 
@@ -28,6 +30,18 @@ test: test-deps
 	cmake --preset dev >/dev/null
 	cmake --build --preset dev
 	ctest --preset dev -j2
+	$(MAKE) --no-print-directory fuzz
+
+# libFuzzer on the HTTP parser under ASan+UBSan, bounded in time; any finding fails.
+fuzz:
+	@scripts/install-deps $(FUZZ_PACKAGES)
+	mkdir -p build/fuzz/corpus
+	clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -Iinclude fuzz/http_parser_fuzz.cpp src/http/parser.cpp -o build/fuzz/http_parser_fuzz
+	cp fuzz/corpus/http_request/* build/fuzz/corpus/
+	build/fuzz/http_parser_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -print_final_stats=1 build/fuzz/corpus > build/fuzz/log 2>&1; status=$$?; \
+	  tail -n 12 build/fuzz/log; exit $$status
 
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: test-deps

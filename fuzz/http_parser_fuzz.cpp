@@ -1,0 +1,56 @@
+// libFuzzer target for the HTTP parser. For any input: parsing must not crash, read out of
+// bounds (ASan) or hit undefined behaviour (UBSan); a complete head must not claim more
+// bytes than it was given; and splitting the input in two must not change the outcome.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "wire/http/parser.hpp"
+
+using namespace wire::http;
+
+namespace {
+
+// The status (or 0 for complete, -1 for incomplete) and consumed size for a head.
+std::pair<int, std::size_t> outcome(std::string_view input) {
+  RequestHead head;
+  ParseResult r = parse_request_head(input, head);
+  if (r.state == ParseState::error) return {r.error.status, 0};
+  if (r.state == ParseState::incomplete) return {-1, 0};
+  if (r.consumed > input.size()) std::abort();
+  for (const Header& h : head.headers()) {
+    if (h.name.data() < input.data() || h.value.data() + h.value.size() > input.data() + input.size()) {
+      std::abort();  // a view outside the input
+    }
+  }
+  if (head.body == BodyKind::chunked) {
+    ChunkedDecoder decoder;
+    std::string_view rest = input.substr(r.consumed);
+    for (int guard = 0; guard < 100000 && !rest.empty(); ++guard) {
+      auto step = decoder.feed(rest);
+      if (step.consumed > rest.size()) std::abort();
+      if (step.error.status != 0 || step.done || step.consumed == 0) break;
+      rest.remove_prefix(step.consumed);
+    }
+  }
+  return {0, r.consumed};
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  // Copy into an exact-size heap block so ASan sees any read past the end.
+  std::string input(reinterpret_cast<const char*>(data), size);
+  std::string_view view(input);
+  auto whole = outcome(view);
+  if (size > 1) {
+    // The same bytes arriving in two reads: the first prefix that is not incomplete decides.
+    std::size_t cut = data[0] % size;
+    auto first = outcome(view.substr(0, cut));
+    auto result = first.first == -1 ? whole : first;
+    if (result != whole) std::abort();
+  }
+  return 0;
+}
