@@ -1,10 +1,10 @@
 # The two commands (see README.md):
-#   make run    build the release preset and start `wire serve`-style main job on 127.0.0.1:8000
+#   make run    build the release preset and start `wire serve` (this folder) on 127.0.0.1:8000
 #   make test   build the dev preset (-Wall -Wextra -Werror) and run every test
 # Each installs the Debian packages it needs first, only when missing.
 
 BUILD_PACKAGES := cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
-TEST_PACKAGES := socat netcat-openbsd
+TEST_PACKAGES := socat netcat-openbsd curl python3
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 30
 ADDRESS ?= tcp://127.0.0.1:8000
@@ -24,7 +24,7 @@ build: deps
 	cmake --build --preset release
 
 run: build
-	./build/release/tools/wire/wire echo $(ADDRESS)
+	./build/release/tools/wire/wire serve . --bind $(ADDRESS)
 
 test: test-deps
 	cmake --preset dev >/dev/null

@@ -1,5 +1,9 @@
 #include "wire/async_socket.hpp"
 
+#include <sys/sendfile.h>
+
+#include <algorithm>
+
 namespace wire {
 
 AsyncSocket::AsyncSocket(EventLoop& loop, Socket socket)
@@ -101,6 +105,30 @@ bool SendAllOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
     if (n >= 0) {
       sent += static_cast<std::size_t>(n);
       continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    result = last_error();
+    return true;
+  }
+  result = sent;
+  return true;
+}
+
+bool SendFileOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
+  while (remaining > 0) {
+    auto off = static_cast<::off_t>(offset);
+    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, 1u << 30));
+    ::ssize_t n = ::sendfile(fd, file_fd, &off, chunk);
+    if (n > 0) {
+      offset += static_cast<std::uint64_t>(n);
+      remaining -= static_cast<std::uint64_t>(n);
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n == 0) {  // the file is shorter than promised (truncated while being sent)
+      result = std::make_error_code(std::errc::io_error);
+      return true;
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return false;

@@ -83,6 +83,9 @@ class AsyncSocket {
   // bytes stay in the caller's buffer until sent, so memory never grows with a slow reader.
   auto send_all(std::string_view data);
   auto send_all(std::string_view data, std::nothrow_t);
+  // co_await conn.sendfile(file_fd, offset, length): the file's bytes straight from the page
+  // cache to the socket (sendfile(2)), waiting while the socket's buffer is full.
+  auto sendfile(int file_fd, std::uint64_t offset, std::uint64_t length);
   // co_await listener.accept() -> Accepted{AsyncSocket, Address} on the same loop.
   auto accept();
   auto accept(std::nothrow_t);
@@ -237,6 +240,18 @@ struct SendAllOp {
   void finish(Value, EventLoop&) noexcept {}
 };
 
+struct SendFileOp {
+  using Value = std::size_t;  // bytes sent in all
+  static constexpr unsigned direction = writable;
+  static constexpr const char* name = "sendfile";
+  int file_fd;
+  std::uint64_t offset;
+  std::uint64_t remaining;
+  std::size_t sent = 0;
+  bool attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept;
+  void finish(Value, EventLoop&) noexcept {}
+};
+
 struct AcceptOp {
   using Value = Socket::Accepted;
   static constexpr unsigned direction = readable;
@@ -301,6 +316,9 @@ inline auto AsyncSocket::send_all(std::string_view data) {
 }
 inline auto AsyncSocket::send_all(std::string_view data, std::nothrow_t) {
   return detail::IoAwaitable<detail::SendAllOp, false>(*this, {data});
+}
+inline auto AsyncSocket::sendfile(int file_fd, std::uint64_t offset, std::uint64_t length) {
+  return detail::IoAwaitable<detail::SendFileOp, true>(*this, {file_fd, offset, length});
 }
 inline auto AsyncSocket::accept() {
   return detail::IoAwaitable<detail::AcceptOp, true>(*this, {});

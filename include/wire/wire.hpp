@@ -14,3 +14,6 @@
 #include "wire/socket.hpp"
 #include "wire/stream.hpp"
 #include "wire/task.hpp"
+#include "wire/http/parser.hpp"
+#include "wire/http/server.hpp"
+#include "wire/http/static_files.hpp"

@@ -12,5 +12,6 @@ using Command = std::function<int()>;
 Command add_echo(CLI::App& app);
 Command add_connect(CLI::App& app);
 Command add_listen(CLI::App& app);
+Command add_serve(CLI::App& app);
 
 }  // namespace wire::cli

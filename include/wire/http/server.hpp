@@ -1,0 +1,110 @@
+// wire/http/server.hpp — HTTP/1.1 over wire's server: keep-alive, pipelining, limits.
+//
+//   wire::http::Router router;
+//   router.add("GET", "/hello", [](wire::http::Request&) -> wire::Task<wire::http::Response> {
+//     co_return wire::http::Response::text(200, "hello\n");
+//   });
+//   wire::serve("tcp://127.0.0.1:8080", wire::http::connection_handler(router.handler()));
+//
+// One coroutine per connection reads requests with the strict parser, answers them in
+// order (pipelined requests included), and keeps the connection open per HTTP/1.1 rules.
+// Timeouts: the header block must arrive within header_timeout from its first byte (a
+// client trickling headers is cut off: 408), the body within body_timeout, and an idle
+// keep-alive connection is closed after keepalive_timeout. A bad request is answered with
+// its status, a short body and Connection: close, and only that connection is closed.
+// While waiting for a request, a connection holds no buffer (recv_pooled).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "wire/async_socket.hpp"
+#include "wire/http/parser.hpp"
+#include "wire/server.hpp"
+
+namespace wire::http {
+
+struct Request {
+  const RequestHead* head = nullptr;  // views into the connection's buffer
+  std::string_view method;
+  std::string_view target;
+  std::string_view path;   // target before '?', not decoded
+  std::string_view query;  // after '?', not decoded
+  std::string body;        // the whole body (at most Limits::max_body)
+  AsyncSocket* connection = nullptr;
+
+  std::string_view header(std::string_view name) const { return head->header(name); }
+};
+
+class Response {
+ public:
+  Response() = default;
+  explicit Response(int status) : status(status) {}
+  Response(Response&& other) noexcept;
+  Response& operator=(Response&& other) noexcept;
+  Response(const Response&) = delete;
+  Response& operator=(const Response&) = delete;
+  ~Response();
+
+  static Response text(int status, std::string body,
+                       std::string content_type = "text/plain; charset=utf-8");
+
+  Response& header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+    return *this;
+  }
+  // Sends `length` bytes of `fd` from `offset` with sendfile(2); the Response owns fd.
+  void send_file(int fd, std::uint64_t offset, std::uint64_t length);
+  // Streams the body with chunked encoding: called until it returns "".
+  std::function<Task<std::string>()> stream;
+
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  int file_fd = -1;
+  std::uint64_t file_offset = 0;
+  std::uint64_t file_length = 0;
+};
+
+using Handler = std::function<Task<Response>(Request&)>;
+
+// Method + path -> handler. Unknown path: 404; known path, other method: 405 with Allow.
+class Router {
+ public:
+  Router& add(std::string method, std::string path, Handler handler);
+  Handler handler() const;
+
+ private:
+  std::shared_ptr<std::map<std::string, std::map<std::string, Handler>>> routes_ =
+      std::make_shared<std::map<std::string, std::map<std::string, Handler>>>();
+};
+
+struct Options {
+  Limits limits;
+  std::chrono::nanoseconds header_timeout = std::chrono::seconds(10);
+  std::chrono::nanoseconds body_timeout = std::chrono::seconds(30);
+  std::chrono::nanoseconds keepalive_timeout = std::chrono::seconds(30);
+  std::string server_name = "wire";
+  // Called once per answered request (an access log line), may be empty.
+  std::function<void(const Request&, int status, std::uint64_t bytes)> on_response;
+};
+
+// Serves HTTP on one connection until it closes.
+Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Options& options);
+// A ConnectionHandler for wire::serve() / wire::Server.
+ConnectionHandler connection_handler(Handler handler, Options options = {});
+
+const char* reason_phrase(int status) noexcept;
+// The current time as an IMF-fixdate (RFC 9110), e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
+std::string http_date(std::int64_t unix_seconds);
+// Parses an IMF-fixdate; -1 when it is not one.
+std::int64_t parse_http_date(std::string_view text) noexcept;
+
+}  // namespace wire::http

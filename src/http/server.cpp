@@ -1,0 +1,371 @@
+#include "wire/http/server.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+
+namespace wire::http {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* day_names[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+constexpr const char* month_names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+// The Date header, formatted at most once a second per thread.
+const std::string& current_date() {
+  thread_local std::int64_t cached_second = -1;
+  thread_local std::string cached;
+  std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+  if (now != cached_second) {
+    cached_second = now;
+    cached = http_date(now);
+  }
+  return cached;
+}
+
+std::string status_line_and_headers(const Response& response, bool keep_alive,
+                                    const Options& options, std::uint64_t body_length,
+                                    bool chunked) {
+  std::string out;
+  out.reserve(256);
+  out += "HTTP/1.1 ";
+  out += std::to_string(response.status);
+  out += ' ';
+  out += reason_phrase(response.status);
+  out += "\r\nDate: ";
+  out += current_date();
+  out += "\r\nServer: ";
+  out += options.server_name;
+  out += "\r\n";
+  for (const auto& [name, value] : response.headers) {
+    out += name;
+    out += ": ";
+    out += value;
+    out += "\r\n";
+  }
+  // 1xx, 204 and 304 carry no body and no length; HEAD gets the length GET would have.
+  const bool no_body = response.status / 100 == 1 || response.status == 204 || response.status == 304;
+  if (chunked) {
+    out += "Transfer-Encoding: chunked\r\n";
+  } else if (!no_body) {
+    out += "Content-Length: ";
+    out += std::to_string(body_length);
+    out += "\r\n";
+  }
+  if (!keep_alive) out += "Connection: close\r\n";
+  out += "\r\n";
+  return out;
+}
+
+// Answers a bad request and closes: the status and a short reason, then a half-close and
+// a brief drain so the client reads the answer instead of a reset.
+Task<void> reject(AsyncSocket& conn, int status, const char* reason, const Options& options) {
+  Response response = Response::text(status, std::to_string(status) + " " + reason_phrase(status) +
+                                                 ": " + reason + "\n");
+  std::string wire_bytes =
+      status_line_and_headers(response, false, options, response.body.size(), false) +
+      response.body;
+  conn.set_timeout(std::chrono::seconds(1));
+  if (!(co_await conn.send_all(wire_bytes, std::nothrow))) co_return;
+  (void)conn.socket().shutdown(Shutdown::write, std::nothrow);
+  for (std::size_t drained = 0; drained < (1u << 20);) {
+    auto data = co_await conn.recv_pooled(std::nothrow);
+    if (!data || data->empty()) break;
+    drained += data->size();
+  }
+}
+
+// Reads more bytes into `into` before `deadline`; false on timeout, EOF or error
+// (`timed_out` tells which).
+Task<bool> read_more(AsyncSocket& conn, std::string& into, Clock::time_point deadline,
+                     bool& timed_out) {
+  auto left = deadline - Clock::now();
+  if (left <= Clock::duration::zero()) {
+    timed_out = true;
+    co_return false;
+  }
+  conn.set_timeout(std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+  auto data = co_await conn.recv_pooled(std::nothrow);
+  if (!data) {
+    timed_out = data.error() == errc::timed_out;
+    co_return false;
+  }
+  if (data->empty()) co_return false;
+  into.append(data->view());
+  co_return true;
+}
+
+}  // namespace
+
+Response::Response(Response&& other) noexcept
+    : stream(std::move(other.stream)),
+      status(other.status),
+      headers(std::move(other.headers)),
+      body(std::move(other.body)),
+      file_fd(std::exchange(other.file_fd, -1)),
+      file_offset(other.file_offset),
+      file_length(other.file_length) {}
+
+Response& Response::operator=(Response&& other) noexcept {
+  if (this != &other) {
+    if (file_fd >= 0) ::close(file_fd);
+    stream = std::move(other.stream);
+    status = other.status;
+    headers = std::move(other.headers);
+    body = std::move(other.body);
+    file_fd = std::exchange(other.file_fd, -1);
+    file_offset = other.file_offset;
+    file_length = other.file_length;
+  }
+  return *this;
+}
+
+Response::~Response() {
+  if (file_fd >= 0) ::close(file_fd);
+}
+
+Response Response::text(int status, std::string body, std::string content_type) {
+  Response r(status);
+  r.body = std::move(body);
+  r.header("Content-Type", std::move(content_type));
+  return r;
+}
+
+void Response::send_file(int fd, std::uint64_t offset, std::uint64_t length) {
+  if (file_fd >= 0) ::close(file_fd);
+  file_fd = fd;
+  file_offset = offset;
+  file_length = length;
+}
+
+Router& Router::add(std::string method, std::string path, Handler handler) {
+  (*routes_)[std::move(path)][std::move(method)] = std::move(handler);
+  return *this;
+}
+
+Handler Router::handler() const {
+  return [routes = routes_](Request& request) -> Task<Response> {
+    auto by_path = routes->find(std::string(request.path));
+    if (by_path == routes->end()) co_return Response::text(404, "404 Not Found\n");
+    auto by_method = by_path->second.find(std::string(request.method));
+    if (by_method == by_path->second.end()) {
+      std::string allow;
+      for (const auto& [method, h] : by_path->second) allow += (allow.empty() ? "" : ", ") + method;
+      Response r = Response::text(405, "405 Method Not Allowed\n");
+      r.header("Allow", allow);
+      co_return r;
+    }
+    co_return co_await by_method->second(request);
+  };
+}
+
+Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Options& options) {
+  std::string buffer;  // received, not yet consumed (pipelined requests)
+  for (;;) {
+    if (buffer.empty()) {
+      // Between requests: no buffer held while waiting (recv_pooled lends one on data).
+      conn.set_timeout(options.keepalive_timeout);
+      auto first = co_await conn.recv_pooled(std::nothrow);
+      if (!first || first->empty()) co_return;  // idle timeout, close or error: just close
+      buffer.assign(first->view());
+    }
+
+    // The head, within header_timeout of its first byte.
+    auto head = std::make_unique<RequestHead>();
+    const auto header_deadline = Clock::now() + options.header_timeout;
+    ParseResult parsed;
+    for (;;) {
+      parsed = parse_request_head(buffer, *head, options.limits);
+      if (parsed.state != ParseState::incomplete) break;
+      bool timed_out = false;
+      if (!co_await read_more(conn, buffer, header_deadline, timed_out)) {
+        if (timed_out) co_await reject(conn, 408, "the request head took too long", options);
+        co_return;
+      }
+    }
+    if (parsed.state == ParseState::error) {
+      co_await reject(conn, parsed.error.status, parsed.error.reason, options);
+      co_return;
+    }
+    // Keep the head's bytes apart, so reading the body cannot move them under its views.
+    std::string head_bytes = buffer.substr(0, parsed.consumed);
+    std::string rest = buffer.substr(parsed.consumed);
+    buffer.clear();
+    parsed = parse_request_head(head_bytes, *head, options.limits);
+
+    Request request;
+    request.head = head.get();
+    request.method = head->method;
+    request.target = head->target;
+    request.connection = &conn;
+    auto question = request.target.find('?');
+    request.path = request.target.substr(0, question);
+    if (question != std::string_view::npos) request.query = request.target.substr(question + 1);
+
+    // The body, within body_timeout.
+    const auto body_deadline = Clock::now() + options.body_timeout;
+    if (head->body != BodyKind::none && head->expect_continue && rest.empty()) {
+      conn.set_timeout(options.body_timeout);
+      if (!co_await conn.send_all("HTTP/1.1 100 Continue\r\n\r\n", std::nothrow)) co_return;
+    }
+    bool timed_out = false;
+    if (head->body == BodyKind::length) {
+      while (rest.size() < head->content_length) {
+        if (!co_await read_more(conn, rest, body_deadline, timed_out)) {
+          if (timed_out) co_await reject(conn, 408, "the request body took too long", options);
+          co_return;
+        }
+      }
+      request.body = rest.substr(0, head->content_length);
+      rest.erase(0, head->content_length);
+    } else if (head->body == BodyKind::chunked) {
+      ChunkedDecoder decoder(options.limits);
+      std::size_t used = 0;
+      for (;;) {
+        auto step = decoder.feed(std::string_view(rest).substr(used));
+        if (step.error.status != 0) {
+          co_await reject(conn, step.error.status, step.error.reason, options);
+          co_return;
+        }
+        request.body.append(step.data);
+        used += step.consumed;
+        if (step.done) break;
+        if (step.consumed == 0) {
+          rest.erase(0, used);
+          used = 0;
+          if (!co_await read_more(conn, rest, body_deadline, timed_out)) {
+            if (timed_out) co_await reject(conn, 408, "the request body took too long", options);
+            co_return;
+          }
+        }
+      }
+      rest.erase(0, used);
+    }
+
+    Response response;
+    try {
+      response = co_await handler(request);
+    } catch (const Error&) {
+      throw;  // the connection itself failed: nothing to answer on
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "wire: handler failed: %s\n", e.what());
+      response = Response::text(500, "500 Internal Server Error\n");
+    }
+
+    const bool keep_alive = head->keep_alive;
+    const bool head_only = equals_ignore_case(head->method, "HEAD");
+    const bool chunked = static_cast<bool>(response.stream) && !head_only;
+    const std::uint64_t length =
+        response.file_fd >= 0 ? response.file_length : response.body.size();
+    std::string out =
+        status_line_and_headers(response, keep_alive, options, length, chunked);
+    conn.set_timeout(options.body_timeout);
+    std::uint64_t sent_body = 0;
+    if (!head_only && response.file_fd < 0 && !chunked) {
+      out += response.body;  // one write for head and body
+      sent_body = response.body.size();
+    }
+    co_await conn.send_all(out);
+    if (!head_only && response.file_fd >= 0) {
+      co_await conn.sendfile(response.file_fd, response.file_offset, response.file_length);
+      sent_body = response.file_length;
+    } else if (chunked) {
+      for (;;) {
+        std::string piece = co_await response.stream();
+        char size_line[32];
+        int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", piece.size());
+        std::string frame(size_line, static_cast<std::size_t>(n));
+        frame += piece;
+        frame += "\r\n";
+        if (piece.empty()) frame = "0\r\n\r\n";
+        co_await conn.send_all(frame);
+        sent_body += piece.size();
+        if (piece.empty()) break;
+      }
+    }
+    if (options.on_response) options.on_response(request, response.status, sent_body);
+    if (!keep_alive) {
+      (void)conn.socket().shutdown(Shutdown::write, std::nothrow);
+      co_return;
+    }
+    buffer = std::move(rest);
+  }
+}
+
+ConnectionHandler connection_handler(Handler handler, Options options) {
+  auto shared = std::make_shared<std::pair<Handler, Options>>(std::move(handler), std::move(options));
+  return [shared](AsyncSocket& conn) { return serve_connection(conn, shared->first, shared->second); };
+}
+
+const char* reason_phrase(int status) noexcept {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+std::string http_date(std::int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char text[40];
+  std::snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT", day_names[tm.tm_wday],
+                tm.tm_mday, month_names[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
+  return text;
+}
+
+std::int64_t parse_http_date(std::string_view text) noexcept {
+  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
+  if (text.size() != 29 || text.substr(3, 2) != ", " || text.substr(25) != " GMT") return -1;
+  auto number = [&](std::size_t at, std::size_t digits) -> int {
+    int v = 0;
+    for (std::size_t i = 0; i < digits; ++i) {
+      char c = text[at + i];
+      if (c < '0' || c > '9') return -1;
+      v = v * 10 + (c - '0');
+    }
+    return v;
+  };
+  std::tm tm{};
+  tm.tm_mday = number(5, 2);
+  tm.tm_mon = -1;
+  for (int m = 0; m < 12; ++m) {
+    if (text.substr(8, 3) == month_names[m]) tm.tm_mon = m;
+  }
+  tm.tm_year = number(12, 4) - 1900;
+  tm.tm_hour = number(17, 2);
+  tm.tm_min = number(20, 2);
+  tm.tm_sec = number(23, 2);
+  if (tm.tm_mday < 1 || tm.tm_mon < 0 || tm.tm_year < 70 || tm.tm_hour < 0 || tm.tm_min < 0 ||
+      tm.tm_sec < 0 || text[7] != ' ' || text[11] != ' ' || text[16] != ' ' || text[19] != ':' ||
+      text[22] != ':') {
+    return -1;
+  }
+  return static_cast<std::int64_t>(::timegm(&tm));
+}
+
+}  // namespace wire::http

@@ -1,0 +1,317 @@
+#include "wire/http/static_files.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <cstdlib>
+#include <vector>
+
+namespace wire::http {
+namespace {
+
+std::string real_path(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) == nullptr) return {};
+  return resolved;
+}
+
+bool inside(const std::string& root, const std::string& path) {
+  return path == root || (path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
+                          (root == "/" || path[root.size()] == '/'));
+}
+
+std::string percent_encode_path(std::string_view name) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : name) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string etag_for(const struct ::stat& st) {
+  char text[64];
+  std::snprintf(text, sizeof text, "\"%llx-%llx\"", static_cast<unsigned long long>(st.st_size),
+                static_cast<unsigned long long>(st.st_mtim.tv_sec) * 1000000000ull +
+                    static_cast<unsigned long long>(st.st_mtim.tv_nsec));
+  return text;
+}
+
+bool etag_matches(std::string_view header, const std::string& etag) {
+  if (header == "*") return true;
+  while (!header.empty()) {
+    auto comma = header.find(',');
+    std::string_view item = header.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item.substr(0, 2) == "W/") item.remove_prefix(2);  // weak comparison for GET
+    if (item == etag) return true;
+    if (comma == std::string_view::npos) break;
+    header.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// A single "bytes=first-last" range against `size`: 0 none/ignored, 1 satisfiable, -1 not.
+int parse_range(std::string_view header, std::uint64_t size, std::uint64_t& first,
+                std::uint64_t& last) {
+  if (header.substr(0, 6) != "bytes=") return 0;
+  std::string_view spec = header.substr(6);
+  if (spec.find(',') != std::string_view::npos) return 0;  // several ranges: send it all
+  auto dash = spec.find('-');
+  if (dash == std::string_view::npos) return 0;
+  auto number = [](std::string_view s, std::uint64_t& v) {
+    if (s.empty() || s.size() > 19) return false;
+    v = 0;
+    for (char c : s) {
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return true;
+  };
+  std::string_view a = spec.substr(0, dash), b = spec.substr(dash + 1);
+  std::uint64_t x = 0, y = 0;
+  if (a.empty()) {  // suffix: the last y bytes
+    if (!number(b, y)) return 0;
+    if (y == 0 || size == 0) return -1;
+    first = size > y ? size - y : 0;
+    last = size - 1;
+    return 1;
+  }
+  if (!number(a, x)) return 0;
+  if (b.empty()) {
+    y = size == 0 ? 0 : size - 1;
+  } else {
+    if (!number(b, y) || y < x) return 0;
+    if (y >= size) y = size - 1;
+  }
+  if (x >= size) return -1;
+  first = x;
+  last = y;
+  return 1;
+}
+
+Response listing(const std::string& directory, std::string_view url_path) {
+  std::vector<std::pair<std::string, bool>> entries;
+  if (DIR* dir = ::opendir(directory.c_str())) {
+    while (auto* entry = ::readdir(dir)) {
+      std::string name = entry->d_name;
+      if (name == "." || name == "..") continue;
+      struct ::stat st{};
+      bool is_dir = ::stat((directory + "/" + name).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+      entries.emplace_back(std::move(name), is_dir);
+    }
+    ::closedir(dir);
+  }
+  std::sort(entries.begin(), entries.end());
+  std::string title = "Directory listing for " + html_escape(url_path);
+  std::string html = "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>" +
+                     title + "</title>\n</head>\n<body>\n<h1>" + title + "</h1>\n<hr>\n<ul>\n";
+  for (const auto& [name, is_dir] : entries) {
+    std::string shown = name + (is_dir ? "/" : "");
+    html += "<li><a href=\"" + percent_encode_path(name) + (is_dir ? "/" : "") + "\">" +
+            html_escape(shown) + "</a></li>\n";
+  }
+  html += "</ul>\n<hr>\n</body>\n</html>\n";
+  return Response::text(200, std::move(html), "text/html; charset=utf-8");
+}
+
+Response serve_file(const Request& request, const std::string& path, const struct ::stat& st,
+                    int fd) {
+  Response response(200);
+  const std::string etag = etag_for(st);
+  response.header("Content-Type", std::string(content_type_for(path)));
+  response.header("Last-Modified", http_date(st.st_mtim.tv_sec));
+  response.header("ETag", etag);
+  response.header("Accept-Ranges", "bytes");
+  const std::string_view if_none_match = request.header("If-None-Match");
+  bool not_modified = false;
+  if (!if_none_match.empty()) {
+    not_modified = etag_matches(if_none_match, etag);
+  } else if (auto since = parse_http_date(request.header("If-Modified-Since")); since >= 0) {
+    not_modified = st.st_mtim.tv_sec <= since;
+  }
+  if (not_modified) {
+    ::close(fd);
+    response.status = 304;
+    return response;
+  }
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  std::uint64_t first = 0, last = 0;
+  const int range = request.method == "GET" ? parse_range(request.header("Range"), size, first, last)
+                                            : 0;
+  if (range < 0) {
+    ::close(fd);
+    Response unsatisfiable = Response::text(416, "416 Range Not Satisfiable\n");
+    unsatisfiable.header("Content-Range", "bytes */" + std::to_string(size));
+    return unsatisfiable;
+  }
+  if (range > 0) {
+    response.status = 206;
+    response.header("Content-Range", "bytes " + std::to_string(first) + "-" +
+                                         std::to_string(last) + "/" + std::to_string(size));
+    response.send_file(fd, first, last - first + 1);
+    return response;
+  }
+  response.send_file(fd, 0, size);
+  return response;
+}
+
+}  // namespace
+
+bool percent_decode(std::string_view text, std::string& out) {
+  out.clear();
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    auto hex = [](char c) {
+      return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                                 : -1;
+    };
+    if (i + 2 >= text.size()) return false;  // "%" or "%X" at the end
+    int hi = hex(text[i + 1]), lo = hex(text[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return true;
+}
+
+std::string html_escape(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string_view content_type_for(std::string_view path) noexcept {
+  static constexpr std::pair<std::string_view, std::string_view> types[] = {
+      {".html", "text/html; charset=utf-8"}, {".htm", "text/html; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},   {".js", "text/javascript; charset=utf-8"},
+      {".json", "application/json"},         {".txt", "text/plain; charset=utf-8"},
+      {".md", "text/markdown; charset=utf-8"}, {".xml", "application/xml"},
+      {".svg", "image/svg+xml"},             {".png", "image/png"},
+      {".jpg", "image/jpeg"},                {".jpeg", "image/jpeg"},
+      {".gif", "image/gif"},                 {".webp", "image/webp"},
+      {".ico", "image/x-icon"},              {".pdf", "application/pdf"},
+      {".wasm", "application/wasm"},         {".mp4", "video/mp4"},
+      {".woff2", "font/woff2"},              {".zip", "application/zip"},
+      {".gz", "application/gzip"},           {".tar", "application/x-tar"},
+      {".cpp", "text/plain; charset=utf-8"}, {".hpp", "text/plain; charset=utf-8"},
+  };
+  auto dot = path.rfind('.');
+  auto slash = path.rfind('/');
+  if (dot != std::string_view::npos && (slash == std::string_view::npos || dot > slash)) {
+    std::string_view ext = path.substr(dot);
+    for (const auto& [suffix, type] : types) {
+      if (equals_ignore_case(ext, suffix)) return type;
+    }
+  }
+  return "application/octet-stream";
+}
+
+Handler static_files(const std::string& root_text, StaticOptions options) {
+  std::string root = real_path(root_text);
+  struct ::stat st{};
+  if (root.empty() || ::stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw Error(std::make_error_code(std::errc::not_a_directory), "serve", root_text,
+                "not a readable folder");
+  }
+  return [root, options](Request& request) -> Task<Response> {
+    if (request.method != "GET" && request.method != "HEAD") {
+      Response r = Response::text(405, "405 Method Not Allowed\n");
+      r.header("Allow", "GET, HEAD");
+      co_return r;
+    }
+    auto not_found = [] { return Response::text(404, "404 Not Found\n"); };
+    // Decode once; an encoded slash or NUL, or a ".." segment, never reaches the disk.
+    if (request.path.empty() || request.path.front() != '/') co_return not_found();
+    std::string lowered(request.path);
+    for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lowered.find("%2f") != std::string::npos || lowered.find("%5c") != std::string::npos) {
+      co_return not_found();
+    }
+    std::string decoded;
+    if (!percent_decode(request.path, decoded)) co_return Response::text(400, "400 Bad Request\n");
+    if (decoded.find('\0') != std::string::npos) co_return not_found();
+    std::string relative;
+    for (std::size_t at = 1; at <= decoded.size();) {
+      auto next = decoded.find('/', at);
+      if (next == std::string::npos) next = decoded.size();
+      std::string_view segment(decoded.data() + at, next - at);
+      if (segment == "..") co_return not_found();
+      if (!segment.empty() && segment != ".") {
+        relative += '/';
+        relative += segment;
+      }
+      at = next + 1;
+    }
+    const std::string candidate = root + relative;
+    const std::string resolved = real_path(candidate);
+    if (resolved.empty() || !inside(root, resolved)) co_return not_found();  // incl. symlinks out
+    struct ::stat info{};
+    if (::stat(resolved.c_str(), &info) != 0) co_return not_found();
+    std::string file = resolved;
+    if (S_ISDIR(info.st_mode)) {
+      if (request.path.back() != '/') {
+        Response moved = Response::text(301, "301 Moved Permanently\n");
+        std::string location = std::string(request.path) + "/";
+        if (!request.query.empty()) location += "?" + std::string(request.query);
+        moved.header("Location", location);
+        co_return moved;
+      }
+      const std::string index = real_path(resolved + "/index.html");
+      struct ::stat index_info{};
+      if (!index.empty() && inside(root, index) && ::stat(index.c_str(), &index_info) == 0 &&
+          S_ISREG(index_info.st_mode)) {
+        file = index;
+        info = index_info;
+      } else if (options.listings) {
+        co_return listing(resolved, decoded);
+      } else {
+        co_return not_found();
+      }
+    }
+    if (!S_ISREG(info.st_mode)) co_return not_found();
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE) {
+        Response busy = Response::text(503, "503 Service Unavailable\n");
+        busy.header("Retry-After", "1");
+        co_return busy;
+      }
+      co_return not_found();
+    }
+    struct ::stat opened{};
+    if (::fstat(fd, &opened) != 0 || !S_ISREG(opened.st_mode)) {
+      ::close(fd);
+      co_return not_found();
+    }
+    co_return serve_file(request, file, opened, fd);
+  };
+}
+
+}  // namespace wire::http

@@ -1,0 +1,63 @@
+// wire serve [DIR]: a static file server, like python3 -m http.server but fast and safe.
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+
+#include "commands.hpp"
+#include "wire/http/static_files.hpp"
+#include "wire/server.hpp"
+
+namespace wire::cli {
+
+Command add_serve(CLI::App& app) {
+  auto* sub = app.add_subcommand("serve", "Serve a folder over HTTP (default: . on 127.0.0.1:8000)");
+  struct Args {
+    std::string directory = ".";
+    std::string bind = "tcp://127.0.0.1:8000";
+    int workers = 1;
+    bool quiet = false;
+  };
+  auto args = std::make_shared<Args>();
+  sub->add_option("DIR", args->directory, "the folder to serve");
+  sub->add_option("--bind,-b", args->bind, "address: tcp://HOST:PORT, HOST:PORT or unix:/PATH");
+  sub->add_option("--workers", args->workers, "threads, each with its own loop")
+      ->check(CLI::Range(1, 256));
+  sub->add_flag("--quiet,-q", args->quiet, "no access log");
+  return [args] {
+    http::Options options;
+    if (!args->quiet) {
+      // One line per request on stderr, as python3 -m http.server prints them.
+      options.on_response = [](const http::Request& request, int status, std::uint64_t bytes) {
+        static std::mutex log_mutex;
+        char when[64];
+        std::time_t now = std::time(nullptr);
+        std::tm tm{};
+        ::localtime_r(&now, &tm);
+        std::strftime(when, sizeof when, "%d/%b/%Y %H:%M:%S", &tm);
+        std::string peer = "-";
+        if (auto address = request.connection->socket().peer_address(std::nothrow)) {
+          peer = address->family() == Family::local ? "unix" : address->host();
+        }
+        std::lock_guard lock(log_mutex);
+        std::fprintf(stderr, "%s - - [%s] \"%.*s %.*s HTTP/1.%d\" %d %llu\n", peer.c_str(), when,
+                     static_cast<int>(request.method.size()), request.method.data(),
+                     static_cast<int>(request.target.size()), request.target.data(),
+                     request.head->version_minor, status, static_cast<unsigned long long>(bytes));
+      };
+    }
+    ServeOptions serve_options;
+    serve_options.workers = args->workers;
+    serve_options.on_listening = [args](const Address& bound) {
+      std::string url = bound.family() == Family::local
+                            ? "http+unix:" + bound.path() + ":/"
+                            : "http://" + (bound.family() == Family::inet6 ? "[" + bound.host() + "]"
+                                                                           : bound.host()) +
+                                  ":" + std::to_string(bound.port()) + "/";
+      std::fprintf(stderr, "Serving %s at %s\n", args->directory.c_str(), url.c_str());
+    };
+    auto handler = http::static_files(args->directory);
+    return serve(args->bind, http::connection_handler(std::move(handler), options), serve_options);
+  };
+}
+
+}  // namespace wire::cli
