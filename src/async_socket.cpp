@@ -2,6 +2,8 @@
 
 #include <sys/sendfile.h>
 
+#include "sigpipe.hpp"
+
 #include <algorithm>
 
 namespace wire {
@@ -119,7 +121,8 @@ bool SendFileOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
   while (remaining > 0) {
     auto off = static_cast<::off_t>(offset);
     const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, 1u << 30));
-    ::ssize_t n = ::sendfile(fd, file_fd, &off, chunk);
+    // sendfile has no MSG_NOSIGNAL: a peer that left would raise SIGPIPE.
+    ::ssize_t n = without_sigpipe([&] { return ::sendfile(fd, file_fd, &off, chunk); });
     if (n > 0) {
       offset += static_cast<std::uint64_t>(n);
       remaining -= static_cast<std::uint64_t>(n);

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "io.hpp"
+#include "sigpipe.hpp"
 #include "wire/address.hpp"
 
 namespace wire {
@@ -20,28 +21,6 @@ constexpr std::size_t read_chunk = 8192;
 std::int64_t to_ns(std::optional<std::chrono::nanoseconds> timeout) {
   if (!timeout) return -1;
   return std::max<std::int64_t>(0, timeout->count());
-}
-
-// write(2) to a pipe whose reader is gone raises SIGPIPE. Block it for this thread during the
-// call and swallow the one it raised, so the caller sees EPIPE and nothing process-wide changes.
-::ssize_t write_without_sigpipe(int fd, const char* data, std::size_t size) {
-  ::sigset_t pipe_only, old_mask;
-  ::sigemptyset(&pipe_only);
-  ::sigaddset(&pipe_only, SIGPIPE);
-  ::sigset_t pending;
-  ::sigpending(&pending);
-  const bool already_pending = ::sigismember(&pending, SIGPIPE) == 1;
-  ::pthread_sigmask(SIG_BLOCK, &pipe_only, &old_mask);
-  ::ssize_t n = ::write(fd, data, size);
-  int saved = errno;
-  if (n < 0 && saved == EPIPE && !already_pending) {
-    ::timespec zero{};
-    while (::sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
-    }
-  }
-  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-  errno = saved;
-  return n;
 }
 
 }  // namespace
@@ -229,7 +208,7 @@ Result<void> Stream::flush_with(detail::Waiter& waiter) noexcept {
     }
     auto n = detail::retry_io(fd_, POLLOUT, waiter, [&] {
       return is_socket_ ? ::send(fd_, from, size, MSG_NOSIGNAL)
-                        : write_without_sigpipe(fd_, from, size);
+                        : detail::without_sigpipe([&] { return ::write(fd_, from, size); });
     });
     if (!n) {
       result = n.error();

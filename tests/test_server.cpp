@@ -8,48 +8,11 @@
 
 using namespace wire;
 using namespace std::chrono_literals;
+using test::BackgroundServer;
 
 class ServerTest : public test::Test {};
 
 namespace {
-
-// serve() on a thread of this process (signals left alone), stopped at destruction.
-class BackgroundServer {
- public:
-  BackgroundServer(std::string address, ConnectionHandler handler, ServeOptions options = {}) {
-    options.handle_signals = false;
-    std::promise<Address> bound;
-    auto bound_future = bound.get_future();
-    options.on_listening = [&bound](const Address& a) { bound.set_value(a); };
-    thread_ = std::thread([this, address, handler, options]() mutable {
-      try {
-        exit_code_ = serve(address, handler, options);
-      } catch (const std::exception& e) {
-        error_ = e.what();
-        exit_code_ = -1;
-      }
-    });
-    if (bound_future.wait_for(10s) != std::future_status::ready) {
-      throw std::runtime_error("server did not start");
-    }
-    address_ = bound_future.get();
-  }
-  ~BackgroundServer() { stop(); }
-  int stop() {
-    if (thread_.joinable()) {
-      stop_serving();
-      thread_.join();
-    }
-    return exit_code_;
-  }
-  const Address& address() const { return address_; }
-
- private:
-  std::thread thread_;
-  Address address_;
-  std::atomic<int> exit_code_{-2};
-  std::string error_;
-};
 
 // Polls `condition` every 10 ms for up to `limit`.
 template <class Condition>

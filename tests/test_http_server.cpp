@@ -1,0 +1,436 @@
+// The HTTP server over loopback: raw sockets for exact bytes, then curl and Python's
+// http.client as real clients.
+#include <sys/stat.h>
+
+#include <fstream>
+#include <map>
+
+#include "support.hpp"
+#include "wire/http/server.hpp"
+#include "wire/http/static_files.hpp"
+
+using namespace wire;
+using namespace std::chrono_literals;
+using test::BackgroundServer;
+using test::Child;
+
+namespace {
+
+struct Reply {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  bool closed = false;  // the server closed the connection after this reply
+};
+
+// Reads responses from one connection, keeping bytes that belong to the next.
+class Reader {
+ public:
+  explicit Reader(Socket& socket) : socket_(socket) { socket_.set_timeout(5s); }
+
+  Reply next(const char* method = "GET") {
+    Reply reply;
+    http::ResponseHead head;
+    http::ParseResult r;
+    http::Limits limits;
+    limits.max_body = 1ull << 40;  // the test reads whatever the server sends
+    while ((r = http::parse_response_head(buffer_, head, method, limits)).state ==
+           http::ParseState::incomplete) {
+      if (!fill()) throw std::runtime_error("connection closed before a response head");
+    }
+    if (r.state == http::ParseState::error) throw std::runtime_error(r.error.reason);
+    reply.status = head.status;
+    for (const auto& h : head.headers()) {
+      std::string name(h.name);
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      reply.headers[name] = std::string(h.value);
+    }
+    const auto body_kind = head.body;
+    const auto length = head.content_length;
+    buffer_.erase(0, r.consumed);
+    if (body_kind == http::BodyKind::length) {
+      while (buffer_.size() < length) {
+        if (!fill()) throw std::runtime_error("short body");
+      }
+      reply.body = buffer_.substr(0, length);
+      buffer_.erase(0, length);
+    } else if (body_kind == http::BodyKind::chunked) {
+      http::ChunkedDecoder decoder;
+      for (;;) {
+        auto step = decoder.feed(buffer_);
+        if (step.error.status != 0) throw std::runtime_error(step.error.reason);
+        reply.body.append(step.data);
+        buffer_.erase(0, step.consumed);
+        if (step.done) break;
+        if (step.consumed == 0 && !fill()) throw std::runtime_error("short chunked body");
+      }
+    } else if (body_kind == http::BodyKind::until_close) {
+      while (fill()) {
+      }
+      reply.body = std::move(buffer_);
+      buffer_.clear();
+    }
+    return reply;
+  }
+  // True if the server closes the connection (no more bytes) within the timeout.
+  bool closed() { return buffer_.empty() && !fill(); }
+
+ private:
+  bool fill() {
+    char chunk[16384];
+    auto n = socket_.recv(std::span<char>(chunk), std::nothrow);
+    if (!n || *n == 0) return false;
+    buffer_.append(chunk, *n);
+    return true;
+  }
+  Socket& socket_;
+  std::string buffer_;
+};
+
+http::Router demo_router() {
+  http::Router router;
+  router.add("GET", "/hello", [](http::Request&) -> Task<http::Response> {
+    co_return http::Response::text(200, "hello\n");
+  });
+  router.add("POST", "/echo", [](http::Request& request) -> Task<http::Response> {
+    co_return http::Response::text(200, request.body);
+  });
+  router.add("GET", "/stream", [](http::Request&) -> Task<http::Response> {
+    http::Response r(200);
+    auto count = std::make_shared<int>(0);
+    r.stream = [count]() -> Task<std::string> {
+      if (*count == 3) co_return std::string();
+      co_return "part" + std::to_string((*count)++) + ";";
+    };
+    co_return r;
+  });
+  return router;
+}
+
+Socket connect_to(const Address& address) {
+  return create_connection(std::vector<Address>{address}, 5s);
+}
+
+}  // namespace
+
+class HttpServerTest : public test::Test {};
+
+TEST_F(HttpServerTest, KeepAliveAndPipelinedRequestsAnsweredInOrder) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
+  Socket s = connect_to(server.address());
+  s.send_all("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+             "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nsecond"
+             "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
+  Reader reader(s);
+  Reply first = reader.next();
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(first.body, "hello\n");
+  EXPECT_FALSE(first.headers["date"].empty());
+  EXPECT_EQ(first.headers["server"], "wire");
+  Reply second = reader.next();
+  EXPECT_EQ(second.body, "second");
+  EXPECT_EQ(reader.next().status, 404);
+  s.send_all("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  Reply last = reader.next();
+  EXPECT_EQ(last.headers["connection"], "close");
+  EXPECT_TRUE(reader.closed());
+}
+
+TEST_F(HttpServerTest, Http10ClosesUnlessKeepAlive) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
+  Socket a = connect_to(server.address());
+  a.send_all("GET /hello HTTP/1.0\r\n\r\n");
+  Reader ra(a);
+  EXPECT_EQ(ra.next().status, 200);
+  EXPECT_TRUE(ra.closed());
+  Socket b = connect_to(server.address());
+  b.send_all("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /hello HTTP/1.0\r\n\r\n");
+  Reader rb(b);
+  EXPECT_EQ(rb.next().status, 200);
+  EXPECT_EQ(rb.next().status, 200);
+  EXPECT_TRUE(rb.closed());
+}
+
+TEST_F(HttpServerTest, HeadGetsHeadersWithoutBody) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
+  Socket s = connect_to(server.address());
+  s.send_all("HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  Reader reader(s);
+  Reply head = reader.next("HEAD");
+  EXPECT_EQ(head.status, 405) << "the router has no HEAD route for /hello";
+  Reply get = reader.next();
+  EXPECT_EQ(get.body, "hello\n");
+}
+
+TEST_F(HttpServerTest, BadRequestsGetTheirStatusAndOnlyThatConnectionCloses) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
+  Socket healthy = connect_to(server.address());
+  struct Case {
+    const char* bytes;
+    int status;
+  };
+  for (const Case& c : {Case{"GET /hello HTTP/1.1\r\n\r\n", 400},
+                        Case{"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n",
+                             400},
+                        Case{"GET /hello HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+                        Case{"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
+                        Case{"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n", 413}}) {
+    SCOPED_TRACE(c.bytes);
+    Socket s = connect_to(server.address());
+    s.send_all(c.bytes);
+    Reader reader(s);
+    Reply reply = reader.next();
+    EXPECT_EQ(reply.status, c.status);
+    EXPECT_EQ(reply.headers["connection"], "close");
+    EXPECT_FALSE(reply.body.empty()) << "a short body says why";
+    EXPECT_TRUE(reader.closed());
+  }
+  std::string long_target = "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  Socket s = connect_to(server.address());
+  s.send_all(long_target);
+  EXPECT_EQ(Reader(s).next().status, 414);
+  healthy.send_all("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(Reader(healthy).next().status, 200) << "other connections are undisturbed";
+}
+
+TEST_F(HttpServerTest, ExpectContinueThenBody) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
+  Socket s = connect_to(server.address());
+  s.send_all("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+  Reader reader(s);
+  Reply interim = reader.next();
+  EXPECT_EQ(interim.status, 100);
+  s.send_all("body");
+  EXPECT_EQ(reader.next().body, "body");
+}
+
+TEST_F(HttpServerTest, ChunkedUploadAndStreamedResponse) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
+  Socket s = connect_to(server.address());
+  s.send_all("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "4;ext=1\r\nwire\r\n3\r\n up\r\n0\r\nX-Trailer: t\r\n\r\n"
+             "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+  Reader reader(s);
+  EXPECT_EQ(reader.next().body, "wire up");
+  Reply streamed = reader.next();
+  EXPECT_EQ(streamed.headers["transfer-encoding"], "chunked");
+  EXPECT_EQ(streamed.body, "part0;part1;part2;");
+}
+
+TEST_F(HttpServerTest, SlowlorisIsCutOffAtTheHeaderTimeout) {
+  http::Options options;
+  options.header_timeout = 300ms;
+  BackgroundServer server("tcp://127.0.0.1:0",
+                          http::connection_handler(demo_router().handler(), options));
+  Socket s = connect_to(server.address());
+  auto start = std::chrono::steady_clock::now();
+  s.send_all("GET /hello HTTP/1.1\r\n");
+  for (int i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(50ms);
+    if (!s.send("X-Slow: 1\r\n", std::nothrow)) break;  // trickling, never finishing
+  }
+  Reader reader(s);
+  Reply reply = reader.next();
+  EXPECT_EQ(reply.status, 408);
+  EXPECT_TRUE(reader.closed());
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 3s);
+}
+
+TEST_F(HttpServerTest, IdleKeepAliveConnectionsAreClosed) {
+  http::Options options;
+  options.keepalive_timeout = 100ms;
+  BackgroundServer server("tcp://127.0.0.1:0",
+                          http::connection_handler(demo_router().handler(), options));
+  Socket s = connect_to(server.address());
+  s.send_all("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  Reader reader(s);
+  EXPECT_EQ(reader.next().status, 200);
+  EXPECT_TRUE(reader.closed()) << "closed after the idle timeout";
+}
+
+class StaticFilesTest : public test::Test {
+ protected:
+  void SetUp() override {
+    test::Test::SetUp();
+    root = dir.file("site");
+    std::filesystem::create_directories(root + "/docs");
+    std::filesystem::create_directories(root + "/empty");
+    std::ofstream(root + "/index.html") << "<h1>home</h1>\n";
+    std::ofstream(root + "/docs/a.txt") << "0123456789";
+    std::ofstream(root + "/docs/<b>&.txt") << "escaped";
+    std::ofstream(dir.file("secret.txt")) << "outside the root";
+    std::filesystem::create_symlink(dir.file("secret.txt"), root + "/escape.txt");
+    std::filesystem::create_symlink(root + "/docs/a.txt", root + "/inside.txt");
+    server = std::make_unique<BackgroundServer>(
+        "tcp://127.0.0.1:0", http::connection_handler(http::static_files(root)));
+  }
+  void TearDown() override {
+    server.reset();
+    test::Test::TearDown();
+  }
+  Reply get(const std::string& target, const std::string& extra = "", const char* method = "GET") {
+    Socket s = connect_to(server->address());
+    s.send_all(std::string(method) + " " + target + " HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n");
+    return Reader(s).next(method);
+  }
+
+  test::TempDir dir;
+  std::string root;
+  std::unique_ptr<BackgroundServer> server;
+};
+
+TEST_F(StaticFilesTest, ServesFilesIndexAndListings) {
+  Reply index = get("/");
+  EXPECT_EQ(index.status, 200);
+  EXPECT_EQ(index.body, "<h1>home</h1>\n");
+  EXPECT_EQ(index.headers["content-type"], "text/html; charset=utf-8");
+  Reply file = get("/docs/a.txt");
+  EXPECT_EQ(file.body, "0123456789");
+  EXPECT_EQ(file.headers["content-type"], "text/plain; charset=utf-8");
+  Reply listing = get("/docs/");
+  EXPECT_NE(listing.body.find("&lt;b&gt;&amp;.txt"), std::string::npos) << listing.body;
+  EXPECT_EQ(listing.body.find("<b>&"), std::string::npos) << "a name went out unescaped";
+  EXPECT_EQ(get("/docs").status, 301);
+  EXPECT_EQ(get("/docs").headers["location"], "/docs/");
+  EXPECT_EQ(get("/docs/%3Cb%3E%26.txt").body, "escaped");
+  Reply head = get("/docs/a.txt", "", "HEAD");
+  EXPECT_EQ(head.headers["content-length"], "10");
+  EXPECT_TRUE(head.body.empty());
+  EXPECT_EQ(get("/docs/a.txt", "", "POST").status, 405);
+}
+
+TEST_F(StaticFilesTest, NeverServesAnythingOutsideTheRoot) {
+  for (const char* target : {"/../secret.txt", "/docs/../../secret.txt", "/%2e%2e/secret.txt",
+                             "/docs/%2E%2E/%2e%2e/secret.txt", "/docs%2f..%2f..%2fsecret.txt",
+                             "/docs/a.txt%00.html", "/escape.txt", "/nonexistent"}) {
+    SCOPED_TRACE(target);
+    Reply reply = get(target);
+    EXPECT_EQ(reply.status, 404);
+    EXPECT_EQ(reply.body.find("outside the root"), std::string::npos);
+  }
+  EXPECT_EQ(get("/inside.txt").body, "0123456789") << "a symlink that stays inside is fine";
+  EXPECT_EQ(get("/docs/%zz").status, 400);
+}
+
+TEST_F(StaticFilesTest, RangesAndConditionalRequests) {
+  Reply part = get("/docs/a.txt", "Range: bytes=2-5\r\n");
+  EXPECT_EQ(part.status, 206);
+  EXPECT_EQ(part.body, "2345");
+  EXPECT_EQ(part.headers["content-range"], "bytes 2-5/10");
+  EXPECT_EQ(get("/docs/a.txt", "Range: bytes=-3\r\n").body, "789");
+  EXPECT_EQ(get("/docs/a.txt", "Range: bytes=7-\r\n").body, "789");
+  Reply beyond = get("/docs/a.txt", "Range: bytes=50-60\r\n");
+  EXPECT_EQ(beyond.status, 416);
+  EXPECT_EQ(beyond.headers["content-range"], "bytes */10");
+  EXPECT_EQ(get("/docs/a.txt", "Range: bytes=0-1,4-5\r\n").status, 200) << "several ranges: all";
+
+  Reply full = get("/docs/a.txt");
+  const std::string etag = full.headers["etag"];
+  const std::string modified = full.headers["last-modified"];
+  ASSERT_FALSE(etag.empty());
+  ASSERT_FALSE(modified.empty());
+  Reply by_etag = get("/docs/a.txt", "If-None-Match: " + etag + "\r\n");
+  EXPECT_EQ(by_etag.status, 304);
+  EXPECT_TRUE(by_etag.body.empty());
+  EXPECT_EQ(get("/docs/a.txt", "If-None-Match: \"other\"\r\n").status, 200);
+  EXPECT_EQ(get("/docs/a.txt", "If-Modified-Since: " + modified + "\r\n").status, 304);
+  EXPECT_EQ(get("/docs/a.txt", "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n").status,
+            200);
+}
+
+TEST_F(StaticFilesTest, LargeFileGoesThroughSendfileIntact) {
+  std::string big(3 << 20, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 131) >> 3);
+  std::ofstream(root + "/big.bin", std::ios::binary) << big;
+  Reply reply = get("/big.bin");
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.headers["content-type"], "application/octet-stream");
+  EXPECT_TRUE(reply.body == big);
+}
+
+TEST_F(StaticFilesTest, CurlAsTheClient) {
+  if (!test::have_program("curl")) GTEST_SKIP() << "curl is not installed (make test installs it)";
+  const std::string base = "http://127.0.0.1:" + std::to_string(server->address().port());
+  // Two URLs in one curl: the second must reuse the connection (keep-alive).
+  Child both({"curl", "-sS", "-v", base + "/docs/a.txt", base + "/index.html"},
+             Child::Options::merged());
+  std::string out = both.read_all();
+  EXPECT_EQ(both.wait(), 0);
+  EXPECT_NE(out.find("Re-using existing connection"), std::string::npos) << out;
+  EXPECT_NE(out.find("0123456789"), std::string::npos);
+  Child range({"curl", "-sS", "-r", "3-4", base + "/docs/a.txt"});
+  EXPECT_EQ(range.read_all(), "34");
+  EXPECT_EQ(range.wait(), 0);
+  Child head({"curl", "-sS", "-I", base + "/docs/a.txt"});
+  std::string head_out = head.read_all();
+  EXPECT_EQ(head.wait(), 0);
+  EXPECT_NE(head_out.find("Content-Length: 10"), std::string::npos) << head_out;
+}
+
+TEST_F(HttpServerTest, CurlUploadsChunkedWithExpectContinue) {
+  if (!test::have_program("curl")) GTEST_SKIP() << "curl is not installed (make test installs it)";
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
+  test::TempDir dir;
+  std::string data(200000, 'u');
+  std::ofstream(dir.file("up.bin")) << data;
+  const std::string url = "http://127.0.0.1:" + std::to_string(server.address().port()) + "/echo";
+  Child curl({"curl", "-sS", "-H", "Transfer-Encoding: chunked", "-H", "Expect: 100-continue",
+              "--data-binary", "@" + dir.file("up.bin"), url});
+  EXPECT_TRUE(curl.read_all() == data);
+  EXPECT_EQ(curl.wait(), 0);
+}
+
+TEST_F(HttpServerTest, PythonHttpClientReusesTheConnection) {
+  if (!test::have_program("python3")) GTEST_SKIP() << "python3 is not installed";
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
+  const std::string script =
+      "import http.client, sys\n"
+      "c = http.client.HTTPConnection('127.0.0.1', " + std::to_string(server.address().port()) +
+      ", timeout=5)\n"
+      "for i in range(3):\n"
+      "    c.request('GET', '/hello')\n"
+      "    r = c.getresponse()\n"
+      "    sys.stdout.write('%d %s' % (r.status, r.read().decode()))\n"
+      "c.request('POST', '/echo', body=b'from python')\n"
+      "sys.stdout.write(c.getresponse().read().decode())\n";
+  Child python({"python3", "-c", script});
+  EXPECT_EQ(python.read_all(), "200 hello\n200 hello\n200 hello\nfrom python");
+  EXPECT_EQ(python.wait(), 0);
+}
+
+TEST_F(StaticFilesTest, ClientLeavingMidFileKillsNothing) {
+  ::signal(SIGPIPE, SIG_DFL);  // sendfile to a closed peer must not raise it
+  std::ofstream(root + "/big.bin", std::ios::binary) << std::string(8 << 20, 'b');
+  for (int i = 0; i < 5; ++i) {
+    Socket s = connect_to(server->address());
+    s.set_option(option::receive_buffer_size, 4096);
+    s.send_all("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    s.set_timeout(5s);
+    EXPECT_FALSE(s.recv(100).empty());
+    s.set_option(option::linger, std::chrono::seconds(0));
+  }
+  EXPECT_EQ(get("/docs/a.txt").body, "0123456789") << "the server is still serving";
+}
+
+TEST_F(HttpServerTest, WireServeCommandServesAFolder) {
+  test::TempDir dir;
+  std::ofstream(dir.file("hello.txt")) << "served by wire\n";
+  Child server({WIRE_CLI, "serve", dir.file(""), "--bind", "127.0.0.1:0"}, Child::Options::merged());
+  std::string first = server.read_line();
+  const std::string prefix = "Serving " + dir.file("") + " at http://";
+  ASSERT_EQ(first.substr(0, prefix.size()), prefix) << first;
+  std::string host_port = first.substr(prefix.size());
+  host_port = host_port.substr(0, host_port.find('/'));
+  Socket s = create_connection("tcp://" + host_port, 5s);
+  s.send_all("GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(Reader(s).next().body, "served by wire\n");
+  std::string log = server.read_line();
+  EXPECT_NE(log.find("\"GET /hello.txt HTTP/1.1\" 200 15"), std::string::npos) << log;
+  s.close();  // an open keep-alive connection would get the whole shutdown grace period
+  server.signal(SIGTERM);
+  (void)server.read_all();
+  EXPECT_EQ(server.wait(), 0);
+}
