@@ -17,3 +17,4 @@
 #include "wire/http/parser.hpp"
 #include "wire/http/server.hpp"
 #include "wire/http/static_files.hpp"
+#include "wire/http/client.hpp"

@@ -13,5 +13,6 @@ Command add_echo(CLI::App& app);
 Command add_connect(CLI::App& app);
 Command add_listen(CLI::App& app);
 Command add_serve(CLI::App& app);
+Command add_get(CLI::App& app);
 
 }  // namespace wire::cli

@@ -10,8 +10,8 @@ int main(int argc, char** argv) {
   CLI::App app{"wire: sockets as file descriptors, from the command line", "wire"};
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, wire::cli::Command>> commands;
-  for (auto add : {wire::cli::add_serve, wire::cli::add_echo, wire::cli::add_connect,
-                   wire::cli::add_listen}) {
+  for (auto add : {wire::cli::add_serve, wire::cli::add_get, wire::cli::add_echo,
+                   wire::cli::add_connect, wire::cli::add_listen}) {
     std::size_t before = app.get_subcommands({}).size();
     auto command = add(app);
     commands.emplace_back(app.get_subcommands({}).at(before), std::move(command));

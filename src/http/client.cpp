@@ -1,0 +1,264 @@
+#include "wire/http/client.hpp"
+
+#include "wire/connect.hpp"
+#include "wire/http/parser.hpp"
+
+namespace wire::http {
+namespace {
+
+Error bad_url(std::string_view url, const std::string& why) {
+  return Error(errc::invalid_address, "parse url", std::string(url), why);
+}
+
+bool is_redirect(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+// Resolves a Location header against the URL it came from.
+std::string resolve_location(std::string_view base, std::string_view location) {
+  if (location.substr(0, 7) == "http://" || location.substr(0, 10) == "http+unix:") {
+    return std::string(location);
+  }
+  // The base's scheme and authority: everything before its target.
+  std::size_t target_at;
+  if (base.substr(0, 10) == "http+unix:") {
+    target_at = base.find(":/", 10);
+    target_at = target_at == std::string_view::npos ? base.size() : target_at + 1;
+  } else {
+    target_at = base.find('/', 7);
+    if (target_at == std::string_view::npos) target_at = base.size();
+  }
+  std::string prefix(base.substr(0, target_at));
+  if (base.substr(0, 10) == "http+unix:" && target_at == base.size()) prefix += ":";
+  if (!location.empty() && location.front() == '/') return prefix + std::string(location);
+  std::string_view base_target = base.substr(target_at);
+  auto slash = base_target.rfind('/');
+  std::string directory = slash == std::string_view::npos ? "/" : std::string(base_target.substr(0, slash + 1));
+  return prefix + directory + std::string(location);
+}
+
+}  // namespace
+
+std::string ClientResponse::header(std::string_view name) const {
+  for (const auto& [n, v] : headers) {
+    if (equals_ignore_case(n, name)) return v;
+  }
+  return {};
+}
+
+Url parse_url(std::string_view url) {
+  Url out;
+  if (url.substr(0, 8) == "https://") throw bad_url(url, "https is not supported");
+  if (url.substr(0, 10) == "http+unix:") {
+    std::string_view rest = url.substr(10);
+    auto split = rest.find(":/");
+    std::string_view path = rest.substr(0, split);
+    if (path.empty()) throw bad_url(url, "empty Unix socket path");
+    out.connect = "unix:" + std::string(path);
+    out.host = "localhost";
+    out.target = split == std::string_view::npos ? "/" : std::string(rest.substr(split + 1));
+    return out;
+  }
+  if (url.substr(0, 7) != "http://") {
+    throw bad_url(url, "expected http://HOST[:PORT]/PATH or http+unix:/SOCKET:/PATH");
+  }
+  std::string_view rest = url.substr(7);
+  auto slash = rest.find_first_of("/?");
+  std::string_view authority = rest.substr(0, slash);
+  out.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+  if (out.target.front() == '?') out.target = "/" + out.target;
+  if (authority.empty()) throw bad_url(url, "empty host");
+  std::string_view host = authority, port = "80";
+  if (authority.front() == '[') {
+    auto close = authority.find(']');
+    if (close == std::string_view::npos) throw bad_url(url, "missing ']'");
+    host = authority.substr(0, close + 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') throw bad_url(url, "junk after ']'");
+      port = authority.substr(close + 2);
+    }
+  } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  out.connect = "tcp://" + std::string(host) + ":" + std::string(port);
+  out.host = port == "80" ? std::string(host) : std::string(host) + ":" + std::string(port);
+  return out;
+}
+
+ClientResponse Client::request(std::string_view method, std::string_view url,
+                               const Headers& headers, std::string_view body,
+                               const BodySink& on_body) {
+  std::string current(url);
+  std::string current_method(method);
+  std::string_view current_body = body;
+  for (int hops = 0;; ++hops) {
+    Url target = parse_url(current);
+    ClientResponse response = exchange(current_method, target, headers, current_body, on_body);
+    response.url = current;
+    std::string location = response.header("Location");
+    if (!options_.follow_redirects || !is_redirect(response.status) || location.empty()) {
+      return response;
+    }
+    if (hops == options_.max_redirects) {
+      throw Error(std::make_error_code(std::errc::too_many_links), current_method, current,
+                  "more than " + std::to_string(options_.max_redirects) + " redirects");
+    }
+    current = resolve_location(current, location);
+    if (response.status == 303 || ((response.status == 301 || response.status == 302) &&
+                                   current_method == "POST")) {
+      current_method = "GET";
+      current_body = {};
+    }
+  }
+}
+
+ClientResponse Client::exchange(std::string_view method, const Url& url, const Headers& headers,
+                                std::string_view body, const BodySink& on_body) {
+  std::string request;
+  request.reserve(256 + body.size());
+  request.append(method).append(" ").append(url.target).append(" HTTP/1.1\r\n");
+  bool has_host = false, has_agent = false;
+  for (const auto& [name, value] : headers) {
+    has_host = has_host || equals_ignore_case(name, "host");
+    has_agent = has_agent || equals_ignore_case(name, "user-agent");
+  }
+  if (!has_host) request.append("Host: ").append(url.host).append("\r\n");
+  if (!has_agent) request.append("User-Agent: wire/0.1\r\n");
+  for (const auto& [name, value] : headers) request.append(name).append(": ").append(value).append("\r\n");
+  if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
+    request.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+  }
+  request.append("\r\n").append(body);
+
+  const std::string what = std::string(method) + " " + url.connect + url.target;
+  Limits limits;
+  limits.max_body = options_.max_response;
+
+  for (int attempt = 0;; ++attempt) {
+    Socket conn;
+    bool reused = false;
+    if (auto pooled = pool_.find(url.connect); pooled != pool_.end()) {
+      conn = std::move(pooled->second);
+      pool_.erase(pooled);
+      reused = true;
+    } else {
+      conn = create_connection(url.connect, options_.timeout);
+    }
+    conn.set_timeout(options_.timeout);
+    // A kept-alive connection may have been closed by the server meanwhile: if nothing at
+    // all comes back on a reused one, start over once on a fresh connection.
+    auto sent = conn.send_all(request, std::nothrow);
+    std::string buffer;
+    char chunk[65536];
+    auto fill = [&]() -> bool {
+      auto n = conn.recv(std::span<char>(chunk), std::nothrow);
+      if (!n) {
+        if (reused && buffer.empty() && attempt == 0) return false;
+        throw Error(n.error(), "recv", what);
+      }
+      if (*n == 0) return false;
+      buffer.append(chunk, *n);
+      return true;
+    };
+    if (!sent) {
+      if (reused && attempt == 0) continue;
+      throw Error(sent.error(), "send", what);
+    }
+
+    ResponseHead head;
+    ParseResult parsed;
+    bool stale = false;
+    for (;;) {
+      parsed = parse_response_head(buffer, head, method, limits);
+      if (parsed.state == ParseState::complete && head.status / 100 == 1 && head.status != 101) {
+        buffer.erase(0, parsed.consumed);  // an interim response (100 Continue): the real one follows
+        continue;
+      }
+      if (parsed.state != ParseState::incomplete) break;
+      if (!fill()) {
+        if (reused && buffer.empty() && attempt == 0) {
+          stale = true;
+          break;
+        }
+        throw Error(std::make_error_code(std::errc::connection_aborted), "read response", what,
+                    "the server closed the connection before a complete response head");
+      }
+    }
+    if (stale) continue;
+    if (parsed.state == ParseState::error) {
+      throw Error(std::make_error_code(parsed.error.status == 413 ? std::errc::message_size
+                                                                  : std::errc::bad_message),
+                  "read response", what, parsed.error.reason);
+    }
+
+    ClientResponse response;
+    response.status = head.status;
+    response.reason = std::string(head.reason);
+    for (const Header& h : head.headers()) response.headers.emplace_back(h.name, h.value);
+    const BodyKind kind = head.body;
+    const std::uint64_t length = head.content_length;
+    const bool keep_alive = head.keep_alive;
+    buffer.erase(0, parsed.consumed);
+
+    std::uint64_t received = 0;
+    std::optional<std::uint64_t> total;
+    if (kind == BodyKind::length) total = length;
+    // A redirect about to be followed: its body is read (to keep the connection usable)
+    // but not handed on.
+    const bool discard = options_.follow_redirects && is_redirect(response.status) &&
+                         !response.header("Location").empty();
+    auto deliver = [&](std::string_view bytes) {
+      if (bytes.empty() || discard) return;
+      received += bytes.size();
+      if (received > options_.max_response) {
+        throw Error(std::make_error_code(std::errc::message_size), "read response", what,
+                    "body larger than max_response");
+      }
+      if (on_body) on_body(bytes, received, total);
+      else response.body.append(bytes);
+    };
+    bool reusable = keep_alive;
+    if (kind == BodyKind::length) {
+      std::uint64_t left = length;
+      for (;;) {
+        auto take = static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer.size()));
+        deliver(std::string_view(buffer).substr(0, take));
+        buffer.erase(0, take);
+        left -= take;
+        if (left == 0) break;
+        if (!fill()) {
+          throw Error(std::make_error_code(std::errc::connection_aborted), "read response", what,
+                      "the body ended " + std::to_string(left) + " bytes early");
+        }
+      }
+    } else if (kind == BodyKind::chunked) {
+      ChunkedDecoder decoder(limits);
+      for (;;) {
+        auto step = decoder.feed(buffer);
+        if (step.error.status != 0) {
+          throw Error(std::make_error_code(step.error.status == 413 ? std::errc::message_size
+                                                                    : std::errc::bad_message),
+                      "read response", what, step.error.reason);
+        }
+        deliver(step.data);
+        buffer.erase(0, step.consumed);
+        if (step.done) break;
+        if (step.consumed == 0 && !fill()) {
+          throw Error(std::make_error_code(std::errc::connection_aborted), "read response", what,
+                      "the chunked body ended early");
+        }
+      }
+    } else if (kind == BodyKind::until_close) {
+      reusable = false;
+      do {
+        deliver(buffer);
+        buffer.clear();
+      } while (fill());
+    }
+    if (reusable && buffer.empty()) pool_[url.connect] = std::move(conn);
+    return response;
+  }
+}
+
+}  // namespace wire::http

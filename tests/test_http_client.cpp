@@ -1,0 +1,234 @@
+// wire::http::Client and `wire get`, against wire's own server and against nginx.
+#include <fstream>
+#include <sstream>
+
+#include "support.hpp"
+#include "wire/http/client.hpp"
+#include "wire/http/server.hpp"
+#include "wire/http/static_files.hpp"
+
+using namespace wire;
+using namespace std::chrono_literals;
+using test::BackgroundServer;
+using test::Child;
+
+namespace {
+
+http::Router client_router() {
+  http::Router router;
+  router.add("GET", "/port", [](http::Request& request) -> Task<http::Response> {
+    co_return http::Response::text(200, std::to_string(request.connection->peer_address().port()));
+  });
+  router.add("GET", "/moved", [](http::Request&) -> Task<http::Response> {
+    http::Response r = http::Response::text(302, "see /port\n");
+    r.header("Location", "/port");
+    co_return r;
+  });
+  router.add("GET", "/loop", [](http::Request&) -> Task<http::Response> {
+    http::Response r = http::Response::text(302, "");
+    r.header("Location", "/loop");
+    co_return r;
+  });
+  router.add("GET", "/chunks", [](http::Request&) -> Task<http::Response> {
+    http::Response r(200);
+    auto left = std::make_shared<int>(4);
+    r.stream = [left]() -> Task<std::string> {
+      co_return (*left)-- > 0 ? std::string(1000, 'c') : std::string();
+    };
+    co_return r;
+  });
+  router.add("POST", "/echo", [](http::Request& request) -> Task<http::Response> {
+    http::Response r = http::Response::text(201, request.body);
+    r.header("X-Seen", std::string(request.header("X-Custom")));
+    co_return r;
+  });
+  return router;
+}
+
+std::string base_url(const BackgroundServer& server) {
+  return "http://127.0.0.1:" + std::to_string(server.address().port());
+}
+
+}  // namespace
+
+class HttpClientTest : public test::Test {};
+
+TEST_F(HttpClientTest, GetsAndReusesTheConnection) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(client_router().handler()));
+  http::Client client;
+  auto first = client.get(base_url(server) + "/port");
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(first.header("content-type"), "text/plain; charset=utf-8");
+  EXPECT_EQ(client.pooled(), 1u);
+  auto second = client.get(base_url(server) + "/port");
+  EXPECT_EQ(second.body, first.body) << "the same client port: the connection was reused";
+}
+
+TEST_F(HttpClientTest, ReplacesAKeptConnectionTheServerClosed) {
+  http::Options options;
+  options.keepalive_timeout = 50ms;
+  BackgroundServer server("tcp://127.0.0.1:0",
+                          http::connection_handler(client_router().handler(), options));
+  http::Client client;
+  auto first = client.get(base_url(server) + "/port");
+  std::this_thread::sleep_for(200ms);  // the server closes the idle connection
+  auto second = client.get(base_url(server) + "/port");
+  EXPECT_EQ(second.status, 200);
+  EXPECT_NE(second.body, first.body) << "a new connection";
+}
+
+TEST_F(HttpClientTest, ChunkedPostAndHeaders) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(client_router().handler()));
+  http::Client client;
+  EXPECT_EQ(client.get(base_url(server) + "/chunks").body, std::string(4000, 'c'));
+  auto posted = client.request("POST", base_url(server) + "/echo", {{"X-Custom", "yes"}}, "payload");
+  EXPECT_EQ(posted.status, 201);
+  EXPECT_EQ(posted.body, "payload");
+  EXPECT_EQ(posted.header("x-seen"), "yes");
+}
+
+TEST_F(HttpClientTest, RedirectsOnlyWhenAsked) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(client_router().handler()));
+  http::Client plain;
+  EXPECT_EQ(plain.get(base_url(server) + "/moved").status, 302);
+  http::Client following(http::ClientOptions{.follow_redirects = true});
+  auto followed = following.get(base_url(server) + "/moved");
+  EXPECT_EQ(followed.status, 200);
+  EXPECT_EQ(followed.url, base_url(server) + "/port");
+  EXPECT_THROW((void)following.get(base_url(server) + "/loop"), Error);
+}
+
+TEST_F(HttpClientTest, ResponseSizeIsCapped) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(client_router().handler()));
+  http::Client client(http::ClientOptions{.max_response = 1000});
+  try {
+    (void)client.get(base_url(server) + "/chunks");
+    ADD_FAILURE() << "a 4000-byte body passed a 1000-byte cap";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), std::errc::message_size);
+  }
+}
+
+TEST_F(HttpClientTest, CloseDelimitedResponse) {
+  Socket listener = create_server("tcp://127.0.0.1:0");
+  std::thread peer([&] {
+    auto [conn, addr] = listener.accept();
+    conn.set_timeout(5s);
+    (void)conn.makefile().read_until("\r\n\r\n");
+    conn.send_all("HTTP/1.0 200 OK\r\n\r\nuntil the end");
+  });
+  http::Client client;
+  auto r = client.get("http://127.0.0.1:" + std::to_string(listener.local_address().port()) + "/");
+  peer.join();
+  EXPECT_EQ(r.body, "until the end");
+  EXPECT_EQ(client.pooled(), 0u);
+}
+
+TEST_F(HttpClientTest, UnixSocketTargets) {
+  test::TempDir dir;
+  BackgroundServer server("unix:" + dir.file("http.sock"),
+                          http::connection_handler(client_router().handler()));
+  http::Client client;
+  auto r = client.request("POST", "http+unix:" + dir.file("http.sock") + ":/echo", {}, "over unix");
+  EXPECT_EQ(r.body, "over unix");
+}
+
+TEST_F(HttpClientTest, BadUrlsNameTheProblem) {
+  EXPECT_THROW((void)http::parse_url("ftp://x/"), Error);
+  EXPECT_THROW((void)http::parse_url("https://x/"), Error);
+  EXPECT_THROW((void)http::parse_url("http:///x"), Error);
+  auto u = http::parse_url("http://[::1]:8080/a?b=c");
+  EXPECT_EQ(u.connect, "tcp://[::1]:8080");
+  EXPECT_EQ(u.host, "[::1]:8080");
+  EXPECT_EQ(u.target, "/a?b=c");
+  auto plain = http::parse_url("http://example.com");
+  EXPECT_EQ(plain.connect, "tcp://example.com:80");
+  EXPECT_EQ(plain.host, "example.com");
+  EXPECT_EQ(plain.target, "/");
+  auto unix = http::parse_url("http+unix:/run/app.sock:/v1/x");
+  EXPECT_EQ(unix.connect, "unix:/run/app.sock");
+  EXPECT_EQ(unix.target, "/v1/x");
+}
+
+TEST_F(HttpClientTest, WireGetCommand) {
+  test::TempDir dir;
+  std::ofstream(dir.file("page.txt")) << "from the server\n";
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(http::static_files(dir.file(""))));
+  const std::string base = base_url(server);
+  {
+    Child get({WIRE_CLI, "get", base + "/page.txt"});
+    EXPECT_EQ(get.read_all(), "from the server\n");
+    EXPECT_EQ(get.wait(), 0);
+  }
+  {
+    Child get({WIRE_CLI, "get", "-i", base + "/page.txt"});
+    std::string out = get.read_all();
+    EXPECT_EQ(get.wait(), 0);
+    EXPECT_EQ(out.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << out;
+    EXPECT_NE(out.find("\r\n\r\nfrom the server\n"), std::string::npos);
+  }
+  {
+    Child get({WIRE_CLI, "get", base + "/missing"}, Child::Options::merged());
+    std::string out = get.read_all();
+    EXPECT_EQ(get.wait(), 1);
+    EXPECT_NE(out.find("wire: GET " + base + "/missing: 404 Not Found"), std::string::npos) << out;
+  }
+  {
+    Child get({WIRE_CLI, "get", "-o", dir.file("saved.txt"), base + "/page.txt"});
+    EXPECT_EQ(get.wait(), 0);
+    std::ifstream in(dir.file("saved.txt"));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    EXPECT_EQ(ss.str(), "from the server\n");
+  }
+  {
+    Child get({WIRE_CLI, "get", "-X", "DELETE", base + "/page.txt"}, Child::Options::merged());
+    (void)get.read_all();
+    EXPECT_EQ(get.wait(), 1) << "405 from the static server";
+  }
+}
+
+// nginx from Debian as the server: wire get must read what a real server sends.
+TEST_F(HttpClientTest, WireGetAgainstNginx) {
+  const char* nginx = "/usr/sbin/nginx";
+  if (::access(nginx, X_OK) != 0) GTEST_SKIP() << "nginx is not installed (make test installs it)";
+  test::TempDir dir;
+  std::filesystem::create_directories(dir.file("www"));
+  std::ofstream(dir.file("www/hello.txt")) << "hello from nginx\n";
+  std::string big(2 << 20, 'n');
+  std::ofstream(dir.file("www/big.bin")) << big;
+  // A free loopback port: bind port 0, read it, release it for nginx.
+  std::uint16_t port;
+  {
+    Socket probe = create_server("tcp://127.0.0.1:0");
+    port = probe.local_address().port();
+  }
+  std::ofstream(dir.file("nginx.conf"))
+      << "daemon off;\nmaster_process off;\nworker_processes 1;\npid " << dir.file("nginx.pid")
+      << ";\nerror_log stderr;\nevents { worker_connections 64; }\nhttp {\n  access_log off;\n"
+      << "  client_body_temp_path " << dir.file("tmp") << ";\n  proxy_temp_path " << dir.file("tmp")
+      << ";\n  fastcgi_temp_path " << dir.file("tmp") << ";\n  uwsgi_temp_path " << dir.file("tmp")
+      << ";\n  scgi_temp_path " << dir.file("tmp") << ";\n  server {\n    listen 127.0.0.1:" << port
+      << ";\n    root " << dir.file("www") << ";\n  }\n}\n";
+  std::filesystem::create_directories(dir.file("tmp"));
+  Child server({nginx, "-c", dir.file("nginx.conf"), "-p", dir.file("")}, Child::Options::merged());
+  const std::string base = "http://127.0.0.1:" + std::to_string(port);
+  bool up = false;
+  for (int i = 0; i < 200 && !up; ++i) {
+    up = bool(create_connection(std::vector<Address>{Address::inet("127.0.0.1", port)}, 1s, std::nothrow));
+    if (!up) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(up) << "nginx did not start";
+  Child get({WIRE_CLI, "get", base + "/hello.txt"});
+  EXPECT_EQ(get.read_all(), "hello from nginx\n");
+  EXPECT_EQ(get.wait(), 0);
+  http::Client client;
+  auto large = client.get(base + "/big.bin");
+  EXPECT_EQ(large.status, 200);
+  EXPECT_TRUE(large.body == big);
+  EXPECT_EQ(client.get(base + "/hello.txt").body, "hello from nginx\n");
+  EXPECT_EQ(client.get(base + "/nope").status, 404);
+  server.signal(SIGQUIT);
+  (void)server.read_all();
+  (void)server.wait();
+}
