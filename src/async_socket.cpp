@@ -103,7 +103,7 @@ bool SendOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
 
 bool SendAllOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
   while (sent < data.size()) {
-    ::ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    ::ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, flags | MSG_NOSIGNAL);
     if (n >= 0) {
       sent += static_cast<std::size_t>(n);
       continue;

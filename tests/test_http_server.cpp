@@ -265,6 +265,8 @@ class StaticFilesTest : public test::Test {
     std::ofstream(dir.file("secret.txt")) << "outside the root";
     std::filesystem::create_symlink(dir.file("secret.txt"), root + "/escape.txt");
     std::filesystem::create_symlink(root + "/docs/a.txt", root + "/inside.txt");
+    std::filesystem::create_symlink("../secret.txt", root + "/relative-escape.txt");
+    std::filesystem::create_symlink("docs/a.txt", root + "/relative-inside.txt");
     server = std::make_unique<BackgroundServer>(
         "tcp://127.0.0.1:0", http::connection_handler(http::static_files(root)));
   }
@@ -306,13 +308,15 @@ TEST_F(StaticFilesTest, ServesFilesIndexAndListings) {
 TEST_F(StaticFilesTest, NeverServesAnythingOutsideTheRoot) {
   for (const char* target : {"/../secret.txt", "/docs/../../secret.txt", "/%2e%2e/secret.txt",
                              "/docs/%2E%2E/%2e%2e/secret.txt", "/docs%2f..%2f..%2fsecret.txt",
-                             "/docs/a.txt%00.html", "/escape.txt", "/nonexistent"}) {
+                             "/docs/a.txt%00.html", "/escape.txt", "/relative-escape.txt",
+                             "/nonexistent"}) {
     SCOPED_TRACE(target);
     Reply reply = get(target);
     EXPECT_EQ(reply.status, 404);
     EXPECT_EQ(reply.body.find("outside the root"), std::string::npos);
   }
   EXPECT_EQ(get("/inside.txt").body, "0123456789") << "a symlink that stays inside is fine";
+  EXPECT_EQ(get("/relative-inside.txt").body, "0123456789");
   EXPECT_EQ(get("/docs/%zz").status, 400);
 }
 

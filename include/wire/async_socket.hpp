@@ -83,6 +83,9 @@ class AsyncSocket {
   // bytes stay in the caller's buffer until sent, so memory never grows with a slow reader.
   auto send_all(std::string_view data);
   auto send_all(std::string_view data, std::nothrow_t);
+  // With send(2) flags: MSG_MORE holds a small write back until what follows (a sendfile
+  // body, say) can join it in the same segment.
+  auto send_all(std::string_view data, int flags);
   // co_await conn.sendfile(file_fd, offset, length): the file's bytes straight from the page
   // cache to the socket (sendfile(2)), waiting while the socket's buffer is full.
   auto sendfile(int file_fd, std::uint64_t offset, std::uint64_t length);
@@ -235,6 +238,7 @@ struct SendAllOp {
   static constexpr unsigned direction = writable;
   static constexpr const char* name = "send_all";
   std::string_view data;
+  int flags = 0;
   std::size_t sent = 0;
   bool attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept;
   void finish(Value, EventLoop&) noexcept {}
@@ -319,6 +323,9 @@ inline auto AsyncSocket::send_all(std::string_view data, std::nothrow_t) {
 }
 inline auto AsyncSocket::sendfile(int file_fd, std::uint64_t offset, std::uint64_t length) {
   return detail::IoAwaitable<detail::SendFileOp, true>(*this, {file_fd, offset, length});
+}
+inline auto AsyncSocket::send_all(std::string_view data, int flags) {
+  return detail::IoAwaitable<detail::SendAllOp, true>(*this, {data, flags});
 }
 inline auto AsyncSocket::accept() {
   return detail::IoAwaitable<detail::AcceptOp, true>(*this, {});

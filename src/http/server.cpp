@@ -268,8 +268,10 @@ Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Opt
       out += response.body;  // one write for head and body
       sent_body = response.body.size();
     }
-    co_await conn.send_all(out);
-    if (!head_only && response.file_fd >= 0) {
+    const bool file_follows = !head_only && response.file_fd >= 0 && response.file_length > 0;
+    // With a file to follow, the head waits (MSG_MORE) to leave in the file's first segment.
+    co_await conn.send_all(out, file_follows ? MSG_MORE : 0);
+    if (file_follows) {
       co_await conn.sendfile(response.file_fd, response.file_offset, response.file_length);
       sent_body = response.file_length;
     } else if (chunked) {
@@ -297,7 +299,14 @@ Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Opt
 
 ConnectionHandler connection_handler(Handler handler, Options options) {
   auto shared = std::make_shared<std::pair<Handler, Options>>(std::move(handler), std::move(options));
-  return [shared](AsyncSocket& conn) { return serve_connection(conn, shared->first, shared->second); };
+  return [shared](AsyncSocket& conn) {
+    // Responses are whole writes: Nagle would only hold a response's last segment back
+    // until the client's delayed ACK (40 ms per keep-alive request).
+    if (conn.socket().family() != Family::local) {
+      (void)conn.socket().set_option(option::tcp_nodelay, true, std::nothrow);
+    }
+    return serve_connection(conn, shared->first, shared->second);
+  };
 }
 
 const char* reason_phrase(int status) noexcept {
