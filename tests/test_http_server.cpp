@@ -506,3 +506,16 @@ TEST_F(StaticFilesTest, FilesStillServedUnderFdExhaustion) {
   guard.pid = -1;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
+
+TEST_F(StaticFilesTest, ChangedSmallFilesShowWithinASecond) {
+  std::ofstream(root + "/changing.txt") << "first";
+  EXPECT_EQ(get("/changing.txt").body, "first");
+  std::ofstream(root + "/changing.txt") << "second version";
+  std::this_thread::sleep_for(1100ms);  // the cache trusts an entry for one second
+  Reply after = get("/changing.txt");
+  EXPECT_EQ(after.body, "second version");
+  EXPECT_EQ(after.headers["content-length"], "14");
+  std::filesystem::remove(root + "/changing.txt");
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_EQ(get("/changing.txt").status, 404) << "a removed file goes away too";
+}

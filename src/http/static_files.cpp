@@ -9,7 +9,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <atomic>
+#include <chrono>
 #include <climits>
+#include <unordered_map>
 #include <cstdlib>
 #include <vector>
 
@@ -46,6 +49,9 @@ class Root {
   Root& operator=(const Root&) = delete;
   ~Root() { ::close(fd_); }
 
+  // Unique for the process's lifetime (an address could be reused by a later Root).
+  std::uint64_t id() const noexcept { return id_; }
+
   // Opens `relative` (no leading slash; "" is the root itself) read-only; -1 and errno.
   int open(const std::string& relative) const {
     const char* name = relative.empty() ? "." : relative.c_str();
@@ -67,6 +73,11 @@ class Root {
  private:
   std::string path_;
   int fd_ = -1;
+  std::uint64_t id_ = next_id();
+  static std::uint64_t next_id() {
+    static std::atomic<std::uint64_t> counter{0};
+    return ++counter;
+  }
 };
 
 std::string percent_encode_path(std::string_view name) {
@@ -175,8 +186,13 @@ Response listing(int fd, std::string_view url_path) {
   return Response::text(200, std::move(html), "text/html; charset=utf-8");
 }
 
+// Answers for one file, given either its open `fd` (which it takes) or, for a small file,
+// its `content` (fd is then -1).
 Response serve_file(const Request& request, const std::string& path, const struct ::stat& st,
-                    int fd) {
+                    int fd, const std::string* content) {
+  auto close_fd = [&] {
+    if (fd >= 0) ::close(fd);
+  };
   Response response(200);
   const std::string etag = etag_for(st);
   response.header("Content-Type", std::string(content_type_for(path)));
@@ -191,7 +207,7 @@ Response serve_file(const Request& request, const std::string& path, const struc
     not_modified = st.st_mtim.tv_sec <= since;
   }
   if (not_modified) {
-    ::close(fd);
+    close_fd();
     response.status = 304;
     return response;
   }
@@ -200,7 +216,7 @@ Response serve_file(const Request& request, const std::string& path, const struc
   const int range = request.method == "GET" ? parse_range(request.header("Range"), size, first, last)
                                             : 0;
   if (range < 0) {
-    ::close(fd);
+    close_fd();
     Response unsatisfiable = Response::text(416, "416 Range Not Satisfiable\n");
     unsatisfiable.header("Content-Range", "bytes */" + std::to_string(size));
     return unsatisfiable;
@@ -209,19 +225,37 @@ Response serve_file(const Request& request, const std::string& path, const struc
     response.status = 206;
     response.header("Content-Range", "bytes " + std::to_string(first) + "-" +
                                          std::to_string(last) + "/" + std::to_string(size));
-    response.send_file(fd, first, last - first + 1);
+    if (content != nullptr) {
+      response.body = content->substr(static_cast<std::size_t>(first),
+                                      static_cast<std::size_t>(last - first + 1));
+    } else {
+      response.send_file(fd, first, last - first + 1);
+    }
     return response;
   }
   // A small file goes out in the same write as the head: one syscall, not two.
-  if (size <= small_file && request.method == "GET") {
-    response.body.resize(static_cast<std::size_t>(size));
-    ::ssize_t got = ::pread(fd, response.body.data(), response.body.size(), 0);
-    ::close(fd);
-    if (got != static_cast<::ssize_t>(size)) return Response::text(500, "500 Internal Server Error\n");
-    return response;
+  if (content != nullptr) {
+    response.body = *content;
+  } else {
+    response.send_file(fd, 0, size);
   }
-  response.send_file(fd, 0, size);
   return response;
+}
+
+// Small files, kept per thread (no lock) and trusted for a second before they are looked
+// at again, as nginx's open_file_cache does: a hit costs no syscall at all.
+struct CachedFile {
+  std::string path;
+  struct ::stat st {};
+  std::string content;
+  std::chrono::steady_clock::time_point checked;
+};
+constexpr auto revalidate_after = std::chrono::seconds(1);
+constexpr std::size_t max_cached_files = 4096;
+
+std::unordered_map<std::string, CachedFile>& file_cache() {
+  thread_local std::unordered_map<std::string, CachedFile> cache;
+  return cache;
 }
 
 }  // namespace
@@ -319,6 +353,15 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
       }
       at = next + 1;
     }
+    std::string cache_key = std::to_string(root->id());
+    cache_key += '/';
+    cache_key += relative;
+    auto& cache = file_cache();
+    const auto now = std::chrono::steady_clock::now();
+    if (auto hit = cache.find(cache_key);
+        hit != cache.end() && now - hit->second.checked < revalidate_after) {
+      co_return serve_file(request, hit->second.path, hit->second.st, -1, &hit->second.content);
+    }
     int fd = root->open(relative);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE) {
@@ -363,7 +406,19 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
       ::close(fd);
       co_return not_found();
     }
-    co_return serve_file(request, file, info, fd);
+    if (static_cast<std::uint64_t>(info.st_size) <= small_file && file == relative) {
+      std::string content(static_cast<std::size_t>(info.st_size), '\0');
+      ::ssize_t got = ::pread(fd, content.data(), content.size(), 0);
+      ::close(fd);
+      if (got != static_cast<::ssize_t>(content.size())) {
+        co_return Response::text(500, "500 Internal Server Error\n");
+      }
+      if (cache.size() >= max_cached_files) cache.clear();
+      CachedFile& entry = cache[cache_key];
+      entry = CachedFile{file, info, std::move(content), now};
+      co_return serve_file(request, entry.path, entry.st, -1, &entry.content);
+    }
+    co_return serve_file(request, file, info, fd, nullptr);
   };
 }
 

@@ -8,6 +8,9 @@
 // unsatisfiable); Last-Modified with If-Modified-Since and ETag with If-None-Match (304).
 // Never serves anything outside the root: the path is percent-decoded once, and `..`
 // segments, encoded slashes, NUL bytes and symlinks that resolve outside the root are 404.
+// Files up to 16 KiB are kept in memory per thread and looked at again after a second (a
+// change shows within a second, as with nginx's open_file_cache); larger ones go out with
+// sendfile(2).
 #pragma once
 
 #include <string>
