@@ -1,6 +1,7 @@
 // Opens N idle TCP connections to HOST:PORT, prints "ready" once the server has taken them
-// all (each one answered a 1-byte echo), then holds them until stdin closes.
-// Usage: idle_clients HOST PORT N
+// all (each one answered a 1-byte echo, or with `http` one keep-alive GET /hello.txt),
+// then holds them until stdin closes.
+// Usage: idle_clients HOST PORT N [http]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -34,10 +35,20 @@ int main(int argc, char** argv) {
     }
     // One round trip proves the server accepted this connection and ran its handler once,
     // as a real client's first exchange would; then the connection goes idle.
-    char byte = 'x';
-    if (write(fd, &byte, 1) != 1 || read(fd, &byte, 1) != 1) {
-      std::perror("idle_clients: echo");
-      return 1;
+    if (argc > 4) {
+      static const char request[] = "GET /hello.txt HTTP/1.1\r\nHost: bench\r\n\r\n";
+      char response[4096];
+      if (write(fd, request, sizeof request - 1) != sizeof request - 1 ||
+          read(fd, response, sizeof response) <= 0) {
+        std::perror("idle_clients: http");
+        return 1;
+      }
+    } else {
+      char byte = 'x';
+      if (write(fd, &byte, 1) != 1 || read(fd, &byte, 1) != 1) {
+        std::perror("idle_clients: echo");
+        return 1;
+      }
     }
     fds.push_back(fd);
   }

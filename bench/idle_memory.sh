@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# RSS per idle connection: start a server, open N connections that each do one echo round
-# trip and then sit idle, and divide the server's RSS growth by N. Compares wire's echo
-# server with the hand-written epoll reference. Usage: bench/idle_memory.sh [BUILD_DIR] [N]
+# RSS per idle connection: start a server, open N connections that each do one round trip
+# and then sit idle, and divide the server's RSS growth by N. Echo: wire's echo server
+# against the hand-written epoll reference; HTTP: wire serve against nginx (1 worker), each
+# connection after one keep-alive GET. Usage: bench/idle_memory.sh [BUILD_DIR] [N]
 set -euo pipefail
 build=${1:-build/release}
 n=${2:-10000}
@@ -25,7 +26,7 @@ measure() {  # name command... -> prints "name KiB-per-connection"
   before=$(rss_kib "$server")
   fifo=$(mktemp -u)
   mkfifo "$fifo"
-  "$build/bench/idle_clients" 127.0.0.1 "$port" "$n" <"$fifo" >"$fifo.out" &
+  "$build/bench/idle_clients" 127.0.0.1 "$port" "$n" $mode <"$fifo" >"$fifo.out" &
   local clients=$!
   exec 4>"$fifo"
   for _ in $(seq 600); do
@@ -45,6 +46,29 @@ measure() {  # name command... -> prints "name KiB-per-connection"
 
 wire_server() { exec "$build/tools/wire/wire" echo -q "tcp://127.0.0.1:$1"; }
 reference_server() { exec "$build/bench/epoll_echo" "$1" 2>/dev/null; }
+www=$(mktemp -d)
+trap 'rm -rf "$www"' EXIT
+chmod 755 "$www"
+printf 'Hello, world!' >"$www/hello.txt"
+wire_http() { exec "$build/tools/wire/wire" serve "$www" -q --bind "127.0.0.1:$1" 2>/dev/null; }
+nginx_http() {
+  mkdir -p "$www/tmp"
+  cat >"$www/nginx.conf" <<CONF
+daemon off; master_process off; worker_processes 1; pid $www/nginx.pid; error_log $www/err;
+worker_rlimit_nofile 30000;
+events { worker_connections 20000; }
+http { access_log off; keepalive_timeout 300s; keepalive_requests 1000000;
+  client_body_temp_path $www/tmp; proxy_temp_path $www/tmp; fastcgi_temp_path $www/tmp;
+  uwsgi_temp_path $www/tmp; scgi_temp_path $www/tmp;
+  server { listen 127.0.0.1:$1; root $www; } }
+CONF
+  exec nginx -c "$www/nginx.conf" -p "$www"
+}
+mode=
 echo "$n idle connections, each after one 1-byte echo"
 measure reference reference_server
 measure wire wire_server
+mode=http
+echo "$n idle keep-alive HTTP connections, each after one GET of a 13-byte file"
+measure nginx nginx_http
+measure wire wire_http

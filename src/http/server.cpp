@@ -162,16 +162,13 @@ Handler Router::handler() const {
   };
 }
 
-Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Options& options) {
-  std::string buffer;  // received, not yet consumed (pipelined requests)
+// Serves the requests in `buffer` and those that follow on the heels of them, until the
+// connection falls idle (true: keep it) or must close (false). Its frame, with everything a
+// request needs, exists only while requests are in flight.
+Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Options& options,
+                          std::string buffer) {
   for (;;) {
-    if (buffer.empty()) {
-      // Between requests: no buffer held while waiting (recv_pooled lends one on data).
-      conn.set_timeout(options.keepalive_timeout);
-      auto first = co_await conn.recv_pooled(std::nothrow);
-      if (!first || first->empty()) co_return;  // idle timeout, close or error: just close
-      buffer.assign(first->view());
-    }
+    if (buffer.empty()) co_return true;
 
     // The head, within header_timeout of its first byte.
     auto head = std::make_unique<RequestHead>();
@@ -183,12 +180,12 @@ Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Opt
       bool timed_out = false;
       if (!co_await read_more(conn, buffer, header_deadline, timed_out)) {
         if (timed_out) co_await reject(conn, 408, "the request head took too long", options);
-        co_return;
+        co_return false;
       }
     }
     if (parsed.state == ParseState::error) {
       co_await reject(conn, parsed.error.status, parsed.error.reason, options);
-      co_return;
+      co_return false;
     }
     // Keep the head's bytes apart, so reading the body cannot move them under its views.
     std::string head_bytes = buffer.substr(0, parsed.consumed);
@@ -209,14 +206,14 @@ Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Opt
     const auto body_deadline = Clock::now() + options.body_timeout;
     if (head->body != BodyKind::none && head->expect_continue && rest.empty()) {
       conn.set_timeout(options.body_timeout);
-      if (!co_await conn.send_all("HTTP/1.1 100 Continue\r\n\r\n", std::nothrow)) co_return;
+      if (!co_await conn.send_all("HTTP/1.1 100 Continue\r\n\r\n", std::nothrow)) co_return false;
     }
     bool timed_out = false;
     if (head->body == BodyKind::length) {
       while (rest.size() < head->content_length) {
         if (!co_await read_more(conn, rest, body_deadline, timed_out)) {
           if (timed_out) co_await reject(conn, 408, "the request body took too long", options);
-          co_return;
+          co_return false;
         }
       }
       request.body = rest.substr(0, head->content_length);
@@ -228,7 +225,7 @@ Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Opt
         auto step = decoder.feed(std::string_view(rest).substr(used));
         if (step.error.status != 0) {
           co_await reject(conn, step.error.status, step.error.reason, options);
-          co_return;
+          co_return false;
         }
         request.body.append(step.data);
         used += step.consumed;
@@ -238,7 +235,7 @@ Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Opt
           used = 0;
           if (!co_await read_more(conn, rest, body_deadline, timed_out)) {
             if (timed_out) co_await reject(conn, 408, "the request body took too long", options);
-            co_return;
+            co_return false;
           }
         }
       }
@@ -291,9 +288,21 @@ Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Opt
     if (options.on_response) options.on_response(request, response.status, sent_body);
     if (!keep_alive) {
       (void)conn.socket().shutdown(Shutdown::write, std::nothrow);
-      co_return;
+      co_return false;
     }
     buffer = std::move(rest);
+  }
+}
+
+Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Options& options) {
+  // An idle keep-alive connection waits here, in a small frame that holds no buffer
+  // (recv_pooled lends one only when bytes arrive); the request machinery is a child
+  // coroutine that exists only while a request is being served.
+  for (;;) {
+    conn.set_timeout(options.keepalive_timeout);
+    auto first = co_await conn.recv_pooled(std::nothrow);
+    if (!first || first->empty()) co_return;  // idle timeout, close or error: just close
+    if (!co_await serve_requests(conn, handler, options, std::string(first->view()))) co_return;
   }
 }
 
