@@ -14,7 +14,10 @@ AsyncSocket::AsyncSocket(EventLoop& loop, Socket socket)
 }
 
 AsyncSocket::AsyncSocket(AsyncSocket&& other) noexcept
-    : loop_(other.loop_), socket_(std::move(other.socket_)), timeout_ns_(other.timeout_ns_) {}
+    : loop_(other.loop_),
+      socket_(std::move(other.socket_)),
+      timeout_ns_(other.timeout_ns_),
+      read_drained_(other.read_drained_) {}
 
 AsyncSocket& AsyncSocket::operator=(AsyncSocket&& other) noexcept {
   if (this != &other) {
@@ -22,6 +25,7 @@ AsyncSocket& AsyncSocket::operator=(AsyncSocket&& other) noexcept {
     loop_ = other.loop_;
     socket_ = std::move(other.socket_);
     timeout_ns_ = other.timeout_ns_;
+    read_drained_ = other.read_drained_;
   }
   return *this;
 }
@@ -65,8 +69,10 @@ bool attempt_once(Syscall&& call, Result<std::size_t>& result) noexcept {
   }
 }
 
-bool RecvOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
-  return attempt_once([&] { return ::recv(fd, buffer.data(), buffer.size(), 0); }, result);
+bool RecvOp::attempt(int fd, AsyncSocket& owner, Result<Value>& result) noexcept {
+  bool done = attempt_once([&] { return ::recv(fd, buffer.data(), buffer.size(), 0); }, result);
+  if (done && result && *result > 0 && *result < buffer.size()) owner.read_drained_ = true;
+  return done;
 }
 
 bool RecvPooledOp::attempt(int fd, AsyncSocket& owner, Result<Value>& result) noexcept {
@@ -81,6 +87,7 @@ bool RecvPooledOp::attempt(int fd, AsyncSocket& owner, Result<Value>& result) no
   for (;;) {
     ::ssize_t n = ::recv(fd, block, BufferPool::block_size, 0);
     if (n > 0) {
+      if (static_cast<std::size_t>(n) < BufferPool::block_size) owner.read_drained_ = true;
       result = Buffer(pool, block, static_cast<std::size_t>(n));
       return true;
     }

@@ -105,9 +105,16 @@ class AsyncSocket {
   template <class Op, bool Throw>
   friend class detail::IoAwaitable;
 
+  friend struct detail::RecvOp;
+  friend struct detail::RecvPooledOp;
+
   EventLoop* loop_ = nullptr;
   Socket socket_;
   std::int64_t timeout_ns_ = -1;
+  // The last read took less than it asked for, so the kernel's buffer was empty: the next
+  // read waits for readiness instead of trying first (which would almost surely be an
+  // EAGAIN, one wasted syscall per request on a keep-alive connection).
+  bool read_drained_ = false;
 };
 
 struct AsyncSocket::Accepted {
@@ -147,6 +154,10 @@ class IoAwaitable : IoWaiter, TimerNode {
       return true;
     }
     fd = owner_->socket_.fileno();
+    if (Op::direction == readable && owner_->read_drained_) {
+      owner_->read_drained_ = false;  // level-triggered: data that came meanwhile wakes us at once
+      return false;
+    }
     return op_.attempt(fd, *owner_, result_);
   }
   bool await_suspend(std::coroutine_handle<> h) noexcept {

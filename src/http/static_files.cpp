@@ -186,17 +186,28 @@ Response listing(int fd, std::string_view url_path) {
   return Response::text(200, std::move(html), "text/html; charset=utf-8");
 }
 
+// What the headers say of a file, formatted once (and kept with cached files).
+struct FileMeta {
+  std::string etag;
+  std::string last_modified;
+  std::string_view content_type;
+};
+
+FileMeta meta_for(const std::string& path, const struct ::stat& st) {
+  return {etag_for(st), http_date(st.st_mtim.tv_sec), content_type_for(path)};
+}
+
 // Answers for one file, given either its open `fd` (which it takes) or, for a small file,
 // its `content` (fd is then -1).
-Response serve_file(const Request& request, const std::string& path, const struct ::stat& st,
-                    int fd, const std::string* content) {
+Response serve_file(const Request& request, const FileMeta& meta, const struct ::stat& st, int fd,
+                    const std::string* content) {
   auto close_fd = [&] {
     if (fd >= 0) ::close(fd);
   };
   Response response(200);
-  const std::string etag = etag_for(st);
-  response.header("Content-Type", std::string(content_type_for(path)));
-  response.header("Last-Modified", http_date(st.st_mtim.tv_sec));
+  const std::string& etag = meta.etag;
+  response.header("Content-Type", std::string(meta.content_type));
+  response.header("Last-Modified", meta.last_modified);
   response.header("ETag", etag);
   response.header("Accept-Ranges", "bytes");
   const std::string_view if_none_match = request.header("If-None-Match");
@@ -245,7 +256,7 @@ Response serve_file(const Request& request, const std::string& path, const struc
 // Small files, kept per thread (no lock) and trusted for a second before they are looked
 // at again, as nginx's open_file_cache does: a hit costs no syscall at all.
 struct CachedFile {
-  std::string path;
+  FileMeta meta;
   struct ::stat st {};
   std::string content;
   std::chrono::steady_clock::time_point checked;
@@ -360,7 +371,7 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
     const auto now = std::chrono::steady_clock::now();
     if (auto hit = cache.find(cache_key);
         hit != cache.end() && now - hit->second.checked < revalidate_after) {
-      co_return serve_file(request, hit->second.path, hit->second.st, -1, &hit->second.content);
+      co_return serve_file(request, hit->second.meta, hit->second.st, -1, &hit->second.content);
     }
     int fd = root->open(relative);
     if (fd < 0) {
@@ -415,10 +426,10 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
       }
       if (cache.size() >= max_cached_files) cache.clear();
       CachedFile& entry = cache[cache_key];
-      entry = CachedFile{file, info, std::move(content), now};
-      co_return serve_file(request, entry.path, entry.st, -1, &entry.content);
+      entry = CachedFile{meta_for(file, info), info, std::move(content), now};
+      co_return serve_file(request, entry.meta, entry.st, -1, &entry.content);
     }
-    co_return serve_file(request, file, info, fd, nullptr);
+    co_return serve_file(request, meta_for(file, info), info, fd, nullptr);
   };
 }
 
