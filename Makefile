@@ -4,7 +4,7 @@
 # Each installs the Debian packages it needs first, only when missing.
 
 BUILD_PACKAGES := cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
-TEST_PACKAGES := socat netcat-openbsd curl python3 nginx-light
+TEST_PACKAGES := socat netcat-openbsd curl python3 nginx-light wrk
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 30
 ADDRESS ?= tcp://127.0.0.1:8000

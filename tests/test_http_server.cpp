@@ -519,3 +519,16 @@ TEST_F(StaticFilesTest, ChangedSmallFilesShowWithinASecond) {
   std::this_thread::sleep_for(1100ms);
   EXPECT_EQ(get("/changing.txt").status, 404) << "a removed file goes away too";
 }
+
+TEST_F(StaticFilesTest, WrkSmoke) {
+  if (!test::have_program("wrk")) GTEST_SKIP() << "wrk is not installed (make test installs it)";
+  const std::string url =
+      "http://127.0.0.1:" + std::to_string(server->address().port()) + "/docs/a.txt";
+  Child wrk({"wrk", "-t1", "-c20", "-d1s", url}, Child::Options::merged());
+  std::string out = wrk.read_all();
+  EXPECT_EQ(wrk.wait(), 0);
+  EXPECT_NE(out.find("requests in"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Non-2xx"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Socket errors"), std::string::npos) << out;
+  EXPECT_EQ(get("/docs/a.txt").body, "0123456789") << "still serving after the load";
+}
