@@ -6,6 +6,7 @@
 BUILD_PACKAGES := cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
 TEST_PACKAGES := socat netcat-openbsd curl python3 nginx-light wrk
 FUZZ_PACKAGES := clang libclang-rt-14-dev
+BENCH_PACKAGES := wrk h2o nginx-light curl
 FUZZ_SECONDS ?= 30
 ADDRESS ?= tcp://127.0.0.1:8000
 
@@ -49,9 +50,13 @@ test-asan: test-deps
 	cmake --build --preset asan
 	ctest --preset asan -j2
 
+# Timed figures (never part of make test): see bench/RESULTS.md.
 bench: build
+	@scripts/install-deps $(BENCH_PACKAGES)
 	bench/pingpong.sh build/release/bench/bench_pingpong
 	bench/echo.sh build/release
+	bench/idle_memory.sh build/release
+	bench/http.sh build/release
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
