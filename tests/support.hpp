@@ -278,3 +278,63 @@ class BackgroundServer {
 };
 
 }  // namespace wire::test
+
+#include <sys/resource.h>
+
+namespace wire::test {
+
+// serve() in a forked child whose RLIMIT_NOFILE leaves `spare_fds` beyond the fds it
+// inherited (counted, not the highest number: ctest and shells pass some on at any number).
+// The child's address comes back through a pipe; the child is killed with the object.
+class StarvedServer {
+ public:
+  StarvedServer(std::size_t spare_fds, ConnectionHandler handler, ServeOptions options) {
+    int port_pipe[2];
+    if (::pipe2(port_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork");
+    if (pid_ == 0) {
+      const ::rlim_t fds = static_cast<::rlim_t>(open_fd_count()) + spare_fds;
+      ::rlimit limit{fds, fds};
+      ::setrlimit(RLIMIT_NOFILE, &limit);
+      options.on_listening = [&](const Address& a) {
+        std::uint16_t port = a.port();
+        [[maybe_unused]] auto n = ::write(port_pipe[1], &port, sizeof port);
+        ::close(port_pipe[1]);
+      };
+      int code = 1;
+      try {
+        code = serve("tcp://127.0.0.1:0", std::move(handler), options);
+      } catch (...) {
+      }
+      ::_exit(code);
+    }
+    ::close(port_pipe[1]);
+    std::uint16_t port = 0;
+    const bool got = ::read(port_pipe[0], &port, sizeof port) == static_cast<ssize_t>(sizeof port);
+    ::close(port_pipe[0]);
+    if (!got) throw std::runtime_error("the starved server did not start");
+    address_ = Address::inet("127.0.0.1", port);
+  }
+  StarvedServer(const StarvedServer&) = delete;
+  StarvedServer& operator=(const StarvedServer&) = delete;
+  ~StarvedServer() {
+    if (pid_ > 0 && ::kill(pid_, SIGKILL) == 0) ::waitpid(pid_, nullptr, 0);
+  }
+  const Address& address() const { return address_; }
+  pid_t pid() const { return pid_; }
+  // SIGTERM (graceful stop) and the exit code, or -1 if it did not exit normally.
+  int stop() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  Address address_;
+};
+
+}  // namespace wire::test

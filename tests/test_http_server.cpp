@@ -447,40 +447,8 @@ TEST_F(StaticFilesTest, FilesStillServedUnderFdExhaustion) {
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "under ASan/UBSan the sanitizer runtime needs fds of its own (runs in dev)";
 #endif
-  int port_pipe[2];
-  ASSERT_EQ(::pipe2(port_pipe, O_CLOEXEC), 0);
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    // 64 fds beyond those inherited (ctest and shells pass some on, at any number).
-    const ::rlim_t fds = static_cast<::rlim_t>(test::open_fd_count()) + 64;
-    ::rlimit limit{fds, fds};
-    ::setrlimit(RLIMIT_NOFILE, &limit);
-    ServeOptions options;
-    options.handle_signals = true;
-    options.on_listening = [&](const Address& a) {
-      std::uint16_t p = a.port();
-      [[maybe_unused]] auto n = ::write(port_pipe[1], &p, sizeof p);
-      ::close(port_pipe[1]);
-    };
-    int code = 1;
-    try {
-      code = serve("tcp://127.0.0.1:0", http::connection_handler(http::static_files(root)), options);
-    } catch (...) {
-    }
-    ::_exit(code);
-  }
-  ::close(port_pipe[1]);
-  struct KillOnExit {
-    pid_t pid;
-    ~KillOnExit() {
-      if (pid > 0 && ::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
-    }
-  } guard{child};
-  std::uint16_t port = 0;
-  ASSERT_EQ(::read(port_pipe[0], &port, sizeof port), static_cast<ssize_t>(sizeof port));
-  ::close(port_pipe[0]);
-  const Address address = Address::inet("127.0.0.1", port);
+  test::StarvedServer starved(64, http::connection_handler(http::static_files(root)), {});
+  const Address address = starved.address();
 
   std::vector<Socket> storm;
   for (int i = 0; i < 150; ++i) storm.push_back(connect_to(address));  // far beyond its fds
@@ -500,11 +468,7 @@ TEST_F(StaticFilesTest, FilesStillServedUnderFdExhaustion) {
   late.send_all("GET /docs/a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(Reader(late).next().body, "0123456789");
   storm.clear();
-  ::kill(child, SIGTERM);
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  guard.pid = -1;
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(starved.stop(), 0);
 }
 
 TEST_F(StaticFilesTest, ChangedSmallFilesShowWithinASecond) {

@@ -170,42 +170,12 @@ TEST_F(ServerTest, SurvivesFdExhaustionWithoutSpinningAndRecovers) {
   GTEST_SKIP() << "under ASan/UBSan the sanitizer runtime needs fds of its own, so starving "
                   "the process of fds tests the runtime, not wire (runs in the dev preset)";
 #endif
-  int port_pipe[2];
-  ASSERT_EQ(::pipe2(port_pipe, O_CLOEXEC), 0);
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    // About 24 fds above whatever this process inherited (ctest, for one, passes some on).
-    // 24 fds beyond those inherited (ctest and shells pass some on, at any number).
-    const ::rlim_t fds = static_cast<::rlim_t>(test::open_fd_count()) + 24;
-    ::rlimit limit{fds, fds};
-    ::setrlimit(RLIMIT_NOFILE, &limit);
-    ServeOptions options;
-    options.limits.max_connections = 1000;  // beyond the fd limit on purpose: meet EMFILE
-    options.limits.accept_retry_delay = 50ms;
-    options.on_listening = [&](const Address& a) {
-      std::uint16_t port = a.port();
-      [[maybe_unused]] auto n = ::write(port_pipe[1], &port, sizeof port);
-      ::close(port_pipe[1]);
-    };
-    int code = 1;
-    try {
-      code = serve("tcp://127.0.0.1:0", echo_connection, options);
-    } catch (...) {
-    }
-    ::_exit(code);
-  }
-  ::close(port_pipe[1]);
-  struct KillOnExit {
-    pid_t pid;
-    ~KillOnExit() {
-      if (pid > 0 && ::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
-    }
-  } guard{child};
-  std::uint16_t port = 0;
-  ASSERT_EQ(::read(port_pipe[0], &port, sizeof port), static_cast<ssize_t>(sizeof port));
-  ::close(port_pipe[0]);
-  const Address address = Address::inet("127.0.0.1", port);
+  ServeOptions options;
+  options.limits.max_connections = 1000;  // beyond the fd limit on purpose: meet EMFILE
+  options.limits.accept_retry_delay = 50ms;
+  test::StarvedServer server(24, echo_connection, options);
+  const pid_t child = server.pid();
+  const Address address = server.address();
 
   std::vector<Socket> clients;
   for (int i = 0; i < 80; ++i) {  // more than the child has fds for
@@ -241,10 +211,5 @@ TEST_F(ServerTest, SurvivesFdExhaustionWithoutSpinningAndRecovers) {
   EXPECT_EQ(late.makefile().read_exact(4), "late");
 
   clients.clear();
-  ::kill(child, SIGTERM);
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  guard.pid = -1;
-  EXPECT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "graceful stop on SIGTERM exits 0";
+  EXPECT_EQ(server.stop(), 0) << "graceful stop on SIGTERM exits 0";
 }

@@ -123,17 +123,6 @@ ParseResult parse_fields(std::string_view input, std::size_t& pos, MessageHead& 
   }
 }
 
-// Plain digits only, without overflow.
-bool parse_length(std::string_view text, std::uint64_t& value) {
-  if (text.empty() || text.size() > 19) return false;
-  value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return true;
-}
-
 // Content-Length and Transfer-Encoding, the two ways to frame a body, checked against
 // each other. `is_request` applies the request-only rules (chunked must be final).
 ParseResult derive_framing(MessageHead& head, bool is_request, const Limits& limits) {
@@ -145,7 +134,7 @@ ParseResult derive_framing(MessageHead& head, bool is_request, const Limits& lim
   for (const Header& h : head.headers()) {
     if (equals_ignore_case(h.name, "content-length")) {
       std::uint64_t value = 0;
-      if (!parse_length(h.value, value)) return fail(400, "Content-Length is not plain digits");
+      if (!parse_decimal(h.value, value)) return fail(400, "Content-Length is not plain digits");
       if (has_length && value != head.content_length) {
         return fail(400, "repeated Content-Length with different values");
       }
@@ -200,6 +189,16 @@ void derive_keep_alive(MessageHead& head) {
 }
 
 }  // namespace
+
+bool parse_decimal(std::string_view text, std::uint64_t& value) noexcept {
+  if (text.empty() || text.size() > 19) return false;  // 19 digits cannot overflow 64 bits
+  value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return true;
+}
 
 bool equals_ignore_case(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;

@@ -127,15 +127,7 @@ int parse_range(std::string_view header, std::uint64_t size, std::uint64_t& firs
   if (spec.find(',') != std::string_view::npos) return 0;  // several ranges: send it all
   auto dash = spec.find('-');
   if (dash == std::string_view::npos) return 0;
-  auto number = [](std::string_view s, std::uint64_t& v) {
-    if (s.empty() || s.size() > 19) return false;
-    v = 0;
-    for (char c : s) {
-      if (c < '0' || c > '9') return false;
-      v = v * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    return true;
-  };
+  auto number = [](std::string_view s, std::uint64_t& v) { return parse_decimal(s, v); };
   std::string_view a = spec.substr(0, dash), b = spec.substr(dash + 1);
   std::uint64_t x = 0, y = 0;
   if (a.empty()) {  // suffix: the last y bytes

@@ -116,5 +116,7 @@ class ChunkedDecoder {
 };
 
 bool equals_ignore_case(std::string_view a, std::string_view b) noexcept;
+// 1*DIGIT without sign, spaces or overflow (Content-Length, byte ranges).
+bool parse_decimal(std::string_view text, std::uint64_t& value) noexcept;
 
 }  // namespace wire::http
