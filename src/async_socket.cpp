@@ -17,7 +17,8 @@ AsyncSocket::AsyncSocket(AsyncSocket&& other) noexcept
     : loop_(other.loop_),
       socket_(std::move(other.socket_)),
       timeout_ns_(other.timeout_ns_),
-      read_drained_(other.read_drained_) {}
+      read_drained_(other.read_drained_),
+      idle_(other.idle_) {}
 
 AsyncSocket& AsyncSocket::operator=(AsyncSocket&& other) noexcept {
   if (this != &other) {
@@ -26,6 +27,7 @@ AsyncSocket& AsyncSocket::operator=(AsyncSocket&& other) noexcept {
     socket_ = std::move(other.socket_);
     timeout_ns_ = other.timeout_ns_;
     read_drained_ = other.read_drained_;
+    idle_ = other.idle_;
   }
   return *this;
 }

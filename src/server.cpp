@@ -262,12 +262,16 @@ void Server::stop_accepting() noexcept {
   resume_accept();
 }
 
-void Server::close_all() noexcept {
+void Server::close_all() noexcept { close_connections(false); }
+
+void Server::close_connections(bool only_idle) noexcept {
   // Closing wakes a handler, which may finish at once and end its connection: records that
   // end meanwhile are kept until the loop below is done with them.
   closing_all_ = true;
   std::vector<Connection*> open = connections_;
-  for (Connection* connection : open) connection->socket.close();
+  for (Connection* connection : open) {
+    if (!only_idle || connection->socket.idle()) connection->socket.close();
+  }
   closing_all_ = false;
   for (Connection* connection : ended_while_closing_) delete connection;
   ended_while_closing_.clear();
@@ -276,6 +280,8 @@ void Server::close_all() noexcept {
 void Server::shutdown(std::chrono::nanoseconds grace) {
   stopping_ = true;
   stop_accepting();
+  // Connections idle between requests have nothing in flight: close them now.
+  close_connections(true);
   if (!connections_.empty()) {
     grace_timer_ = loop_.call_later(grace, [this] {
       grace_timer_ = 0;

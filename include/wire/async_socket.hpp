@@ -63,6 +63,11 @@ class AsyncSocket {
   // Withdraws the fd from the loop (waking waiters with errc::socket_closed) and closes it.
   void close() noexcept;
   void shutdown(Shutdown how) { socket_.shutdown(how); }
+  // A protocol marks a connection idle while it waits between requests (an HTTP keep-alive
+  // connection, say): a server stopping gracefully closes idle connections at once instead
+  // of granting them the shutdown grace period.
+  void mark_idle(bool idle) noexcept { idle_ = idle; }
+  bool idle() const noexcept { return idle_; }
   // Bounds every wait of every later call (errc::timed_out), like Socket::set_timeout for
   // the blocking layer; nullopt (the default) waits without limit. An idle timeout is this.
   void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept {
@@ -115,6 +120,7 @@ class AsyncSocket {
   // read waits for readiness instead of trying first (which would almost surely be an
   // EAGAIN, one wasted syscall per request on a keep-alive connection).
   bool read_drained_ = false;
+  bool idle_ = false;
 };
 
 struct AsyncSocket::Accepted {

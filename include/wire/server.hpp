@@ -19,8 +19,9 @@
 //   after it, so an idle or stalled peer is dropped.
 // - EMFILE/ENFILE on accept: the server keeps serving what it has and retries accept after a
 //   pause (accept_retry_delay), so it neither spins nor drops the clients in the backlog.
-// - Graceful stop: stop accepting, let connections finish up to shutdown_grace, then close
-//   what is left.
+// - Graceful stop: stop accepting, close connections marked idle (AsyncSocket::mark_idle:
+//   an HTTP keep-alive connection between requests) at once, let the others finish up to
+//   shutdown_grace, then close what is left.
 #pragma once
 
 #include <chrono>
@@ -84,6 +85,7 @@ class Server {
   void start_connection(AsyncSocket socket);
   static void connection_done(void* connection, std::exception_ptr error) noexcept;
   void resume_accept() noexcept;
+  void close_connections(bool only_idle) noexcept;
 
   EventLoop& loop_;
   AsyncSocket listener_;

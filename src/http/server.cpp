@@ -300,7 +300,9 @@ Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Opt
   // coroutine that exists only while a request is being served.
   for (;;) {
     conn.set_timeout(options.keepalive_timeout);
+    conn.mark_idle(true);  // a graceful stop may close us now: nothing is in flight
     auto first = co_await conn.recv_pooled(std::nothrow);
+    conn.mark_idle(false);
     if (!first || first->empty()) co_return;  // idle timeout, close or error: just close
     if (!co_await serve_requests(conn, handler, options, std::string(first->view()))) co_return;
   }
