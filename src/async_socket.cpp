@@ -32,6 +32,13 @@ AsyncSocket& AsyncSocket::operator=(AsyncSocket&& other) noexcept {
   return *this;
 }
 
+std::size_t AsyncSocket::send_now(std::string_view data) {
+  auto sent = socket_.send(data, std::nothrow);  // the socket is non-blocking
+  if (sent) return *sent;
+  if (detail::would_block(sent.error())) return 0;
+  throw Error(sent.error(), "send", socket_.describe());
+}
+
 void AsyncSocket::close() noexcept {
   if (!socket_.is_open()) return;
   // Waking a waiter may run its coroutine to the end and destroy the frame that holds this

@@ -2,11 +2,20 @@
 
 namespace wire {
 
+namespace {
+// Only when the kernel's send buffer is full: a frame of its own, so the echo loop's frame
+// (which every idle connection keeps) carries no send awaiter.
+Task<void> send_rest(AsyncSocket& conn, Buffer data, std::size_t from) {
+  co_await conn.send_all(data.view().substr(from));
+}
+}  // namespace
+
 Task<void> echo_connection(AsyncSocket& conn) {
   for (;;) {
     Buffer data = co_await conn.recv_pooled();
     if (data.empty()) co_return;  // FIN from the peer: return, and the server closes at once
-    co_await conn.send_all(data);
+    const std::size_t sent = conn.send_now(data);
+    if (sent < data.size()) co_await send_rest(conn, std::move(data), sent);
   }
 }
 

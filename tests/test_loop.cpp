@@ -422,3 +422,21 @@ TEST_F(LoopTest, RecvPooledLendsABufferOnlyWhenDataIsThere) {
   EXPECT_EQ(loop.run_until_complete(body(loop, s, a)), "pooled");
   EXPECT_EQ(loop.buffer_pool().cached(), 1u) << "one block, reused, never more";
 }
+
+TEST_F(LoopTest, SendNowTakesWhatFitsWithoutWaiting) {
+  EventLoop loop;
+  auto [a, b] = Socket::pair();
+  a.set_option(option::send_buffer_size, 4096);
+  AsyncSocket s(loop, std::move(a));
+  const std::string big(1 << 20, 's');
+  const std::size_t first = s.send_now(big);
+  EXPECT_GT(first, 0u);
+  EXPECT_LT(first, big.size()) << "the kernel cannot take 1 MiB at once here";
+  std::size_t more = 0;
+  for (int i = 0; i < 10; ++i) more += s.send_now(big);  // full: 0, never blocks
+  EXPECT_LT(more, big.size());
+  b.close();
+  std::size_t after_close = 0;
+  EXPECT_THROW(for (int i = 0; i < 100; ++i) after_close += s.send_now(big), Error)
+      << "a vanished peer is an error, not SIGPIPE";
+}

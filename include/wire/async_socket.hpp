@@ -81,6 +81,9 @@ class AsyncSocket {
   // peer closed). Waiting holds no buffer, so idle connections cost no read memory.
   auto recv_pooled();
   auto recv_pooled(std::nothrow_t);
+  // Sends what the kernel takes right now, without waiting: the byte count (maybe 0).
+  // Lets a handler skip an awaiter (and its frame space) when the send buffer has room.
+  std::size_t send_now(std::string_view data);
   // co_await conn.send(data) -> bytes sent (maybe fewer than given).
   auto send(std::string_view data);
   auto send(std::string_view data, std::nothrow_t);
