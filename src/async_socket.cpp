@@ -18,7 +18,8 @@ AsyncSocket::AsyncSocket(AsyncSocket&& other) noexcept
       socket_(std::move(other.socket_)),
       timeout_ns_(other.timeout_ns_),
       read_drained_(other.read_drained_),
-      idle_(other.idle_) {}
+      idle_(other.idle_),
+      parkable_(other.parkable_) {}
 
 AsyncSocket& AsyncSocket::operator=(AsyncSocket&& other) noexcept {
   if (this != &other) {
@@ -28,6 +29,7 @@ AsyncSocket& AsyncSocket::operator=(AsyncSocket&& other) noexcept {
     timeout_ns_ = other.timeout_ns_;
     read_drained_ = other.read_drained_;
     idle_ = other.idle_;
+    parkable_ = other.parkable_;
   }
   return *this;
 }

@@ -273,7 +273,8 @@ void EventLoop::dispatch(int fd, unsigned events) {
     if (waiter == nullptr) continue;
     if (!waiter->ops->attempt(waiter)) continue;  // spurious: still would block
     cancel_io(*waiter);
-    waiter->handle.resume();
+    // A waiter with no coroutine (a parked connection) did its work in attempt.
+    if (waiter->handle) waiter->handle.resume();
   }
   // Level-triggered interest nobody waits for would be reported again at once: drop it.
   // With no waiter left at all the fd leaves the selector, so an fd closed behind the

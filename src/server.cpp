@@ -122,10 +122,35 @@ void run_workers(std::vector<Socket>& sockets, Worker worker) {
 
 }  // namespace
 
+// While parked (idle, no coroutine frame), a connection waits for readability with this
+// record's own waiter and its idle timer.
+struct Server::Park : detail::IoWaiter, detail::TimerNode {
+  Connection* owner = nullptr;
+};
+
 struct Server::Connection {
   AsyncSocket socket;
-  Server* server;  // null once the server is gone
-  std::uint32_t index;
+  Server* server = nullptr;  // null once the server is gone
+  std::uint32_t index = 0;
+  bool parked = false;
+  Park park;
+};
+
+const detail::IoOps Server::park_ops{
+    // Readable: the handler runs again, in a new frame.
+    [](detail::IoWaiter* w) noexcept {
+      Connection* connection = static_cast<Park*>(w)->owner;
+      connection->server->unpark(connection);
+      return true;
+    },
+    // Closed under the parked connection (a graceful stop closing idle ones): it ends.
+    [](detail::IoWaiter* w, std::error_code) noexcept {
+      Connection* connection = static_cast<Park*>(w)->owner;
+      Server* server = connection->server;
+      if (connection->park.armed()) server->loop_.disarm(connection->park);
+      connection->parked = false;
+      end_connection(connection);
+    },
 };
 
 // Suspends the accept loop while the server is at max_connections.
@@ -158,7 +183,16 @@ Server::~Server() {
   accept_task_.reset();
   // The connections' tasks belong to the loop, which frees their records when it destroys
   // them; from now on they must not call back into this server.
-  for (Connection* connection : connections_) connection->server = nullptr;
+  for (Connection* connection : connections_) {
+    if (connection->parked) {  // no task holds it: it ends here
+      loop_.cancel_io(connection->park);
+      if (connection->park.armed()) loop_.disarm(connection->park);
+      connection->server = nullptr;
+      end_connection(connection);
+    } else {
+      connection->server = nullptr;
+    }
+  }
   connections_.clear();
 }
 
@@ -195,21 +229,30 @@ Task<void> Server::accept_loop() {
 }
 
 void Server::start_connection(AsyncSocket socket) {
-  auto connection = std::make_unique<Connection>(
-      Connection{std::move(socket), this, static_cast<std::uint32_t>(connections_.size())});
+  auto connection = std::make_unique<Connection>();
+  connection->socket = std::move(socket);
+  connection->server = this;
+  connection->index = static_cast<std::uint32_t>(connections_.size());
+  connection->park.owner = connection.get();
   if (limits_.idle_timeout) connection->socket.set_timeout(limits_.idle_timeout);
-  Task<void> task = handler_(connection->socket);
   connections_.push_back(connection.get());
   try {
-    loop_.spawn(std::move(task), &Server::connection_done, connection.get());
+    run_handler(connection.get());
   } catch (...) {
     connections_.pop_back();
     throw;
   }
-  connection.release();  // from now on connection_done frees it
+  connection.release();  // from now on connection_done or end_connection frees it
 }
 
-// The handler's frame is gone: close the socket at once (no CLOSE_WAIT), free the slot.
+void Server::run_handler(Connection* connection) {
+  Task<void> task = handler_(connection->socket);
+  loop_.spawn(std::move(task), &Server::connection_done, connection);
+}
+
+// The handler's frame is gone. If it left the connection parkable, park it: keep only
+// this record, registered for readability, and run the handler again when the peer speaks.
+// Otherwise close the socket at once (no CLOSE_WAIT) and free the slot.
 void Server::connection_done(void* context, std::exception_ptr error) noexcept {
   auto* connection = static_cast<Connection*>(context);
   Server* server = connection->server;
@@ -221,7 +264,46 @@ void Server::connection_done(void* context, std::exception_ptr error) noexcept {
     } catch (...) {
       if (server != nullptr) server->loop_.report(error);
     }
+  } else if (server != nullptr && !server->stopping_ && connection->socket.is_open() &&
+             connection->socket.parkable() && server->park(connection)) {
+    return;
   }
+  end_connection(connection);
+}
+
+bool Server::park(Connection* connection) noexcept {
+  Park& park = connection->park;
+  park.handle = {};
+  park.ops = &park_ops;
+  park.fd = connection->socket.socket().is_open() ? connection->socket.socket().fileno() : -1;
+  park.direction = readable;
+  if (loop_.wait_io(park)) return false;
+  if (auto timeout = connection->socket.timeout()) {
+    park.fire = [](detail::TimerNode* t) noexcept {
+      Connection* idle = static_cast<Park*>(t)->owner;  // idle past its timeout: it ends
+      idle->server->loop_.cancel_io(idle->park);
+      idle->parked = false;
+      end_connection(idle);
+    };
+    loop_.arm(park, detail::Clock::now() + *timeout);
+  }
+  connection->parked = true;
+  return true;
+}
+
+void Server::unpark(Connection* connection) noexcept {
+  if (connection->park.armed()) loop_.disarm(connection->park);
+  connection->parked = false;
+  connection->socket.note_readable();
+  try {
+    run_handler(connection);
+  } catch (...) {
+    end_connection(connection);
+  }
+}
+
+void Server::end_connection(Connection* connection) noexcept {
+  Server* server = connection->server;
   connection->socket.close();
   if (server == nullptr) {
     delete connection;
@@ -232,7 +314,7 @@ void Server::connection_done(void* context, std::exception_ptr error) noexcept {
   table[connection->index]->index = connection->index;
   table.pop_back();
   if (server->closing_all_) {
-    server->ended_while_closing_.push_back(connection);  // close_all() may still hold it
+    server->ended_while_closing_.push_back(connection);  // close_connections may still hold it
   } else {
     delete connection;
   }

@@ -213,3 +213,28 @@ TEST_F(ServerTest, SurvivesFdExhaustionWithoutSpinningAndRecovers) {
   clients.clear();
   EXPECT_EQ(server.stop(), 0) << "graceful stop on SIGTERM exits 0";
 }
+
+// A handler that returns parkable leaves only the connection's record while it waits: no
+// coroutine frame, no task. The connection keeps working when the peer speaks again.
+TEST_F(ServerTest, IdleConnectionsAreParkedWithoutAFrame) {
+  EventLoop loop;
+  Server server(loop, create_server("tcp://127.0.0.1:0"), echo_connection);
+  server.start();
+  auto client = [](EventLoop& loop, Server& server, Address to) -> Task<std::string> {
+    AsyncSocket s(loop, Socket(Family::inet, Type::stream));
+    co_await s.connect(to);
+    std::string log;
+    for (const char* message : {"one", "two"}) {
+      co_await s.send_all(message);
+      char buffer[8];
+      std::size_t n = co_await s.recv(buffer);
+      log += std::string(buffer, n) + ":";
+      co_await loop.sleep(park_after * 3);  // the server side parks meanwhile
+      log += std::to_string(loop.task_count()) + "/" + std::to_string(server.connection_count()) + " ";
+    }
+    co_return log;
+  };
+  // One task (this client) and one connection: the server's side is parked, not a task.
+  EXPECT_EQ(loop.run_until_complete(client(loop, server, server.local_address())),
+            "one:1/1 two:1/1 ");
+}

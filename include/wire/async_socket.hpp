@@ -41,6 +41,11 @@ struct RecvFromOp;
 struct SendToOp;
 }  // namespace detail
 
+// How long a handler waits in its frame for a quiet peer before returning parkable: busy
+// connections (the peer answers within this) never pay for parking, idle ones stop costing
+// a frame soon after they fall silent.
+inline constexpr std::chrono::milliseconds park_after{50};
+
 class AsyncSocket {
  public:
   struct Accepted;
@@ -68,6 +73,18 @@ class AsyncSocket {
   // of granting them the shutdown grace period.
   void mark_idle(bool idle) noexcept { idle_ = idle; }
   bool idle() const noexcept { return idle_; }
+  // A handler that returns with this set asks a Server to park the connection (keep only
+  // its record, no frame) and call the handler again once the peer sends more.
+  void mark_parkable(bool parkable) noexcept { parkable_ = parkable; }
+  bool parkable() const noexcept { return parkable_; }
+  // The last read emptied the kernel's buffer: the next read would most likely wait.
+  bool drained() const noexcept { return read_drained_; }
+  // The fd is known to be readable (the selector said so): the next read tries at once.
+  void note_readable() noexcept { read_drained_ = false; }
+  std::optional<std::chrono::nanoseconds> timeout() const noexcept {
+    if (timeout_ns_ < 0) return std::nullopt;
+    return std::chrono::nanoseconds(timeout_ns_);
+  }
   // Bounds every wait of every later call (errc::timed_out), like Socket::set_timeout for
   // the blocking layer; nullopt (the default) waits without limit. An idle timeout is this.
   void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept {
@@ -124,6 +141,7 @@ class AsyncSocket {
   // EAGAIN, one wasted syscall per request on a keep-alive connection).
   bool read_drained_ = false;
   bool idle_ = false;
+  bool parkable_ = false;
 };
 
 struct AsyncSocket::Accepted {

@@ -9,7 +9,8 @@
 namespace wire {
 
 // Sends back every byte until the peer closes, then returns (so the connection closes).
-// Reads with recv_pooled(): an idle connection holds no buffer.
+// Reads with recv_pooled() (an idle connection holds no buffer); after park_after of
+// silence it returns parkable, so a Server keeps the connection without a frame.
 Task<void> echo_connection(AsyncSocket& conn);
 // Sends every datagram back to where it came from, until the socket is closed.
 Task<void> echo_datagrams(AsyncSocket& socket);

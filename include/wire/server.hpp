@@ -10,9 +10,12 @@
 //   int main() { return wire::serve("tcp://127.0.0.1:8000", handle); }
 //
 // Lifecycle rules the Server enforces:
-// - The connection's AsyncSocket lives in the server's frame for that connection and is
+// - The connection's AsyncSocket lives in the server's record for that connection and is
 //   closed the moment the handler returns (or throws): a handler that returns when recv()
 //   gives 0 leaves nothing in CLOSE_WAIT.
+// - Parking: a handler that returns with conn.mark_parkable(true) is called again, in a new
+//   frame, once the peer sends more; meanwhile the connection is only its record (no
+//   coroutine frame). The socket's timeout bounds the parked wait.
 // - max_connections: when reached, the server stops accepting and new clients wait in the
 //   listen backlog (they are not accepted-and-closed); accepting resumes as soon as one ends.
 // - idle_timeout: each wait of a connection (recv, send, ...) fails with errc::timed_out
@@ -80,10 +83,16 @@ class Server {
   // A connection's record: its socket, owned here rather than in a wrapper coroutine, so an
   // idle connection costs this record plus its handler's frame and nothing more.
   struct Connection;
+  struct Park;
   class SlotAwaitable;
+  static const detail::IoOps park_ops;
   Task<void> accept_loop();
   void start_connection(AsyncSocket socket);
   static void connection_done(void* connection, std::exception_ptr error) noexcept;
+  static void end_connection(Connection* connection) noexcept;
+  void run_handler(Connection* connection);
+  bool park(Connection* connection) noexcept;
+  void unpark(Connection* connection) noexcept;
   void resume_accept() noexcept;
   void close_connections(bool only_idle) noexcept;
 

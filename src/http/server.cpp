@@ -295,14 +295,24 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
 }
 
 Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Options& options) {
-  // An idle keep-alive connection waits here, in a small frame that holds no buffer
-  // (recv_pooled lends one only when bytes arrive); the request machinery is a child
-  // coroutine that exists only while a request is being served.
-  for (;;) {
-    conn.set_timeout(options.keepalive_timeout);
+  // Called for a new connection and, under a Server, again each time a parked keep-alive
+  // connection becomes readable. The request machinery is a child coroutine that exists
+  // only while requests are being served.
+  conn.mark_parkable(false);
+  const bool may_park = options.keepalive_timeout > park_after;
+  for (bool lingering = false;; lingering = may_park) {
+    // Between requests: wait here for park_after (a busy client's next request), then
+    // return parkable so a Server keeps the connection with no frame at all.
+    conn.set_timeout(lingering ? std::chrono::nanoseconds(park_after) : options.keepalive_timeout);
     conn.mark_idle(true);  // a graceful stop may close us now: nothing is in flight
     auto first = co_await conn.recv_pooled(std::nothrow);
     conn.mark_idle(false);
+    if (!first && lingering && first.error() == errc::timed_out) {
+      conn.set_timeout(options.keepalive_timeout);
+      conn.mark_idle(true);
+      conn.mark_parkable(true);
+      co_return;
+    }
     if (!first || first->empty()) co_return;  // idle timeout, close or error: just close
     if (!co_await serve_requests(conn, handler, options, std::string(first->view()))) co_return;
   }
