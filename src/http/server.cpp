@@ -200,23 +200,13 @@ PooledHead acquire_head() {
 
 }  // namespace
 
-// Serves the requests in `buffer` and those that follow, until the client has been quiet
-// for park_after (true: park the connection) or the connection must close (false).
+// Serves the requests in `buffer` and those that follow on the heels of them, until the
+// connection falls idle (true: keep it) or must close (false). Its frame, with everything a
+// request needs, exists only while requests are in flight.
 Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Options& options,
                           std::string buffer) {
-  const bool may_park = options.keepalive_timeout > park_after;
   for (;;) {
-    if (buffer.empty()) {
-      // Between requests: a busy client's next request usually comes within park_after;
-      // if not, return true and the caller parks the connection (no frame while idle).
-      conn.set_timeout(may_park ? std::chrono::nanoseconds(park_after) : options.keepalive_timeout);
-      conn.mark_idle(true);  // a graceful stop may close us now: nothing is in flight
-      auto more = co_await conn.recv_pooled(std::nothrow);
-      conn.mark_idle(false);
-      if (!more) co_return may_park && more.error() == errc::timed_out;
-      if (more->empty()) co_return false;
-      buffer.assign(more->view());
-    }
+    if (buffer.empty()) co_return true;
 
     // The head, within header_timeout of its first byte.
     auto head = acquire_head();
@@ -344,20 +334,26 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
 
 Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Options& options) {
   // Called for a new connection and, under a Server, again each time a parked keep-alive
-  // connection becomes readable. The request machinery is a child coroutine that lives
-  // while the client is busy and returns once it has been quiet for park_after.
+  // connection becomes readable. The request machinery is a child coroutine that exists
+  // only while requests are being served.
   conn.mark_parkable(false);
-  conn.set_timeout(options.keepalive_timeout);
-  conn.mark_idle(true);  // a graceful stop may close us now: nothing is in flight
-  auto first = co_await conn.recv_pooled(std::nothrow);
-  conn.mark_idle(false);
-  if (!first || first->empty()) co_return;  // idle timeout, close or error: just close
-  if (!co_await serve_requests(conn, handler, options, std::string(first->view()))) co_return;
-  // Quiet: return parkable, and a Server keeps the connection with no frame at all until
-  // the next request arrives, within the keep-alive timeout.
-  conn.set_timeout(options.keepalive_timeout);
-  conn.mark_idle(true);
-  conn.mark_parkable(true);
+  const bool may_park = options.keepalive_timeout > park_after;
+  for (bool lingering = false;; lingering = may_park) {
+    // Between requests: wait here for park_after (a busy client's next request), then
+    // return parkable so a Server keeps the connection with no frame at all.
+    conn.set_timeout(lingering ? std::chrono::nanoseconds(park_after) : options.keepalive_timeout);
+    conn.mark_idle(true);  // a graceful stop may close us now: nothing is in flight
+    auto first = co_await conn.recv_pooled(std::nothrow);
+    conn.mark_idle(false);
+    if (!first && lingering && first.error() == errc::timed_out) {
+      conn.set_timeout(options.keepalive_timeout);
+      conn.mark_idle(true);
+      conn.mark_parkable(true);
+      co_return;
+    }
+    if (!first || first->empty()) co_return;  // idle timeout, close or error: just close
+    if (!co_await serve_requests(conn, handler, options, std::string(first->view()))) co_return;
+  }
 }
 
 ConnectionHandler connection_handler(Handler handler, Options options) {
