@@ -121,15 +121,19 @@ bool SendOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
 
 bool SendAllOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
   while (sent < data.size()) {
-    ::ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, flags | MSG_NOSIGNAL);
-    if (n >= 0) {
-      sent += static_cast<std::size_t>(n);
-      continue;
+    Result<std::size_t> n = std::error_code();
+    if (!attempt_once(
+            [&] {
+              return ::send(fd, data.data() + sent, data.size() - sent, flags | MSG_NOSIGNAL);
+            },
+            n)) {
+      return false;  // the kernel's buffer is full: wait for room
     }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-    result = last_error();
-    return true;
+    if (!n) {
+      result = n.error();
+      return true;
+    }
+    sent += *n;
   }
   result = sent;
   return true;
@@ -138,23 +142,23 @@ bool SendAllOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
 bool SendFileOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
   while (remaining > 0) {
     auto off = static_cast<::off_t>(offset);
-    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, 1u << 30));
+    const std::size_t chunk =
+        static_cast<std::size_t>(std::min<std::uint64_t>(remaining, 1u << 30));
+    Result<std::size_t> n = std::error_code();
     // sendfile has no MSG_NOSIGNAL: a peer that left would raise SIGPIPE.
-    ::ssize_t n = without_sigpipe([&] { return ::sendfile(fd, file_fd, &off, chunk); });
-    if (n > 0) {
-      offset += static_cast<std::uint64_t>(n);
-      remaining -= static_cast<std::uint64_t>(n);
-      sent += static_cast<std::size_t>(n);
-      continue;
+    if (!attempt_once(
+            [&] { return without_sigpipe([&] { return ::sendfile(fd, file_fd, &off, chunk); }); },
+            n)) {
+      return false;
     }
-    if (n == 0) {  // the file is shorter than promised (truncated while being sent)
-      result = std::make_error_code(std::errc::io_error);
+    if (n && *n == 0) n = std::make_error_code(std::errc::io_error);  // the file shrank meanwhile
+    if (!n) {
+      result = n.error();
       return true;
     }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-    result = last_error();
-    return true;
+    offset += *n;
+    remaining -= *n;
+    sent += *n;
   }
   result = sent;
   return true;

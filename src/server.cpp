@@ -158,8 +158,7 @@ class Server::SlotAwaitable {
  public:
   explicit SlotAwaitable(Server& server) : server_(server) {}
   bool await_ready() const noexcept {
-    return server_.connections_.size() < server_.max_connections_ ||
-           !server_.listener_.is_open();
+    return server_.connections_.size() < server_.max_connections_ || !server_.listener_.is_open();
   }
   void await_suspend(std::coroutine_handle<> handle) noexcept { server_.paused_accept_ = handle; }
   void await_resume() const noexcept {}
@@ -344,7 +343,9 @@ void Server::stop_accepting() noexcept {
   resume_accept();
 }
 
-void Server::close_all() noexcept { close_connections(false); }
+void Server::close_all() noexcept {
+  close_connections(false);
+}
 
 void Server::close_connections(bool only_idle) noexcept {
   // Closing wakes a handler, which may finish at once and end its connection: records that
@@ -380,15 +381,26 @@ void stop_serving() noexcept {
   }
 }
 
-int serve(std::string_view address, ConnectionHandler handler, ServeOptions options) {
+namespace {
+// What serve() and serve_datagrams() share: the address of the right type, one socket per
+// worker, and the on_listening call.
+std::vector<Socket> open_to_serve(std::string_view address, Type type, ServeOptions& options) {
   stop_requested.store(false);
   const Address where = resolve(address).front();
-  if (where.type() != Type::stream) {
-    throw Error(errc::invalid_address, "serve", where.to_string(),
-                "not a stream address; use serve_datagrams");
+  if (where.type() != type) {
+    throw Error(errc::invalid_address, type == Type::stream ? "serve" : "serve_datagrams",
+                where.to_string(),
+                type == Type::stream ? "not a stream address; use serve_datagrams"
+                                     : "not a datagram address; use serve");
   }
-  std::vector<Socket> listeners = open_listeners(where, options);
-  if (options.on_listening) options.on_listening(listeners.front().local_address());
+  std::vector<Socket> sockets = open_listeners(where, options);
+  if (options.on_listening) options.on_listening(sockets.front().local_address());
+  return sockets;
+}
+}  // namespace
+
+int serve(std::string_view address, ConnectionHandler handler, ServeOptions options) {
+  std::vector<Socket> listeners = open_to_serve(address, Type::stream, options);
   SignalScope signals(options.handle_signals);
   ServerLimits limits = options.limits;
   if (limits.max_connections == 0) {
@@ -406,14 +418,7 @@ int serve(std::string_view address, ConnectionHandler handler, ServeOptions opti
 }
 
 int serve_datagrams(std::string_view address, DatagramHandler handler, ServeOptions options) {
-  stop_requested.store(false);
-  const Address where = resolve(address).front();
-  if (where.type() != Type::dgram) {
-    throw Error(errc::invalid_address, "serve_datagrams", where.to_string(),
-                "not a datagram address; use serve");
-  }
-  std::vector<Socket> sockets = open_listeners(where, options);
-  if (options.on_listening) options.on_listening(sockets.front().local_address());
+  std::vector<Socket> sockets = open_to_serve(address, Type::dgram, options);
   SignalScope signals(options.handle_signals);
   run_workers(sockets, [&](Socket socket) {
     EventLoop loop(options.selector);
