@@ -21,7 +21,8 @@ std::pair<int, std::size_t> outcome(std::string_view input) {
   if (r.state == ParseState::incomplete) return {-1, 0};
   if (r.consumed > input.size()) std::abort();
   for (const Header& h : head.headers()) {
-    if (h.name.data() < input.data() || h.value.data() + h.value.size() > input.data() + input.size()) {
+    if (h.name.data() < input.data() ||
+        h.value.data() + h.value.size() > input.data() + input.size()) {
       std::abort();  // a view outside the input
     }
   }

@@ -74,7 +74,9 @@ void EventLoop::drain_wakeup() noexcept {
   [[maybe_unused]] auto n = ::read(wakeup_fd_, &value, sizeof value);
 }
 
-void EventLoop::spawn(Task<void> task) { spawn(std::move(task), nullptr, nullptr); }
+void EventLoop::spawn(Task<void> task) {
+  spawn(std::move(task), nullptr, nullptr);
+}
 
 void EventLoop::spawn(Task<void> task, DoneHook on_done, void* context) {
   auto handle = task.release();

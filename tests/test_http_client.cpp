@@ -81,7 +81,8 @@ TEST_F(HttpClientTest, ChunkedPostAndHeaders) {
   BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(client_router().handler()));
   http::Client client;
   EXPECT_EQ(client.get(base_url(server) + "/chunks").body, std::string(4000, 'c'));
-  auto posted = client.request("POST", base_url(server) + "/echo", {{"X-Custom", "yes"}}, "payload");
+  auto posted =
+      client.request("POST", base_url(server) + "/echo", {{"X-Custom", "yes"}}, "payload");
   EXPECT_EQ(posted.status, 201);
   EXPECT_EQ(posted.body, "payload");
   EXPECT_EQ(posted.header("x-seen"), "yes");
@@ -153,7 +154,8 @@ TEST_F(HttpClientTest, BadUrlsNameTheProblem) {
 TEST_F(HttpClientTest, WireGetCommand) {
   test::TempDir dir;
   std::ofstream(dir.file("page.txt")) << "from the server\n";
-  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(http::static_files(dir.file(""))));
+  BackgroundServer server("tcp://127.0.0.1:0",
+                          http::connection_handler(http::static_files(dir.file(""))));
   const std::string base = base_url(server);
   {
     Child get({WIRE_CLI, "get", base + "/page.txt"});
@@ -215,7 +217,8 @@ TEST_F(HttpClientTest, WireGetAgainstNginx) {
   const std::string base = "http://127.0.0.1:" + std::to_string(port);
   bool up = false;
   for (int i = 0; i < 200 && !up; ++i) {
-    up = bool(create_connection(std::vector<Address>{Address::inet("127.0.0.1", port)}, 1s, std::nothrow));
+    up = bool(create_connection(std::vector<Address>{Address::inet("127.0.0.1", port)}, 1s,
+                                std::nothrow));
     if (!up) std::this_thread::sleep_for(20ms);
   }
   ASSERT_TRUE(up) << "nginx did not start";

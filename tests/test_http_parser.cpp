@@ -36,10 +36,14 @@ std::string unescape(const std::string& text) {
       continue;
     }
     char c = text[++i];
-    if (c == 'r') out += '\r';
-    else if (c == 'n') out += '\n';
-    else if (c == 't') out += '\t';
-    else if (c == '\\') out += '\\';
+    if (c == 'r')
+      out += '\r';
+    else if (c == 'n')
+      out += '\n';
+    else if (c == 't')
+      out += '\t';
+    else if (c == '\\')
+      out += '\\';
     else if (c == 'x' && i + 2 < text.size() + 1) {
       out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
       i += 2;
@@ -99,8 +103,10 @@ class Guarded {
 std::string escape_value(std::string_view s) {
   std::string out;
   for (char c : s) {
-    if (c == ' ') out += "\\x20";
-    else out += c;
+    if (c == ' ')
+      out += "\\x20";
+    else
+      out += c;
   }
   return out;
 }
@@ -137,8 +143,10 @@ std::string run(std::string_view input, const std::vector<std::size_t>& cuts) {
   std::string body_state = "done";
   const std::size_t body_start = result.consumed;
   if (h.body == BodyKind::length) {
-    if (input.size() - body_start < h.content_length) body_state = "incomplete";
-    else data = std::string(input.substr(body_start, h.content_length));
+    if (input.size() - body_start < h.content_length)
+      body_state = "incomplete";
+    else
+      data = std::string(input.substr(body_start, h.content_length));
   } else if (h.body == BodyKind::chunked) {
     ChunkedDecoder decoder;
     std::string pending;
@@ -167,7 +175,9 @@ std::string run(std::string_view input, const std::vector<std::size_t>& cuts) {
   std::ostringstream out;
   out << "method=" << h.method << " target=" << h.target << " version=1." << h.version_minor
       << " headers=" << h.headers().size() << " host=" << escape_value(h.host) << " body="
-      << (h.body == BodyKind::none ? "none" : h.body == BodyKind::length ? "length" : "chunked")
+      << (h.body == BodyKind::none     ? "none"
+          : h.body == BodyKind::length ? "length"
+                                       : "chunked")
       << " length=" << h.content_length << " keep_alive=" << (h.keep_alive ? 1 : 0)
       << " continue=" << (h.expect_continue ? 1 : 0) << " data=" << escape_value(data);
   return out.str();
@@ -230,8 +240,8 @@ TEST_F(HttpParserVectors, LimitsHaveTheirStatuses) {
   std::string long_line = "GET /" + std::string(limits.max_request_line, 'a') + " HTTP/1.1\r\n";
   EXPECT_EQ(status_of(long_line), 414);
   EXPECT_EQ(status_of(long_line.substr(0, limits.max_request_line + 10)), 414) << "early";
-  std::string big_header = "GET / HTTP/1.1\r\nHost: a\r\nX: " +
-                           std::string(limits.max_header_block, 'v') + "\r\n\r\n";
+  std::string big_header =
+      "GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(limits.max_header_block, 'v') + "\r\n\r\n";
   EXPECT_EQ(status_of(big_header), 431);
   std::string many = "GET / HTTP/1.1\r\nHost: a\r\n";
   for (int i = 0; i < 100; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
@@ -268,8 +278,8 @@ TEST_F(HttpParserVectors, ResponsesAndTheirFraming) {
   ASSERT_EQ(r.state, ParseState::complete);
   EXPECT_EQ(head.status, 204);
   EXPECT_EQ(parse("HTTP/1.1 2x0 OK\r\n\r\n", "GET", head).state, ParseState::error);
-  EXPECT_EQ(parse("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "GET", head)
-                .state,
-            ParseState::error);
+  EXPECT_EQ(
+      parse("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "GET", head).state,
+      ParseState::error);
   EXPECT_EQ(parse("HTTP/1.1 200 OK\r\nContent-", "GET", head).state, ParseState::incomplete);
 }

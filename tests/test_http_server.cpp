@@ -119,9 +119,10 @@ class HttpServerTest : public test::Test {};
 TEST_F(HttpServerTest, KeepAliveAndPipelinedRequestsAnsweredInOrder) {
   BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
   Socket s = connect_to(server.address());
-  s.send_all("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
-             "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nsecond"
-             "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
+  s.send_all(
+      "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nsecond"
+      "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
   Reader reader(s);
   Reply first = reader.next();
   EXPECT_EQ(first.status, 200);
@@ -170,13 +171,14 @@ TEST_F(HttpServerTest, BadRequestsGetTheirStatusAndOnlyThatConnectionCloses) {
     const char* bytes;
     int status;
   };
-  for (const Case& c : {Case{"GET /hello HTTP/1.1\r\n\r\n", 400},
-                        Case{"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-                             "Transfer-Encoding: chunked\r\n\r\n",
-                             400},
-                        Case{"GET /hello HTTP/2.0\r\nHost: x\r\n\r\n", 505},
-                        Case{"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
-                        Case{"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n", 413}}) {
+  for (const Case& c :
+       {Case{"GET /hello HTTP/1.1\r\n\r\n", 400},
+        Case{"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n",
+             400},
+        Case{"GET /hello HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+        Case{"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
+        Case{"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n", 413}}) {
     SCOPED_TRACE(c.bytes);
     Socket s = connect_to(server.address());
     s.send_all(c.bytes);
@@ -209,9 +211,10 @@ TEST_F(HttpServerTest, ExpectContinueThenBody) {
 TEST_F(HttpServerTest, ChunkedUploadAndStreamedResponse) {
   BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
   Socket s = connect_to(server.address());
-  s.send_all("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-             "4;ext=1\r\nwire\r\n3\r\n up\r\n0\r\nX-Trailer: t\r\n\r\n"
-             "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+  s.send_all(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "4;ext=1\r\nwire\r\n3\r\n up\r\n0\r\nX-Trailer: t\r\n\r\n"
+      "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
   Reader reader(s);
   EXPECT_EQ(reader.next().body, "wire up");
   Reply streamed = reader.next();
@@ -267,8 +270,8 @@ class StaticFilesTest : public test::Test {
     std::filesystem::create_symlink(root + "/docs/a.txt", root + "/inside.txt");
     std::filesystem::create_symlink("../secret.txt", root + "/relative-escape.txt");
     std::filesystem::create_symlink("docs/a.txt", root + "/relative-inside.txt");
-    server = std::make_unique<BackgroundServer>(
-        "tcp://127.0.0.1:0", http::connection_handler(http::static_files(root)));
+    server = std::make_unique<BackgroundServer>("tcp://127.0.0.1:0",
+                                                http::connection_handler(http::static_files(root)));
   }
   void TearDown() override {
     server.reset();
@@ -306,10 +309,10 @@ TEST_F(StaticFilesTest, ServesFilesIndexAndListings) {
 }
 
 TEST_F(StaticFilesTest, NeverServesAnythingOutsideTheRoot) {
-  for (const char* target : {"/../secret.txt", "/docs/../../secret.txt", "/%2e%2e/secret.txt",
-                             "/docs/%2E%2E/%2e%2e/secret.txt", "/docs%2f..%2f..%2fsecret.txt",
-                             "/docs/a.txt%00.html", "/escape.txt", "/relative-escape.txt",
-                             "/nonexistent"}) {
+  for (const char* target :
+       {"/../secret.txt", "/docs/../../secret.txt", "/%2e%2e/secret.txt",
+        "/docs/%2E%2E/%2e%2e/secret.txt", "/docs%2f..%2f..%2fsecret.txt", "/docs/a.txt%00.html",
+        "/escape.txt", "/relative-escape.txt", "/nonexistent"}) {
     SCOPED_TRACE(target);
     Reply reply = get(target);
     EXPECT_EQ(reply.status, 404);
@@ -342,8 +345,7 @@ TEST_F(StaticFilesTest, RangesAndConditionalRequests) {
   EXPECT_TRUE(by_etag.body.empty());
   EXPECT_EQ(get("/docs/a.txt", "If-None-Match: \"other\"\r\n").status, 200);
   EXPECT_EQ(get("/docs/a.txt", "If-Modified-Since: " + modified + "\r\n").status, 304);
-  EXPECT_EQ(get("/docs/a.txt", "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n").status,
-            200);
+  EXPECT_EQ(get("/docs/a.txt", "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n").status, 200);
 }
 
 TEST_F(StaticFilesTest, LargeFileGoesThroughSendfileIntact) {
@@ -393,7 +395,8 @@ TEST_F(HttpServerTest, PythonHttpClientReusesTheConnection) {
   BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
   const std::string script =
       "import http.client, sys\n"
-      "c = http.client.HTTPConnection('127.0.0.1', " + std::to_string(server.address().port()) +
+      "c = http.client.HTTPConnection('127.0.0.1', " +
+      std::to_string(server.address().port()) +
       ", timeout=5)\n"
       "for i in range(3):\n"
       "    c.request('GET', '/hello')\n"
@@ -423,7 +426,8 @@ TEST_F(StaticFilesTest, ClientLeavingMidFileKillsNothing) {
 TEST_F(HttpServerTest, WireServeCommandServesAFolder) {
   test::TempDir dir;
   std::ofstream(dir.file("hello.txt")) << "served by wire\n";
-  Child server({WIRE_CLI, "serve", dir.file(""), "--bind", "127.0.0.1:0"}, Child::Options::merged());
+  Child server({WIRE_CLI, "serve", dir.file(""), "--bind", "127.0.0.1:0"},
+               Child::Options::merged());
   std::string first = server.read_line();
   const std::string prefix = "Serving " + dir.file("") + " at http://";
   ASSERT_EQ(first.substr(0, prefix.size()), prefix) << first;

@@ -230,7 +230,8 @@ TEST_F(ServerTest, IdleConnectionsAreParkedWithoutAFrame) {
       std::size_t n = co_await s.recv(buffer);
       log += std::string(buffer, n) + ":";
       co_await loop.sleep(park_after * 3);  // the server side parks meanwhile
-      log += std::to_string(loop.task_count()) + "/" + std::to_string(server.connection_count()) + " ";
+      log +=
+          std::to_string(loop.task_count()) + "/" + std::to_string(server.connection_count()) + " ";
     }
     co_return log;
   };

@@ -19,9 +19,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <coroutine>
 #include <cstdint>
-#include <climits>
 #include <deque>
 #include <exception>
 #include <functional>

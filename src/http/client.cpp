@@ -33,7 +33,8 @@ std::string resolve_location(std::string_view base, std::string_view location) {
   if (!location.empty() && location.front() == '/') return prefix + std::string(location);
   std::string_view base_target = base.substr(target_at);
   auto slash = base_target.rfind('/');
-  std::string directory = slash == std::string_view::npos ? "/" : std::string(base_target.substr(0, slash + 1));
+  std::string directory =
+      slash == std::string_view::npos ? "/" : std::string(base_target.substr(0, slash + 1));
   return prefix + directory + std::string(location);
 }
 
@@ -105,8 +106,8 @@ ClientResponse Client::request(std::string_view method, std::string_view url,
                   "more than " + std::to_string(options_.max_redirects) + " redirects");
     }
     current = resolve_location(current, location);
-    if (response.status == 303 || ((response.status == 301 || response.status == 302) &&
-                                   current_method == "POST")) {
+    if (response.status == 303 ||
+        ((response.status == 301 || response.status == 302) && current_method == "POST")) {
       current_method = "GET";
       current_body = {};
     }
@@ -125,7 +126,8 @@ ClientResponse Client::exchange(std::string_view method, const Url& url, const H
   }
   if (!has_host) request.append("Host: ").append(url.host).append("\r\n");
   if (!has_agent) request.append("User-Agent: wire/0.1\r\n");
-  for (const auto& [name, value] : headers) request.append(name).append(": ").append(value).append("\r\n");
+  for (const auto& [name, value] : headers)
+    request.append(name).append(": ").append(value).append("\r\n");
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
     request.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
   }
@@ -172,7 +174,8 @@ ClientResponse Client::exchange(std::string_view method, const Url& url, const H
     for (;;) {
       parsed = parse_response_head(buffer, head, method, limits);
       if (parsed.state == ParseState::complete && head.status / 100 == 1 && head.status != 101) {
-        buffer.erase(0, parsed.consumed);  // an interim response (100 Continue): the real one follows
+        buffer.erase(0,
+                     parsed.consumed);  // an interim response (100 Continue): the real one follows
         continue;
       }
       if (parsed.state != ParseState::incomplete) break;
@@ -215,8 +218,10 @@ ClientResponse Client::exchange(std::string_view method, const Url& url, const H
         throw Error(std::make_error_code(std::errc::message_size), "read response", what,
                     "body larger than max_response");
       }
-      if (on_body) on_body(bytes, received, total);
-      else response.body.append(bytes);
+      if (on_body)
+        on_body(bytes, received, total);
+      else
+        response.body.append(bytes);
     };
     bool reusable = keep_alive;
     if (kind == BodyKind::length) {

@@ -10,8 +10,21 @@ constexpr std::size_t max_chunk_line = 4096;
 bool is_tchar(unsigned char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -23,9 +36,13 @@ bool is_token(std::string_view s) {
 }
 
 // field-value characters: VCHAR, obs-text, SP, HTAB (no other control characters).
-bool is_field_char(unsigned char c) { return c == ' ' || c == '\t' || (c >= 0x21 && c != 0x7f); }
+bool is_field_char(unsigned char c) {
+  return c == ' ' || c == '\t' || (c >= 0x21 && c != 0x7f);
+}
 
-bool is_ows(char c) { return c == ' ' || c == '\t'; }
+bool is_ows(char c) {
+  return c == ' ' || c == '\t';
+}
 
 std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
@@ -227,7 +244,8 @@ ParseResult parse_request_head(std::string_view input, RequestHead& out, const L
     if (input[pos + 1] != '\n') return fail(400, "bare CR");
     pos += 2;
   }
-  if (pos < input.size() && input[pos] == '\n') return fail(400, "bare LF (lines must end with CRLF)");
+  if (pos < input.size() && input[pos] == '\n')
+    return fail(400, "bare LF (lines must end with CRLF)");
 
   ParseResult error;
   const std::size_t line_end =
@@ -268,7 +286,8 @@ ParseResult parse_request_head(std::string_view input, RequestHead& out, const L
       out.expect_continue = equals_ignore_case(h.value, "100-continue");
     }
   }
-  if (out.version_minor >= 1 && hosts != 1) return fail(400, "HTTP/1.1 request without exactly one Host");
+  if (out.version_minor >= 1 && hosts != 1)
+    return fail(400, "HTTP/1.1 request without exactly one Host");
   if (hosts > 1) return fail(400, "more than one Host");
   out.content_length = 0;
   ParseResult framing = derive_framing(out, true, limits);
@@ -331,8 +350,8 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view input) noexcept {
     switch (state_) {
       case State::size_line: {
         ParseResult line_error;
-        std::size_t end = find_line_end(rest, 0, 0, max_chunk_line, 400,
-                                        "chunk size line too long", line_error);
+        std::size_t end =
+            find_line_end(rest, 0, 0, max_chunk_line, 400, "chunk size line too long", line_error);
         if (line_error.state == ParseState::error) {
           return error(line_error.error.status, line_error.error.reason);
         }
@@ -369,8 +388,10 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view input) noexcept {
             if (!ext.empty() && ext.front() == '"') {
               std::size_t i = 1;
               for (; i < ext.size() && ext[i] != '"'; ++i) {
-                if (ext[i] == '\\') ++i;
-                else if (!is_field_char(ext[i])) return error(400, "bad quoted chunk extension");
+                if (ext[i] == '\\')
+                  ++i;
+                else if (!is_field_char(ext[i]))
+                  return error(400, "bad quoted chunk extension");
               }
               if (i >= ext.size()) return error(400, "unterminated quoted chunk extension");
               ext.remove_prefix(i + 1);
@@ -405,10 +426,12 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view input) noexcept {
       }
       case State::data_crlf:
         if (rest.size() < 2) {
-          if (rest.size() == 1 && rest[0] != '\r') return error(400, "chunk data not followed by CRLF");
+          if (rest.size() == 1 && rest[0] != '\r')
+            return error(400, "chunk data not followed by CRLF");
           return step;
         }
-        if (rest[0] != '\r' || rest[1] != '\n') return error(400, "chunk data not followed by CRLF");
+        if (rest[0] != '\r' || rest[1] != '\n')
+          return error(400, "chunk data not followed by CRLF");
         step.consumed += 2;
         state_ = State::size_line;
         break;
@@ -438,7 +461,8 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view input) noexcept {
         if (!std::all_of(value.begin(), value.end(), [](char c) { return is_field_char(c); })) {
           return error(400, "control character in a trailer value");
         }
-        if (++trailer_count_ > limits_.max_header_count) return error(431, "too many trailer fields");
+        if (++trailer_count_ > limits_.max_header_count)
+          return error(431, "too many trailer fields");
         break;
       }
       case State::done:

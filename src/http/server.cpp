@@ -47,7 +47,8 @@ std::string status_line_and_headers(const Response& response, bool keep_alive,
     out += "\r\n";
   }
   // 1xx, 204 and 304 carry no body and no length; HEAD gets the length GET would have.
-  const bool no_body = response.status / 100 == 1 || response.status == 204 || response.status == 304;
+  const bool no_body =
+      response.status / 100 == 1 || response.status == 204 || response.status == 304;
   if (chunked) {
     out += "Transfer-Encoding: chunked\r\n";
   } else if (!no_body) {
@@ -63,8 +64,8 @@ std::string status_line_and_headers(const Response& response, bool keep_alive,
 // Answers a bad request and closes: the status and a short reason, then a half-close and
 // a brief drain so the client reads the answer instead of a reset.
 Task<void> reject(AsyncSocket& conn, int status, const char* reason, const Options& options) {
-  Response response = Response::text(status, std::to_string(status) + " " + reason_phrase(status) +
-                                                 ": " + reason + "\n");
+  Response response = Response::text(
+      status, std::to_string(status) + " " + reason_phrase(status) + ": " + reason + "\n");
   std::string wire_bytes =
       status_line_and_headers(response, false, options, response.body.size(), false) +
       response.body;
@@ -295,8 +296,7 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
     const bool chunked = static_cast<bool>(response.stream) && !head_only;
     const std::uint64_t length =
         response.file_fd >= 0 ? response.file_length : response.body.size();
-    std::string out =
-        status_line_and_headers(response, keep_alive, options, length, chunked);
+    std::string out = status_line_and_headers(response, keep_alive, options, length, chunked);
     conn.set_timeout(options.body_timeout);
     std::uint64_t sent_body = 0;
     if (!head_only && response.file_fd < 0 && !chunked) {
@@ -357,7 +357,8 @@ Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Opt
 }
 
 ConnectionHandler connection_handler(Handler handler, Options options) {
-  auto shared = std::make_shared<std::pair<Handler, Options>>(std::move(handler), std::move(options));
+  auto shared =
+      std::make_shared<std::pair<Handler, Options>>(std::move(handler), std::move(options));
   return [shared](AsyncSocket& conn) {
     // Responses are whole writes: Nagle would only hold a response's last segment back
     // until the client's delayed ACK (40 ms per keep-alive request).
@@ -370,28 +371,50 @@ ConnectionHandler connection_handler(Handler handler, Options options) {
 
 const char* reason_phrase(int status) noexcept {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 416: return "Range Not Satisfiable";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 416:
+      return "Range Not Satisfiable";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
   }
 }
 

@@ -2,18 +2,18 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <linux/openat2.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <climits>
-#include <unordered_map>
 #include <cstdlib>
+#include <unordered_map>
 #include <vector>
 
 namespace wire::http {
@@ -157,7 +157,7 @@ Response listing(int fd, std::string_view url_path) {
     while (auto* entry = ::readdir(dir)) {
       std::string name = entry->d_name;
       if (name == "." || name == "..") continue;
-      struct ::stat st{};
+      struct ::stat st {};
       bool is_dir = ::fstatat(::dirfd(dir), name.c_str(), &st, 0) == 0 && S_ISDIR(st.st_mode);
       entries.emplace_back(std::move(name), is_dir);
     }
@@ -167,8 +167,8 @@ Response listing(int fd, std::string_view url_path) {
   }
   std::sort(entries.begin(), entries.end());
   std::string title = "Directory listing for " + html_escape(url_path);
-  std::string html = "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>" +
-                     title + "</title>\n</head>\n<body>\n<h1>" + title + "</h1>\n<hr>\n<ul>\n";
+  std::string html = "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>" + title +
+                     "</title>\n</head>\n<body>\n<h1>" + title + "</h1>\n<hr>\n<ul>\n";
   for (const auto& [name, is_dir] : entries) {
     std::string shown = name + (is_dir ? "/" : "");
     html += "<li><a href=\"" + percent_encode_path(name) + (is_dir ? "/" : "") + "\">" +
@@ -216,8 +216,8 @@ Response serve_file(const Request& request, const FileMeta& meta, const struct :
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   std::uint64_t first = 0, last = 0;
-  const int range = request.method == "GET" ? parse_range(request.header("Range"), size, first, last)
-                                            : 0;
+  const int range =
+      request.method == "GET" ? parse_range(request.header("Range"), size, first, last) : 0;
   if (range < 0) {
     close_fd();
     Response unsatisfiable = Response::text(416, "416 Range Not Satisfiable\n");
@@ -226,8 +226,8 @@ Response serve_file(const Request& request, const FileMeta& meta, const struct :
   }
   if (range > 0) {
     response.status = 206;
-    response.header("Content-Range", "bytes " + std::to_string(first) + "-" +
-                                         std::to_string(last) + "/" + std::to_string(size));
+    response.header("Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) +
+                                         "/" + std::to_string(size));
     if (content != nullptr) {
       response.body = content->substr(static_cast<std::size_t>(first),
                                       static_cast<std::size_t>(last - first + 1));
@@ -271,9 +271,10 @@ bool percent_decode(std::string_view text, std::string& out) {
       continue;
     }
     auto hex = [](char c) {
-      return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                                 : -1;
+      return c >= '0' && c <= '9'   ? c - '0'
+             : c >= 'a' && c <= 'f' ? c - 'a' + 10
+             : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                    : -1;
     };
     if (i + 2 >= text.size()) return false;  // "%" or "%X" at the end
     int hi = hex(text[i + 1]), lo = hex(text[i + 2]);
@@ -288,12 +289,23 @@ std::string html_escape(std::string_view text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -301,18 +313,30 @@ std::string html_escape(std::string_view text) {
 
 std::string_view content_type_for(std::string_view path) noexcept {
   static constexpr std::pair<std::string_view, std::string_view> types[] = {
-      {".html", "text/html; charset=utf-8"}, {".htm", "text/html; charset=utf-8"},
-      {".css", "text/css; charset=utf-8"},   {".js", "text/javascript; charset=utf-8"},
-      {".json", "application/json"},         {".txt", "text/plain; charset=utf-8"},
-      {".md", "text/markdown; charset=utf-8"}, {".xml", "application/xml"},
-      {".svg", "image/svg+xml"},             {".png", "image/png"},
-      {".jpg", "image/jpeg"},                {".jpeg", "image/jpeg"},
-      {".gif", "image/gif"},                 {".webp", "image/webp"},
-      {".ico", "image/x-icon"},              {".pdf", "application/pdf"},
-      {".wasm", "application/wasm"},         {".mp4", "video/mp4"},
-      {".woff2", "font/woff2"},              {".zip", "application/zip"},
-      {".gz", "application/gzip"},           {".tar", "application/x-tar"},
-      {".cpp", "text/plain; charset=utf-8"}, {".hpp", "text/plain; charset=utf-8"},
+      {".html", "text/html; charset=utf-8"},
+      {".htm", "text/html; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".json", "application/json"},
+      {".txt", "text/plain; charset=utf-8"},
+      {".md", "text/markdown; charset=utf-8"},
+      {".xml", "application/xml"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".jpg", "image/jpeg"},
+      {".jpeg", "image/jpeg"},
+      {".gif", "image/gif"},
+      {".webp", "image/webp"},
+      {".ico", "image/x-icon"},
+      {".pdf", "application/pdf"},
+      {".wasm", "application/wasm"},
+      {".mp4", "video/mp4"},
+      {".woff2", "font/woff2"},
+      {".zip", "application/zip"},
+      {".gz", "application/gzip"},
+      {".tar", "application/x-tar"},
+      {".cpp", "text/plain; charset=utf-8"},
+      {".hpp", "text/plain; charset=utf-8"},
   };
   auto dot = path.rfind('.');
   auto slash = path.rfind('/');
@@ -374,7 +398,7 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
       }
       co_return not_found();  // missing, unreadable, or resolving outside the root
     }
-    struct ::stat info{};
+    struct ::stat info {};
     if (::fstat(fd, &info) != 0) {
       ::close(fd);
       co_return not_found();
@@ -391,7 +415,7 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
       }
       file = relative.empty() ? "index.html" : relative + "/index.html";
       int index = root->open(file);
-      struct ::stat index_info{};
+      struct ::stat index_info {};
       if (index >= 0 && ::fstat(index, &index_info) == 0 && S_ISREG(index_info.st_mode)) {
         ::close(fd);
         fd = index;

@@ -24,7 +24,8 @@ Command add_get(CLI::App& app) {
     double timeout = 30;
   };
   auto args = std::make_shared<Args>();
-  sub->add_option("URL", args->url, "http://HOST[:PORT]/PATH or http+unix:/SOCKET:/PATH")->required();
+  sub->add_option("URL", args->url, "http://HOST[:PORT]/PATH or http+unix:/SOCKET:/PATH")
+      ->required();
   sub->add_option("-X,--request", args->method, "method (default GET, or POST with -d)");
   sub->add_option("-H,--header", args->headers, "'Name: value' (repeatable)");
   sub->add_option("-d,--data", args->data, "request body")->each([args](const std::string&) {
@@ -43,7 +44,8 @@ Command add_get(CLI::App& app) {
     http::Client::Headers headers;
     for (const auto& h : args->headers) {
       auto colon = h.find(':');
-      if (colon == std::string::npos) throw CLI::ValidationError("--header", "expected 'Name: value'");
+      if (colon == std::string::npos)
+        throw CLI::ValidationError("--header", "expected 'Name: value'");
       std::string value = h.substr(colon + 1);
       while (!value.empty() && value.front() == ' ') value.erase(0, 1);
       headers.emplace_back(h.substr(0, colon), value);
@@ -60,7 +62,8 @@ Command add_get(CLI::App& app) {
     Stream out(STDOUT_FILENO);
     const bool progress = ::isatty(STDERR_FILENO) == 1;
     bool progress_shown = false;
-    auto sink = [&](std::string_view bytes, std::uint64_t received, std::optional<std::uint64_t> total) {
+    auto sink = [&](std::string_view bytes, std::uint64_t received,
+                    std::optional<std::uint64_t> total) {
       if (!args->output.empty()) {
         file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
       } else {
@@ -68,8 +71,9 @@ Command add_get(CLI::App& app) {
       }
       if (progress && total && *total > (1u << 20)) {
         int percent = static_cast<int>(received * 100 / *total);
-        std::fprintf(stderr, "\r[%-50s] %3d%% %llu/%llu bytes", std::string(percent / 2, '#').c_str(),
-                     percent, static_cast<unsigned long long>(received),
+        std::fprintf(stderr, "\r[%-50s] %3d%% %llu/%llu bytes",
+                     std::string(percent / 2, '#').c_str(), percent,
+                     static_cast<unsigned long long>(received),
                      static_cast<unsigned long long>(*total));
         progress_shown = true;
       }
@@ -88,8 +92,8 @@ Command add_get(CLI::App& app) {
     }
     out.flush();
     if (response.status >= 400) {
-      std::fprintf(stderr, "wire: %s %s: %d %s\n", method.c_str(), args->url.c_str(), response.status,
-                   response.reason.c_str());
+      std::fprintf(stderr, "wire: %s %s: %d %s\n", method.c_str(), args->url.c_str(),
+                   response.status, response.reason.c_str());
       return 1;
     }
     return 0;

@@ -10,7 +10,8 @@
 namespace wire::cli {
 
 Command add_serve(CLI::App& app) {
-  auto* sub = app.add_subcommand("serve", "Serve a folder over HTTP (default: . on 127.0.0.1:8000)");
+  auto* sub =
+      app.add_subcommand("serve", "Serve a folder over HTTP (default: . on 127.0.0.1:8000)");
   struct Args {
     std::string directory = ".";
     std::string bind = "tcp://127.0.0.1:8000";
@@ -48,11 +49,12 @@ Command add_serve(CLI::App& app) {
     ServeOptions serve_options;
     serve_options.workers = args->workers;
     serve_options.on_listening = [args](const Address& bound) {
-      std::string url = bound.family() == Family::local
-                            ? "http+unix:" + bound.path() + ":/"
-                            : "http://" + (bound.family() == Family::inet6 ? "[" + bound.host() + "]"
-                                                                           : bound.host()) +
-                                  ":" + std::to_string(bound.port()) + "/";
+      std::string url =
+          bound.family() == Family::local
+              ? "http+unix:" + bound.path() + ":/"
+              : "http://" +
+                    (bound.family() == Family::inet6 ? "[" + bound.host() + "]" : bound.host()) +
+                    ":" + std::to_string(bound.port()) + "/";
       std::fprintf(stderr, "Serving %s at %s\n", args->directory.c_str(), url.c_str());
     };
     auto handler = http::static_files(args->directory);

@@ -58,8 +58,8 @@ class Client {
  public:
   using Headers = std::vector<std::pair<std::string, std::string>>;
   // Receives the body as it arrives: (bytes, received so far, total if known).
-  using BodySink =
-      std::function<void(std::string_view bytes, std::uint64_t received, std::optional<std::uint64_t> total)>;
+  using BodySink = std::function<void(std::string_view bytes, std::uint64_t received,
+                                      std::optional<std::uint64_t> total)>;
 
   explicit Client(ClientOptions options = {}) : options_(options) {}
 

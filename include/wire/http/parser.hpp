@@ -86,8 +86,8 @@ ParseResult parse_request_head(std::string_view input, RequestHead& out, const L
                                std::size_t already_checked = 0) noexcept;
 // `request_method` decides the framing of the body (a response to HEAD has none).
 ParseResult parse_response_head(std::string_view input, ResponseHead& out,
-                                std::string_view request_method = "GET",
-                                const Limits& limits = {}, std::size_t already_checked = 0) noexcept;
+                                std::string_view request_method = "GET", const Limits& limits = {},
+                                std::size_t already_checked = 0) noexcept;
 
 // Decodes a chunked body incrementally: feed it bytes as they come; it consumes what it
 // can and hands back the chunk data as views into the input.
