@@ -340,6 +340,8 @@ void EventLoop::run() {
       timeout = std::max(std::chrono::nanoseconds(0), heap_.front()->when - detail::Clock::now());
     }
     auto ready = selector_->select(timeout);
+    // The wait may have been long: what the handlers see as now() is after it.
+    now_ = detail::Clock::now();
     for (const Ready& r : ready) {
       if (r.data == &wakeup_tag) {
         drain_wakeup();

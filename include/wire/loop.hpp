@@ -125,7 +125,7 @@ class EventLoop {
   Selector& selector() noexcept { return *selector_; }
   // Read buffers lent by AsyncSocket::recv_pooled().
   BufferPool& buffer_pool() noexcept { return buffer_pool_; }
-  // The time at the start of this iteration (cheap; refreshed once per iteration).
+  // The time when this iteration's wait returned (cheap: read once per iteration).
   detail::Clock::time_point now() const noexcept { return now_; }
 
   // Used by awaitables (AsyncSocket's): not for general use.

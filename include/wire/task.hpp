@@ -18,6 +18,7 @@
 #pragma once
 
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <optional>
@@ -32,8 +33,17 @@ class Task;
 
 namespace detail {
 
+// Coroutine frames are made and destroyed once per request, per wait with a timeout, per
+// child task: a per-thread cache of freed frames by size skips malloc for them (glibc's
+// own per-thread cache stops at 1 KiB, below many frames). Compiled out under ASan.
+void* allocate_frame(std::size_t size);
+void free_frame(void* frame, std::size_t size) noexcept;
+
 class PromiseBase {
  public:
+  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  static void operator delete(void* frame, std::size_t size) noexcept { free_frame(frame, size); }
+
   std::suspend_always initial_suspend() noexcept { return {}; }
 
   struct FinalAwaiter {

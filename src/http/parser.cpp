@@ -1,43 +1,65 @@
 #include "wire/http/parser.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace wire::http {
 namespace {
 
 constexpr std::size_t max_chunk_line = 4096;
 
-bool is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
+// Byte classes, looked up rather than computed: the parser checks every byte of a head.
+struct ByteClasses {
+  bool tchar[256] = {};
+  bool field[256] = {};
+  bool target[256] = {};
+  unsigned char lower[256] = {};
+  constexpr ByteClasses() {
+    for (int c = 0; c < 256; ++c) {
+      tchar[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+      // field-value characters: VCHAR, obs-text, SP, HTAB (no other control characters).
+      field[c] = c == ' ' || c == '\t' || (c >= 0x21 && c != 0x7f);
+      target[c] = c >= 0x21 && c <= 0x7e;
+      lower[c] = static_cast<unsigned char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    for (unsigned char c : {'!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~'})
+      tchar[c] = true;
   }
+};
+constexpr ByteClasses byte_classes;
+
+bool is_tchar(unsigned char c) {
+  return byte_classes.tchar[c];
 }
 
 bool is_token(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return is_tchar(c); });
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!byte_classes.tchar[static_cast<unsigned char>(c)]) return false;
+  }
+  return true;
 }
 
-// field-value characters: VCHAR, obs-text, SP, HTAB (no other control characters).
 bool is_field_char(unsigned char c) {
-  return c == ' ' || c == '\t' || (c >= 0x21 && c != 0x7f);
+  return byte_classes.field[c];
+}
+
+bool all_field_chars(std::string_view s) {
+  for (char c : s) {
+    if (!byte_classes.field[static_cast<unsigned char>(c)]) return false;
+  }
+  return true;
+}
+
+// Inline so the header loops below cost a length compare for most names.
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (byte_classes.lower[static_cast<unsigned char>(a[i])] !=
+        byte_classes.lower[static_cast<unsigned char>(b[i])])
+      return false;
+  }
+  return true;
 }
 
 bool is_ows(char c) {
@@ -61,17 +83,20 @@ ParseResult fail(int status, const char* reason) {
 std::size_t find_line_end(std::string_view input, std::size_t from, std::size_t limit_from,
                           std::size_t limit, int limit_status, const char* limit_reason,
                           ParseResult& error) {
-  for (std::size_t i = from; i < input.size(); ++i) {
-    if (i - limit_from >= limit) {
-      error = fail(limit_status, limit_reason);
-      return std::string_view::npos;
-    }
-    const char c = input[i];
-    if (c == '\n') {
+  // Bytes at or past limit_from + limit are over the limit; only those before it are
+  // searched, CR first (memchr is vectorised), then LF before that CR.
+  const std::size_t end = std::min(input.size(), limit_from + limit);
+  if (from < end) {
+    const char* begin = input.data() + from;
+    const std::size_t span = end - from;
+    const char* cr = static_cast<const char*>(std::memchr(begin, '\r', span));
+    const std::size_t before_cr = cr != nullptr ? static_cast<std::size_t>(cr - begin) : span;
+    if (std::memchr(begin, '\n', before_cr) != nullptr) {
       error = fail(400, "bare LF (lines must end with CRLF)");
       return std::string_view::npos;
     }
-    if (c == '\r') {
+    if (cr != nullptr) {
+      const std::size_t i = from + before_cr;
       if (i + 1 == input.size()) return std::string_view::npos;  // wait for the LF
       if (input[i + 1] != '\n') {
         error = fail(400, "bare CR");
@@ -99,7 +124,7 @@ bool has_token(std::string_view list, std::string_view token) {
   while (!list.empty()) {
     auto comma = list.find(',');
     std::string_view item = trim_ows(list.substr(0, comma));
-    if (equals_ignore_case(item, token)) return true;
+    if (iequals(item, token)) return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
@@ -130,7 +155,7 @@ ParseResult parse_fields(std::string_view input, std::size_t& pos, MessageHead& 
     }
     if (!is_token(name)) return fail(400, "header name is not a token");
     std::string_view value = trim_ows(line.substr(colon + 1));
-    if (!std::all_of(value.begin(), value.end(), [](char c) { return is_field_char(c); })) {
+    if (!all_field_chars(value)) {
       return fail(400, "control character in a header value");
     }
     if (out.header_count == std::min(limits.max_header_count, max_headers)) {
@@ -149,7 +174,7 @@ ParseResult derive_framing(MessageHead& head, bool is_request, const Limits& lim
   bool chunked_earlier = false;
   bool other_coding = false;
   for (const Header& h : head.headers()) {
-    if (equals_ignore_case(h.name, "content-length")) {
+    if (iequals(h.name, "content-length")) {
       std::uint64_t value = 0;
       if (!parse_decimal(h.value, value)) return fail(400, "Content-Length is not plain digits");
       if (has_length && value != head.content_length) {
@@ -157,7 +182,7 @@ ParseResult derive_framing(MessageHead& head, bool is_request, const Limits& lim
       }
       has_length = true;
       head.content_length = value;
-    } else if (equals_ignore_case(h.name, "transfer-encoding")) {
+    } else if (iequals(h.name, "transfer-encoding")) {
       has_te = true;
       std::string_view list = h.value;
       while (!list.empty()) {
@@ -165,7 +190,7 @@ ParseResult derive_framing(MessageHead& head, bool is_request, const Limits& lim
         std::string_view coding = trim_ows(list.substr(0, comma));
         if (!coding.empty()) {
           if (chunked_last) chunked_earlier = true;  // something follows a chunked
-          chunked_last = equals_ignore_case(coding, "chunked");
+          chunked_last = iequals(coding, "chunked");
           if (!chunked_last) other_coding = true;
         }
         if (comma == std::string_view::npos) break;
@@ -198,7 +223,7 @@ ParseResult derive_framing(MessageHead& head, bool is_request, const Limits& lim
 void derive_keep_alive(MessageHead& head) {
   bool close = false, keep = false;
   for (const Header& h : head.headers()) {
-    if (!equals_ignore_case(h.name, "connection")) continue;
+    if (!iequals(h.name, "connection")) continue;
     close = close || has_token(h.value, "close");
     keep = keep || has_token(h.value, "keep-alive");
   }
@@ -218,19 +243,12 @@ bool parse_decimal(std::string_view text, std::uint64_t& value) noexcept {
 }
 
 bool equals_ignore_case(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
+  return iequals(a, b);
 }
 
 std::string_view MessageHead::header(std::string_view name) const noexcept {
   for (const Header& h : headers()) {
-    if (equals_ignore_case(h.name, name)) return h.value;
+    if (iequals(h.name, name)) return h.value;
   }
   return {};
 }
@@ -263,7 +281,7 @@ ParseResult parse_request_head(std::string_view input, RequestHead& out, const L
   std::string_view version = line.substr(last_space + 1);
   if (!is_token(out.method)) return fail(400, "method is not a token");
   if (out.target.empty() || !std::all_of(out.target.begin(), out.target.end(), [](char c) {
-        return static_cast<unsigned char>(c) >= 0x21 && static_cast<unsigned char>(c) <= 0x7e;
+        return byte_classes.target[static_cast<unsigned char>(c)];
       })) {
     return fail(400, "invalid request target");
   }
@@ -279,11 +297,11 @@ ParseResult parse_request_head(std::string_view input, RequestHead& out, const L
   out.expect_continue = false;
   out.host = {};
   for (const Header& h : out.headers()) {
-    if (equals_ignore_case(h.name, "host")) {
+    if (iequals(h.name, "host")) {
       ++hosts;
       out.host = h.value;
-    } else if (equals_ignore_case(h.name, "expect")) {
-      out.expect_continue = equals_ignore_case(h.value, "100-continue");
+    } else if (iequals(h.name, "expect")) {
+      out.expect_continue = iequals(h.value, "100-continue");
     }
   }
   if (out.version_minor >= 1 && hosts != 1)
@@ -318,7 +336,7 @@ ParseResult parse_response_head(std::string_view input, ResponseHead& out,
   }
   out.status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
   out.reason = line.size() > 13 ? line.substr(13) : std::string_view();
-  if (!std::all_of(out.reason.begin(), out.reason.end(), [](char c) { return is_field_char(c); })) {
+  if (!all_field_chars(out.reason)) {
     return fail(502, "control character in the reason phrase");
   }
   std::size_t pos = line_end + 2;
@@ -331,7 +349,7 @@ ParseResult parse_response_head(std::string_view input, ResponseHead& out,
     return fail(framing.error.status == 413 ? 413 : 502, framing.error.reason);
   }
   if (out.status / 100 == 1 || out.status == 204 || out.status == 304 ||
-      equals_ignore_case(request_method, "HEAD")) {
+      iequals(request_method, "HEAD")) {
     out.body = BodyKind::none;
   }
   derive_keep_alive(out);
@@ -458,7 +476,7 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view input) noexcept {
           return error(400, "malformed trailer field");
         }
         std::string_view value = trim_ows(line.substr(colon + 1));
-        if (!std::all_of(value.begin(), value.end(), [](char c) { return is_field_char(c); })) {
+        if (!all_field_chars(value)) {
           return error(400, "control character in a trailer value");
         }
         if (++trailer_count_ > limits_.max_header_count)

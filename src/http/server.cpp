@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 
 namespace wire::http {
 namespace {
@@ -26,16 +28,25 @@ const std::string& current_date() {
   return cached;
 }
 
-std::string status_line_and_headers(const Response& response, bool keep_alive,
+void append_number(std::string& out, std::uint64_t value) {
+  char digits[24];
+  auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  out.append(digits, end);
+}
+
+// Appends the status line and headers to `out`.
+void append_status_line_and_headers(std::string& out, const Response& response, bool keep_alive,
                                     const Options& options, std::uint64_t body_length,
                                     bool chunked) {
-  std::string out;
-  out.reserve(256);
-  out += "HTTP/1.1 ";
-  out += std::to_string(response.status);
-  out += ' ';
-  out += reason_phrase(response.status);
-  out += "\r\nDate: ";
+  if (response.status == 200) {
+    out += "HTTP/1.1 200 OK\r\nDate: ";
+  } else {
+    out += "HTTP/1.1 ";
+    append_number(out, static_cast<std::uint64_t>(response.status));
+    out += ' ';
+    out += reason_phrase(response.status);
+    out += "\r\nDate: ";
+  }
   out += current_date();
   out += "\r\nServer: ";
   out += options.server_name;
@@ -46,6 +57,7 @@ std::string status_line_and_headers(const Response& response, bool keep_alive,
     out += value;
     out += "\r\n";
   }
+  if (response.shared) out += response.shared->header_lines;
   // 1xx, 204 and 304 carry no body and no length; HEAD gets the length GET would have.
   const bool no_body =
       response.status / 100 == 1 || response.status == 204 || response.status == 304;
@@ -53,11 +65,18 @@ std::string status_line_and_headers(const Response& response, bool keep_alive,
     out += "Transfer-Encoding: chunked\r\n";
   } else if (!no_body) {
     out += "Content-Length: ";
-    out += std::to_string(body_length);
+    append_number(out, body_length);
     out += "\r\n";
   }
   if (!keep_alive) out += "Connection: close\r\n";
   out += "\r\n";
+}
+
+std::string status_line_and_headers(const Response& response, bool keep_alive,
+                                    const Options& options, std::uint64_t body_length,
+                                    bool chunked) {
+  std::string out;
+  append_status_line_and_headers(out, response, keep_alive, options, body_length, chunked);
   return out;
 }
 
@@ -106,6 +125,7 @@ Response::Response(Response&& other) noexcept
       status(other.status),
       headers(std::move(other.headers)),
       body(std::move(other.body)),
+      shared(std::move(other.shared)),
       file_fd(std::exchange(other.file_fd, -1)),
       file_offset(other.file_offset),
       file_length(other.file_length) {}
@@ -117,6 +137,7 @@ Response& Response::operator=(Response&& other) noexcept {
     status = other.status;
     headers = std::move(other.headers);
     body = std::move(other.body);
+    shared = std::move(other.shared);
     file_fd = std::exchange(other.file_fd, -1);
     file_offset = other.file_offset;
     file_length = other.file_length;
@@ -165,59 +186,79 @@ Handler Router::handler() const {
 
 namespace {
 
-// RequestHeads (3 KiB each) are reused per thread rather than allocated and cleared for
-// every request; a connection's coroutines all run on its loop's thread.
-struct ReturnHead {
-  void operator()(RequestHead* head) const noexcept;
+// What one request in flight needs: the parsed head (3 KiB of header slots) and the bytes
+// in and out. Reused per thread rather than allocated for every request (their strings
+// keep their capacity), and held only while requests are in flight, so an idle
+// connection holds none. A connection's coroutines all run on its loop's thread.
+struct Exchange {
+  RequestHead head;
+  std::string in;          // bytes read: the head, then whatever follows it
+  std::string head_bytes;  // the head, set apart while a body is read into `in`
+  std::string out;         // the response head, and a small body in the same write
 };
-using PooledHead = std::unique_ptr<RequestHead, ReturnHead>;
-std::vector<RequestHead*>& free_heads() {
+constexpr std::size_t exchanges_kept = 64;
+constexpr std::size_t exchange_capacity_kept = 64 * 1024;  // larger strings are let go
+
+struct ReturnExchange {
+  void operator()(Exchange* exchange) const noexcept;
+};
+using PooledExchange = std::unique_ptr<Exchange, ReturnExchange>;
+std::vector<Exchange*>& free_exchanges() {
   thread_local struct Pool {
-    std::vector<RequestHead*> heads;
+    std::vector<Exchange*> exchanges;
     ~Pool() {
-      for (RequestHead* h : heads) delete h;
+      for (Exchange* e : exchanges) delete e;
     }
   } pool;
-  return pool.heads;
+  return pool.exchanges;
 }
-void ReturnHead::operator()(RequestHead* head) const noexcept {
-  auto& heads = free_heads();
-  if (heads.size() < 64) {
+void ReturnExchange::operator()(Exchange* exchange) const noexcept {
+  auto& pool = free_exchanges();
+  if (pool.size() < exchanges_kept) {
+    for (std::string* s : {&exchange->in, &exchange->head_bytes, &exchange->out}) {
+      if (s->capacity() > exchange_capacity_kept) std::string().swap(*s);
+      s->clear();
+    }
     try {
-      heads.push_back(head);
+      pool.push_back(exchange);
       return;
     } catch (...) {
     }
   }
-  delete head;
+  delete exchange;
 }
-PooledHead acquire_head() {
-  auto& heads = free_heads();
-  if (heads.empty()) return PooledHead(new RequestHead);
-  RequestHead* head = heads.back();
-  heads.pop_back();
-  return PooledHead(head);
+PooledExchange acquire_exchange() {
+  auto& pool = free_exchanges();
+  if (pool.empty()) return PooledExchange(new Exchange);
+  Exchange* exchange = pool.back();
+  pool.pop_back();
+  return PooledExchange(exchange);
 }
 
 }  // namespace
 
-// Serves the requests in `buffer` and those that follow on the heels of them, until the
+// Serves the requests in `first` and those that follow on the heels of them, until the
 // connection falls idle (true: keep it) or must close (false). Its frame, with everything a
 // request needs, exists only while requests are in flight.
 Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Options& options,
-                          std::string buffer) {
+                          std::string_view first) {
+  auto exchange = acquire_exchange();
+  std::string& buffer = exchange->in;
+  RequestHead& head = exchange->head;
+  buffer.assign(first);
   for (;;) {
     if (buffer.empty()) co_return true;
 
-    // The head, within header_timeout of its first byte.
-    auto head = acquire_head();
-    const auto header_deadline = Clock::now() + options.header_timeout;
+    // The head, within header_timeout of its first byte (the clock is read only if it
+    // has to wait: most heads come whole in one read).
+    std::optional<Clock::time_point> header_deadline;
     ParseResult parsed;
     for (;;) {
-      parsed = parse_request_head(buffer, *head, options.limits);
+      parsed = parse_request_head(buffer, head, options.limits);
       if (parsed.state != ParseState::incomplete) break;
+      if (!header_deadline) header_deadline = Clock::now() + options.header_timeout;
       bool timed_out = false;
-      if (!co_await read_more(conn, buffer, header_deadline, timed_out)) {
+      if (!co_await read_more(conn, buffer, *header_deadline, timed_out)) {
         if (timed_out) co_await reject(conn, 408, "the request head took too long", options);
         co_return false;
       }
@@ -226,59 +267,65 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
       co_await reject(conn, parsed.error.status, parsed.error.reason, options);
       co_return false;
     }
-    // Keep the head's bytes apart, so reading the body cannot move them under its views.
-    std::string head_bytes = buffer.substr(0, parsed.consumed);
-    std::string rest = buffer.substr(parsed.consumed);
-    buffer.clear();
-    parsed = parse_request_head(head_bytes, *head, options.limits);
+    const std::size_t head_size = parsed.consumed;
+    if (head.body != BodyKind::none) {
+      // Keep the head's bytes apart, so reading the body cannot move them under its views;
+      // `buffer` then holds only what follows the head.
+      exchange->head_bytes.assign(buffer, 0, head_size);
+      buffer.erase(0, head_size);
+      parsed = parse_request_head(exchange->head_bytes, head, options.limits);
+    }
 
     Request request;
-    request.head = head.get();
-    request.method = head->method;
-    request.target = head->target;
+    request.head = &head;
+    request.method = head.method;
+    request.target = head.target;
     request.connection = &conn;
     auto question = request.target.find('?');
     request.path = request.target.substr(0, question);
     if (question != std::string_view::npos) request.query = request.target.substr(question + 1);
 
-    // The body, within body_timeout.
-    const auto body_deadline = Clock::now() + options.body_timeout;
-    if (head->body != BodyKind::none && head->expect_continue && rest.empty()) {
-      conn.set_timeout(options.body_timeout);
-      if (!co_await conn.send_all("HTTP/1.1 100 Continue\r\n\r\n", std::nothrow)) co_return false;
-    }
-    bool timed_out = false;
-    if (head->body == BodyKind::length) {
-      while (rest.size() < head->content_length) {
-        if (!co_await read_more(conn, rest, body_deadline, timed_out)) {
-          if (timed_out) co_await reject(conn, 408, "the request body took too long", options);
+    // The body, within body_timeout; it leaves `buffer` holding what follows it.
+    if (head.body != BodyKind::none) {
+      const auto body_deadline = Clock::now() + options.body_timeout;
+      if (head.expect_continue && buffer.empty()) {
+        conn.set_timeout(options.body_timeout);
+        if (!co_await conn.send_all("HTTP/1.1 100 Continue\r\n\r\n", std::nothrow))
           co_return false;
-        }
       }
-      request.body = rest.substr(0, head->content_length);
-      rest.erase(0, head->content_length);
-    } else if (head->body == BodyKind::chunked) {
-      ChunkedDecoder decoder(options.limits);
-      std::size_t used = 0;
-      for (;;) {
-        auto step = decoder.feed(std::string_view(rest).substr(used));
-        if (step.error.status != 0) {
-          co_await reject(conn, step.error.status, step.error.reason, options);
-          co_return false;
-        }
-        request.body.append(step.data);
-        used += step.consumed;
-        if (step.done) break;
-        if (step.consumed == 0) {
-          rest.erase(0, used);
-          used = 0;
-          if (!co_await read_more(conn, rest, body_deadline, timed_out)) {
+      bool timed_out = false;
+      if (head.body == BodyKind::length) {
+        while (buffer.size() < head.content_length) {
+          if (!co_await read_more(conn, buffer, body_deadline, timed_out)) {
             if (timed_out) co_await reject(conn, 408, "the request body took too long", options);
             co_return false;
           }
         }
+        request.body.assign(buffer, 0, head.content_length);
+        buffer.erase(0, head.content_length);
+      } else if (head.body == BodyKind::chunked) {
+        ChunkedDecoder decoder(options.limits);
+        std::size_t used = 0;
+        for (;;) {
+          auto step = decoder.feed(std::string_view(buffer).substr(used));
+          if (step.error.status != 0) {
+            co_await reject(conn, step.error.status, step.error.reason, options);
+            co_return false;
+          }
+          request.body.append(step.data);
+          used += step.consumed;
+          if (step.done) break;
+          if (step.consumed == 0) {
+            buffer.erase(0, used);
+            used = 0;
+            if (!co_await read_more(conn, buffer, body_deadline, timed_out)) {
+              if (timed_out) co_await reject(conn, 408, "the request body took too long", options);
+              co_return false;
+            }
+          }
+        }
+        buffer.erase(0, used);
       }
-      rest.erase(0, used);
     }
 
     Response response;
@@ -291,17 +338,21 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
       response = Response::text(500, "500 Internal Server Error\n");
     }
 
-    const bool keep_alive = head->keep_alive;
-    const bool head_only = equals_ignore_case(head->method, "HEAD");
+    const bool keep_alive = head.keep_alive;
+    const bool head_only = equals_ignore_case(head.method, "HEAD");
     const bool chunked = static_cast<bool>(response.stream) && !head_only;
-    const std::uint64_t length =
-        response.file_fd >= 0 ? response.file_length : response.body.size();
-    std::string out = status_line_and_headers(response, keep_alive, options, length, chunked);
+    const std::string& body = response.shared ? response.shared->body : response.body;
+    const std::uint64_t length = response.file_fd >= 0 ? response.file_length : body.size();
+    std::string& out = exchange->out;
+    out.clear();
+    append_status_line_and_headers(out, response, keep_alive, options, length, chunked);
     conn.set_timeout(options.body_timeout);
     std::uint64_t sent_body = 0;
-    if (!head_only && response.file_fd < 0 && !chunked) {
-      out += response.body;  // one write for head and body
-      sent_body = response.body.size();
+    const bool status_has_body =
+        response.status / 100 != 1 && response.status != 204 && response.status != 304;
+    if (!head_only && status_has_body && response.file_fd < 0 && !chunked) {
+      out += body;  // one write for head and body
+      sent_body = body.size();
     }
     const bool file_follows = !head_only && response.file_fd >= 0 && response.file_length > 0;
     // With a file to follow, the head waits (MSG_MORE) to leave in the file's first segment.
@@ -328,7 +379,8 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
       (void)conn.socket().shutdown(Shutdown::write, std::nothrow);
       co_return false;
     }
-    buffer = std::move(rest);
+    // A body-less request's head is still at the front: what follows it is the next one.
+    if (head.body == BodyKind::none) buffer.erase(0, head_size);
   }
 }
 
@@ -352,7 +404,7 @@ Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Opt
       co_return;
     }
     if (!first || first->empty()) co_return;  // idle timeout, close or error: just close
-    if (!co_await serve_requests(conn, handler, options, std::string(first->view()))) co_return;
+    if (!co_await serve_requests(conn, handler, options, first->view())) co_return;
   }
 }
 

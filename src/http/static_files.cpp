@@ -1,5 +1,7 @@
 #include "wire/http/static_files.hpp"
 
+#include "wire/loop.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -49,8 +51,9 @@ class Root {
   Root& operator=(const Root&) = delete;
   ~Root() { ::close(fd_); }
 
-  // Unique for the process's lifetime (an address could be reused by a later Root).
-  std::uint64_t id() const noexcept { return id_; }
+  // Unique for the process's lifetime (an address could be reused by a later Root):
+  // "ID/", the start of its files' keys in the per-thread cache.
+  const std::string& key_prefix() const noexcept { return key_prefix_; }
 
   // Opens `relative` (no leading slash; "" is the root itself) read-only; -1 and errno.
   int open(const std::string& relative) const {
@@ -73,7 +76,7 @@ class Root {
  private:
   std::string path_;
   int fd_ = -1;
-  std::uint64_t id_ = next_id();
+  std::string key_prefix_ = std::to_string(next_id()) + "/";
   static std::uint64_t next_id() {
     static std::atomic<std::uint64_t> counter{0};
     return ++counter;
@@ -189,19 +192,21 @@ FileMeta meta_for(const std::string& path, const struct ::stat& st) {
   return {etag_for(st), http_date(st.st_mtim.tv_sec), content_type_for(path)};
 }
 
-// Answers for one file, given either its open `fd` (which it takes) or, for a small file,
-// its `content` (fd is then -1).
+void add_file_headers(Response& response, const FileMeta& meta) {
+  response.header("Content-Type", std::string(meta.content_type));
+  response.header("Last-Modified", meta.last_modified);
+  response.header("ETag", meta.etag);
+  response.header("Accept-Ranges", "bytes");
+}
+
+// Answers for one file, given either its open `fd` (which it takes) or, for a small cached
+// file, its `parts` (fd is then -1): the header lines and content, shared, not copied.
 Response serve_file(const Request& request, const FileMeta& meta, const struct ::stat& st, int fd,
-                    const std::string* content) {
+                    const std::shared_ptr<const SharedParts>& parts) {
   auto close_fd = [&] {
     if (fd >= 0) ::close(fd);
   };
-  Response response(200);
   const std::string& etag = meta.etag;
-  response.header("Content-Type", std::string(meta.content_type));
-  response.header("Last-Modified", meta.last_modified);
-  response.header("ETag", etag);
-  response.header("Accept-Ranges", "bytes");
   const std::string_view if_none_match = request.header("If-None-Match");
   bool not_modified = false;
   if (!if_none_match.empty()) {
@@ -211,7 +216,8 @@ Response serve_file(const Request& request, const FileMeta& meta, const struct :
   }
   if (not_modified) {
     close_fd();
-    response.status = 304;
+    Response response(304);
+    add_file_headers(response, meta);
     return response;
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
@@ -225,21 +231,24 @@ Response serve_file(const Request& request, const FileMeta& meta, const struct :
     return unsatisfiable;
   }
   if (range > 0) {
-    response.status = 206;
+    Response response(206);
+    add_file_headers(response, meta);
     response.header("Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) +
                                          "/" + std::to_string(size));
-    if (content != nullptr) {
-      response.body = content->substr(static_cast<std::size_t>(first),
-                                      static_cast<std::size_t>(last - first + 1));
+    if (parts != nullptr) {
+      response.body = parts->body.substr(static_cast<std::size_t>(first),
+                                         static_cast<std::size_t>(last - first + 1));
     } else {
       response.send_file(fd, first, last - first + 1);
     }
     return response;
   }
-  // A small file goes out in the same write as the head: one syscall, not two.
-  if (content != nullptr) {
-    response.body = *content;
+  Response response(200);
+  if (parts != nullptr) {
+    // A small file goes out in the same write as the head: one syscall, not two.
+    response.shared = parts;
   } else {
+    add_file_headers(response, meta);
     response.send_file(fd, 0, size);
   }
   return response;
@@ -250,9 +259,48 @@ Response serve_file(const Request& request, const FileMeta& meta, const struct :
 struct CachedFile {
   FileMeta meta;
   struct ::stat st {};
-  std::string content;
+  std::shared_ptr<const SharedParts> parts;  // header lines and content
   std::chrono::steady_clock::time_point checked;
 };
+
+std::shared_ptr<const SharedParts> prepare(const FileMeta& meta, std::string content) {
+  auto parts = std::make_shared<SharedParts>();
+  Response headers;
+  add_file_headers(headers, meta);
+  for (const auto& [name, value] : headers.headers) {
+    parts->header_lines += name + ": " + value + "\r\n";
+  }
+  parts->body = std::move(content);
+  return parts;
+}
+
+// What a request's path names beneath the root, worked out in per-thread strings (the
+// handler never suspends while it uses them, so no request sees another's).
+struct PathScratch {
+  std::string decoded;   // the path, percent-decoded once
+  std::string relative;  // without a leading slash, `.` and empty segments
+  std::string key;       // the file's key in the cache
+};
+PathScratch& path_scratch() {
+  thread_local PathScratch scratch;
+  return scratch;
+}
+
+bool has_encoded_separator(std::string_view path) {
+  for (std::size_t at = path.find('%'); at != std::string_view::npos; at = path.find('%', at + 1)) {
+    if (at + 2 >= path.size()) break;
+    const char hi = path[at + 1], lo = static_cast<char>(path[at + 2] | 0x20);
+    if ((hi == '2' && lo == 'f') || (hi == '5' && lo == 'c')) return true;
+  }
+  return false;
+}
+
+std::chrono::steady_clock::time_point loop_time() {
+  // The loop's time of this iteration is fresh enough for a one-second cache and costs
+  // no clock read.
+  if (EventLoop* loop = EventLoop::current()) return loop->now();
+  return std::chrono::steady_clock::now();
+}
 constexpr auto revalidate_after = std::chrono::seconds(1);
 constexpr std::size_t max_cached_files = 4096;
 
@@ -265,6 +313,10 @@ std::unordered_map<std::string, CachedFile>& file_cache() {
 
 bool percent_decode(std::string_view text, std::string& out) {
   out.clear();
+  if (text.find('%') == std::string_view::npos) {  // the usual case: nothing to decode
+    out.assign(text);
+    return true;
+  }
   for (std::size_t i = 0; i < text.size(); ++i) {
     if (text[i] != '%') {
       out += text[i];
@@ -360,15 +412,13 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
     auto not_found = [] { return Response::text(404, "404 Not Found\n"); };
     // Decode once; an encoded slash or NUL, or a ".." segment, never reaches the disk.
     if (request.path.empty() || request.path.front() != '/') co_return not_found();
-    std::string lowered(request.path);
-    for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (lowered.find("%2f") != std::string::npos || lowered.find("%5c") != std::string::npos) {
-      co_return not_found();
-    }
-    std::string decoded;
+    if (has_encoded_separator(request.path)) co_return not_found();
+    PathScratch& scratch = path_scratch();
+    std::string& decoded = scratch.decoded;
     if (!percent_decode(request.path, decoded)) co_return Response::text(400, "400 Bad Request\n");
     if (decoded.find('\0') != std::string::npos) co_return not_found();
-    std::string relative;  // without a leading slash: resolved beneath the root
+    std::string& relative = scratch.relative;  // resolved beneath the root
+    relative.clear();
     for (std::size_t at = 1; at <= decoded.size();) {
       auto next = decoded.find('/', at);
       if (next == std::string::npos) next = decoded.size();
@@ -380,14 +430,14 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
       }
       at = next + 1;
     }
-    std::string cache_key = std::to_string(root->id());
-    cache_key += '/';
+    std::string& cache_key = scratch.key;
+    cache_key = root->key_prefix();
     cache_key += relative;
     auto& cache = file_cache();
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = loop_time();
     if (auto hit = cache.find(cache_key);
         hit != cache.end() && now - hit->second.checked < revalidate_after) {
-      co_return serve_file(request, hit->second.meta, hit->second.st, -1, &hit->second.content);
+      co_return serve_file(request, hit->second.meta, hit->second.st, -1, hit->second.parts);
     }
     int fd = root->open(relative);
     if (fd < 0) {
@@ -442,10 +492,12 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
       }
       if (cache.size() >= max_cached_files) cache.clear();
       CachedFile& entry = cache[cache_key];
-      entry = CachedFile{meta_for(file, info), info, std::move(content), now};
-      co_return serve_file(request, entry.meta, entry.st, -1, &entry.content);
+      FileMeta meta = meta_for(file, info);
+      auto parts = prepare(meta, std::move(content));
+      entry = CachedFile{std::move(meta), info, std::move(parts), now};
+      co_return serve_file(request, entry.meta, entry.st, -1, entry.parts);
     }
-    co_return serve_file(request, meta_for(file, info), info, fd, nullptr);
+    co_return serve_file(request, meta_for(file, info), info, fd, {});
   };
 }
 

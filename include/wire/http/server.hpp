@@ -43,6 +43,13 @@ struct Request {
   std::string_view header(std::string_view name) const { return head->header(name); }
 };
 
+// Header lines and a body made once and answered many times (a cached file, a canned
+// reply): a Response holding them shares rather than copies them.
+struct SharedParts {
+  std::string header_lines;  // "Name: value\r\n" each
+  std::string body;
+};
+
 class Response {
  public:
   Response() = default;
@@ -68,6 +75,8 @@ class Response {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // When set, its header lines follow `headers` and its body is the body (`body` empty).
+  std::shared_ptr<const SharedParts> shared;
   int file_fd = -1;
   std::uint64_t file_offset = 0;
   std::uint64_t file_length = 0;
