@@ -84,26 +84,28 @@ std::size_t find_line_end(std::string_view input, std::size_t from, std::size_t 
                           std::size_t limit, int limit_status, const char* limit_reason,
                           ParseResult& error) {
   // Bytes at or past limit_from + limit are over the limit; only those before it are
-  // searched, CR first (memchr is vectorised), then LF before that CR.
+  // searched for the first CR or LF, with memchr (vectorised): CR, then LF before it.
   const std::size_t end = std::min(input.size(), limit_from + limit);
+  std::size_t i = end;
   if (from < end) {
     const char* begin = input.data() + from;
     const std::size_t span = end - from;
     const char* cr = static_cast<const char*>(std::memchr(begin, '\r', span));
     const std::size_t before_cr = cr != nullptr ? static_cast<std::size_t>(cr - begin) : span;
-    if (std::memchr(begin, '\n', before_cr) != nullptr) {
+    const char* lf = static_cast<const char*>(std::memchr(begin, '\n', before_cr));
+    i = from + (lf != nullptr ? static_cast<std::size_t>(lf - begin) : before_cr);
+  }
+  if (i < end) {
+    if (input[i] == '\n') {
       error = fail(400, "bare LF (lines must end with CRLF)");
       return std::string_view::npos;
     }
-    if (cr != nullptr) {
-      const std::size_t i = from + before_cr;
-      if (i + 1 == input.size()) return std::string_view::npos;  // wait for the LF
-      if (input[i + 1] != '\n') {
-        error = fail(400, "bare CR");
-        return std::string_view::npos;
-      }
-      return i;
+    if (i + 1 == input.size()) return std::string_view::npos;  // wait for the LF
+    if (input[i + 1] != '\n') {
+      error = fail(400, "bare CR");
+      return std::string_view::npos;
     }
+    return i;
   }
   if (input.size() - limit_from >= limit) error = fail(limit_status, limit_reason);
   return std::string_view::npos;

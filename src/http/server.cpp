@@ -16,14 +16,16 @@ constexpr const char* day_names[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "
 constexpr const char* month_names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
-// The Date header, formatted at most once a second per thread.
-const std::string& current_date() {
+// The Date and Server lines, formatted at most once a second per thread.
+const std::string& date_and_server(const std::string& server_name) {
   thread_local std::int64_t cached_second = -1;
+  thread_local std::string cached_name;
   thread_local std::string cached;
   std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
-  if (now != cached_second) {
+  if (now != cached_second || server_name != cached_name) {
     cached_second = now;
-    cached = http_date(now);
+    cached_name = server_name;
+    cached = "Date: " + http_date(now) + "\r\nServer: " + server_name + "\r\n";
   }
   return cached;
 }
@@ -39,18 +41,15 @@ void append_status_line_and_headers(std::string& out, const Response& response, 
                                     const Options& options, std::uint64_t body_length,
                                     bool chunked) {
   if (response.status == 200) {
-    out += "HTTP/1.1 200 OK\r\nDate: ";
+    out += "HTTP/1.1 200 OK\r\n";
   } else {
     out += "HTTP/1.1 ";
     append_number(out, static_cast<std::uint64_t>(response.status));
     out += ' ';
     out += reason_phrase(response.status);
-    out += "\r\nDate: ";
+    out += "\r\n";
   }
-  out += current_date();
-  out += "\r\nServer: ";
-  out += options.server_name;
-  out += "\r\n";
+  out += date_and_server(options.server_name);
   for (const auto& [name, value] : response.headers) {
     out += name;
     out += ": ";
@@ -328,15 +327,16 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
       }
     }
 
-    Response response;
+    std::optional<Response> answer;
     try {
-      response = co_await handler(request);
+      answer.emplace(co_await handler(request));
     } catch (const Error&) {
       throw;  // the connection itself failed: nothing to answer on
     } catch (const std::exception& e) {
       std::fprintf(stderr, "wire: handler failed: %s\n", e.what());
-      response = Response::text(500, "500 Internal Server Error\n");
+      answer.emplace(Response::text(500, "500 Internal Server Error\n"));
     }
+    Response& response = *answer;
 
     const bool keep_alive = head.keep_alive;
     const bool head_only = equals_ignore_case(head.method, "HEAD");

@@ -286,6 +286,13 @@ PathScratch& path_scratch() {
   return scratch;
 }
 
+// A path that percent-decoding and segment cleaning would leave as it is (after its
+// leading slash): no escape, no empty segment, nothing starting with a dot.
+bool is_plain_path(std::string_view path) {
+  return path.find('%') == std::string_view::npos && path.find("//") == std::string_view::npos &&
+         path.find("/.") == std::string_view::npos;
+}
+
 bool has_encoded_separator(std::string_view path) {
   for (std::size_t at = path.find('%'); at != std::string_view::npos; at = path.find('%', at + 1)) {
     if (at + 2 >= path.size()) break;
@@ -415,20 +422,28 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
     if (has_encoded_separator(request.path)) co_return not_found();
     PathScratch& scratch = path_scratch();
     std::string& decoded = scratch.decoded;
-    if (!percent_decode(request.path, decoded)) co_return Response::text(400, "400 Bad Request\n");
-    if (decoded.find('\0') != std::string::npos) co_return not_found();
     std::string& relative = scratch.relative;  // resolved beneath the root
-    relative.clear();
-    for (std::size_t at = 1; at <= decoded.size();) {
-      auto next = decoded.find('/', at);
-      if (next == std::string::npos) next = decoded.size();
-      std::string_view segment(decoded.data() + at, next - at);
-      if (segment == "..") co_return not_found();
-      if (!segment.empty() && segment != ".") {
-        if (!relative.empty()) relative += '/';
-        relative += segment;
+    if (is_plain_path(request.path)) {
+      // Nothing to decode and no `.`, `..` or empty segment: the path is the name.
+      decoded.assign(request.path);
+      relative.assign(request.path.substr(1));
+      if (!relative.empty() && relative.back() == '/') relative.pop_back();
+    } else {
+      if (!percent_decode(request.path, decoded))
+        co_return Response::text(400, "400 Bad Request\n");
+      if (decoded.find('\0') != std::string::npos) co_return not_found();
+      relative.clear();
+      for (std::size_t at = 1; at <= decoded.size();) {
+        auto next = decoded.find('/', at);
+        if (next == std::string::npos) next = decoded.size();
+        std::string_view segment(decoded.data() + at, next - at);
+        if (segment == "..") co_return not_found();
+        if (!segment.empty() && segment != ".") {
+          if (!relative.empty()) relative += '/';
+          relative += segment;
+        }
+        at = next + 1;
       }
-      at = next + 1;
     }
     std::string& cache_key = scratch.key;
     cache_key = root->key_prefix();
