@@ -80,7 +80,10 @@ results="$work/results"
 for round in $(seq "$rounds"); do
   for case in "hello.txt 50" "hello.txt 200" "big.bin 50"; do
     read -r file conns <<<"$case"
-    for name in wire nginx h2o; do
+    # The order turns each round, so a drift in the machine's speed favours no server.
+    servers=(wire nginx h2o)
+    shift_by=$(((round - 1) % 3))
+    for name in "${servers[@]:shift_by}" "${servers[@]:0:shift_by}"; do
       start "$name"
       sleep 0.2  # let forked workers start
       # A benchmark of error pages would be worthless: check the body first.
