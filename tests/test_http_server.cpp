@@ -164,6 +164,53 @@ TEST_F(HttpServerTest, HeadGetsHeadersWithoutBody) {
   EXPECT_EQ(get.body, "hello\n");
 }
 
+TEST_F(HttpServerTest, SharedPartsAreSentAsIsByEveryResponse) {
+  auto canned = std::make_shared<http::SharedParts>();
+  canned->header_lines = "X-Canned: yes\r\nContent-Type: text/plain\r\n";
+  canned->body = "made once\n";
+  http::Router router;
+  router.add("GET", "/canned", [canned](http::Request&) -> Task<http::Response> {
+    http::Response r(200);
+    r.shared = canned;
+    co_return r;
+  });
+  router.add("HEAD", "/canned", [canned](http::Request&) -> Task<http::Response> {
+    http::Response r(200);
+    r.shared = canned;
+    co_return r;
+  });
+  router.add("GET", "/not-modified", [](http::Request&) -> Task<http::Response> {
+    // A body set by mistake on a 304 must not reach the wire: the client would take it
+    // for the start of the next response.
+    co_return http::Response::text(304, "stray bytes");
+  });
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(router.handler()));
+  Socket s = connect_to(server.address());
+  s.send_all(
+      "GET /canned HTTP/1.1\r\nHost: x\r\n\r\n"
+      "HEAD /canned HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /not-modified HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /canned HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  Reader reader(s);
+  Reply first = reader.next();
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(first.headers["x-canned"], "yes");
+  EXPECT_EQ(first.headers["content-length"], "10");
+  EXPECT_EQ(first.body, "made once\n");
+  Reply head = reader.next("HEAD");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.headers["content-length"], "10");
+  EXPECT_TRUE(head.body.empty());
+  Reply not_modified = reader.next();
+  EXPECT_EQ(not_modified.status, 304);
+  EXPECT_EQ(not_modified.headers.count("content-length"), 0u);
+  Reply last = reader.next();
+  EXPECT_EQ(last.body, "made once\n");
+  EXPECT_EQ(last.headers["connection"], "close");
+  EXPECT_TRUE(reader.closed());
+  EXPECT_EQ(canned->body, "made once\n") << "responses share the parts, never move them";
+}
+
 TEST_F(HttpServerTest, BadRequestsGetTheirStatusAndOnlyThatConnectionCloses) {
   BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
   Socket healthy = connect_to(server.address());
@@ -321,6 +368,24 @@ TEST_F(StaticFilesTest, NeverServesAnythingOutsideTheRoot) {
   EXPECT_EQ(get("/inside.txt").body, "0123456789") << "a symlink that stays inside is fine";
   EXPECT_EQ(get("/relative-inside.txt").body, "0123456789");
   EXPECT_EQ(get("/docs/%zz").status, 400);
+}
+
+TEST_F(StaticFilesTest, EveryPathSpellingOfAFileServesIt) {
+  // Plain paths take a shortcut past decoding; the others must land on the same file.
+  for (const char* target : {"/docs/a.txt", "/docs//a.txt", "/./docs/a.txt", "/docs/./a.txt",
+                             "/docs/%61.txt", "//docs/a.txt", "/docs/x/../a.txt"}) {
+    SCOPED_TRACE(target);
+    Reply reply = get(target);
+    if (std::string_view(target).find("..") != std::string_view::npos) {
+      EXPECT_EQ(reply.status, 404) << "a .. segment is refused, even one that stays inside";
+    } else {
+      EXPECT_EQ(reply.status, 200);
+      EXPECT_EQ(reply.body, "0123456789");
+    }
+  }
+  std::ofstream(root + "/.hidden") << "dot file";
+  EXPECT_EQ(get("/.hidden").body, "dot file");
+  EXPECT_EQ(get("/docs/?q=1").status, 200) << "a query is not part of the path";
 }
 
 TEST_F(StaticFilesTest, RangesAndConditionalRequests) {

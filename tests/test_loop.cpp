@@ -440,3 +440,24 @@ TEST_F(LoopTest, SendNowTakesWhatFitsWithoutWaiting) {
   EXPECT_THROW(for (int i = 0; i < 100; ++i) after_close += s.send_now(big), Error)
       << "a vanished peer is an error, not SIGPIPE";
 }
+
+TEST_F(LoopTest, NowIsTheTimeTheEventsCameAfterALongWait) {
+  // A handler woken by I/O after the loop slept must not see the time from before the
+  // sleep (caches and deadlines built on now() would be off by the whole wait).
+  EventLoop loop;
+  auto [a, b] = Socket::pair();
+  AsyncSocket reader(loop, std::move(b));
+  std::thread writer([&a] {
+    std::this_thread::sleep_for(100ms);
+    a.send_all("x");
+  });
+  auto body = [](EventLoop& loop, AsyncSocket& s) -> Task<std::chrono::nanoseconds> {
+    const auto before = loop.now();
+    char buffer[4];
+    (void)co_await s.recv(buffer);
+    co_return loop.now() - before;
+  };
+  const auto waited = loop.run_until_complete(body(loop, reader));
+  writer.join();
+  EXPECT_GE(waited, 90ms);
+}
