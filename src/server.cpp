@@ -263,8 +263,7 @@ void Server::connection_done(void* context, std::exception_ptr error) noexcept {
     } catch (...) {
       if (server != nullptr) server->loop_.report(error);
     }
-  } else if (server != nullptr && connection->socket.is_open() &&
-             connection->socket.parkable() &&
+  } else if (server != nullptr && connection->socket.is_open() && connection->socket.parkable() &&
              // Stopping: a connection marked idle (nothing in flight) ends now; any other
              // (a byte stream quiet for a moment) is kept until the grace period is over.
              !(server->stopping_ && connection->socket.idle()) && server->park(connection)) {

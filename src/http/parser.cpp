@@ -22,7 +22,8 @@ struct ByteClasses {
       target[c] = c >= 0x21 && c <= 0x7e;
       lower[c] = static_cast<unsigned char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
     }
-    for (unsigned char c : {'!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~'})
+    for (unsigned char c :
+         {'!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~'})
       tchar[c] = true;
   }
 };

@@ -289,8 +289,7 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
       const auto body_deadline = Clock::now() + options.body_timeout;
       if (head.expect_continue && buffer.empty()) {
         conn.set_timeout(options.body_timeout);
-        if (!co_await conn.send_all("HTTP/1.1 100 Continue\r\n\r\n", std::nothrow))
-          co_return false;
+        if (!co_await conn.send_all("HTTP/1.1 100 Continue\r\n\r\n", std::nothrow)) co_return false;
       }
       bool timed_out = false;
       if (head.body == BodyKind::length) {
