@@ -12,27 +12,13 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "raw_listener.hpp"
+
 int main(int argc, char** argv) {
   const int port = argc > 1 ? std::atoi(argv[1]) : 7000;
   std::signal(SIGPIPE, SIG_IGN);
-  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int on = 1;
-  ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) < 0 ||
-      ::listen(listener, SOMAXCONN) < 0) {
-    std::perror("epoll_echo: bind/listen");
-    return 1;
-  }
-  int epoll = ::epoll_create1(EPOLL_CLOEXEC);
+  const auto [listener, epoll] = listen_on_loopback(port, "epoll_echo");
   epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.fd = listener;
-  ::epoll_ctl(epoll, EPOLL_CTL_ADD, listener, &ev);
-  std::fprintf(stderr, "epoll_echo on 127.0.0.1:%d\n", port);
   epoll_event events[256];
   char buffer[16384];
   for (;;) {
