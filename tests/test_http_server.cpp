@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <map>
+#include <mutex>
 
 #include "support.hpp"
 #include "wire/http/server.hpp"
@@ -242,6 +243,33 @@ TEST_F(HttpServerTest, BadRequestsGetTheirStatusAndOnlyThatConnectionCloses) {
   EXPECT_EQ(Reader(s).next().status, 414);
   healthy.send_all("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(Reader(healthy).next().status, 200) << "other connections are undisturbed";
+}
+
+TEST_F(HttpServerTest, RefusedRequestsAreReportedWithTheirReason) {
+  struct Refusal {
+    int status;
+    std::string reason;
+  };
+  auto refusals = std::make_shared<std::vector<Refusal>>();
+  auto mutex = std::make_shared<std::mutex>();
+  http::Options options;
+  options.on_reject = [refusals, mutex](const AsyncSocket&, int status, std::string_view reason) {
+    std::lock_guard lock(*mutex);
+    refusals->push_back({status, std::string(reason)});
+  };
+  BackgroundServer server("tcp://127.0.0.1:0",
+                          http::connection_handler(demo_router().handler(), options));
+  Socket s = connect_to(server.address());
+  s.send_all("GET /hello HTTP/1.1\r\nHost: x\nX: y\r\n\r\n");
+  EXPECT_EQ(Reader(s).next().status, 400);
+  Socket fine = connect_to(server.address());
+  fine.send_all("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(Reader(fine).next().status, 200);
+  std::lock_guard lock(*mutex);
+  ASSERT_EQ(refusals->size(), 1u) << "only the refused request is reported";
+  EXPECT_EQ(refusals->front().status, 400);
+  EXPECT_NE(refusals->front().reason.find("bare LF"), std::string::npos)
+      << refusals->front().reason;
 }
 
 TEST_F(HttpServerTest, ExpectContinueThenBody) {
@@ -503,6 +531,13 @@ TEST_F(HttpServerTest, WireServeCommandServesAFolder) {
   EXPECT_EQ(Reader(s).next().body, "served by wire\n");
   std::string log = server.read_line();
   EXPECT_NE(log.find("\"GET /hello.txt HTTP/1.1\" 200 15"), std::string::npos) << log;
+  Socket bad = create_connection("tcp://" + host_port, 5s);
+  bad.send_all("GET /hello.txt HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(Reader(bad).next().status, 400);
+  std::string refused = server.read_line();
+  EXPECT_NE(refused.find("refused 400: HTTP/1.1 request without exactly one Host"),
+            std::string::npos)
+      << refused;
   // The keep-alive connection stays open and idle: a graceful stop closes it at once rather
   // than waiting out the 5 s grace period.
   auto start = std::chrono::steady_clock::now();

@@ -82,6 +82,7 @@ std::string status_line_and_headers(const Response& response, bool keep_alive,
 // Answers a bad request and closes: the status and a short reason, then a half-close and
 // a brief drain so the client reads the answer instead of a reset.
 Task<void> reject(AsyncSocket& conn, int status, const char* reason, const Options& options) {
+  if (options.on_reject) options.on_reject(conn, status, reason);
   Response response = Response::text(
       status, std::to_string(status) + " " + reason_phrase(status) + ": " + reason + "\n");
   std::string wire_bytes =

@@ -9,6 +9,29 @@
 
 namespace wire::cli {
 
+namespace {
+
+std::mutex& log_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+// The peer and the local time, as the access log shows them.
+std::pair<std::string, std::string> log_prefix(const AsyncSocket& connection) {
+  char when[64];
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::localtime_r(&now, &tm);
+  std::strftime(when, sizeof when, "%d/%b/%Y %H:%M:%S", &tm);
+  std::string peer = "-";
+  if (auto address = connection.socket().peer_address(std::nothrow)) {
+    peer = address->family() == Family::local ? "unix" : address->host();
+  }
+  return {peer, when};
+}
+
+}  // namespace
+
 Command add_serve(CLI::App& app) {
   auto* sub =
       app.add_subcommand("serve", "Serve a folder over HTTP (default: . on 127.0.0.1:8000)");
@@ -27,23 +50,22 @@ Command add_serve(CLI::App& app) {
   return [args] {
     http::Options options;
     if (!args->quiet) {
-      // One line per request on stderr, as python3 -m http.server prints them.
+      // One line per request on stderr, as python3 -m http.server prints them; a refused
+      // request gets one too, with the reason it was refused.
       options.on_response = [](const http::Request& request, int status, std::uint64_t bytes) {
-        static std::mutex log_mutex;
-        char when[64];
-        std::time_t now = std::time(nullptr);
-        std::tm tm{};
-        ::localtime_r(&now, &tm);
-        std::strftime(when, sizeof when, "%d/%b/%Y %H:%M:%S", &tm);
-        std::string peer = "-";
-        if (auto address = request.connection->socket().peer_address(std::nothrow)) {
-          peer = address->family() == Family::local ? "unix" : address->host();
-        }
-        std::lock_guard lock(log_mutex);
-        std::fprintf(stderr, "%s - - [%s] \"%.*s %.*s HTTP/1.%d\" %d %llu\n", peer.c_str(), when,
-                     static_cast<int>(request.method.size()), request.method.data(),
-                     static_cast<int>(request.target.size()), request.target.data(),
-                     request.head->version_minor, status, static_cast<unsigned long long>(bytes));
+        const auto [peer, when] = log_prefix(*request.connection);
+        std::lock_guard lock(log_mutex());
+        std::fprintf(stderr, "%s - - [%s] \"%.*s %.*s HTTP/1.%d\" %d %llu\n", peer.c_str(),
+                     when.c_str(), static_cast<int>(request.method.size()),
+                     request.method.data(), static_cast<int>(request.target.size()),
+                     request.target.data(), request.head->version_minor, status,
+                     static_cast<unsigned long long>(bytes));
+      };
+      options.on_reject = [](const AsyncSocket& connection, int status, std::string_view reason) {
+        const auto [peer, when] = log_prefix(connection);
+        std::lock_guard lock(log_mutex());
+        std::fprintf(stderr, "%s - - [%s] refused %d: %.*s\n", peer.c_str(), when.c_str(), status,
+                     static_cast<int>(reason.size()), reason.data());
       };
     }
     ServeOptions serve_options;
