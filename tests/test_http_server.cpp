@@ -416,6 +416,26 @@ TEST_F(StaticFilesTest, EveryPathSpellingOfAFileServesIt) {
   EXPECT_EQ(get("/docs/?q=1").status, 200) << "a query is not part of the path";
 }
 
+TEST_F(StaticFilesTest, ContentTypeFollowsTheExtensionWhateverItsCase) {
+  const std::pair<const char*, const char*> files[] = {
+      {"style.css", "text/css; charset=utf-8"},
+      {"app.mjs", "text/javascript; charset=utf-8"},
+      {"song.MP3", "audio/mpeg"},
+      {"clip.webm", "video/webm"},
+      {"font.woff2", "font/woff2"},
+      {"data.CSV", "text/csv; charset=utf-8"},
+      {"archive.tar", "application/x-tar"},
+      {"noextension", "application/octet-stream"},
+      {"dir.d/file", "application/octet-stream"}};
+  std::filesystem::create_directory(root + "/dir.d");
+  for (const auto& [name, type] : files) {
+    SCOPED_TRACE(name);
+    std::ofstream(root + "/" + name) << "x";
+    EXPECT_EQ(get(std::string("/") + name).headers["content-type"], type);
+    EXPECT_EQ(http::content_type_for(name), type);
+  }
+}
+
 TEST_F(StaticFilesTest, RangesAndConditionalRequests) {
   Reply part = get("/docs/a.txt", "Range: bytes=2-5\r\n");
   EXPECT_EQ(part.status, 206);

@@ -56,10 +56,9 @@ Command add_serve(CLI::App& app) {
         const auto [peer, when] = log_prefix(*request.connection);
         std::lock_guard lock(log_mutex());
         std::fprintf(stderr, "%s - - [%s] \"%.*s %.*s HTTP/1.%d\" %d %llu\n", peer.c_str(),
-                     when.c_str(), static_cast<int>(request.method.size()),
-                     request.method.data(), static_cast<int>(request.target.size()),
-                     request.target.data(), request.head->version_minor, status,
-                     static_cast<unsigned long long>(bytes));
+                     when.c_str(), static_cast<int>(request.method.size()), request.method.data(),
+                     static_cast<int>(request.target.size()), request.target.data(),
+                     request.head->version_minor, status, static_cast<unsigned long long>(bytes));
       };
       options.on_reject = [](const AsyncSocket& connection, int status, std::string_view reason) {
         const auto [peer, when] = log_prefix(connection);

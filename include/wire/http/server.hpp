@@ -105,8 +105,7 @@ struct Options {
   std::function<void(const Request&, int status, std::uint64_t bytes)> on_response;
   // Called once per request refused before it reached the handler (malformed, over a
   // limit, too slow): the status it gets and the parser's reason, for the error log.
-  std::function<void(const AsyncSocket& connection, int status, std::string_view reason)>
-      on_reject;
+  std::function<void(const AsyncSocket& connection, int status, std::string_view reason)> on_reject;
 };
 
 // Serves HTTP on one connection until it closes.
