@@ -203,16 +203,24 @@ struct ReturnExchange {
   void operator()(Exchange* exchange) const noexcept;
 };
 using PooledExchange = std::unique_ptr<Exchange, ReturnExchange>;
+// Trivially destructible, so still readable when the pool is gone at thread exit: an
+// exchange returned after that (a loop destroyed late) is simply deleted.
+thread_local bool exchange_pool_gone = false;
 std::vector<Exchange*>& free_exchanges() {
   thread_local struct Pool {
     std::vector<Exchange*> exchanges;
     ~Pool() {
+      exchange_pool_gone = true;
       for (Exchange* e : exchanges) delete e;
     }
   } pool;
   return pool.exchanges;
 }
 void ReturnExchange::operator()(Exchange* exchange) const noexcept {
+  if (exchange_pool_gone) {
+    delete exchange;
+    return;
+  }
   auto& pool = free_exchanges();
   if (pool.size() < exchanges_kept) {
     for (std::string* s : {&exchange->in, &exchange->head_bytes, &exchange->out}) {
@@ -228,6 +236,7 @@ void ReturnExchange::operator()(Exchange* exchange) const noexcept {
   delete exchange;
 }
 PooledExchange acquire_exchange() {
+  if (exchange_pool_gone) return PooledExchange(new Exchange);
   auto& pool = free_exchanges();
   if (pool.empty()) return PooledExchange(new Exchange);
   Exchange* exchange = pool.back();

@@ -46,7 +46,8 @@ struct Request {
 // Header lines and a body made once and answered many times (a cached file, a canned
 // reply): a Response holding them shares rather than copies them.
 struct SharedParts {
-  std::string header_lines;  // "Name: value\r\n" each
+  // "Name: value\r\n" each; not Content-Length or Transfer-Encoding (the server adds them).
+  std::string header_lines;
   std::string body;
 };
 
