@@ -170,16 +170,13 @@ TEST_F(HttpServerTest, SharedPartsAreSentAsIsByEveryResponse) {
   canned->header_lines = "X-Canned: yes\r\nContent-Type: text/plain\r\n";
   canned->body = "made once\n";
   http::Router router;
-  router.add("GET", "/canned", [canned](http::Request&) -> Task<http::Response> {
+  http::Handler answer_canned = [canned](http::Request&) -> Task<http::Response> {
     http::Response r(200);
     r.shared = canned;
     co_return r;
-  });
-  router.add("HEAD", "/canned", [canned](http::Request&) -> Task<http::Response> {
-    http::Response r(200);
-    r.shared = canned;
-    co_return r;
-  });
+  };
+  router.add("GET", "/canned", answer_canned);
+  router.add("HEAD", "/canned", answer_canned);
   router.add("GET", "/not-modified", [](http::Request&) -> Task<http::Response> {
     // A body set by mistake on a 304 must not reach the wire: the client would take it
     // for the start of the next response.
