@@ -39,7 +39,7 @@ fuzz:
 	mkdir -p build/fuzz/corpus
 	clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	  -Iinclude fuzz/http_parser_fuzz.cpp src/http/parser.cpp -o build/fuzz/http_parser_fuzz
-	cp fuzz/corpus/http_request/* build/fuzz/corpus/
+	cp fuzz/corpus/http/* build/fuzz/corpus/
 	build/fuzz/http_parser_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  -print_final_stats=1 build/fuzz/corpus > build/fuzz/log 2>&1; status=$$?; \
 	  tail -n 12 build/fuzz/log; exit $$status

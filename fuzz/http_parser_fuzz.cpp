@@ -1,6 +1,8 @@
-// libFuzzer target for the HTTP parser. For any input: parsing must not crash, read out of
-// bounds (ASan) or hit undefined behaviour (UBSan); a complete head must not claim more
-// bytes than it was given; and splitting the input in two must not change the outcome.
+// libFuzzer target for the HTTP parser. For any input, read as a request head (what a server
+// parses) and as a response head (what the client parses from any server): parsing must not
+// crash, read out of bounds (ASan) or hit undefined behaviour (UBSan); a complete head must
+// not claim more bytes than it was given; and splitting the input in two must not change
+// the outcome.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -39,19 +41,38 @@ std::pair<int, std::size_t> outcome(std::string_view input) {
   return {0, r.consumed};
 }
 
+std::pair<int, std::size_t> response_outcome(std::string_view input) {
+  ResponseHead head;
+  ParseResult r = parse_response_head(input, head);
+  if (r.state == ParseState::error) return {r.error.status, 0};
+  if (r.state == ParseState::incomplete) return {-1, 0};
+  if (r.consumed > input.size()) std::abort();
+  for (const Header& h : head.headers()) {
+    if (h.name.data() < input.data() ||
+        h.value.data() + h.value.size() > input.data() + input.size()) {
+      std::abort();
+    }
+  }
+  return {head.status, r.consumed};
+}
+
+// The same bytes arriving in two reads: the first prefix that is not incomplete decides.
+template <class Outcome>
+void check_split(std::string_view view, std::size_t cut, Outcome outcome) {
+  auto whole = outcome(view);
+  auto first = outcome(view.substr(0, cut));
+  auto result = first.first == -1 ? whole : first;
+  if (result != whole) std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   // Copy into an exact-size heap block so ASan sees any read past the end.
   std::string input(reinterpret_cast<const char*>(data), size);
   std::string_view view(input);
-  auto whole = outcome(view);
-  if (size > 1) {
-    // The same bytes arriving in two reads: the first prefix that is not incomplete decides.
-    std::size_t cut = data[0] % size;
-    auto first = outcome(view.substr(0, cut));
-    auto result = first.first == -1 ? whole : first;
-    if (result != whole) std::abort();
-  }
+  const std::size_t cut = size > 1 ? data[0] % size : 0;
+  check_split(view, cut, outcome);
+  check_split(view, cut, response_outcome);
   return 0;
 }
