@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -411,6 +412,42 @@ TEST_F(StaticFilesTest, EveryPathSpellingOfAFileServesIt) {
   std::ofstream(root + "/.hidden") << "dot file";
   EXPECT_EQ(get("/.hidden").body, "dot file");
   EXPECT_EQ(get("/docs/?q=1").status, 200) << "a query is not part of the path";
+}
+
+TEST_F(HttpServerTest, WorkersServeConcurrentClientsWithPerThreadCaches) {
+  // Each worker thread has its own file cache, request pool and frame cache: many clients
+  // at once, spread over the workers by SO_REUSEPORT, must all get exact answers.
+  test::TempDir dir;
+  std::ofstream(dir.file("small.txt")) << "small file\n";
+  std::ofstream(dir.file("other.html")) << "<p>other</p>\n";
+  ServeOptions options;
+  options.workers = 4;
+  BackgroundServer server("tcp://127.0.0.1:0",
+                          http::connection_handler(http::static_files(dir.file(""))), options);
+  std::atomic<int> exact{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 16; ++c) {
+    clients.emplace_back([&] {
+      Socket s = connect_to(server.address());
+      Reader reader(s);
+      for (int i = 0; i < 20; ++i) {
+        s.send_all(
+            "GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+            "HEAD /other.html HTTP/1.1\r\nHost: x\r\n\r\n"
+            "GET /other.html HTTP/1.1\r\nHost: x\r\n\r\n");
+        Reply small = reader.next();
+        Reply head = reader.next("HEAD");
+        Reply other = reader.next();
+        if (small.body == "small file\n" && head.headers["content-length"] == "13" &&
+            head.body.empty() && other.body == "<p>other</p>\n" &&
+            other.headers["content-type"] == "text/html; charset=utf-8") {
+          ++exact;
+        }
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(exact.load(), 16 * 20);
 }
 
 TEST_F(StaticFilesTest, ContentTypeFollowsTheExtensionWhateverItsCase) {
