@@ -15,19 +15,24 @@ using namespace wire::http;
 
 namespace {
 
+// A complete head claims no more than it was given, and every view points into the input.
+void check_views(const ParseResult& r, const MessageHead& head, std::string_view input) {
+  if (r.consumed > input.size()) std::abort();
+  for (const Header& h : head.headers()) {
+    if (h.name.data() < input.data() ||
+        h.value.data() + h.value.size() > input.data() + input.size()) {
+      std::abort();
+    }
+  }
+}
+
 // The status (or 0 for complete, -1 for incomplete) and consumed size for a head.
 std::pair<int, std::size_t> outcome(std::string_view input) {
   RequestHead head;
   ParseResult r = parse_request_head(input, head);
   if (r.state == ParseState::error) return {r.error.status, 0};
   if (r.state == ParseState::incomplete) return {-1, 0};
-  if (r.consumed > input.size()) std::abort();
-  for (const Header& h : head.headers()) {
-    if (h.name.data() < input.data() ||
-        h.value.data() + h.value.size() > input.data() + input.size()) {
-      std::abort();  // a view outside the input
-    }
-  }
+  check_views(r, head, input);
   if (head.body == BodyKind::chunked) {
     ChunkedDecoder decoder;
     std::string_view rest = input.substr(r.consumed);
@@ -46,13 +51,7 @@ std::pair<int, std::size_t> response_outcome(std::string_view input) {
   ParseResult r = parse_response_head(input, head);
   if (r.state == ParseState::error) return {r.error.status, 0};
   if (r.state == ParseState::incomplete) return {-1, 0};
-  if (r.consumed > input.size()) std::abort();
-  for (const Header& h : head.headers()) {
-    if (h.name.data() < input.data() ||
-        h.value.data() + h.value.size() > input.data() + input.size()) {
-      std::abort();
-    }
-  }
+  check_views(r, head, input);
   return {head.status, r.consumed};
 }
 
