@@ -17,6 +17,8 @@ AsyncSocket::AsyncSocket(AsyncSocket&& other) noexcept
     : loop_(other.loop_),
       socket_(std::move(other.socket_)),
       timeout_ns_(other.timeout_ns_),
+      bytes_sent_(other.bytes_sent_),
+      deadline_(other.deadline_),
       read_drained_(other.read_drained_),
       idle_(other.idle_),
       parkable_(other.parkable_) {}
@@ -27,6 +29,8 @@ AsyncSocket& AsyncSocket::operator=(AsyncSocket&& other) noexcept {
     loop_ = other.loop_;
     socket_ = std::move(other.socket_);
     timeout_ns_ = other.timeout_ns_;
+    bytes_sent_ = other.bytes_sent_;
+    deadline_ = other.deadline_;
     read_drained_ = other.read_drained_;
     idle_ = other.idle_;
     parkable_ = other.parkable_;
@@ -36,7 +40,10 @@ AsyncSocket& AsyncSocket::operator=(AsyncSocket&& other) noexcept {
 
 std::size_t AsyncSocket::send_now(std::string_view data) {
   auto sent = socket_.send(data, std::nothrow);  // the socket is non-blocking
-  if (sent) return *sent;
+  if (sent) {
+    bytes_sent_ += *sent;
+    return *sent;
+  }
   if (detail::would_block(sent.error())) return 0;
   throw Error(sent.error(), "send", socket_.describe());
 }
@@ -115,11 +122,14 @@ bool RecvPooledOp::attempt(int fd, AsyncSocket& owner, Result<Value>& result) no
   }
 }
 
-bool SendOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
-  return attempt_once([&] { return ::send(fd, data.data(), data.size(), MSG_NOSIGNAL); }, result);
+bool SendOp::attempt(int fd, AsyncSocket& owner, Result<Value>& result) noexcept {
+  const bool done =
+      attempt_once([&] { return ::send(fd, data.data(), data.size(), MSG_NOSIGNAL); }, result);
+  if (done && result) owner.bytes_sent_ += *result;
+  return done;
 }
 
-bool SendAllOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
+bool SendAllOp::attempt(int fd, AsyncSocket& owner, Result<Value>& result) noexcept {
   while (sent < data.size()) {
     Result<std::size_t> n = std::error_code();
     if (!attempt_once(
@@ -134,12 +144,13 @@ bool SendAllOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
       return true;
     }
     sent += *n;
+    owner.bytes_sent_ += *n;
   }
   result = sent;
   return true;
 }
 
-bool SendFileOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
+bool SendFileOp::attempt(int fd, AsyncSocket& owner, Result<Value>& result) noexcept {
   while (remaining > 0) {
     auto off = static_cast<::off_t>(offset);
     const std::size_t chunk =
@@ -159,6 +170,7 @@ bool SendFileOp::attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept {
     offset += *n;
     remaining -= *n;
     sent += *n;
+    owner.bytes_sent_ += *n;
   }
   result = sent;
   return true;

@@ -13,8 +13,8 @@
 
 namespace wire::detail {
 
-// Waits for readiness after a call met EAGAIN, honouring one timeout for a whole operation.
-// The deadline is computed only when a wait is first needed, so a call that succeeds at once
+// Waits for readiness after a call met EAGAIN, honouring one timeout across an operation's
+// waits (restarted by progressed() where the operation is a transfer in pieces). The deadline is computed only when a wait is first needed, so a call that succeeds at once
 // never reads the clock.
 class Waiter {
  public:
@@ -23,6 +23,9 @@ class Waiter {
   // Returns {} once `fd` is ready for `events` (or has an error/hang-up for the next call to
   // report), errc::timed_out after the deadline, EAGAIN when the socket is non-blocking.
   std::error_code wait(int fd, short events) noexcept;
+  // The operation moved (bytes came or went): the timeout starts again from the next wait,
+  // so it bounds idleness, not the whole transfer.
+  void progressed() noexcept { started_ = false; }
 
  private:
   std::int64_t timeout_ns_;

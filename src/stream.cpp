@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 
 #include "io.hpp"
@@ -123,6 +124,7 @@ Result<std::size_t> Stream::fill(detail::Waiter& waiter) noexcept {
     return is_socket_ ? ::recv(fd_, into, read_chunk, 0) : ::read(fd_, into, read_chunk);
   });
   read_buffer_.resize(old_size + (n ? *n : 0));
+  if (n && *n > 0) waiter.progressed();
   return n;
 }
 
@@ -206,15 +208,21 @@ Result<void> Stream::flush_with(detail::Waiter& waiter) noexcept {
         break;
       }
     }
+    // On a blocking fd a large write would sleep in the kernel until all of it is taken,
+    // past any timeout: after POLLOUT, a socket write is made non-blocking for the call
+    // (MSG_DONTWAIT) and a pipe write is kept to PIPE_BUF, which a writable pipe takes whole.
+    const bool bounded = timeout_ns_ > 0 && !nonblocking_;
     auto n = detail::retry_io(fd_, POLLOUT, waiter, [&] {
-      return is_socket_ ? ::send(fd_, from, size, MSG_NOSIGNAL)
-                        : detail::without_sigpipe([&] { return ::write(fd_, from, size); });
+      if (is_socket_) return ::send(fd_, from, size, MSG_NOSIGNAL | (bounded ? MSG_DONTWAIT : 0));
+      const std::size_t piece = bounded ? std::min<std::size_t>(size, PIPE_BUF) : size;
+      return detail::without_sigpipe([&] { return ::write(fd_, from, piece); });
     });
     if (!n) {
       result = n.error();
       break;
     }
     sent += *n;
+    waiter.progressed();
   }
   write_buffer_.erase(0, sent);
   return result;

@@ -20,6 +20,8 @@
 // argument to get a Result instead.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <span>
 #include <string_view>
 
@@ -35,6 +37,7 @@ struct RecvOp;
 struct RecvPooledOp;
 struct SendOp;
 struct SendAllOp;
+struct SendFileOp;
 struct AcceptOp;
 struct ConnectOp;
 struct RecvFromOp;
@@ -77,6 +80,9 @@ class AsyncSocket {
   // its record, no frame) and call the handler again once the peer sends more.
   void mark_parkable(bool parkable) noexcept { parkable_ = parkable; }
   bool parkable() const noexcept { return parkable_; }
+  // Bytes the kernel took from send, send_now, send_all and sendfile on this socket, so far:
+  // what an access log reports for a response cut short (the calls' own errors carry none).
+  std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
   // The last read emptied the kernel's buffer: the next read would most likely wait.
   bool drained() const noexcept { return read_drained_; }
   // The fd is known to be readable (the selector said so): the next read tries at once.
@@ -85,10 +91,28 @@ class AsyncSocket {
     if (timeout_ns_ < 0) return std::nullopt;
     return std::chrono::nanoseconds(timeout_ns_);
   }
-  // Bounds every wait of every later call (errc::timed_out), like Socket::set_timeout for
-  // the blocking layer; nullopt (the default) waits without limit. An idle timeout is this.
+  // An idle timeout: every wait of every later call fails with errc::timed_out once this
+  // long passes without progress. A send_all or sendfile that keeps moving is never cut (the
+  // clock restarts with each chunk the kernel takes); one whose peer stops reading is.
+  // nullopt (the default) waits without limit. Like Socket::set_timeout, per wait.
   void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept {
     timeout_ns_ = timeout ? std::max<std::int64_t>(0, timeout->count()) : -1;
+  }
+  // A total deadline, for those who want one beside the idle timeout: any wait still
+  // pending at `deadline` fails with errc::timed_out, progress or not. nullopt: none.
+  void set_deadline(std::optional<std::chrono::steady_clock::time_point> deadline) noexcept {
+    deadline_ = deadline ? *deadline : std::chrono::steady_clock::time_point::max();
+  }
+  std::optional<std::chrono::steady_clock::time_point> deadline() const noexcept {
+    if (deadline_ == std::chrono::steady_clock::time_point::max()) return std::nullopt;
+    return deadline_;
+  }
+  // When a wait starting at `now` gives up: the earlier of the idle timeout and the deadline
+  // (time_point::max() when neither is set).
+  std::chrono::steady_clock::time_point wait_limit(
+      std::chrono::steady_clock::time_point now) const noexcept {
+    if (timeout_ns_ < 0) return deadline_;
+    return std::min(deadline_, now + std::chrono::nanoseconds(timeout_ns_));
   }
 
   // co_await conn.recv(buffer) -> bytes read; 0 means the peer closed.
@@ -111,9 +135,11 @@ class AsyncSocket {
   // With send(2) flags: MSG_MORE holds a small write back until what follows (a sendfile
   // body, say) can join it in the same segment.
   auto send_all(std::string_view data, int flags);
+  auto send_all(std::string_view data, int flags, std::nothrow_t);
   // co_await conn.sendfile(file_fd, offset, length): the file's bytes straight from the page
   // cache to the socket (sendfile(2)), waiting while the socket's buffer is full.
   auto sendfile(int file_fd, std::uint64_t offset, std::uint64_t length);
+  auto sendfile(int file_fd, std::uint64_t offset, std::uint64_t length, std::nothrow_t);
   // co_await listener.accept() -> Accepted{AsyncSocket, Address} on the same loop.
   auto accept();
   auto accept(std::nothrow_t);
@@ -132,10 +158,15 @@ class AsyncSocket {
 
   friend struct detail::RecvOp;
   friend struct detail::RecvPooledOp;
+  friend struct detail::SendOp;
+  friend struct detail::SendAllOp;
+  friend struct detail::SendFileOp;
 
   EventLoop* loop_ = nullptr;
   Socket socket_;
   std::int64_t timeout_ns_ = -1;
+  std::uint64_t bytes_sent_ = 0;
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   // The last read took less than it asked for, so the kernel's buffer was empty: the next
   // read waits for readiness instead of trying first (which would almost surely be an
   // EAGAIN, one wasted syscall per request on a keep-alive connection).
@@ -198,14 +229,15 @@ class IoAwaitable : IoWaiter, TimerNode {
     }
     // The socket's timeout bounds each wait; the timer lives here, so arming costs no
     // allocation and a destroyed awaiter takes it along.
-    if (owner_->timeout_ns_ >= 0) {
+    const auto limit = owner_->wait_limit(Clock::now());
+    if (limit != Clock::time_point::max()) {
       fire = [](TimerNode* t) noexcept {
         auto* self = static_cast<IoAwaitable*>(t);
         self->owner_->loop_->cancel_io(*self);
         self->result_ = errc::timed_out;
         self->handle.resume();
       };
-      loop.arm(*this, Clock::now() + std::chrono::nanoseconds(owner_->timeout_ns_));
+      loop.arm(*this, limit);
     }
     return true;
   }
@@ -230,7 +262,18 @@ class IoAwaitable : IoWaiter, TimerNode {
  private:
   static bool retry(IoWaiter* w) noexcept {
     auto* self = static_cast<IoAwaitable*>(w);
-    return self->op_.attempt(self->fd, *self->owner_, self->result_);
+    if constexpr (requires { self->op_.sent; }) {
+      // A transfer in pieces: each piece the kernel took restarts the idle timeout.
+      const auto before = self->op_.sent;
+      const bool done = self->op_.attempt(self->fd, *self->owner_, self->result_);
+      if (!done && self->op_.sent != before && self->armed()) {
+        EventLoop& loop = *self->owner_->loop_;
+        loop.arm(*self, self->owner_->wait_limit(loop.now()));
+      }
+      return done;
+    } else {
+      return self->op_.attempt(self->fd, *self->owner_, self->result_);
+    }
   }
   static void abort_wait(IoWaiter* w, std::error_code reason) noexcept {
     auto* self = static_cast<IoAwaitable*>(w);
@@ -364,6 +407,13 @@ inline auto AsyncSocket::sendfile(int file_fd, std::uint64_t offset, std::uint64
 }
 inline auto AsyncSocket::send_all(std::string_view data, int flags) {
   return detail::IoAwaitable<detail::SendAllOp, true>(*this, {data, flags});
+}
+inline auto AsyncSocket::send_all(std::string_view data, int flags, std::nothrow_t) {
+  return detail::IoAwaitable<detail::SendAllOp, false>(*this, {data, flags});
+}
+inline auto AsyncSocket::sendfile(int file_fd, std::uint64_t offset, std::uint64_t length,
+                                  std::nothrow_t) {
+  return detail::IoAwaitable<detail::SendFileOp, false>(*this, {file_fd, offset, length});
 }
 inline auto AsyncSocket::accept() {
   return detail::IoAwaitable<detail::AcceptOp, true>(*this, {});

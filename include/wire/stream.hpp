@@ -31,7 +31,10 @@ class Waiter;
 
 class Stream {
  public:
-  // `timeout` as in Socket::set_timeout; applied with poll, whatever the fd's O_NONBLOCK.
+  // `timeout` is an idle timeout: a read or write fails with errc::timed_out once that long
+  // passes with no byte moving, and a transfer that keeps moving is never cut (like Python's
+  // makefile(), whose timeout bounds each underlying call). Applied with poll, whatever the
+  // fd's O_NONBLOCK: a write to a blocking socket or pipe whose reader stalls times out too.
   explicit Stream(int fd, std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
   Stream(Stream&& other) noexcept;
   Stream& operator=(Stream&& other) noexcept;

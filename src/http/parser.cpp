@@ -1,6 +1,8 @@
 #include "wire/http/parser.hpp"
 
 #include <algorithm>
+#include <bit>
+#include <cctype>
 #include <cstring>
 
 namespace wire::http {
@@ -110,6 +112,38 @@ std::size_t find_line_end(std::string_view input, std::size_t from, std::size_t 
   }
   if (input.size() - limit_from >= limit) error = fail(limit_status, limit_reason);
   return std::string_view::npos;
+}
+
+bool is_scheme(std::string_view s) {
+  // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+  if (s.empty() || !std::isalpha(static_cast<unsigned char>(s.front()))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+  });
+}
+
+// Resuming after an incomplete parse of input[0, already_checked): whether the new bytes can
+// change the outcome, so that a head arriving in many small reads costs O(bytes) in all
+// rather than a full parse per read (picohttpparser's last_len). A full parse is due when
+// the new bytes hold the head's end, a bare CR or LF (an error the parse reports), when the
+// input outgrows every limit (the parse names which), or when its size crosses a power of
+// two: at most a few dozen full parses per head, O(bytes) together, and an error on an
+// earlier line is still found while the input is at most twice as long.
+bool worth_parsing(std::string_view input, std::size_t already_checked, const Limits& limits) {
+  if (already_checked == 0 || already_checked >= input.size()) return true;
+  if (input.size() > limits.max_request_line + limits.max_header_block) return true;
+  if (std::bit_width(already_checked) != std::bit_width(input.size())) return true;
+  const std::size_t from = already_checked > 3 ? already_checked - 3 : 0;
+  for (std::size_t i = from; i < input.size(); ++i) {
+    const char c = input[i];
+    if (c == '\n') {
+      if (i == 0 || input[i - 1] != '\r') return true;                  // bare LF
+      if (i >= 3 && input[i - 2] == '\n' && input[i - 3] == '\r') return true;  // CRLF CRLF
+    } else if (c == '\r' && i + 1 < input.size() && input[i + 1] != '\n') {
+      return true;  // bare CR
+    }
+  }
+  return false;
 }
 
 // HTTP-version = "HTTP/" DIGIT "." DIGIT. Sets minor, or returns the status to answer.
@@ -245,6 +279,55 @@ bool parse_decimal(std::string_view text, std::uint64_t& value) noexcept {
   return true;
 }
 
+bool is_valid_host(std::string_view host) noexcept {
+  // uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): an IP-literal in brackets, or a
+  // reg-name / IPv4address of unreserved, sub-delims and pct-encoded bytes; port = *DIGIT.
+  std::string_view name = host;
+  std::string_view port;
+  if (!host.empty() && host.front() == '[') {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    name = host.substr(1, close - 1);
+    std::string_view after = host.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return false;
+      port = after.substr(1);
+    }
+    if (name.empty()) return false;
+    for (char c : name) {
+      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.' && c != 'v' &&
+          c != 'V') {
+        return false;
+      }
+    }
+  } else {
+    if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
+      name = host.substr(0, colon);
+      port = host.substr(colon + 1);
+    }
+    for (std::size_t i = 0; i < name.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(name[i]);
+      if (std::isalnum(c) || std::strchr("-._~!$&'()*+,;=", c) != nullptr) continue;
+      if (c == '%' && i + 2 < name.size() && std::isxdigit(static_cast<unsigned char>(name[i + 1])) &&
+          std::isxdigit(static_cast<unsigned char>(name[i + 2]))) {
+        i += 2;
+        continue;
+      }
+      return false;
+    }
+  }
+  return std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool is_valid_header_name(std::string_view name) noexcept {
+  return is_token(name);
+}
+
+bool is_valid_header_value(std::string_view value) noexcept {
+  // field-value: no CR, LF, NUL or other controls (they would end or split the field).
+  return all_field_chars(value);
+}
+
 bool equals_ignore_case(std::string_view a, std::string_view b) noexcept {
   return iequals(a, b);
 }
@@ -257,10 +340,13 @@ std::string_view MessageHead::header(std::string_view name) const noexcept {
 }
 
 ParseResult parse_request_head(std::string_view input, RequestHead& out, const Limits& limits,
-                               std::size_t) noexcept {
+                               std::size_t already_checked) noexcept {
+  if (!worth_parsing(input, already_checked, limits)) return {};
   std::size_t pos = 0;
-  // RFC 9112 2.2: ignore empty lines before a request line (left over after a body).
+  // RFC 9112 2.2: ignore empty lines before a request line (left over after a body), but
+  // count them against the request line's limit: a flood of them is not a request.
   while (pos < input.size() && input[pos] == '\r') {
+    if (pos >= limits.max_request_line) return fail(400, "too many empty lines before a request");
     if (pos + 1 == input.size()) return {};
     if (input[pos + 1] != '\n') return fail(400, "bare CR");
     pos += 2;
@@ -291,6 +377,31 @@ ParseResult parse_request_head(std::string_view input, RequestHead& out, const L
   if (int status = parse_version(version, out.version_minor); status != 0) {
     return fail(status, status == 505 ? "HTTP version not supported" : "invalid HTTP version");
   }
+  // RFC 9112 3.2: the target's form must be one its method allows.
+  std::string_view target_authority;
+  const bool is_connect = out.method == "CONNECT";
+  if (out.target.front() == '/') {
+    if (is_connect) return fail(400, "CONNECT needs an authority-form target (host:port)");
+  } else if (out.target == "*") {
+    if (out.method != "OPTIONS") return fail(400, "the * target is for OPTIONS only");
+  } else if (auto scheme_end = out.target.find("://");
+             !is_connect && scheme_end != std::string_view::npos && scheme_end > 0) {
+    // absolute-form: its authority, not the Host field, names the host (RFC 9112 3.2.2).
+    if (!is_scheme(out.target.substr(0, scheme_end))) return fail(400, "invalid URI scheme");
+    std::string_view rest = out.target.substr(scheme_end + 3);
+    target_authority = rest.substr(0, rest.find_first_of("/?"));
+    if (target_authority.empty() || target_authority.find('@') != std::string_view::npos ||
+        !is_valid_host(target_authority)) {
+      return fail(400, "invalid authority in an absolute-form target");
+    }
+  } else if (is_connect) {
+    if (!is_valid_host(out.target) || out.target.rfind(':') == std::string_view::npos ||
+        out.target.back() == ']') {
+      return fail(400, "CONNECT target is not host:port");
+    }
+  } else {
+    return fail(400, "request target is not origin-form (/path) or absolute-form");
+  }
 
   pos = line_end + 2;
   ParseResult fields = parse_fields(input, pos, out, limits);
@@ -310,6 +421,9 @@ ParseResult parse_request_head(std::string_view input, RequestHead& out, const L
   if (out.version_minor >= 1 && hosts != 1)
     return fail(400, "HTTP/1.1 request without exactly one Host");
   if (hosts > 1) return fail(400, "more than one Host");
+  if (hosts == 1 && !out.host.empty() && !is_valid_host(out.host))
+    return fail(400, "Host is not uri-host[:port]");
+  if (!target_authority.empty()) out.host = target_authority;
   out.content_length = 0;
   ParseResult framing = derive_framing(out, true, limits);
   if (framing.state == ParseState::error) return framing;
@@ -319,7 +433,8 @@ ParseResult parse_request_head(std::string_view input, RequestHead& out, const L
 
 ParseResult parse_response_head(std::string_view input, ResponseHead& out,
                                 std::string_view request_method, const Limits& limits,
-                                std::size_t) noexcept {
+                                std::size_t already_checked) noexcept {
+  if (!worth_parsing(input, already_checked, limits)) return {};
   ParseResult error;
   const std::size_t line_end =
       find_line_end(input, 0, 0, limits.max_request_line, 502, "status line too long", error);

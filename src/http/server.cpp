@@ -79,8 +79,36 @@ std::string status_line_and_headers(const Response& response, bool keep_alive,
   return out;
 }
 
-// Answers a bad request and closes: the status and a short reason, then a half-close and
-// a brief drain so the client reads the answer instead of a reset.
+// Closes gently after a response that ends the connection: half-close, then read and drop
+// what the client still sends, until it closes or linger_timeout passes without a byte
+// (linger_time in all). Closing with unread bytes would send a reset, and a reset makes the
+// client's kernel drop the response it had not read yet (nginx's lingering_close).
+Task<void> linger_close(AsyncSocket& conn, const Options& options) {
+  if (!conn.socket().shutdown(Shutdown::write, std::nothrow)) co_return;
+  conn.mark_idle(true);  // nothing is in flight: a graceful stop need not wait for this
+  conn.set_timeout(options.linger_timeout);
+  conn.set_deadline(Clock::now() + options.linger_time);
+  for (;;) {
+    auto data = co_await conn.recv_pooled(std::nothrow);
+    if (!data || data->empty()) break;
+  }
+  conn.set_deadline(std::nullopt);
+}
+
+void report_error(const AsyncSocket& conn, const Options& options, const std::string& message,
+                  bool print_by_default) {
+  if (options.on_error) {
+    try {
+      options.on_error(conn, message);
+    } catch (...) {
+    }
+  } else if (print_by_default) {
+    std::fprintf(stderr, "wire: %s\n", message.c_str());
+  }
+}
+
+// Answers a bad request and closes: the status and a short reason, then a lingering close
+// so the client reads the answer instead of a reset.
 Task<void> reject(AsyncSocket& conn, int status, const char* reason, const Options& options) {
   if (options.on_reject) options.on_reject(conn, status, reason);
   Response response = Response::text(
@@ -88,26 +116,20 @@ Task<void> reject(AsyncSocket& conn, int status, const char* reason, const Optio
   std::string wire_bytes =
       status_line_and_headers(response, false, options, response.body.size(), false) +
       response.body;
-  conn.set_timeout(std::chrono::seconds(1));
+  conn.set_timeout(options.body_timeout);
   if (!(co_await conn.send_all(wire_bytes, std::nothrow))) co_return;
-  (void)conn.socket().shutdown(Shutdown::write, std::nothrow);
-  for (std::size_t drained = 0; drained < (1u << 20);) {
-    auto data = co_await conn.recv_pooled(std::nothrow);
-    if (!data || data->empty()) break;
-    drained += data->size();
-  }
+  co_await linger_close(conn, options);
 }
 
-// Reads more bytes into `into` before `deadline`; false on timeout, EOF or error
+// Reads more bytes into `into`, waiting at most `timeout`; false on timeout, EOF or error
 // (`timed_out` tells which).
-Task<bool> read_more(AsyncSocket& conn, std::string& into, Clock::time_point deadline,
+Task<bool> read_more(AsyncSocket& conn, std::string& into, Clock::duration timeout,
                      bool& timed_out) {
-  auto left = deadline - Clock::now();
-  if (left <= Clock::duration::zero()) {
+  if (timeout <= Clock::duration::zero()) {
     timed_out = true;
     co_return false;
   }
-  conn.set_timeout(std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+  conn.set_timeout(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
   auto data = co_await conn.recv_pooled(std::nothrow);
   if (!data) {
     timed_out = data.error() == errc::timed_out;
@@ -116,6 +138,36 @@ Task<bool> read_more(AsyncSocket& conn, std::string& into, Clock::time_point dea
   if (data->empty()) co_return false;
   into.append(data->view());
   co_return true;
+}
+
+// Drops the empty lines (CRLF) in front of a request line as they come, so they are never
+// buffered; `skipped` counts them against the request line's limit. A lone CR stays: its LF
+// may be in the next read.
+void skip_empty_lines(std::string& buffer, std::size_t& skipped) {
+  std::size_t n = 0;
+  while (n + 1 < buffer.size() && buffer[n] == '\r' && buffer[n + 1] == '\n') n += 2;
+  if (n == 0) return;
+  buffer.erase(0, n);
+  skipped += n;
+}
+
+// The first header a handler set that would corrupt the response (a CR or LF in it splits
+// the response in two), or null.
+const std::pair<std::string, std::string>* invalid_header(const Response& response) {
+  for (const auto& header : response.headers) {
+    if (!is_valid_header_name(header.first) || !is_valid_header_value(header.second)) {
+      return &header;
+    }
+  }
+  return nullptr;
+}
+
+std::string describe_request(const Request& request) {
+  std::string text(request.method);
+  text += ' ';
+  // The target as the log may show it: printable bytes only.
+  for (char c : request.target.substr(0, 200)) text += (c > 0x20 && c < 0x7f) ? c : '?';
+  return text;
 }
 
 }  // namespace
@@ -246,6 +298,79 @@ PooledExchange acquire_exchange() {
 
 }  // namespace
 
+// Sends the answer to one request: false when the connection failed (the abort is
+// reported with the bytes that did go out).
+Task<bool> send_response(AsyncSocket& conn, const Request& request, Response& response,
+                         bool keep_alive, const Options& options, std::string& out) {
+  const RequestHead& head = *request.head;
+  const bool head_only = equals_ignore_case(head.method, "HEAD");
+  const bool chunked = static_cast<bool>(response.stream) && !head_only;
+  const std::string& body = response.shared ? response.shared->body : response.body;
+  const std::uint64_t length = response.file_fd >= 0 ? response.file_length : body.size();
+  out.clear();
+  append_status_line_and_headers(out, response, keep_alive, options, length, chunked);
+  const std::size_t head_size = out.size();
+  conn.set_timeout(options.body_timeout);  // idle: re-armed by every chunk the kernel takes
+  if (options.response_deadline) conn.set_deadline(Clock::now() + *options.response_deadline);
+  const std::uint64_t sent_before = conn.bytes_sent();
+  std::uint64_t sent_body = 0;
+  const bool status_has_body =
+      response.status / 100 != 1 && response.status != 204 && response.status != 304;
+  if (!head_only && status_has_body && response.file_fd < 0 && !chunked) {
+    out += body;  // one write for head and body
+    sent_body = body.size();
+  }
+  const bool file_follows = !head_only && response.file_fd >= 0 && response.file_length > 0;
+  std::error_code failure;
+  std::string failure_what;
+  // With a file to follow, the head waits (MSG_MORE) to leave in the file's first segment.
+  if (auto r = co_await conn.send_all(out, file_follows ? MSG_MORE : 0, std::nothrow); !r) {
+    failure = r.error();
+  } else if (file_follows) {
+    auto sent = co_await conn.sendfile(response.file_fd, response.file_offset,
+                                       response.file_length, std::nothrow);
+    if (!sent) failure = sent.error();
+    sent_body = response.file_length;
+  } else if (chunked) {
+    for (;;) {
+      std::string piece;
+      try {
+        piece = co_await response.stream();
+      } catch (const std::exception& e) {
+        failure = std::make_error_code(std::errc::io_error);
+        failure_what = std::string("the body's stream failed: ") + e.what();
+        break;
+      }
+      char size_line[32];
+      int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", piece.size());
+      std::string frame(size_line, static_cast<std::size_t>(n));
+      frame += piece;
+      frame += "\r\n";
+      if (piece.empty()) frame = "0\r\n\r\n";
+      if (auto r = co_await conn.send_all(frame, std::nothrow); !r) {
+        failure = r.error();
+        break;
+      }
+      sent_body += piece.size();
+      if (piece.empty()) break;
+    }
+  }
+  conn.set_deadline(std::nullopt);
+  if (failure) {
+    const std::uint64_t went = conn.bytes_sent() - sent_before;
+    const std::uint64_t body_went = went > head_size ? went - head_size : 0;
+    std::string message = describe_request(request) + ": response aborted after " +
+                          std::to_string(body_went) + " of " +
+                          (chunked ? std::string("?") : std::to_string(length)) +
+                          " body bytes: " +
+                          (failure_what.empty() ? failure.message() : failure_what);
+    report_error(conn, options, message, !failure_what.empty());
+    co_return false;
+  }
+  if (options.on_response) options.on_response(request, response.status, sent_body);
+  co_return true;
+}
+
 // Serves the requests in `first` and those that follow on the heels of them, until the
 // connection falls idle (true: keep it) or must close (false). Its frame, with everything a
 // request needs, exists only while requests are in flight.
@@ -259,15 +384,30 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
     if (buffer.empty()) co_return true;
 
     // The head, within header_timeout of its first byte (the clock is read only if it
-    // has to wait: most heads come whole in one read).
+    // has to wait: most heads come whole in one read). A head arriving in pieces is parsed
+    // again only when a piece can change the outcome (`checked`): O(bytes) in all.
     std::optional<Clock::time_point> header_deadline;
     ParseResult parsed;
+    std::size_t checked = 0;
+    std::size_t empty_lines = 0;
     for (;;) {
-      parsed = parse_request_head(buffer, head, options.limits);
-      if (parsed.state != ParseState::incomplete) break;
+      if (buffer.front() == '\r') {
+        const std::size_t before = buffer.size();
+        skip_empty_lines(buffer, empty_lines);
+        if (buffer.size() != before) checked = 0;
+        if (empty_lines > options.limits.max_request_line) {
+          co_await reject(conn, 400, "too many empty lines before a request", options);
+          co_return false;
+        }
+      }
+      if (!buffer.empty()) {
+        parsed = parse_request_head(buffer, head, options.limits, checked);
+        if (parsed.state != ParseState::incomplete) break;
+        checked = buffer.size();
+      }
       if (!header_deadline) header_deadline = Clock::now() + options.header_timeout;
       bool timed_out = false;
-      if (!co_await read_more(conn, buffer, *header_deadline, timed_out)) {
+      if (!co_await read_more(conn, buffer, *header_deadline - Clock::now(), timed_out)) {
         if (timed_out) co_await reject(conn, 408, "the request head took too long", options);
         co_return false;
       }
@@ -290,13 +430,24 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
     request.method = head.method;
     request.target = head.target;
     request.connection = &conn;
-    auto question = request.target.find('?');
-    request.path = request.target.substr(0, question);
-    if (question != std::string_view::npos) request.query = request.target.substr(question + 1);
+    // The path of an absolute-form target ("http://host/p?q") is what follows its authority.
+    std::string_view origin = request.target;
+    if (origin.front() != '/' && origin != "*") {
+      const auto scheme_end = origin.find("://");
+      if (scheme_end != std::string_view::npos) {
+        const auto path_start = origin.find_first_of("/?", scheme_end + 3);
+        origin = path_start == std::string_view::npos ? std::string_view("/")
+                                                      : origin.substr(path_start);
+        if (origin.front() == '?') origin = std::string_view("/");
+      }
+    }
+    auto question = origin.find('?');
+    request.path = origin.substr(0, question);
+    if (question != std::string_view::npos) request.query = origin.substr(question + 1);
 
-    // The body, within body_timeout; it leaves `buffer` holding what follows it.
+    // The body, each read within body_timeout (an idle timeout: a slow upload that keeps
+    // moving is not cut); it leaves `buffer` holding what follows it.
     if (head.body != BodyKind::none) {
-      const auto body_deadline = Clock::now() + options.body_timeout;
       if (head.expect_continue && buffer.empty()) {
         conn.set_timeout(options.body_timeout);
         if (!co_await conn.send_all("HTTP/1.1 100 Continue\r\n\r\n", std::nothrow)) co_return false;
@@ -304,8 +455,8 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
       bool timed_out = false;
       if (head.body == BodyKind::length) {
         while (buffer.size() < head.content_length) {
-          if (!co_await read_more(conn, buffer, body_deadline, timed_out)) {
-            if (timed_out) co_await reject(conn, 408, "the request body took too long", options);
+          if (!co_await read_more(conn, buffer, options.body_timeout, timed_out)) {
+            if (timed_out) co_await reject(conn, 408, "the request body stalled", options);
             co_return false;
           }
         }
@@ -326,8 +477,8 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
           if (step.consumed == 0) {
             buffer.erase(0, used);
             used = 0;
-            if (!co_await read_more(conn, buffer, body_deadline, timed_out)) {
-              if (timed_out) co_await reject(conn, 408, "the request body took too long", options);
+            if (!co_await read_more(conn, buffer, options.body_timeout, timed_out)) {
+              if (timed_out) co_await reject(conn, 408, "the request body stalled", options);
               co_return false;
             }
           }
@@ -336,56 +487,38 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
       }
     }
 
+    // Whatever a handler throws (a wire::Error from its own upstream connection included)
+    // is its failure, not the client's: a 500 if nothing went out yet, a report, and this
+    // connection closes after the answer.
+    bool keep_alive = head.keep_alive;
     std::optional<Response> answer;
+    const std::uint64_t sent_before_handler = conn.bytes_sent();
+    std::string failure;
     try {
       answer.emplace(co_await handler(request));
-    } catch (const Error&) {
-      throw;  // the connection itself failed: nothing to answer on
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "wire: handler failed: %s\n", e.what());
-      answer.emplace(Response::text(500, "500 Internal Server Error\n"));
+      failure = e.what();
+    } catch (...) {
+      failure = "a non-standard exception";
     }
-    Response& response = *answer;
-
-    const bool keep_alive = head.keep_alive;
-    const bool head_only = equals_ignore_case(head.method, "HEAD");
-    const bool chunked = static_cast<bool>(response.stream) && !head_only;
-    const std::string& body = response.shared ? response.shared->body : response.body;
-    const std::uint64_t length = response.file_fd >= 0 ? response.file_length : body.size();
-    std::string& out = exchange->out;
-    out.clear();
-    append_status_line_and_headers(out, response, keep_alive, options, length, chunked);
-    conn.set_timeout(options.body_timeout);
-    std::uint64_t sent_body = 0;
-    const bool status_has_body =
-        response.status / 100 != 1 && response.status != 204 && response.status != 304;
-    if (!head_only && status_has_body && response.file_fd < 0 && !chunked) {
-      out += body;  // one write for head and body
-      sent_body = body.size();
-    }
-    const bool file_follows = !head_only && response.file_fd >= 0 && response.file_length > 0;
-    // With a file to follow, the head waits (MSG_MORE) to leave in the file's first segment.
-    co_await conn.send_all(out, file_follows ? MSG_MORE : 0);
-    if (file_follows) {
-      co_await conn.sendfile(response.file_fd, response.file_offset, response.file_length);
-      sent_body = response.file_length;
-    } else if (chunked) {
-      for (;;) {
-        std::string piece = co_await response.stream();
-        char size_line[32];
-        int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", piece.size());
-        std::string frame(size_line, static_cast<std::size_t>(n));
-        frame += piece;
-        frame += "\r\n";
-        if (piece.empty()) frame = "0\r\n\r\n";
-        co_await conn.send_all(frame);
-        sent_body += piece.size();
-        if (piece.empty()) break;
+    if (failure.empty()) {
+      if (auto* bad = invalid_header(*answer)) {
+        failure = "invalid response header set by the handler: " + bad->first;
+        answer.reset();
       }
     }
-    if (options.on_response) options.on_response(request, response.status, sent_body);
+    if (!failure.empty()) {
+      report_error(conn, options, describe_request(request) + ": handler failed: " + failure,
+                   true);
+      if (conn.bytes_sent() != sent_before_handler || !conn.is_open()) co_return false;
+      answer.emplace(Response::text(500, "500 Internal Server Error\n"));
+      keep_alive = false;
+    }
+    if (!co_await send_response(conn, request, *answer, keep_alive, options, exchange->out)) {
+      co_return false;
+    }
     if (!keep_alive) {
-      (void)conn.socket().shutdown(Shutdown::write, std::nothrow);
+      co_await linger_close(conn, options);
       co_return false;
     }
     // A body-less request's head is still at the front: what follows it is the next one.

@@ -1,8 +1,8 @@
 // wire get URL: an HTTP client on the command line.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 
 #include "commands.hpp"
 #include "wire/http/client.hpp"
@@ -53,22 +53,25 @@ Command add_get(CLI::App& app) {
     std::string method = args->method;
     if (args->has_data && method == "GET") method = "POST";
 
-    // The body goes to stdout or the file as it arrives; no SIGPIPE if stdout's reader quits.
-    std::ofstream file;
+    // The body goes to stdout or the file as it arrives, both through Stream: a reader that
+    // quits (stdout piped to head, -o naming a FIFO) is an EPIPE error, never SIGPIPE, and a
+    // write error (a full disk) fails the command.
+    struct OutputFile {
+      int fd = -1;
+      ~OutputFile() {
+        if (fd >= 0) ::close(fd);
+      }
+    } file;
     if (!args->output.empty()) {
-      file.open(args->output, std::ios::binary);
-      if (!file) throw Error(std::make_error_code(std::errc::io_error), "open", args->output);
+      file.fd = ::open(args->output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+      if (file.fd < 0) throw Error(detail::last_error(), "open", args->output);
     }
-    Stream out(STDOUT_FILENO);
+    Stream out(file.fd >= 0 ? file.fd : STDOUT_FILENO);
     const bool progress = ::isatty(STDERR_FILENO) == 1;
     bool progress_shown = false;
     auto sink = [&](std::string_view bytes, std::uint64_t received,
                     std::optional<std::uint64_t> total) {
-      if (!args->output.empty()) {
-        file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      } else {
-        out.write(bytes);
-      }
+      out.write(bytes);
       if (progress && total && *total > (1u << 20)) {
         int percent = static_cast<int>(received * 100 / *total);
         std::fprintf(stderr, "\r[%-50s] %3d%% %llu/%llu bytes",

@@ -72,8 +72,11 @@ struct MessageHead {
 
 struct RequestHead : MessageHead {
   std::string_view method;
+  // In the form its method allows (RFC 9112 3.2): origin-form "/path?q" for most, also
+  // absolute-form "http://host/path" (whose authority is then `host`), authority-form
+  // "host:port" for CONNECT only, "*" for OPTIONS only; anything else is a 400.
   std::string_view target;
-  std::string_view host;
+  std::string_view host;  // the Host field (valid uri-host[:port]) or the target's authority
   bool expect_continue = false;
 };
 
@@ -116,6 +119,12 @@ class ChunkedDecoder {
 };
 
 bool equals_ignore_case(std::string_view a, std::string_view b) noexcept;
+// uri-host [ ":" port ] (RFC 9110 7.2): what a Host field or a target's authority may hold.
+bool is_valid_host(std::string_view host) noexcept;
+// What a handler may put in a response header: a token for the name; for the value, no
+// CR, LF or other control character (which would split the field: response splitting).
+bool is_valid_header_name(std::string_view name) noexcept;
+bool is_valid_header_value(std::string_view value) noexcept;
 // 1*DIGIT without sign, spaces or overflow (Content-Length, byte ranges).
 bool parse_decimal(std::string_view text, std::uint64_t& value) noexcept;
 

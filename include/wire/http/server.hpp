@@ -9,9 +9,17 @@
 // One coroutine per connection reads requests with the strict parser, answers them in
 // order (pipelined requests included), and keeps the connection open per HTTP/1.1 rules.
 // Timeouts: the header block must arrive within header_timeout from its first byte (a
-// client trickling headers is cut off: 408), the body within body_timeout, and an idle
-// keep-alive connection is closed after keepalive_timeout. A bad request is answered with
-// its status, a short body and Connection: close, and only that connection is closed.
+// client trickling headers is cut off: 408); reading a body and sending a response are cut
+// after body_timeout without progress (a slow transfer that keeps moving is never cut;
+// response_deadline adds a total bound if wanted); an idle keep-alive connection is closed
+// after keepalive_timeout. A bad request is answered with its status, a short body and
+// Connection: close, and only that connection is closed.
+// Lingering close: a response that ends the connection is followed by a half-close and a
+// bounded drain of what the client still sends (linger_timeout idle, linger_time in all),
+// so the client reads the response instead of a reset (a 413 before a large upload, a
+// pipelined request after Connection: close).
+// A handler that throws (anything, wire::Error included) gets its request a 500 when nothing
+// was sent yet, is reported through on_error, and ends only its own connection.
 // While waiting for a request, a connection holds no buffer (recv_pooled).
 #pragma once
 
@@ -20,6 +28,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -101,12 +110,21 @@ struct Options {
   std::chrono::nanoseconds header_timeout = std::chrono::seconds(10);
   std::chrono::nanoseconds body_timeout = std::chrono::seconds(30);
   std::chrono::nanoseconds keepalive_timeout = std::chrono::seconds(30);
+  // Optional: the most one response may take to send, progress or not (none by default).
+  std::optional<std::chrono::nanoseconds> response_deadline;
+  std::chrono::nanoseconds linger_timeout = std::chrono::seconds(2);
+  std::chrono::nanoseconds linger_time = std::chrono::seconds(5);
   std::string server_name = "wire";
   // Called once per answered request (an access log line), may be empty.
   std::function<void(const Request&, int status, std::uint64_t bytes)> on_response;
   // Called once per request refused before it reached the handler (malformed, over a
   // limit, too slow): the status it gets and the parser's reason, for the error log.
   std::function<void(const AsyncSocket& connection, int status, std::string_view reason)> on_reject;
+  // Called for each failure that is not the client's fault or ends a response early: a
+  // handler that threw (and got a 500), an invalid header set by a handler, a response cut
+  // short ("GET /big.bin: response aborted after 65536 of 2097152 body bytes: Broken pipe").
+  // When empty, handler failures are printed to stderr and aborted responses are not.
+  std::function<void(const AsyncSocket& connection, std::string_view message)> on_error;
 };
 
 // Serves HTTP on one connection until it closes.
