@@ -83,7 +83,12 @@ void EventLoop::spawn(Task<void> task, DoneHook on_done, void* context) {
   if (!handle) return;
   handle.promise().set_on_finish(&EventLoop::on_task_finished, this);
   handle.promise().spawn_index = static_cast<std::uint32_t>(tasks_.size());
-  tasks_.push_back({handle, on_done, context});
+  try {
+    tasks_.push_back({handle, on_done, context});
+  } catch (...) {
+    handle.destroy();
+    throw;
+  }
   try {
     ready_tasks_.push_back(handle);
   } catch (...) {
@@ -91,6 +96,27 @@ void EventLoop::spawn(Task<void> task, DoneHook on_done, void* context) {
     handle.destroy();
     throw;
   }
+}
+
+bool EventLoop::cancel_task(std::coroutine_handle<> task) noexcept {
+  if (!task) return false;
+  auto typed = std::coroutine_handle<detail::Promise<void>>::from_address(task.address());
+  const std::uint32_t index = typed.promise().spawn_index;
+  if (index >= tasks_.size() || tasks_[index].handle != typed) return false;
+  const Spawned spawned = tasks_[index];
+  tasks_[index] = tasks_.back();
+  tasks_[index].handle.promise().spawn_index = index;
+  tasks_.pop_back();
+  // A task not started yet is still queued: it must not be resumed once destroyed.
+  for (auto it = ready_tasks_.begin(); it != ready_tasks_.end(); ++it) {
+    if (*it == task) {
+      ready_tasks_.erase(it);
+      break;
+    }
+  }
+  spawned.handle.destroy();
+  if (spawned.on_done != nullptr) spawned.on_done(spawned.context, nullptr);
+  return true;
 }
 
 void EventLoop::report(std::exception_ptr exception) noexcept {
@@ -275,8 +301,12 @@ void EventLoop::dispatch(int fd, unsigned events) {
     if (waiter == nullptr) continue;
     if (!waiter->ops->attempt(waiter)) continue;  // spurious: still would block
     cancel_io(*waiter);
-    // A waiter with no coroutine (a parked connection) did its work in attempt.
-    if (waiter->handle) waiter->handle.resume();
+    // Either may end the waiter's owner (and free the waiter): touch it no more after this.
+    if (waiter->handle) {
+      waiter->handle.resume();
+    } else if (waiter->ops->complete != nullptr) {
+      waiter->ops->complete(waiter);
+    }
   }
   // Level-triggered interest nobody waits for would be reported again at once: drop it.
   // With no waiter left at all the fd leaves the selector, so an fd closed behind the

@@ -1,5 +1,6 @@
 #include "wire/server.hpp"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -36,6 +37,7 @@ bool is_fd_exhaustion(std::error_code ec) {
 constexpr std::size_t max_serving_loops = 1024;
 std::array<std::atomic<EventLoop*>, max_serving_loops> serving_loops{};
 std::atomic<bool> stop_requested{false};
+std::atomic<int> stoppers_running{0};  // stop_serving() calls between reading and using a slot
 
 class ServingRegistration {
  public:
@@ -50,15 +52,23 @@ class ServingRegistration {
     if (stop_requested.load()) loop.stop();
   }
   ~ServingRegistration() {
-    if (slot_ != nullptr) slot_->store(nullptr);
+    if (slot_ == nullptr) return;
+    slot_->store(nullptr);
+    // A stop_serving() (a signal handler on another thread) may have read the pointer just
+    // before: the loop, and its eventfd, must outlive that call.
+    while (stoppers_running.load() != 0) std::this_thread::yield();
   }
 
  private:
   std::atomic<EventLoop*>* slot_ = nullptr;
 };
 
+// The first signal stops gracefully; a second one cuts the grace short (the loops are
+// stopped again, and Server::shutdown cancels what is left at once).
 extern "C" void on_stop_signal(int) {
+  const int saved = errno;
   stop_serving();
+  errno = saved;
 }
 
 class SignalScope {
@@ -131,18 +141,15 @@ struct Server::Park : detail::IoWaiter, detail::TimerNode {
 struct Server::Connection {
   AsyncSocket socket;
   Server* server = nullptr;  // null once the server is gone
+  std::coroutine_handle<> task;  // the handler's frame while it runs (the loop owns it)
   std::uint32_t index = 0;
   bool parked = false;
   Park park;
 };
 
 const detail::IoOps Server::park_ops{
-    // Readable: the handler runs again, in a new frame.
-    [](detail::IoWaiter* w) noexcept {
-      Connection* connection = static_cast<Park*>(w)->owner;
-      connection->server->unpark(connection);
-      return true;
-    },
+    // Readable: the loop lets go of the waiter, then complete runs the handler again.
+    [](detail::IoWaiter*) noexcept { return true; },
     // Closed under the parked connection (a graceful stop closing idle ones): it ends.
     [](detail::IoWaiter* w, std::error_code) noexcept {
       Connection* connection = static_cast<Park*>(w)->owner;
@@ -150,6 +157,12 @@ const detail::IoOps Server::park_ops{
       if (connection->park.armed()) server->loop_.disarm(connection->park);
       connection->parked = false;
       end_connection(connection);
+    },
+    // The handler runs again, in a new frame (if that fails, the connection ends here,
+    // once: the loop no longer holds the waiter inside it).
+    [](detail::IoWaiter* w) noexcept {
+      Connection* connection = static_cast<Park*>(w)->owner;
+      connection->server->unpark(connection);
     },
 };
 
@@ -223,7 +236,15 @@ Task<void> Server::accept_loop() {
       continue;
     }
     ++accepted_;
-    start_connection(std::move(accepted->socket));
+    // A handler that throws before its first suspension, or a record that cannot be
+    // allocated, costs that one connection (closed at once), never the accept loop: it is
+    // counted, reported, and the next client is accepted.
+    try {
+      start_connection(std::move(accepted->socket));
+    } catch (...) {
+      ++handler_failures_;
+      loop_.report(std::current_exception());
+    }
   }
 }
 
@@ -246,7 +267,9 @@ void Server::start_connection(AsyncSocket socket) {
 
 void Server::run_handler(Connection* connection) {
   Task<void> task = handler_(connection->socket);
+  const std::coroutine_handle<> handle = task.handle();
   loop_.spawn(std::move(task), &Server::connection_done, connection);
+  connection->task = handle;
 }
 
 // The handler's frame is gone. If it left the connection parkable, park it: keep only
@@ -254,6 +277,7 @@ void Server::run_handler(Connection* connection) {
 // Otherwise close the socket at once (no CLOSE_WAIT) and free the slot.
 void Server::connection_done(void* context, std::exception_ptr error) noexcept {
   auto* connection = static_cast<Connection*>(context);
+  connection->task = {};
   Server* server = connection->server;
   if (error) {
     try {
@@ -299,6 +323,8 @@ void Server::unpark(Connection* connection) noexcept {
   try {
     run_handler(connection);
   } catch (...) {
+    ++handler_failures_;
+    loop_.report(std::current_exception());
     end_connection(connection);
   }
 }
@@ -320,10 +346,9 @@ void Server::end_connection(Connection* connection) noexcept {
     delete connection;
   }
   server->resume_accept();
-  if (server->stopping_ && table.empty() && server->grace_timer_ != 0) {
-    server->loop_.cancel(server->grace_timer_);
-    server->grace_timer_ = 0;
-  }
+  // The last connection of a stopping server: shutdown() is done waiting (whatever else
+  // the loop holds, such as tasks a handler left behind, is destroyed with the loop).
+  if (server->in_shutdown_run_ && table.empty()) server->loop_.stop();
 }
 
 void Server::resume_accept() noexcept {
@@ -362,25 +387,48 @@ void Server::close_connections(bool only_idle) noexcept {
   ended_while_closing_.clear();
 }
 
+void Server::cancel_all() noexcept {
+  close_connections(false);
+  // What is left waits on something other than its socket (a timer, a queue, an upstream
+  // that hangs): its frame is destroyed, which cancels the wait and ends the connection.
+  closing_all_ = true;
+  std::vector<Connection*> open = connections_;
+  for (Connection* connection : open) {
+    if (connection->task) loop_.cancel_task(connection->task);
+  }
+  closing_all_ = false;
+  for (Connection* connection : ended_while_closing_) delete connection;
+  ended_while_closing_.clear();
+}
+
 void Server::shutdown(std::chrono::nanoseconds grace) {
   stopping_ = true;
   stop_accepting();
   // Connections idle between requests have nothing in flight: close them now.
   close_connections(true);
-  if (!connections_.empty()) {
-    grace_timer_ = loop_.call_later(grace, [this] {
-      grace_timer_ = 0;
-      close_all();
-    });
-  }
-  loop_.run();  // ends when every connection has ended and nothing else waits
+  if (connections_.empty()) return;
+  grace_timer_ = loop_.call_later(grace, [this] {
+    grace_timer_ = 0;
+    cancel_all();
+    loop_.stop();
+  });
+  // Ends when the last connection ends (end_connection stops the loop), once the grace is
+  // over and everything was cancelled, or at once on a second stop request (stop()).
+  in_shutdown_run_ = true;
+  loop_.run();
+  in_shutdown_run_ = false;
+  loop_.cancel(grace_timer_);
+  grace_timer_ = 0;
+  if (!connections_.empty()) cancel_all();
 }
 
 void stop_serving() noexcept {
   stop_requested.store(true);
+  stoppers_running.fetch_add(1);
   for (auto& slot : serving_loops) {
     if (EventLoop* loop = slot.load()) loop->stop();
   }
+  stoppers_running.fetch_sub(1);
 }
 
 namespace {
@@ -408,12 +456,19 @@ int serve(std::string_view address, ConnectionHandler handler, ServeOptions opti
   if (limits.max_connections == 0) {
     limits.max_connections = default_max_connections(static_cast<int>(listeners.size()));
   }
+  std::atomic<bool> announced{false};
   run_workers(listeners, [&](Socket listener) {
     EventLoop loop(options.selector);
     ServingRegistration registration(loop);
     Server server(loop, std::move(listener), handler, limits);
     server.start();
     loop.run();  // until stop_serving()
+    if (options.on_stopping && !announced.exchange(true)) {
+      try {
+        options.on_stopping(limits.shutdown_grace);
+      } catch (...) {
+      }
+    }
     server.shutdown(limits.shutdown_grace);
   });
   return 0;

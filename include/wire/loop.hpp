@@ -62,6 +62,9 @@ struct IoOps {
   bool (*attempt)(IoWaiter*) noexcept;
   // Called instead of attempt when the fd is closed under the waiter.
   void (*abort)(IoWaiter*, std::error_code) noexcept;
+  // For a waiter with no coroutine (a parked connection): called once attempt said
+  // finished and the loop is done with the waiter, so it may free the waiter's owner.
+  void (*complete)(IoWaiter*) noexcept = nullptr;
 };
 
 // One coroutine waiting for an fd to become readable or writable (24 bytes).
@@ -107,6 +110,11 @@ class EventLoop {
   // or when the loop destroyed it unfinished (null). For owners of per-task state.
   using DoneHook = void (*)(void* context, std::exception_ptr exception) noexcept;
   void spawn(Task<void> task, DoneHook on_done, void* context);
+  // Destroys a spawned task that has not finished, which cancels what it waits on (its
+  // awaiters withdraw from fds and timers; the fds stay with their owners), then runs its
+  // on_done hook with no exception. Not from inside the task itself. False when `task` is
+  // not an unfinished task of this loop.
+  bool cancel_task(std::coroutine_handle<> task) noexcept;
   // Hands an exception to the exception handler.
   void report(std::exception_ptr exception) noexcept;
   std::size_t task_count() const noexcept { return tasks_.size(); }
@@ -225,12 +233,18 @@ T EventLoop::run_until_complete(Task<T> task) {
     }
     loop.stop();
   };
-  spawn(runner(*this, std::move(task), outcome));
+  Task<void> wrapped = runner(*this, std::move(task), outcome);
+  const std::coroutine_handle<> running = wrapped.handle();
+  spawn(std::move(wrapped));
   run();
   if (outcome.error) std::rethrow_exception(outcome.error);
-  if (!outcome.value)
+  if (!outcome.value) {
+    // Stopped early: the runner would write into this frame's `outcome` once resumed by a
+    // later run(), so it (and the task inside it) is cancelled here.
+    cancel_task(running);
     throw Error(std::make_error_code(std::errc::operation_canceled), "run_until_complete", "",
-                "the loop stopped before the task finished");
+                "the loop stopped before the task finished (the task was cancelled)");
+  }
   if constexpr (!std::is_void_v<T>) return std::move(*outcome.value);
 }
 

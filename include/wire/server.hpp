@@ -68,14 +68,22 @@ class Server {
   void stop_accepting() noexcept;
   // Closes every connection still open (their handlers see errc::socket_closed).
   void close_all() noexcept;
+  // Closes every connection and destroys the frames of handlers still running (those that
+  // wait on a timer or anything but their socket): nothing of them is left afterwards.
+  void cancel_all() noexcept;
   // stop_accepting, then run the loop until the connections end or `grace` passes, then
-  // close_all and run until their handlers have returned. The loop must not be running.
+  // cancel_all. Returns within `grace` plus the time handlers take to react to their socket
+  // closing, whatever they wait on; a stop() of the loop meanwhile (a second SIGINT) cuts
+  // the grace short. The loop must not be running.
   void shutdown(std::chrono::nanoseconds grace);
 
   std::size_t connection_count() const noexcept { return connections_.size(); }
   std::size_t accepted_count() const noexcept { return accepted_; }
   // How many times accept failed for lack of fds (EMFILE, ENFILE, ENOBUFS, ENOMEM).
   std::size_t fd_exhaustion_count() const noexcept { return fd_exhaustion_; }
+  // How many connections ended because their handler could not even start (it threw at
+  // once, or memory ran out): each was reported to the loop's exception handler.
+  std::size_t handler_failure_count() const noexcept { return handler_failures_; }
   std::size_t max_connections() const noexcept { return max_connections_; }
   Address local_address() const;
 
@@ -109,8 +117,10 @@ class Server {
   std::coroutine_handle<> paused_accept_;  // the accept loop, waiting for a free slot
   std::size_t accepted_ = 0;
   std::size_t fd_exhaustion_ = 0;
+  std::size_t handler_failures_ = 0;
   EventLoop::TimerId grace_timer_ = 0;
   bool stopping_ = false;
+  bool in_shutdown_run_ = false;  // shutdown() runs the loop until the last connection ends
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for callbacks queued on the loop
 };
 
@@ -122,6 +132,10 @@ struct ServeOptions {
   SelectorKind selector = default_selector_kind();
   // Called once listening, with the bound address (port 0 resolved), before serving.
   std::function<void(const Address&)> on_listening;
+  // Called once when a stop begins (from a worker thread, not the signal handler), with the
+  // grace the open connections get: for a "stopping..." line. A second SIGINT/SIGTERM (or
+  // stop_serving() call) during the grace ends it at once.
+  std::function<void(std::chrono::nanoseconds grace)> on_stopping;
 };
 
 // Serves `address` until SIGINT/SIGTERM (or stop_serving()), then stops gracefully.

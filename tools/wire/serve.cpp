@@ -67,8 +67,22 @@ Command add_serve(CLI::App& app) {
                      static_cast<int>(reason.size()), reason.data());
       };
     }
+    // Failures are printed even with --quiet: a handler that failed, a response cut short.
+    options.on_error = [](const AsyncSocket& connection, std::string_view message) {
+      const auto [peer, when] = log_prefix(connection);
+      std::lock_guard lock(log_mutex());
+      std::fprintf(stderr, "%s - - [%s] error: %.*s\n", peer.c_str(), when.c_str(),
+                   static_cast<int>(message.size()), message.data());
+    };
     ServeOptions serve_options;
     serve_options.workers = args->workers;
+    serve_options.on_stopping = [](std::chrono::nanoseconds grace) {
+      std::lock_guard lock(log_mutex());
+      std::fprintf(stderr,
+                   "Stopping: no new connections; open ones get %.1f s to finish "
+                   "(Ctrl-C again to stop at once)\n",
+                   std::chrono::duration<double>(grace).count());
+    };
     serve_options.on_listening = [args](const Address& bound) {
       std::string url =
           bound.family() == Family::local
