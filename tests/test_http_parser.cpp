@@ -249,6 +249,50 @@ TEST_F(HttpParserVectors, LimitsHaveTheirStatuses) {
   std::string just_enough = "GET / HTTP/1.1\r\nHost: a\r\n";
   for (int i = 0; i < 99; ++i) just_enough += "X-" + std::to_string(i) + ": v\r\n";
   EXPECT_EQ(status_of(just_enough + "\r\n"), 0) << "100 fields are allowed";
+  // Empty lines before a request count against the request line's limit (a CRLF flood).
+  std::string flood;
+  while (flood.size() <= limits.max_request_line) flood += "\r\n";
+  EXPECT_EQ(status_of(flood), 400);
+  EXPECT_EQ(status_of(flood + "GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+}
+
+// A head arriving in pieces, parsed with already_checked (the size the last call saw), ends
+// as the whole input does: the resumed parse skips work, never a verdict that the head's end
+// or a limit would bring.
+TEST_F(HttpParserVectors, ResumedParsingEndsLikeTheWhole) {
+  auto vectors = load_vectors(std::string(WIRE_HTTP_VECTORS) + "/requests.txt");
+  const Limits limits;
+  auto verdict = [](const ParseResult& r) {
+    return r.state == ParseState::complete ? "complete " + std::to_string(r.consumed)
+           : r.state == ParseState::error  ? "error " + std::to_string(r.error.status)
+                                           : std::string("incomplete");
+  };
+  std::vector<std::string> inputs;
+  for (const auto& v : vectors) inputs.push_back(v.input);
+  inputs.push_back("GET /" + std::string(limits.max_request_line, 'a'));  // no line end yet
+  inputs.push_back("GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(limits.max_header_block, 'v'));
+  for (const auto& input : inputs) {
+    RequestHead whole_head;
+    const std::string whole = verdict(parse_request_head(input, whole_head, limits));
+    for (std::size_t step : {std::size_t(1), std::size_t(7), std::size_t(100)}) {
+      RequestHead head;
+      ParseResult r;
+      std::size_t checked = 0;
+      for (std::size_t end = std::min(step, input.size());; end = std::min(end + step, input.size())) {
+        r = parse_request_head(std::string_view(input).substr(0, end), head, limits, checked);
+        if (r.state != ParseState::incomplete || end == input.size()) break;
+        checked = end;
+      }
+      const std::string resumed = verdict(r);
+      // An input that never completes its head may keep a verdict for later (a timeout
+      // ends such a connection); everything else must agree.
+      if (resumed == "incomplete" && whole.rfind("error", 0) == 0) {
+        EXPECT_EQ(input.find("\r\n\r\n"), std::string::npos) << input.substr(0, 60);
+        continue;
+      }
+      EXPECT_EQ(resumed, whole) << "step " << step << ": " << input.substr(0, 60);
+    }
+  }
 }
 
 TEST_F(HttpParserVectors, ResponsesAndTheirFraming) {
