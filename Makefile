@@ -10,7 +10,7 @@ BENCH_PACKAGES := wrk h2o nginx-light curl
 FUZZ_SECONDS ?= 30
 ADDRESS ?= tcp://127.0.0.1:8000
 
-.PHONY: all deps test-deps build run test test-asan fuzz bench format clean
+.PHONY: all deps test-deps build run test test-asan test-tsan fuzz bench format clean
 
 all: build
 
@@ -49,6 +49,13 @@ test-asan: test-deps
 	cmake --preset asan >/dev/null
 	cmake --build --preset asan
 	ctest --preset asan -j2
+
+# The multi-threaded tests (server workers, loops, the hostile-peer suite) under
+# ThreadSanitizer; only their targets are built.
+test-tsan: test-deps
+	cmake --preset tsan >/dev/null
+	cmake --build --preset tsan
+	ctest --preset tsan -j2
 
 # Timed figures (never part of make test): see bench/RESULTS.md.
 bench: build
