@@ -153,10 +153,14 @@ ClientResponse Client::exchange(std::string_view method, const Url& url, const H
     auto sent = conn.send_all(request, std::nothrow);
     std::string buffer;
     char chunk[65536];
+    // A server may answer before it has read the whole body (a 413) and stop reading: the
+    // send then fails, but the answer may be there to read, as curl reads it.
+    std::error_code send_failed;
     auto fill = [&]() -> bool {
       auto n = conn.recv(std::span<char>(chunk), std::nothrow);
       if (!n) {
         if (reused && buffer.empty() && attempt == 0) return false;
+        if (send_failed) throw Error(send_failed, "send", what);
         throw Error(n.error(), "recv", what);
       }
       if (*n == 0) return false;
@@ -165,25 +169,35 @@ ClientResponse Client::exchange(std::string_view method, const Url& url, const H
     };
     if (!sent) {
       if (reused && attempt == 0) continue;
-      throw Error(sent.error(), "send", what);
+      send_failed = sent.error();
     }
 
     ResponseHead head;
     ParseResult parsed;
     bool stale = false;
+    std::size_t checked = 0;  // bytes a previous parse saw: a trickled head costs O(bytes)
+    int interim = 0;
     for (;;) {
-      parsed = parse_response_head(buffer, head, method, limits);
+      parsed = parse_response_head(buffer, head, method, limits, checked);
       if (parsed.state == ParseState::complete && head.status / 100 == 1 && head.status != 101) {
-        buffer.erase(0,
-                     parsed.consumed);  // an interim response (100 Continue): the real one follows
+        // An interim response (100 Continue): the real one follows. A server sending them
+        // without end is refused.
+        if (++interim > 16) {
+          throw Error(std::make_error_code(std::errc::bad_message), "read response", what,
+                      "more than 16 interim (1xx) responses");
+        }
+        buffer.erase(0, parsed.consumed);
+        checked = 0;
         continue;
       }
       if (parsed.state != ParseState::incomplete) break;
+      checked = buffer.size();
       if (!fill()) {
         if (reused && buffer.empty() && attempt == 0) {
           stale = true;
           break;
         }
+        if (send_failed) throw Error(send_failed, "send", what);
         throw Error(std::make_error_code(std::errc::connection_aborted), "read response", what,
                     "the server closed the connection before a complete response head");
       }
