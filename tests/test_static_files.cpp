@@ -1,6 +1,6 @@
 // The static-file handler's safety, through real sockets: non-regular files never block a
 // worker, nothing outside the root is served even while folders are swapped for symlinks,
-// and the small-file cache never serves an edited or deleted file.
+// the small-file cache never serves an edited or deleted file, and dotfiles are opt-in.
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -370,3 +370,85 @@ TEST_F(StaticSafetyTest, EveryWorkersCacheSeesTheChange) {
     EXPECT_EQ(get("/w.txt").body, "version 2");
   }
 }
+
+class Dotfiles : public StaticSafetyTest {
+ protected:
+  void SetUp() override {
+    StaticSafetyTest::SetUp();
+    std::filesystem::create_directories(root + "/.git");
+    std::filesystem::create_directories(root + "/sub");
+    write_file(root + "/.git/config", "[core] secret");
+    write_file(root + "/.env", "TOKEN=secret");
+    write_file(root + "/sub/.env", "TOKEN=secret");
+    write_file(root + "/sub/visible.txt", "visible");
+  }
+  static constexpr const char* hidden[] = {
+      "/.git/",  "/.git",       "/.git/config",   "/.env",       "/sub/.env",    "/%2egit/config",
+      "/%2Eenv", "/sub/%2eenv", "/./.git/config", "/sub/./.env", "/docs/../.env"};
+};
+
+TEST_F(Dotfiles, AreNeitherServedNorListedByDefault) {
+  start();
+  for (const char* target : hidden) {
+    SCOPED_TRACE(target);
+    Reply reply = get(target);
+    EXPECT_EQ(reply.status, 404);
+    EXPECT_EQ(reply.body.find("secret"), std::string::npos);
+  }
+  Reply top = get("/");
+  EXPECT_EQ(top.status, 200);
+  EXPECT_EQ(top.body.find(".git"), std::string::npos) << top.body;
+  EXPECT_EQ(top.body.find(".env"), std::string::npos) << top.body;
+  EXPECT_NE(top.body.find("sub/"), std::string::npos) << top.body;
+  Reply sub = get("/sub/");
+  EXPECT_EQ(sub.body.find(".env"), std::string::npos) << sub.body;
+  EXPECT_NE(sub.body.find("visible.txt"), std::string::npos) << sub.body;
+  EXPECT_EQ(get("/sub/./visible.txt").body, "visible") << "a `.` segment is no dotfile";
+}
+
+TEST_F(Dotfiles, AreServedAndListedWhenAllowed) {
+  http::StaticOptions options;
+  options.dotfiles = true;
+  start(options);
+  EXPECT_EQ(get("/.git/config").body, "[core] secret");
+  EXPECT_EQ(get("/%2egit/config").body, "[core] secret");
+  EXPECT_EQ(get("/.env").body, "TOKEN=secret");
+  EXPECT_EQ(get("/sub/.env").body, "TOKEN=secret");
+  EXPECT_EQ(get("/.git").status, 301);
+  Reply git = get("/.git/");
+  EXPECT_EQ(git.status, 200);
+  EXPECT_NE(git.body.find("config"), std::string::npos) << git.body;
+  Reply top = get("/");
+  EXPECT_NE(top.body.find("href=\".git/\""), std::string::npos) << top.body;
+  EXPECT_NE(top.body.find("href=\".env\""), std::string::npos) << top.body;
+  EXPECT_NE(get("/sub/").body.find(".env"), std::string::npos);
+  EXPECT_EQ(get("/docs/../.env").status, 404) << "`..` stays refused";
+}
+
+#ifdef WIRE_CLI
+// `wire serve [--dotfiles]`: the port from its first line, then one request.
+Reply serve_and_get(const std::vector<std::string>& args, const std::string& target) {
+  Child server(args, Child::Options::merged());
+  const std::string first = server.read_line();
+  const auto at = first.find("http://");
+  if (at == std::string::npos) throw std::runtime_error("unexpected first line: " + first);
+  std::string host_port = first.substr(at + 7);
+  host_port = host_port.substr(0, host_port.find('/'));
+  Socket s = create_connection("tcp://" + host_port, 5s);
+  s.send_all("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  Reply reply = Reader(s).next();
+  server.signal(SIGTERM);
+  (void)server.read_all();
+  EXPECT_EQ(server.wait(), 0);
+  return reply;
+}
+
+TEST_F(Dotfiles, WireServeTurnsThemOnWithTheFlag) {
+  EXPECT_EQ(serve_and_get({WIRE_CLI, "serve", root, "--bind", "127.0.0.1:0", "-q"}, "/.env").status,
+            404);
+  Reply allowed = serve_and_get(
+      {WIRE_CLI, "serve", root, "--bind", "127.0.0.1:0", "-q", "--dotfiles"}, "/.env");
+  EXPECT_EQ(allowed.status, 200);
+  EXPECT_EQ(allowed.body, "TOKEN=secret");
+}
+#endif

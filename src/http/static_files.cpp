@@ -274,13 +274,14 @@ int parse_range(std::string_view header, std::uint64_t size, std::uint64_t& firs
   return 1;
 }
 
-// Lists the open folder `fd` (and closes it).
-Response listing(int fd, std::string_view url_path) {
+// Lists the open folder `fd` (and closes it); names starting with '.' only if `dotfiles`, as
+// a listing must not point to what the server would refuse.
+Response listing(int fd, std::string_view url_path, bool dotfiles) {
   std::vector<std::pair<std::string, bool>> entries;
   if (DIR* dir = ::fdopendir(fd)) {
     while (auto* entry = ::readdir(dir)) {
       std::string name = entry->d_name;
-      if (name == "." || name == "..") continue;
+      if (name == "." || name == ".." || (!dotfiles && name.front() == '.')) continue;
       struct ::stat st {};
       bool is_dir = ::fstatat(::dirfd(dir), name.c_str(), &st, 0) == 0 && S_ISDIR(st.st_mode);
       entries.emplace_back(std::move(name), is_dir);
@@ -737,7 +738,7 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
     std::string& decoded = scratch.decoded;
     std::string& relative = scratch.relative;  // resolved beneath the root
     if (is_plain_path(request.path)) {
-      // Nothing to decode and no `.`, `..` or empty segment: the path is the name.
+      // Nothing to decode and no `.`, `..`, dot or empty segment: the path is the name.
       decoded.assign(request.path);
       relative.assign(request.path.substr(1));
       if (!relative.empty() && relative.back() == '/') relative.pop_back();
@@ -752,6 +753,8 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
         std::string_view segment(decoded.data() + at, next - at);
         if (segment == "..") co_return not_found();
         if (!segment.empty() && segment != ".") {
+          // `.git/config`, `.env`: secrets far more often than content, so opt-in.
+          if (segment.front() == '.' && !options.dotfiles) co_return not_found();
           if (!relative.empty()) relative += '/';
           relative += segment;
         }
@@ -800,7 +803,7 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
           ::close(fd);
           co_return not_found();
         }
-        co_return listing(fd, decoded);  // takes fd
+        co_return listing(fd, decoded, options.dotfiles);  // takes fd
       }
     }
     if (!S_ISREG(info.st_mode)) {

@@ -10,7 +10,8 @@
 // encoded slashes and NUL bytes are 404, and every file is resolved beneath the root's fd by
 // the kernel (openat2 RESOLVE_BENEATH) or, without openat2, one component at a time.
 // Only regular files and folders are served: a FIFO, socket or device under the root is 404
-// and never blocks the worker.
+// and never blocks the worker. Dotfiles and dot-folders (`.git`, `.env`) are 404 and left out
+// of listings unless StaticOptions::dotfiles.
 // Files up to 16 KiB are kept in memory per thread and dropped as soon as inotify reports a
 // change to them or to a folder on their path (checked once per loop iteration); without
 // inotify they are looked at again after a second. Larger ones go out with sendfile(2).
@@ -24,7 +25,8 @@
 namespace wire::http {
 
 struct StaticOptions {
-  bool listings = true;  // an HTML listing for folders without index.html
+  bool listings = true;   // an HTML listing for folders without index.html
+  bool dotfiles = false;  // serve and list names starting with '.' (`.git/config`, `.env`)
 };
 
 // Throws wire::Error when `root` is not a readable folder.
