@@ -1,6 +1,7 @@
 // The static-file handler's safety, through real sockets: non-regular files never block a
 // worker, nothing outside the root is served even while folders are swapped for symlinks,
-// the small-file cache never serves an edited or deleted file, and dotfiles are opt-in.
+// the small-file cache never serves an edited or deleted file, dotfiles are opt-in, and no
+// redirect points to another host.
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -452,3 +453,28 @@ TEST_F(Dotfiles, WireServeTurnsThemOnWithTheFlag) {
   EXPECT_EQ(allowed.body, "TOKEN=secret");
 }
 #endif
+
+// CVE-2021-28861 (python's http.server): `//evil.com` redirected to `//evil.com/`, which a
+// browser reads as another host.
+TEST_F(StaticSafetyTest, RedirectsNeverPointToAnotherHost) {
+  std::filesystem::create_directories(root + "/evil.com");
+  std::filesystem::create_directories(root + "/\\evil.com");
+  start();
+  struct Case {
+    const char* target;
+    const char* location;
+  };
+  for (const Case& c : {Case{"//evil.com", "/evil.com/"}, Case{"///evil.com", "/evil.com/"},
+                        Case{"/\\evil.com", "/%5Cevil.com/"},
+                        Case{"//evil.com?q=1", "/evil.com/?q=1"}, Case{"/./evil.com", "/evil.com/"},
+                        Case{"/.", "/"}, Case{"//.", "/"}, Case{"/docs", "/docs/"}}) {
+    SCOPED_TRACE(c.target);
+    Reply reply = get(c.target);
+    EXPECT_EQ(reply.status, 301);
+    const std::string& location = reply.headers["location"];
+    EXPECT_EQ(location, c.location);
+    EXPECT_NE(location.substr(0, 2), "//");
+    EXPECT_NE(location.substr(0, 2), "/\\");
+  }
+  EXPECT_EQ(get("//evil.com/").status, 200) << "with its slash, the folder is listed";
+}

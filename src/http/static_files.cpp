@@ -784,10 +784,19 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
     if (S_ISDIR(info.st_mode)) {
       if (request.path.back() != '/') {
         ::close(fd);
+        // Rebuilt from the cleaned path rather than echoed: `//evil.com` must not become
+        // `Location: //evil.com/`, which a browser takes for another host (CVE-2021-28861).
+        std::string location = "/";
+        for (std::size_t at = 0; at < relative.size();) {
+          auto next = relative.find('/', at);
+          if (next == std::string::npos) next = relative.size();
+          location += percent_encode_path(std::string_view(relative).substr(at, next - at));
+          location += '/';
+          at = next + 1;
+        }
+        if (!request.query.empty()) (location += '?') += request.query;
         Response moved = Response::text(301, "301 Moved Permanently\n");
-        std::string location = std::string(request.path) + "/";
-        if (!request.query.empty()) location += "?" + std::string(request.query);
-        moved.header("Location", location);
+        moved.header("Location", std::move(location));
         co_return moved;
       }
       file = relative.empty() ? "index.html" : relative + "/index.html";

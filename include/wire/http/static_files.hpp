@@ -11,7 +11,8 @@
 // the kernel (openat2 RESOLVE_BENEATH) or, without openat2, one component at a time.
 // Only regular files and folders are served: a FIFO, socket or device under the root is 404
 // and never blocks the worker. Dotfiles and dot-folders (`.git`, `.env`) are 404 and left out
-// of listings unless StaticOptions::dotfiles.
+// of listings unless StaticOptions::dotfiles. A folder asked for without its trailing slash
+// is redirected to a Location rebuilt from the cleaned path, never `//host/`.
 // Files up to 16 KiB are kept in memory per thread and dropped as soon as inotify reports a
 // change to them or to a folder on their path (checked once per loop iteration); without
 // inotify they are looked at again after a second. Larger ones go out with sendfile(2).
