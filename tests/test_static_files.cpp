@@ -1,7 +1,7 @@
 // The static-file handler's safety, through real sockets: non-regular files never block a
 // worker, nothing outside the root is served even while folders are swapped for symlinks,
-// the small-file cache never serves an edited or deleted file, dotfiles are opt-in, and no
-// redirect points to another host.
+// the small-file cache never serves an edited or deleted file, dotfiles are opt-in, no
+// redirect points to another host, and If-Range and If-Modified-Since follow RFC 9110.
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -477,4 +477,70 @@ TEST_F(StaticSafetyTest, RedirectsNeverPointToAnotherHost) {
     EXPECT_NE(location.substr(0, 2), "/\\");
   }
   EXPECT_EQ(get("//evil.com/").status, 200) << "with its slash, the folder is listed";
+}
+
+TEST_F(StaticSafetyTest, IfRangeGetsThePartOnlyForTheCurrentVersion) {
+  const std::string path = root + "/r.txt";
+  write_file(path, "old content");
+  set_mtime(path, 1000000000);  // 2001
+  start();
+  Reply old_version = get("/r.txt");
+  const std::string old_etag = old_version.headers["etag"];
+  const std::string old_date = old_version.headers["last-modified"];
+  ASSERT_FALSE(old_etag.empty());
+  // Changed between requests: same size, so only the validators tell.
+  write_file(path, "new content");
+  set_mtime(path, 1000000100);
+  Reply current = get("/r.txt");
+  ASSERT_EQ(current.body, "new content");
+  const std::string etag = current.headers["etag"];
+  const std::string date = current.headers["last-modified"];
+  ASSERT_NE(etag, old_etag);
+  ASSERT_NE(date, old_date);
+
+  const std::string range = "Range: bytes=0-2\r\n";
+  Reply part = get("/r.txt", range + "If-Range: " + etag + "\r\n");
+  EXPECT_EQ(part.status, 206);
+  EXPECT_EQ(part.body, "new");
+  Reply by_date = get("/r.txt", range + "If-Range: " + date + "\r\n");
+  EXPECT_EQ(by_date.status, 206) << "the exact Last-Modified, long past: a strong validator";
+  EXPECT_EQ(by_date.body, "new");
+  EXPECT_EQ(get("/r.txt", range).status, 206) << "no If-Range: the range as before";
+  for (const std::string& stale : {old_etag, "W/" + etag, old_date, http::http_date(1000000101),
+                                   std::string("\"other\""), std::string("not a validator")}) {
+    SCOPED_TRACE(stale);
+    Reply whole = get("/r.txt", range + "If-Range: " + stale + "\r\n");
+    EXPECT_EQ(whole.status, 200);
+    EXPECT_EQ(whole.body, "new content");
+    EXPECT_EQ(whole.headers.count("content-range"), 0u);
+  }
+  Reply unsatisfiable = get("/r.txt", "Range: bytes=50-60\r\nIf-Range: " + old_etag + "\r\n");
+  EXPECT_EQ(unsatisfiable.status, 200) << "a false If-Range ignores the Range, even a bad one";
+
+  // A large file (sendfile, not the cache) follows the same rules.
+  const std::string big(20000, 'b');
+  write_file(root + "/big.bin", big);
+  const std::string big_etag = get("/big.bin").headers["etag"];
+  write_file(root + "/big.bin", std::string(20000, 'c'));
+  set_mtime(root + "/big.bin", 1000000200);
+  Reply stale_big = get("/big.bin", range + "If-Range: " + big_etag + "\r\n");
+  EXPECT_EQ(stale_big.status, 200);
+  EXPECT_EQ(stale_big.body, std::string(20000, 'c'));
+  const std::string new_big_etag = get("/big.bin").headers["etag"];
+  EXPECT_EQ(get("/big.bin", range + "If-Range: " + new_big_etag + "\r\n").body, "ccc");
+}
+
+TEST_F(StaticSafetyTest, IfModifiedSinceInTheFutureIsIgnored) {
+  write_file(root + "/big.bin", std::string(20000, 'b'));
+  start();
+  const std::string future = http::http_date(static_cast<std::int64_t>(std::time(nullptr)) + 86400);
+  for (const char* target : {"/docs/a.txt", "/big.bin"}) {  // cached, and sendfile
+    SCOPED_TRACE(target);
+    Reply reply = get(target, "If-Modified-Since: " + future + "\r\n");
+    EXPECT_EQ(reply.status, 200);
+    EXPECT_FALSE(reply.body.empty());
+    const std::string modified = reply.headers["last-modified"];
+    EXPECT_EQ(get(target, "If-Modified-Since: " + modified + "\r\n").status, 304)
+        << "a date in the past still gets its 304";
+  }
 }

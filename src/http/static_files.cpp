@@ -321,6 +321,20 @@ void add_file_headers(Response& response, const FileMeta& meta) {
   response.header("Accept-Ranges", "bytes");
 }
 
+// RFC 9110 13.1.5: a Range is honoured only if If-Range (when sent) names the current
+// representation: the same strong ETag, or exactly its Last-Modified date while that date is
+// a strong validator. Anything else gets the whole file, so a client resuming a download
+// never splices parts of two versions.
+bool if_range_holds(std::string_view value, const FileMeta& meta, const struct ::stat& st) {
+  if (value.empty()) return true;
+  if (value.front() == '"') return value == meta.etag;  // strong comparison: weak never matches
+  if (value.substr(0, 2) == "W/") return false;
+  // A date is only strong once its second is over: a file written twice within one second
+  // shows the same date for both versions (RFC 9110 8.8.2.2).
+  return value == meta.last_modified &&
+         st.st_mtim.tv_sec < static_cast<std::int64_t>(std::time(nullptr));
+}
+
 // Answers for one file, given either its open `fd` (which it takes) or, for a small cached
 // file, its `parts` (fd is then -1): the header lines and content, shared, not copied.
 Response serve_file(const Request& request, const FileMeta& meta, const struct ::stat& st, int fd,
@@ -334,7 +348,11 @@ Response serve_file(const Request& request, const FileMeta& meta, const struct :
   if (!if_none_match.empty()) {
     not_modified = etag_matches(if_none_match, etag);
   } else if (auto since = parse_http_date(request.header("If-Modified-Since")); since >= 0) {
-    not_modified = st.st_mtim.tv_sec <= since;
+    // RFC 9110 13.1.3: a date later than the server's clock is invalid, so ignored; else a
+    // client whose clock runs ahead would be told its stale copy is current.
+    if (since <= static_cast<std::int64_t>(std::time(nullptr))) {
+      not_modified = st.st_mtim.tv_sec <= since;
+    }
   }
   if (not_modified) {
     close_fd();
@@ -344,8 +362,9 @@ Response serve_file(const Request& request, const FileMeta& meta, const struct :
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   std::uint64_t first = 0, last = 0;
-  const int range =
-      request.method == "GET" ? parse_range(request.header("Range"), size, first, last) : 0;
+  const int range = request.method == "GET" && if_range_holds(request.header("If-Range"), meta, st)
+                        ? parse_range(request.header("Range"), size, first, last)
+                        : 0;
   if (range < 0) {
     close_fd();
     Response unsatisfiable = Response::text(416, "416 Range Not Satisfiable\n");

@@ -5,7 +5,8 @@
 //
 // GET and HEAD; index.html for folders, else an HTML listing with names escaped;
 // Content-Type by extension; bodies with sendfile(2); a single byte Range (206, or 416 when
-// unsatisfiable); Last-Modified with If-Modified-Since and ETag with If-None-Match (304).
+// unsatisfiable) honouring If-Range; Last-Modified with If-Modified-Since and ETag with
+// If-None-Match (304).
 // Never serves anything outside the root: the path is percent-decoded once, `..` segments,
 // encoded slashes and NUL bytes are 404, and every file is resolved beneath the root's fd by
 // the kernel (openat2 RESOLVE_BENEATH) or, without openat2, one component at a time.
