@@ -372,6 +372,30 @@ TEST_F(StaticSafetyTest, EveryWorkersCacheSeesTheChange) {
   }
 }
 
+// Behind a symlink, a folder of the target's path is not watched: the cache trusts such an
+// entry for a second only, as before inotify, while edits of the file still show at once.
+class SymlinkedCacheEntries : public StaticSafetyTest,
+                              public ::testing::WithParamInterface<bool> {};
+
+TEST_P(SymlinkedCacheEntries, FallBackToRevalidationForWhatTheyPassThrough) {
+  std::filesystem::create_directories(root + "/target");
+  write_file(root + "/target/f.txt", "first");
+  std::filesystem::create_symlink("target/f.txt", root + "/link.txt");
+  start({}, GetParam());
+  Client client(server->address());
+  EXPECT_EQ(client.get("/link.txt").body, "first");
+  write_file(root + "/target/f.txt", "edited");
+  EXPECT_EQ(client.get("/link.txt").body, "edited") << "the file itself is watched";
+  std::filesystem::rename(root + "/target", root + "/target-old");
+  std::filesystem::create_directories(root + "/target");
+  write_file(root + "/target/f.txt", "replaced");
+  std::this_thread::sleep_for(1100ms);  // the fallback's one second
+  EXPECT_EQ(client.get("/link.txt").body, "replaced");
+}
+
+INSTANTIATE_TEST_SUITE_P(OpenAt2AndWalk, SymlinkedCacheEntries, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Walk" : "OpenAt2"; });
+
 class Dotfiles : public StaticSafetyTest {
  protected:
   void SetUp() override {

@@ -81,12 +81,21 @@ class Root {
   int fd() const noexcept { return fd_; }
 
   // Opens `relative` (no leading slash; "" is the root itself) with read_flags; -1 and errno.
-  int open(const std::string& relative) const {
+  // With `through_symlink`, also tells whether a symlink was on the way (for the cache,
+  // whose watches follow names, not what a symlink's target path passes through).
+  int open(const std::string& relative, bool* through_symlink = nullptr) const {
     if (use_openat2_ && !openat2_missing.load(std::memory_order_relaxed)) {
       ::open_how how{};
       how.flags = read_flags;
       how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
       const char* name = relative.empty() ? "." : relative.c_str();
+      if (through_symlink != nullptr) {
+        how.resolve |= RESOLVE_NO_SYMLINKS;
+        const long fd = ::syscall(SYS_openat2, fd_, name, &how, sizeof how);
+        if (fd >= 0) return static_cast<int>(fd);
+        *through_symlink = errno == ELOOP;  // else answered below, as without the question
+        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+      }
       const long fd = ::syscall(SYS_openat2, fd_, name, &how, sizeof how);
       if (fd >= 0) return static_cast<int>(fd);
       if (errno == ENOSYS) {
@@ -98,7 +107,7 @@ class Root {
       // refuses even when it points back inside; the walk tells the two apart. EAGAIN: a
       // rename raced a `..`; the walk does not care.
     }
-    return walk(relative);
+    return walk(relative, through_symlink);
   }
 
   // This thread's cache of this root's small files, made on first use.
@@ -109,7 +118,7 @@ class Root {
   // follow a symlink (O_NOFOLLOW) or a `..`: symlinks are read and resolved here, beneath the
   // root, and `..` leaves a folder this walk entered, never the root. Whatever renames race
   // it, each step opens a name inside a folder it holds open beneath the root.
-  int walk(std::string_view relative) const {
+  int walk(std::string_view relative, bool* through_symlink) const {
     std::vector<int> held;  // folders entered beneath the root, innermost last
     struct Closer {
       std::vector<int>& fds;
@@ -153,6 +162,7 @@ class Root {
         if (length < 0 && !S_ISLNK(st.st_mode)) errno = ENOTDIR;
       }
       if (length < 0) return -1;
+      if (through_symlink != nullptr) *through_symlink = true;
       if (static_cast<std::size_t>(length) >= sizeof target || ++links > 40) {
         errno = ELOOP;
         return -1;
@@ -844,12 +854,16 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
     }
     cache.make_room();
     bool cacheable = true;
-    const bool watched = cache.watch(root->fd(), relative, fd);
+    bool watched = cache.watch(root->fd(), relative, fd);
     if (watched) {
       // The folders may have been watched only now: a name on the path re-pointed between
       // the open above and the watches would go unreported. The same file found again,
       // after them, closes that gap.
-      const int again = root->open(relative);
+      bool through_symlink = false;
+      const int again = root->open(relative, &through_symlink);
+      // Behind a symlink, the folders its target passes through are not watched: edits and
+      // deletions of the file still show at once, a re-pointed folder within a second.
+      watched = !through_symlink;
       struct ::stat again_info {};
       cacheable = again >= 0 && ::fstat(again, &again_info) == 0 &&
                   again_info.st_dev == info.st_dev && again_info.st_ino == info.st_ino;
