@@ -410,7 +410,7 @@ TEST_F(StaticFilesTest, EveryPathSpellingOfAFileServesIt) {
     }
   }
   std::ofstream(root + "/.hidden") << "dot file";
-  EXPECT_EQ(get("/.hidden").body, "dot file");
+  EXPECT_EQ(get("/.hidden").status, 404) << "dotfiles are opt-in: StaticOptions::dotfiles";
   EXPECT_EQ(get("/docs/?q=1").status, 200) << "a query is not part of the path";
 }
 

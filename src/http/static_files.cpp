@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -15,6 +16,11 @@
 #include <chrono>
 #include <climits>
 #include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -23,21 +29,36 @@ namespace {
 
 constexpr std::uint64_t small_file = 16 * 1024;
 
+// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, and with it the
+// whole worker. The caller refuses anything but regular files and folders after fstat.
+constexpr int read_flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+
+// Set once a kernel says it has no openat2: the walk is used from then on.
+std::atomic<bool> openat2_missing{false};
+
 std::string real_path(const std::string& path) {
   char resolved[PATH_MAX];
   if (::realpath(path.c_str(), resolved) == nullptr) return {};
   return resolved;
 }
 
-bool inside(const std::string& root, const std::string& path) {
-  return path == root || (path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
-                          (root == "/" || path[root.size()] == '/'));
+// Splits `path` on '/' onto `pending`, whose back is the next component to resolve: in front
+// of what is already there, as a symlink's target replaces the link.
+void push_components(std::vector<std::string>& pending, std::string_view path) {
+  std::vector<std::string> parts;
+  for (std::size_t at = 0; at <= path.size();) {
+    auto next = path.find('/', at);
+    if (next == std::string_view::npos) next = path.size();
+    if (next > at) parts.emplace_back(path.substr(at, next - at));
+    at = next + 1;
+  }
+  pending.insert(pending.end(), parts.rbegin(), parts.rend());
 }
 
-// The served folder, held open: every file is opened relative to it with openat2(2)
-// RESOLVE_BENEATH, so the kernel refuses any path that would leave it, in the same syscall
-// that opens the file. Absolute symlinks (refused by RESOLVE_BENEATH) and kernels without
-// openat2 get the same rule from realpath(3) and a prefix check.
+class ThreadCache;
+
+// The served folder, held open: every file is resolved beneath its fd, so no path, symlink
+// or concurrent rename can reach outside it (see docs/design/static-files.md).
 class Root {
  public:
   explicit Root(const std::string& path) : path_(real_path(path)) {
@@ -46,37 +67,147 @@ class Root {
       throw Error(std::make_error_code(std::errc::not_a_directory), "serve", path,
                   "not a readable folder");
     }
+    std::error_code ec;
+    given_ = std::filesystem::absolute(path, ec).lexically_normal().string();
+    while (given_.size() > 1 && given_.back() == '/') given_.pop_back();
+    // Read once, here, so a test can run the walk that kernels without openat2 get.
+    const char* walk = std::getenv("WIRE_STATIC_NO_OPENAT2");
+    use_openat2_ = walk == nullptr || *walk == '\0' || std::string_view(walk) == "0";
   }
   Root(const Root&) = delete;
   Root& operator=(const Root&) = delete;
-  ~Root() { ::close(fd_); }
+  ~Root();
 
-  // Unique for the process's lifetime (an address could be reused by a later Root):
-  // "ID/", the start of its files' keys in the per-thread cache.
-  const std::string& key_prefix() const noexcept { return key_prefix_; }
+  int fd() const noexcept { return fd_; }
 
-  // Opens `relative` (no leading slash; "" is the root itself) read-only; -1 and errno.
-  int open(const std::string& relative) const {
-    const char* name = relative.empty() ? "." : relative.c_str();
-    ::open_how how{};
-    how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-    long fd = ::syscall(SYS_openat2, fd_, name, &how, sizeof how);
-    // EXDEV: the path left the root on the way, or met an absolute symlink, which
-    // RESOLVE_BENEATH refuses even when it points back inside; realpath decides those.
-    if (fd >= 0 || (errno != ENOSYS && errno != EXDEV)) return static_cast<int>(fd);
-    const std::string resolved = real_path(path_ + "/" + relative);
-    if (resolved.empty() || !inside(path_, resolved)) {
-      errno = ENOENT;
-      return -1;
+  // Opens `relative` (no leading slash; "" is the root itself) with read_flags; -1 and errno.
+  // With `through_symlink`, also tells whether a symlink was on the way (for the cache,
+  // whose watches follow names, not what a symlink's target path passes through).
+  int open(const std::string& relative, bool* through_symlink = nullptr) const {
+    if (use_openat2_ && !openat2_missing.load(std::memory_order_relaxed)) {
+      ::open_how how{};
+      how.flags = read_flags;
+      how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+      const char* name = relative.empty() ? "." : relative.c_str();
+      if (through_symlink != nullptr) {
+        how.resolve |= RESOLVE_NO_SYMLINKS;
+        const long fd = ::syscall(SYS_openat2, fd_, name, &how, sizeof how);
+        if (fd >= 0) return static_cast<int>(fd);
+        *through_symlink = errno == ELOOP;  // else answered below, as without the question
+        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+      }
+      const long fd = ::syscall(SYS_openat2, fd_, name, &how, sizeof how);
+      if (fd >= 0) return static_cast<int>(fd);
+      if (errno == ENOSYS) {
+        openat2_missing.store(true, std::memory_order_relaxed);
+      } else if (errno != EXDEV && errno != EAGAIN) {
+        return -1;
+      }
+      // EXDEV: the path left the root, or met an absolute symlink, which RESOLVE_BENEATH
+      // refuses even when it points back inside; the walk tells the two apart. EAGAIN: a
+      // rename raced a `..`; the walk does not care.
     }
-    return ::open(resolved.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    return walk(relative, through_symlink);
   }
 
+  // This thread's cache of this root's small files, made on first use.
+  ThreadCache& thread_cache();
+
  private:
-  std::string path_;
+  // Resolves `relative` one component at a time from the root's fd, never letting the kernel
+  // follow a symlink (O_NOFOLLOW) or a `..`: symlinks are read and resolved here, beneath the
+  // root, and `..` leaves a folder this walk entered, never the root. Whatever renames race
+  // it, each step opens a name inside a folder it holds open beneath the root.
+  int walk(std::string_view relative, bool* through_symlink) const {
+    std::vector<int> held;  // folders entered beneath the root, innermost last
+    struct Closer {
+      std::vector<int>& fds;
+      ~Closer() {
+        for (int fd : fds) ::close(fd);
+      }
+    } closer{held};
+    auto here = [&] { return held.empty() ? fd_ : held.back(); };
+    std::vector<std::string> pending;
+    push_components(pending, relative);
+    int links = 0;
+    char target[PATH_MAX];
+    while (!pending.empty()) {
+      const std::string name = std::move(pending.back());
+      pending.pop_back();
+      if (name == ".") continue;
+      if (name == "..") {
+        if (held.empty()) {
+          errno = EXDEV;
+          return -1;
+        }
+        ::close(held.back());
+        held.pop_back();
+        continue;
+      }
+      ::ssize_t length = -1;
+      if (pending.empty()) {
+        const int fd = ::openat(here(), name.c_str(), read_flags | O_NOFOLLOW);
+        if (fd >= 0 || errno != ELOOP) return fd;
+        length = ::readlinkat(here(), name.c_str(), target, sizeof target);
+      } else {
+        const int fd = ::openat(here(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) return -1;
+        struct ::stat st {};
+        if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+          held.push_back(fd);
+          continue;
+        }
+        if (S_ISLNK(st.st_mode)) length = ::readlinkat(fd, "", target, sizeof target);
+        ::close(fd);
+        if (length < 0 && !S_ISLNK(st.st_mode)) errno = ENOTDIR;
+      }
+      if (length < 0) return -1;
+      if (through_symlink != nullptr) *through_symlink = true;
+      if (static_cast<std::size_t>(length) >= sizeof target || ++links > 40) {
+        errno = ELOOP;
+        return -1;
+      }
+      std::string_view text(target, static_cast<std::size_t>(length));
+      if (!text.empty() && text.front() == '/') {
+        if (!beneath_root(text)) {
+          errno = EXDEV;
+          return -1;
+        }
+        for (int fd : held) ::close(fd);
+        held.clear();
+      }
+      push_components(pending, text);
+    }
+    return ::openat(here(), ".", read_flags);  // ended on a folder
+  }
+
+  // An absolute symlink target naming the root (by its real path or as it was given): left
+  // in `text` is the rest, to resolve beneath the root's fd like any relative path.
+  bool beneath_root(std::string_view& text) const {
+    for (const std::string& prefix : {path_, given_}) {
+      if (prefix.empty()) continue;
+      if (prefix == "/") {
+        text.remove_prefix(1);
+        return true;
+      }
+      if (text.substr(0, prefix.size()) == prefix &&
+          (text.size() == prefix.size() || text[prefix.size()] == '/')) {
+        text.remove_prefix(prefix.size());
+        return true;
+      }
+    }
+    return false;
+  }
+
+  std::string path_;   // real path
+  std::string given_;  // absolute, as given (symlinks often spell the root this way)
   int fd_ = -1;
-  std::string key_prefix_ = std::to_string(next_id()) + "/";
+  bool use_openat2_ = true;
+  // Unique for the process's lifetime (an address could be reused by a later Root), so a
+  // thread's shortcut to its cache never lands on another root's.
+  std::uint64_t id_ = next_id();
+  std::mutex caches_mutex_;
+  std::unordered_map<std::thread::id, std::unique_ptr<ThreadCache>> caches_;
   static std::uint64_t next_id() {
     static std::atomic<std::uint64_t> counter{0};
     return ++counter;
@@ -153,13 +284,14 @@ int parse_range(std::string_view header, std::uint64_t size, std::uint64_t& firs
   return 1;
 }
 
-// Lists the open folder `fd` (and closes it).
-Response listing(int fd, std::string_view url_path) {
+// Lists the open folder `fd` (and closes it); names starting with '.' only if `dotfiles`, as
+// a listing must not point to what the server would refuse.
+Response listing(int fd, std::string_view url_path, bool dotfiles) {
   std::vector<std::pair<std::string, bool>> entries;
   if (DIR* dir = ::fdopendir(fd)) {
     while (auto* entry = ::readdir(dir)) {
       std::string name = entry->d_name;
-      if (name == "." || name == "..") continue;
+      if (name == "." || name == ".." || (!dotfiles && name.front() == '.')) continue;
       struct ::stat st {};
       bool is_dir = ::fstatat(::dirfd(dir), name.c_str(), &st, 0) == 0 && S_ISDIR(st.st_mode);
       entries.emplace_back(std::move(name), is_dir);
@@ -199,6 +331,20 @@ void add_file_headers(Response& response, const FileMeta& meta) {
   response.header("Accept-Ranges", "bytes");
 }
 
+// RFC 9110 13.1.5: a Range is honoured only if If-Range (when sent) names the current
+// representation: the same strong ETag, or exactly its Last-Modified date while that date is
+// a strong validator. Anything else gets the whole file, so a client resuming a download
+// never splices parts of two versions.
+bool if_range_holds(std::string_view value, const FileMeta& meta, const struct ::stat& st) {
+  if (value.empty()) return true;
+  if (value.front() == '"') return value == meta.etag;  // strong comparison: weak never matches
+  if (value.substr(0, 2) == "W/") return false;
+  // A date is only strong once its second is over: a file written twice within one second
+  // shows the same date for both versions (RFC 9110 8.8.2.2).
+  return value == meta.last_modified &&
+         st.st_mtim.tv_sec < static_cast<std::int64_t>(std::time(nullptr));
+}
+
 // Answers for one file, given either its open `fd` (which it takes) or, for a small cached
 // file, its `parts` (fd is then -1): the header lines and content, shared, not copied.
 Response serve_file(const Request& request, const FileMeta& meta, const struct ::stat& st, int fd,
@@ -212,7 +358,11 @@ Response serve_file(const Request& request, const FileMeta& meta, const struct :
   if (!if_none_match.empty()) {
     not_modified = etag_matches(if_none_match, etag);
   } else if (auto since = parse_http_date(request.header("If-Modified-Since")); since >= 0) {
-    not_modified = st.st_mtim.tv_sec <= since;
+    // RFC 9110 13.1.3: a date later than the server's clock is invalid, so ignored; else a
+    // client whose clock runs ahead would be told its stale copy is current.
+    if (since <= static_cast<std::int64_t>(std::time(nullptr))) {
+      not_modified = st.st_mtim.tv_sec <= since;
+    }
   }
   if (not_modified) {
     close_fd();
@@ -222,8 +372,9 @@ Response serve_file(const Request& request, const FileMeta& meta, const struct :
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   std::uint64_t first = 0, last = 0;
-  const int range =
-      request.method == "GET" ? parse_range(request.header("Range"), size, first, last) : 0;
+  const int range = request.method == "GET" && if_range_holds(request.header("If-Range"), meta, st)
+                        ? parse_range(request.header("Range"), size, first, last)
+                        : 0;
   if (range < 0) {
     close_fd();
     Response unsatisfiable = Response::text(416, "416 Range Not Satisfiable\n");
@@ -254,13 +405,12 @@ Response serve_file(const Request& request, const FileMeta& meta, const struct :
   return response;
 }
 
-// Small files, kept per thread (no lock) and trusted for a second before they are looked
-// at again, as nginx's open_file_cache does: a hit costs no syscall at all.
 struct CachedFile {
   FileMeta meta;
   struct ::stat st {};
   std::shared_ptr<const SharedParts> parts;  // header lines and content
   std::chrono::steady_clock::time_point checked;
+  bool watched = false;  // inotify reports its changes; else trusted for revalidate_after
 };
 
 std::shared_ptr<const SharedParts> prepare(const FileMeta& meta, std::string content) {
@@ -279,7 +429,6 @@ std::shared_ptr<const SharedParts> prepare(const FileMeta& meta, std::string con
 struct PathScratch {
   std::string decoded;   // the path, percent-decoded once
   std::string relative;  // without a leading slash, `.` and empty segments
-  std::string key;       // the file's key in the cache
 };
 PathScratch& path_scratch() {
   thread_local PathScratch scratch;
@@ -303,17 +452,186 @@ bool has_encoded_separator(std::string_view path) {
 }
 
 std::chrono::steady_clock::time_point loop_time() {
-  // The loop's time of this iteration is fresh enough for a one-second cache and costs
-  // no clock read.
+  // The loop's time of this iteration costs no clock read, and changes once per iteration:
+  // the cache reads inotify's queue once per distinct value.
   if (EventLoop* loop = EventLoop::current()) return loop->now();
   return std::chrono::steady_clock::now();
 }
 constexpr auto revalidate_after = std::chrono::seconds(1);
 constexpr std::size_t max_cached_files = 4096;
 
-std::unordered_map<std::string, CachedFile>& file_cache() {
-  thread_local std::unordered_map<std::string, CachedFile> cache;
-  return cache;
+// One thread's small files of one root, with no lock. An entry is dropped as soon as inotify
+// reports a change to the file, or a rename or deletion of a name on its path. The queue is
+// read at most once per loop iteration, and only while something is cached: one read(2) per
+// iteration, none per hit. Where inotify cannot watch, an entry is trusted for a second, as
+// nginx's open_file_cache does.
+class ThreadCache {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  ThreadCache() = default;
+  ThreadCache(const ThreadCache&) = delete;
+  ThreadCache& operator=(const ThreadCache&) = delete;
+  ~ThreadCache() { close_inotify(); }
+
+  const CachedFile* find(const std::string& relative, Clock::time_point now) {
+    if (files_.empty()) return nullptr;
+    if (inotify_ >= 0 && now != drained_at_) {
+      drained_at_ = now;
+      drain();
+    }
+    auto hit = files_.find(relative);
+    if (hit == files_.end()) return nullptr;
+    if (!hit->second.watched && now - hit->second.checked >= revalidate_after) return nullptr;
+    return &hit->second;
+  }
+
+  // Before watch(): a full cache starts afresh, watches included (they grow with the files
+  // seen), so an entry is never told it is watched by a watch dropped before it was stored.
+  void make_room() {
+    if (files_.size() < max_cached_files) return;
+    files_.clear();
+    close_inotify();
+  }
+
+  // Watches what `relative`, open as `fd`, depends on; false when inotify cannot.
+  bool watch(int root_fd, std::string_view relative, int fd) {
+    if (inotify_ < 0) {
+      if (inotify_failed_) return false;
+      inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+      if (inotify_ < 0) {
+        // Out of fds or of instances may pass; a kernel without inotify will not.
+        inotify_failed_ = errno != EMFILE && errno != ENFILE && errno != ENOMEM;
+        return false;
+      }
+    }
+    // Each folder on the path, for renames and deletions of the next name: reached through
+    // the root's fd, so it is the served folder even if it moved since start-up.
+    constexpr std::uint32_t folder_events =
+        IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
+    std::string path = "/proc/self/fd/" + std::to_string(root_fd);
+    const std::size_t base = path.size();
+    for (std::size_t end = 0;;) {
+      const std::string_view folder = relative.substr(0, end);
+      path.resize(base);
+      if (!folder.empty()) (path += '/') += folder;
+      const int wd = ::inotify_add_watch(inotify_, path.c_str(), folder_events);
+      if (wd < 0) return false;
+      remember(wd, true, folder);
+      end = relative.find('/', folder.empty() ? 0 : end + 1);
+      if (end == std::string_view::npos) break;
+    }
+    // The file itself, whichever name or symlink led to it: writes, truncation, touch and
+    // chmod, and its last link going away.
+    constexpr std::uint32_t file_events =
+        IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF;
+    const int wd =
+        ::inotify_add_watch(inotify_, ("/proc/self/fd/" + std::to_string(fd)).c_str(), file_events);
+    if (wd < 0) return false;
+    remember(wd, false, relative);
+    return true;
+  }
+
+  const CachedFile& insert(const std::string& relative, CachedFile entry) {
+    CachedFile& slot = files_[relative];
+    slot = std::move(entry);
+    return slot;
+  }
+
+ private:
+  struct Watch {
+    bool folder = false;
+    std::vector<std::string> names;  // a folder: the paths reaching it; a file: its keys
+  };
+
+  void close_inotify() {
+    if (inotify_ >= 0) ::close(inotify_);
+    inotify_ = -1;
+    watches_.clear();
+  }
+
+  void remember(int wd, bool folder, std::string_view name) {
+    Watch& watch = watches_[wd];
+    watch.folder = folder;
+    if (std::find(watch.names.begin(), watch.names.end(), name) == watch.names.end()) {
+      watch.names.emplace_back(name);
+    }
+  }
+
+  void drain() {
+    alignas(struct ::inotify_event) char buffer[4096];
+    for (;;) {
+      const ::ssize_t got = ::read(inotify_, buffer, sizeof buffer);
+      if (got <= 0) return;  // EAGAIN: all read
+      for (::ssize_t at = 0; at < got;) {
+        const auto* event = reinterpret_cast<const struct ::inotify_event*>(buffer + at);
+        at += static_cast<::ssize_t>(sizeof(struct ::inotify_event) + event->len);
+        handle(*event);
+      }
+    }
+  }
+
+  void handle(const struct ::inotify_event& event) {
+    if (event.mask & IN_Q_OVERFLOW) {  // events were lost: nothing cached can be trusted
+      files_.clear();
+      return;
+    }
+    auto found = watches_.find(event.wd);
+    if (found == watches_.end()) return;
+    Watch& watch = found->second;
+    if (!watch.folder) {
+      for (const std::string& key : watch.names) files_.erase(key);
+      watch.names.clear();
+    } else {
+      // With a name: that entry of the folder was renamed, replaced or deleted. Without:
+      // the folder itself moved or went away.
+      const std::string_view name = event.len > 0 ? std::string_view(event.name) : "";
+      for (const std::string& folder : watch.names) {
+        if (name.empty()) {
+          drop_under(folder);
+        } else {
+          drop_under(folder.empty() ? std::string(name) : folder + "/" + std::string(name));
+        }
+      }
+    }
+    if (event.mask & IN_IGNORED) watches_.erase(found);
+  }
+
+  // Drops `prefix` and everything beneath it ("" is everything).
+  void drop_under(const std::string& prefix) {
+    if (prefix.empty()) {
+      files_.clear();
+      return;
+    }
+    std::erase_if(files_, [&](const auto& item) {
+      const std::string& key = item.first;
+      return key.compare(0, prefix.size(), prefix) == 0 &&
+             (key.size() == prefix.size() || key[prefix.size()] == '/');
+    });
+  }
+
+  std::unordered_map<std::string, CachedFile> files_;
+  int inotify_ = -1;
+  bool inotify_failed_ = false;
+  Clock::time_point drained_at_{};
+  std::unordered_map<int, Watch> watches_;
+};
+
+Root::~Root() {
+  ::close(fd_);
+}
+
+ThreadCache& Root::thread_cache() {
+  // The usual case, one root served by this thread: no lock.
+  thread_local std::uint64_t last_root = 0;
+  thread_local ThreadCache* last_cache = nullptr;
+  if (last_root == id_) return *last_cache;
+  std::lock_guard lock(caches_mutex_);
+  std::unique_ptr<ThreadCache>& cache = caches_[std::this_thread::get_id()];
+  if (cache == nullptr) cache = std::make_unique<ThreadCache>();
+  last_root = id_;
+  last_cache = cache.get();
+  return *cache;
 }
 
 }  // namespace
@@ -449,7 +767,7 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
     std::string& decoded = scratch.decoded;
     std::string& relative = scratch.relative;  // resolved beneath the root
     if (is_plain_path(request.path)) {
-      // Nothing to decode and no `.`, `..` or empty segment: the path is the name.
+      // Nothing to decode and no `.`, `..`, dot or empty segment: the path is the name.
       decoded.assign(request.path);
       relative.assign(request.path.substr(1));
       if (!relative.empty() && relative.back() == '/') relative.pop_back();
@@ -464,20 +782,18 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
         std::string_view segment(decoded.data() + at, next - at);
         if (segment == "..") co_return not_found();
         if (!segment.empty() && segment != ".") {
+          // `.git/config`, `.env`: secrets far more often than content, so opt-in.
+          if (segment.front() == '.' && !options.dotfiles) co_return not_found();
           if (!relative.empty()) relative += '/';
           relative += segment;
         }
         at = next + 1;
       }
     }
-    std::string& cache_key = scratch.key;
-    cache_key = root->key_prefix();
-    cache_key += relative;
-    auto& cache = file_cache();
+    ThreadCache& cache = root->thread_cache();
     const auto now = loop_time();
-    if (auto hit = cache.find(cache_key);
-        hit != cache.end() && now - hit->second.checked < revalidate_after) {
-      co_return serve_file(request, hit->second.meta, hit->second.st, -1, hit->second.parts);
+    if (const CachedFile* hit = cache.find(relative, now)) {
+      co_return serve_file(request, hit->meta, hit->st, -1, hit->parts);
     }
     int fd = root->open(relative);
     if (fd < 0) {
@@ -486,7 +802,7 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
         busy.header("Retry-After", "1");
         co_return busy;
       }
-      co_return not_found();  // missing, unreadable, or resolving outside the root
+      co_return not_found();  // missing, unreadable, a socket, or resolving outside the root
     }
     struct ::stat info {};
     if (::fstat(fd, &info) != 0) {
@@ -497,10 +813,19 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
     if (S_ISDIR(info.st_mode)) {
       if (request.path.back() != '/') {
         ::close(fd);
+        // Rebuilt from the cleaned path rather than echoed: `//evil.com` must not become
+        // `Location: //evil.com/`, which a browser takes for another host (CVE-2021-28861).
+        std::string location = "/";
+        for (std::size_t at = 0; at < relative.size();) {
+          auto next = relative.find('/', at);
+          if (next == std::string::npos) next = relative.size();
+          location += percent_encode_path(std::string_view(relative).substr(at, next - at));
+          location += '/';
+          at = next + 1;
+        }
+        if (!request.query.empty()) (location += '?') += request.query;
         Response moved = Response::text(301, "301 Moved Permanently\n");
-        std::string location = std::string(request.path) + "/";
-        if (!request.query.empty()) location += "?" + std::string(request.query);
-        moved.header("Location", location);
+        moved.header("Location", std::move(location));
         co_return moved;
       }
       file = relative.empty() ? "index.html" : relative + "/index.html";
@@ -516,28 +841,52 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
           ::close(fd);
           co_return not_found();
         }
-        co_return listing(fd, decoded);  // takes fd
+        co_return listing(fd, decoded, options.dotfiles);  // takes fd
       }
     }
     if (!S_ISREG(info.st_mode)) {
+      // A FIFO (opened without waiting, thanks to O_NONBLOCK) or a device: never read.
       ::close(fd);
       co_return not_found();
     }
-    if (static_cast<std::uint64_t>(info.st_size) <= small_file && file == relative) {
-      std::string content(static_cast<std::size_t>(info.st_size), '\0');
-      ::ssize_t got = ::pread(fd, content.data(), content.size(), 0);
-      ::close(fd);
-      if (got != static_cast<::ssize_t>(content.size())) {
-        co_return Response::text(500, "500 Internal Server Error\n");
-      }
-      if (cache.size() >= max_cached_files) cache.clear();
-      CachedFile& entry = cache[cache_key];
-      FileMeta meta = meta_for(file, info);
-      auto parts = prepare(meta, std::move(content));
-      entry = CachedFile{std::move(meta), info, std::move(parts), now};
-      co_return serve_file(request, entry.meta, entry.st, -1, entry.parts);
+    if (static_cast<std::uint64_t>(info.st_size) > small_file || file != relative) {
+      co_return serve_file(request, meta_for(file, info), info, fd, {});
     }
-    co_return serve_file(request, meta_for(file, info), info, fd, {});
+    cache.make_room();
+    bool cacheable = true;
+    bool watched = cache.watch(root->fd(), relative, fd);
+    if (watched) {
+      // The folders may have been watched only now: a name on the path re-pointed between
+      // the open above and the watches would go unreported. The same file found again,
+      // after them, closes that gap.
+      bool through_symlink = false;
+      const int again = root->open(relative, &through_symlink);
+      // Behind a symlink, the folders its target passes through are not watched: edits and
+      // deletions of the file still show at once, a re-pointed folder within a second.
+      watched = !through_symlink;
+      struct ::stat again_info {};
+      cacheable = again >= 0 && ::fstat(again, &again_info) == 0 &&
+                  again_info.st_dev == info.st_dev && again_info.st_ino == info.st_ino;
+      if (again >= 0) ::close(again);
+    }
+    std::string content(static_cast<std::size_t>(info.st_size), '\0');
+    const ::ssize_t got = ::pread(fd, content.data(), content.size(), 0);
+    struct ::stat after {};
+    // A write between the fstat and the file's watch would go unreported, and the content
+    // would not match the ETag: such a read is served but not kept.
+    cacheable = cacheable && ::fstat(fd, &after) == 0 && after.st_size == info.st_size &&
+                after.st_mtim.tv_sec == info.st_mtim.tv_sec &&
+                after.st_mtim.tv_nsec == info.st_mtim.tv_nsec;
+    ::close(fd);
+    if (got != static_cast<::ssize_t>(content.size())) {
+      co_return Response::text(500, "500 Internal Server Error\n");
+    }
+    FileMeta meta = meta_for(file, info);
+    auto parts = prepare(meta, std::move(content));
+    if (!cacheable) co_return serve_file(request, meta, info, -1, parts);
+    const CachedFile& entry =
+        cache.insert(relative, CachedFile{std::move(meta), info, std::move(parts), now, watched});
+    co_return serve_file(request, entry.meta, entry.st, -1, entry.parts);
   };
 }
 

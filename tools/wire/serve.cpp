@@ -40,6 +40,7 @@ Command add_serve(CLI::App& app) {
     std::string bind = "tcp://127.0.0.1:8000";
     int workers = 1;
     bool quiet = false;
+    bool dotfiles = false;
   };
   auto args = std::make_shared<Args>();
   sub->add_option("DIR", args->directory, "the folder to serve");
@@ -47,6 +48,8 @@ Command add_serve(CLI::App& app) {
   sub->add_option("--workers", args->workers, "threads, each with its own loop")
       ->check(CLI::Range(1, 256));
   sub->add_flag("--quiet,-q", args->quiet, "no access log");
+  sub->add_flag("--dotfiles", args->dotfiles,
+                "serve and list names starting with '.' (.git, .env): 404 without it");
   return [args] {
     http::Options options;
     if (!args->quiet) {
@@ -92,7 +95,9 @@ Command add_serve(CLI::App& app) {
                     ":" + std::to_string(bound.port()) + "/";
       std::fprintf(stderr, "Serving %s at %s\n", args->directory.c_str(), url.c_str());
     };
-    auto handler = http::static_files(args->directory);
+    http::StaticOptions static_options;
+    static_options.dotfiles = args->dotfiles;
+    auto handler = http::static_files(args->directory, static_options);
     return serve(args->bind, http::connection_handler(std::move(handler), options), serve_options);
   };
 }

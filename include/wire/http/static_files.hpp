@@ -5,12 +5,19 @@
 //
 // GET and HEAD; index.html for folders, else an HTML listing with names escaped;
 // Content-Type by extension; bodies with sendfile(2); a single byte Range (206, or 416 when
-// unsatisfiable); Last-Modified with If-Modified-Since and ETag with If-None-Match (304).
-// Never serves anything outside the root: the path is percent-decoded once, and `..`
-// segments, encoded slashes, NUL bytes and symlinks that resolve outside the root are 404.
-// Files up to 16 KiB are kept in memory per thread and looked at again after a second (a
-// change shows within a second, as with nginx's open_file_cache); larger ones go out with
-// sendfile(2).
+// unsatisfiable) honouring If-Range; Last-Modified with If-Modified-Since and ETag with
+// If-None-Match (304).
+// Never serves anything outside the root: the path is percent-decoded once, `..` segments,
+// encoded slashes and NUL bytes are 404, and every file is resolved beneath the root's fd by
+// the kernel (openat2 RESOLVE_BENEATH) or, without openat2, one component at a time.
+// Only regular files and folders are served: a FIFO, socket or device under the root is 404
+// and never blocks the worker. Dotfiles and dot-folders (`.git`, `.env`) are 404 and left out
+// of listings unless StaticOptions::dotfiles. A folder asked for without its trailing slash
+// is redirected to a Location rebuilt from the cleaned path, never `//host/`.
+// Files up to 16 KiB are kept in memory per thread and dropped as soon as inotify reports a
+// change to them or to a folder on their path (checked once per loop iteration); without
+// inotify they are looked at again after a second. Larger ones go out with sendfile(2).
+// See docs/design/static-files.md.
 #pragma once
 
 #include <string>
@@ -20,7 +27,8 @@
 namespace wire::http {
 
 struct StaticOptions {
-  bool listings = true;  // an HTML listing for folders without index.html
+  bool listings = true;   // an HTML listing for folders without index.html
+  bool dotfiles = false;  // serve and list names starting with '.' (`.git/config`, `.env`)
 };
 
 // Throws wire::Error when `root` is not a readable folder.
