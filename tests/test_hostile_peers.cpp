@@ -5,10 +5,13 @@
 // bounded, slow-but-moving transfers finish while stalled ones are cut, a response that
 // ends the connection reaches the client, every failure is reported, and stopping is
 // bounded whatever the handlers wait on.
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -310,6 +313,59 @@ TEST_P(HostilePeers, SecondSignalStopsAtOnce) {
   const auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(server.stop(SIGINT), 0) << server.log();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 4s) << "the second signal waited";
+}
+
+// A FIFO, a character device and a socket file under the root: each gets a prompt 404, and
+// the same worker (one of one) answers the next request (before: a FIFO froze the worker
+// until someone wrote to it).
+TEST_P(HostilePeers, SpecialFilesUnderTheRootNeverBlockAWorker) {
+  ASSERT_EQ(::mkfifo(dir_.file("fifo").c_str(), 0644), 0);
+  const bool have_device =
+      ::mknod(dir_.file("null").c_str(), S_IFCHR | 0666, ::makedev(1, 3)) == 0;
+  Socket unix_listener = create_server("unix:" + dir_.file("sock"));
+  ServeProcess server(dir_.file(""), GetParam(), dir_.file("log"));
+  std::vector<std::string> names = {"/fifo", "/sock"};
+  if (have_device) names.push_back("/null");
+  for (const auto& name : names) {
+    for (int i = 0; i < 3; ++i) {
+      const std::string answer = round_trip(server.address(),
+                                            "GET " + name + " HTTP/1.1\r\nHost: x\r\n\r\n"
+                                            "GET /small.txt HTTP/1.1\r\nHost: x\r\n"
+                                            "Connection: close\r\n\r\n",
+                                            3000ms);
+      EXPECT_EQ(answer.rfind("HTTP/1.1 404 ", 0), 0u) << name << ": " << answer.substr(0, 80);
+      EXPECT_NE(answer.find("small\n"), std::string::npos) << name << ": the worker froze";
+    }
+  }
+  EXPECT_EQ(server.stop(), 0);
+}
+
+// A folder swapped for a symlink to a secret outside the root, over and over, while clients
+// ask for a file through it: the secret is never served.
+TEST_P(HostilePeers, SymlinkSwappedDuringRequestsNeverLeavesTheRoot) {
+  TempDir outside;
+  write_file(outside.file("secret.txt"), "TOP-SECRET\n");
+  ASSERT_EQ(::mkdir(dir_.file("swap").c_str(), 0755), 0);
+  write_file(dir_.file("swap/secret.txt"), "inside\n");
+  ASSERT_EQ(::symlink(outside.file("").c_str(), dir_.file("parked").c_str()), 0);
+  ServeProcess server(dir_.file(""), GetParam(), dir_.file("log"));
+  std::atomic<bool> done{false};
+  std::thread swapper([&] {
+    const std::string a = dir_.file("swap"), b = dir_.file("parked");
+    while (!done.load()) ::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE);
+  });
+  int inside = 0, leaked = 0;
+  const auto end = std::chrono::steady_clock::now() + 1500ms;
+  while (std::chrono::steady_clock::now() < end) {
+    const std::string answer = get(server.address(), "/swap/secret.txt");
+    if (answer.find("TOP-SECRET") != std::string::npos) ++leaked;
+    if (answer.find("inside") != std::string::npos) ++inside;
+  }
+  done = true;
+  swapper.join();
+  EXPECT_EQ(leaked, 0) << "the file outside the root was served";
+  EXPECT_GT(inside, 0) << "the file inside was never served: the test proved nothing";
+  EXPECT_EQ(server.stop(), 0);
 }
 
 // ---- Library servers in this process, where a case needs its own handler or timeouts ----
