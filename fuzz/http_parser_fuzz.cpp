@@ -2,7 +2,7 @@
 // parses) and as a response head (what the client parses from any server): parsing must not
 // crash, read out of bounds (ASan) or hit undefined behaviour (UBSan); a complete head must
 // not claim more bytes than it was given; and splitting the input in two must not change
-// the outcome.
+// the outcome, nor does resuming a parse where an incomplete one stopped.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -64,6 +64,37 @@ void check_split(std::string_view view, std::size_t cut, Outcome outcome) {
   if (result != whole) std::abort();
 }
 
+// The same bytes parsed again after an incomplete first read, told how much was checked
+// (already_checked): resuming may hold back a verdict only while the head has not ended
+// and no limit was crossed, never give a different one.
+void check_resumed(std::string_view view, std::size_t cut) {
+  RequestHead first_head;
+  if (parse_request_head(view.substr(0, cut), first_head).state != ParseState::incomplete) return;
+  RequestHead whole_head, resumed_head;
+  const ParseResult whole = parse_request_head(view, whole_head);
+  const ParseResult resumed = parse_request_head(view, resumed_head, {}, cut);
+  if (resumed.state == ParseState::incomplete) {
+    if (whole.state == ParseState::complete) std::abort();
+    return;
+  }
+  if (resumed.state != whole.state || resumed.consumed != whole.consumed ||
+      resumed.error.status != whole.error.status) {
+    std::abort();
+  }
+  ResponseHead first_response;
+  if (parse_response_head(view.substr(0, cut), first_response).state != ParseState::incomplete) {
+    return;
+  }
+  ResponseHead whole_response, resumed_response;
+  const ParseResult whole_r = parse_response_head(view, whole_response);
+  const ParseResult resumed_r = parse_response_head(view, resumed_response, "GET", {}, cut);
+  if (resumed_r.state == ParseState::incomplete) {
+    if (whole_r.state == ParseState::complete) std::abort();
+    return;
+  }
+  if (resumed_r.state != whole_r.state || resumed_r.consumed != whole_r.consumed) std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -73,5 +104,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::size_t cut = size > 1 ? data[0] % size : 0;
   check_split(view, cut, outcome);
   check_split(view, cut, response_outcome);
+  check_resumed(view, cut);
   return 0;
 }

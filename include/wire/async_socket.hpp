@@ -229,8 +229,8 @@ class IoAwaitable : IoWaiter, TimerNode {
     }
     // The socket's timeout bounds each wait; the timer lives here, so arming costs no
     // allocation and a destroyed awaiter takes it along.
-    const auto limit = owner_->wait_limit(Clock::now());
-    if (limit != Clock::time_point::max()) {
+    if (owner_->timeout_ns_ >= 0 || owner_->deadline_ != Clock::time_point::max()) {
+      const auto limit = owner_->wait_limit(Clock::now());
       fire = [](TimerNode* t) noexcept {
         auto* self = static_cast<IoAwaitable*>(t);
         self->owner_->loop_->cancel_io(*self);
