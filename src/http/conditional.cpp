@@ -102,7 +102,11 @@ std::int64_t parse_http_date(std::string_view text) noexcept {
       text[22] != ':') {
     return -1;
   }
-  return static_cast<std::int64_t>(::timegm(&tm));
+  // timegm takes Feb 31 or 25:00 for some other date, and the day name is not read above:
+  // a valid date is one that formats back to the same text (RFC 9110 says to ignore an
+  // If-Modified-Since that is not a valid date, rather than guess).
+  const auto t = static_cast<std::int64_t>(::timegm(&tm));
+  return http_date(t) == text ? t : -1;
 }
 
 }  // namespace wire::http
