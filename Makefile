@@ -10,7 +10,7 @@ BENCH_PACKAGES := wrk h2o nginx-light curl
 FUZZ_SECONDS ?= 30
 ADDRESS ?= tcp://127.0.0.1:8000
 
-.PHONY: all deps test-deps build run test test-asan test-tsan fuzz bench format clean
+.PHONY: all deps test-deps build run test test-asan test-tsan fuzz fuzz-deps bench format clean
 
 all: build
 
@@ -33,16 +33,42 @@ test: test-deps
 	ctest --preset dev -j2
 	$(MAKE) --no-print-directory fuzz
 
-# libFuzzer on the HTTP parser under ASan+UBSan, bounded in time; any finding fails.
-fuzz:
+# libFuzzer under ASan+UBSan on every byte parser: fuzz/NAME_fuzz.cpp with its seeds in
+# fuzz/corpus/NAME/. Each runs FUZZ_SECONDS (5 x 30 s: 2.5 min); any finding fails, and
+# leaves the input in build/fuzz/findings/. One summary line per target.
+FUZZ_TARGETS := http_parser address url chunked conditional
+FUZZ_CXXFLAGS := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+  -Iinclude -Isrc -pthread
+# What each target links besides its own file.
+build/fuzz/http_parser_fuzz: src/http/parser.cpp
+build/fuzz/address_fuzz: src/address.cpp src/error.cpp
+build/fuzz/url_fuzz: src/http/url.cpp src/error.cpp
+build/fuzz/chunked_fuzz: src/http/parser.cpp
+build/fuzz/conditional_fuzz: src/http/conditional.cpp src/http/parser.cpp
+
+build/fuzz/%_fuzz: fuzz/%_fuzz.cpp $(wildcard include/wire/*.hpp include/wire/http/*.hpp src/http/*.hpp) | fuzz-deps
+	@mkdir -p build/fuzz
+	clang++ $(FUZZ_CXXFLAGS) $(filter %.cpp,$^) -o $@
+
+fuzz-deps:
 	@scripts/install-deps $(FUZZ_PACKAGES)
-	mkdir -p build/fuzz/corpus
-	clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -Iinclude fuzz/http_parser_fuzz.cpp src/http/parser.cpp -o build/fuzz/http_parser_fuzz
-	cp fuzz/corpus/http/* build/fuzz/corpus/
-	build/fuzz/http_parser_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	  -print_final_stats=1 build/fuzz/corpus > build/fuzz/log 2>&1; status=$$?; \
-	  tail -n 12 build/fuzz/log; exit $$status
+
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/%_fuzz)
+	@failed=0; \
+	for name in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$name build/fuzz/findings; \
+	  log=build/fuzz/$$name.log; \
+	  if build/fuzz/$${name}_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -max_len=4096 \
+	       -print_final_stats=1 -artifact_prefix=build/fuzz/findings/$$name- \
+	       build/fuzz/corpus/$$name fuzz/corpus/$$name > $$log 2>&1; then \
+	    echo "fuzz $$name: ok, $$(sed -n 's/^stat::number_of_executed_units: *//p' $$log) runs" \
+	         "in $(FUZZ_SECONDS) s, $$(ls build/fuzz/corpus/$$name | wc -l) inputs in the corpus"; \
+	  else \
+	    failed=1; grep -m 3 -E 'ERROR|SUMMARY|Test unit written' $$log; \
+	    echo "fuzz $$name: FAILED, see $$log"; \
+	  fi; \
+	done; \
+	exit $$failed
 
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: test-deps

@@ -35,8 +35,34 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
+// Control bytes as \xNN, so that a message never carries a NUL, a newline or an escape
+// sequence from the text it quotes.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      static const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 std::string quote(std::string_view s) {
-  return "'" + std::string(s) + "'";
+  return "'" + printable(s) + "'";
+}
+
+// What getaddrinfo may be asked to look up: letters, digits, '-', '.' and '_' (names in
+// other scripts go as punycode). Anything else could only fail later, or be misread.
+bool is_host_name(std::string_view host) {
+  return std::all_of(host.begin(), host.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_';
+  });
 }
 
 Spec parse_spec(std::string_view text) {
@@ -46,6 +72,12 @@ Spec parse_spec(std::string_view text) {
     return spec;
   };
   if (text.empty()) return fail("empty address");
+  // The C calls below (inet_pton, if_nametoindex, getaddrinfo) stop at a NUL, so text after
+  // one would be silently dropped: "127.0.0.1\0evil:80" must not mean 127.0.0.1:80. No
+  // address holds one in text, abstract names included (Address::abstract takes any bytes).
+  if (auto nul = text.find('\0'); nul != std::string_view::npos) {
+    return fail("NUL byte at offset " + std::to_string(nul) + " in " + quote(text));
+  }
 
   for (auto [prefix, type] : {std::pair{"unix:", Type::stream}, {"unixgram:", Type::dgram}}) {
     if (!starts_with(text, prefix)) continue;
@@ -62,9 +94,6 @@ Spec parse_spec(std::string_view text) {
     if (rest.size() > max_unix_path) {
       return fail("Unix socket path " + quote(rest) + " is " + std::to_string(rest.size()) +
                   " bytes; the kernel allows " + std::to_string(max_unix_path));
-    }
-    if (rest.find('\0') != std::string_view::npos && spec.kind == Spec::Kind::unix_path) {
-      return fail("NUL byte in Unix socket path " + quote(text));
     }
     spec.path = std::string(rest);
     return spec;
@@ -102,8 +131,8 @@ Spec parse_spec(std::string_view text) {
     host = hostport.substr(0, colon);
     port = hostport.substr(colon + 1);
     if (host.find(':') != std::string_view::npos) {
-      return fail("IPv6 address " + quote(host) + " needs brackets, as in [" + std::string(host) +
-                  "]:" + std::string(port));
+      return fail("IPv6 address " + quote(host) + " needs brackets, as in [" + printable(host) +
+                  "]:" + printable(port));
     }
   }
   if (host.empty()) return fail("empty host in " + quote(text));
@@ -124,6 +153,11 @@ Spec parse_spec(std::string_view text) {
 
 // Fills `out` from a numeric host; false if the host is not an IP literal.
 bool numeric_address(const Spec& spec, Address& out, std::string& error) {
+  // c_str() would end the text at a NUL and the rest would be ignored.
+  if (spec.host.find('\0') != std::string::npos || spec.scope.find('\0') != std::string::npos) {
+    error = "NUL byte in " + quote(spec.host + (spec.scope.empty() ? "" : "%" + spec.scope));
+    return false;
+  }
   ::sockaddr_storage storage{};
   if (!spec.bracketed) {
     auto* sin = reinterpret_cast<::sockaddr_in*>(&storage);
@@ -243,6 +277,11 @@ Result<std::vector<Address>> resolve_spec(std::string_view text,
   Address address;
   if (numeric_address(spec, address, error)) return std::vector<Address>{address};
   if (!error.empty()) return errc::invalid_address;
+  if (!is_host_name(spec.host)) {
+    error = "host " + quote(spec.host) + " holds a byte no host name can (letters, digits, " +
+            "'-', '.' and '_' only)";
+    return errc::invalid_address;
+  }
   if (timeout) return getaddrinfo_bounded(spec, *timeout);
   return getaddrinfo_all(spec);
 }
@@ -254,7 +293,7 @@ Address::Address() noexcept : storage_{}, size_(0), type_(Type::stream) {}
 Address Address::parse(std::string_view text) {
   std::string error;
   auto address = parse_numeric(text, error);
-  if (!address) throw Error(errc::invalid_address, "parse address", std::string(text), error);
+  if (!address) throw Error(errc::invalid_address, "parse address", printable(text), error);
   return *address;
 }
 
@@ -281,7 +320,7 @@ Address Address::inet(std::string_view ip, std::uint16_t port, Type type) {
   }
   if (!numeric_address(spec, out, error)) {
     if (error.empty()) error = quote(ip) + " is not an IPv4 or IPv6 address";
-    throw Error(errc::invalid_address, "address", std::string(ip), error);
+    throw Error(errc::invalid_address, "address", printable(ip), error);
   }
   return out;
 }
@@ -289,7 +328,7 @@ Address Address::inet(std::string_view ip, std::uint16_t port, Type type) {
 Address Address::unix_path(std::string_view path, Type type) {
   if (path.empty() || path.size() > max_unix_path || path.find('\0') != std::string_view::npos) {
     throw Error(
-        errc::invalid_address, "address", "unix:" + std::string(path),
+        errc::invalid_address, "address", "unix:" + printable(path),
         "a Unix socket path must be 1 to " + std::to_string(max_unix_path) + " bytes without NUL");
   }
   Address a;
@@ -304,7 +343,7 @@ Address Address::unix_path(std::string_view path, Type type) {
 Address Address::abstract(std::string_view name, Type type) {
   if (name.size() > max_unix_path) {
     throw Error(
-        errc::invalid_address, "address", "unix:@" + std::string(name),
+        errc::invalid_address, "address", "unix:@" + printable(name),
         "an abstract socket name must be at most " + std::to_string(max_unix_path) + " bytes");
   }
   Address a;
@@ -447,8 +486,8 @@ std::vector<Address> resolve(std::string_view text,
   std::string error;
   auto result = resolve_spec(text, timeout, error);
   if (!result) {
-    if (error.empty()) throw Error(result.error(), "resolve", std::string(text));
-    throw Error(result.error(), "resolve", std::string(text), error);
+    if (error.empty()) throw Error(result.error(), "resolve", printable(text));
+    throw Error(result.error(), "resolve", printable(text), error);
   }
   return std::move(*result);
 }

@@ -1,6 +1,9 @@
 #include "wire/relay.hpp"
 
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include "wire/selector.hpp"
 #include "wire/stream.hpp"
@@ -11,10 +14,14 @@ constexpr std::size_t chunk = 65536;
 }
 
 RelayStats relay(Socket& socket, int input_fd, int output_fd, const RelayOptions& options) {
-  // poll, not epoll: epoll refuses regular files, and stdin may well be one.
+  // poll, not epoll: epoll refuses regular files, and stdin may well be one. Not select
+  // either: once the peer has half-closed, the socket is watched for errors alone (events
+  // 0), so that a reset ends the relay even while the input stays silent.
   auto selector = Selector::create(SelectorKind::poll);
   const bool stream = socket.type() == Type::stream;
   const int sock = socket.fileno();
+  // Named now: once the peer has reset, getpeername() no longer knows it.
+  const std::string peer = socket.describe();
   socket.set_blocking(false);
   Stream output(output_fd);
   RelayStats stats;
@@ -85,13 +92,15 @@ RelayStats relay(Socket& socket, int input_fd, int output_fd, const RelayOptions
         }
         pending.assign(buffer.data(), n);
         pending_from = 0;
-        selector->modify(input_fd, 0);  // hold input until the socket took this buffer
+        // Hold input until the socket took this buffer. Unregistered, not events 0: a
+        // hung-up pipe would be reported all along, and the loop would spin.
+        selector->unregister(input_fd);
         selector->modify(sock, (peer_done ? 0u : unsigned(readable)) | writable);
       } else if (ready.fd == sock) {
         if ((ready.events & writable) && pending_from < pending.size()) {
           auto sent = socket.send(std::string_view(pending).substr(pending_from), std::nothrow);
           if (!sent && sent.error() != std::errc::resource_unavailable_try_again) {
-            throw Error(sent.error(), "send", socket.describe());
+            throw Error(sent.error(), "send", peer);
           }
           if (sent) {
             pending_from += *sent;
@@ -99,10 +108,24 @@ RelayStats relay(Socket& socket, int input_fd, int output_fd, const RelayOptions
           }
           if (pending_from == pending.size()) {
             selector->modify(sock, peer_done ? 0u : unsigned(readable));
-            if (input_open) selector->modify(input_fd, readable);
+            if (input_open) selector->register_fd(input_fd, readable);
             if (shutdown_when_drained) socket.shutdown(Shutdown::write);
             if (finished()) return stats;
           }
+        }
+        if ((ready.events & readable) && peer_done) {
+          // The socket is watched for errors alone now, so this is one: the peer reset
+          // or closed the connection for good, and the input can no longer reach it.
+          output.flush();
+          int error = 0;
+          ::socklen_t length = sizeof error;
+          (void)::getsockopt(sock, SOL_SOCKET, SO_ERROR, &error, &length);
+          if (error == 0) return stats;
+          // After the peer's FIN the kernel records a reset as EPIPE; say what happened.
+          auto code = error == EPIPE ? std::make_error_code(std::errc::connection_reset)
+                                     : std::error_code(error, std::system_category());
+          throw Error(code, "send", peer,
+                      code.message() + " (after its FIN); the input can no longer be sent");
         }
         if (ready.events & readable) {
           auto got = socket.recv(std::span<char>(buffer), std::nothrow);
@@ -110,7 +133,7 @@ RelayStats relay(Socket& socket, int input_fd, int output_fd, const RelayOptions
             if (got.error() == std::errc::resource_unavailable_try_again) continue;
             // A datagram peer that is not there yet answers with ICMP: keep listening.
             if (!stream && got.error() == std::errc::connection_refused) continue;
-            throw Error(got.error(), "recv", socket.describe());
+            throw Error(got.error(), "recv", peer);
           }
           if (*got == 0 && stream) {
             output.flush();

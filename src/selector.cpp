@@ -4,6 +4,7 @@
 #include <sys/select.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 
 #include "selector_backends.hpp"
@@ -91,20 +92,11 @@ Result<void> Selector::register_fd(int fd, unsigned events, void* data, std::not
 }
 
 void Selector::register_fd(int fd, unsigned events, void* data) {
-  auto r = register_fd(fd, events, data, std::nothrow);
-  if (r) return;
-  if (kind_ == SelectorKind::select && fd >= FD_SETSIZE) {
-    throw Error(r.error(), "register_fd", fd_text(fd),
-                "fd is not below FD_SETSIZE (" + std::to_string(FD_SETSIZE) +
-                    "), which select() cannot watch; use the poll or epoll selector");
-  }
-  if (r.error() == std::errc::file_exists) {
-    throw Error(r.error(), "register_fd", fd_text(fd), "already registered; use modify()");
-  }
-  throw Error(r.error(), "register_fd", fd_text(fd));
+  if (auto r = register_fd(fd, events, data, std::nothrow); !r)
+    fail(r.error(), "register", fd, events);
 }
 
-Result<void> Selector::modify(int fd, unsigned events, void* data, std::nothrow_t) noexcept {
+Result<void> Selector::change(int fd, unsigned events, std::optional<void*> data) noexcept {
   if (!is_registered(fd)) return std::make_error_code(std::errc::no_such_file_or_directory);
   if (events & ~(readable | writable)) return std::make_error_code(std::errc::invalid_argument);
   Registration& r = registry_[fd];
@@ -112,17 +104,24 @@ Result<void> Selector::modify(int fd, unsigned events, void* data, std::nothrow_
     if (auto ec = backend_modify(fd, events)) return ec;
   }
   r.events = events;
-  r.data = data;
+  if (data) r.data = *data;
   return {};
 }
 
+Result<void> Selector::modify(int fd, unsigned events, std::nothrow_t) noexcept {
+  return change(fd, events, std::nullopt);
+}
+
+Result<void> Selector::modify(int fd, unsigned events, void* data, std::nothrow_t) noexcept {
+  return change(fd, events, data);
+}
+
+void Selector::modify(int fd, unsigned events) {
+  if (auto r = change(fd, events, std::nullopt); !r) fail(r.error(), "modify", fd, events);
+}
+
 void Selector::modify(int fd, unsigned events, void* data) {
-  auto r = modify(fd, events, data, std::nothrow);
-  if (!r) {
-    throw Error(
-        r.error(), "modify", fd_text(fd),
-        r.error() == std::errc::no_such_file_or_directory ? "not registered" : r.error().message());
-  }
+  if (auto r = change(fd, events, data); !r) fail(r.error(), "modify", fd, events);
 }
 
 Result<void> Selector::unregister(int fd, std::nothrow_t) noexcept {
@@ -136,8 +135,42 @@ Result<void> Selector::unregister(int fd, std::nothrow_t) noexcept {
 }
 
 void Selector::unregister(int fd) {
-  auto r = unregister(fd, std::nothrow);
-  if (!r) throw Error(r.error(), "unregister", fd_text(fd), "not registered");
+  if (auto r = unregister(fd, std::nothrow); !r) fail(r.error(), "unregister", fd, 0);
+}
+
+void Selector::fail(std::error_code error, std::string_view operation, int fd,
+                    unsigned events) const {
+  // The errno's name too: "Invalid argument" alone does not say which rule was broken.
+  std::string name;
+  if (error.category() == std::generic_category() || error.category() == std::system_category()) {
+    const char* symbol = ::strerrorname_np(error.value());
+    name = symbol != nullptr ? symbol : "errno " + std::to_string(error.value());
+  }
+  const std::string code = " (" + name + ")";
+  std::string why;
+  if (error == std::errc::file_exists) {
+    why = "already registered" + code + "; use modify() to change its events";
+  } else if (error == std::errc::no_such_file_or_directory) {
+    why = "not registered" + code;
+  } else if (error == std::errc::bad_file_descriptor) {
+    why = operation == "register" ? "not an open file descriptor" + code
+                                  : "closed while registered" + code + "; unregister it";
+  } else if (error == std::errc::invalid_argument && (events & ~(readable | writable))) {
+    why = "events must be readable, writable, both or 0, not " + std::to_string(events) + code;
+  } else if (error == std::errc::invalid_argument && kind_ == SelectorKind::select &&
+             fd >= FD_SETSIZE) {
+    why = "fd is not below FD_SETSIZE (" + std::to_string(FD_SETSIZE) +
+          "), which select() cannot watch" + code + "; use the poll or epoll selector";
+  } else if (error == std::errc::invalid_argument && kind_ == SelectorKind::select && events == 0) {
+    why = "select() cannot wait for errors alone, so events 0 is refused" + code +
+          "; ask for readable or writable, or use the poll or epoll selector";
+  } else if (error == std::errc::operation_not_permitted && kind_ == SelectorKind::epoll) {
+    why = "epoll cannot watch this kind of file (a regular file or a folder)" + code +
+          "; use the poll or select selector";
+  } else {
+    why = error.message() + code;
+  }
+  throw Error(error, std::string(operation), fd_text(fd), why);
 }
 
 Result<std::span<const Ready>> Selector::select(std::optional<std::chrono::nanoseconds> timeout,
@@ -147,12 +180,13 @@ Result<std::span<const Ready>> Selector::select(std::optional<std::chrono::nanos
     if (ec == std::errc::interrupted) return std::span<const Ready>();
     return ec;
   }
-  // Keep only what was asked for, and attach each registration's data.
+  // Keep only what was asked for, and attach each registration's data. An fd registered
+  // with no events is only ever reported for an error or hang-up, and then as both.
   std::size_t kept = 0;
   for (const Ready& r : ready_) {
     const Registration* reg = registration(r.fd);
     if (reg == nullptr || !reg->registered) continue;
-    unsigned events = r.events & reg->events;
+    unsigned events = reg->events == 0 ? r.events : r.events & reg->events;
     if (events == 0) continue;
     ready_[kept++] = {r.fd, events, reg->data};
   }

@@ -23,7 +23,11 @@ class EpollSelector final : public Selector {
     return control(EPOLL_CTL_ADD, fd, events);
   }
   std::error_code backend_modify(int fd, unsigned events) noexcept override {
-    return control(EPOLL_CTL_MOD, fd, events);
+    auto ec = control(EPOLL_CTL_MOD, fd, events);
+    // The kernel forgot the fd when it was closed; its number may be some other file now.
+    if (ec == std::errc::no_such_file_or_directory)
+      return std::make_error_code(std::errc::bad_file_descriptor);
+    return ec;
   }
   std::error_code backend_remove(int fd) noexcept override { return control(EPOLL_CTL_DEL, fd, 0); }
   std::error_code backend_select(int timeout_ms) noexcept override {

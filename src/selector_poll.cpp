@@ -1,4 +1,6 @@
-// The poll backend: an array of pollfd kept dense (removal swaps in the last entry).
+// The poll backend: an array of pollfd kept dense (removal swaps in the last entry). An fd
+// found closed (POLLNVAL) is dropped by storing ~fd, which poll(2) skips as negative.
+#include <fcntl.h>
 #include <poll.h>
 
 #include "selector_backends.hpp"
@@ -27,33 +29,48 @@ class PollSelector final : public Selector {
     return {};
   }
   std::error_code backend_modify(int fd, unsigned events) noexcept override {
-    fds_[slot_[fd]].events = to_poll(events);
+    ::pollfd& p = fds_[slot_[fd]];
+    if (p.fd < 0 || ::fcntl(fd, F_GETFD) < 0) {
+      return std::make_error_code(std::errc::bad_file_descriptor);
+    }
+    p.events = to_poll(events);
     return {};
   }
   std::error_code backend_remove(int fd) noexcept override {
     const int at = slot_[fd];
     fds_[at] = fds_.back();
-    slot_[fds_[at].fd] = at;
+    slot_[real_fd(fds_[at])] = at;
     fds_.pop_back();
     slot_[fd] = -1;
     return {};
   }
   std::error_code backend_select(int timeout_ms) noexcept override {
-    int n = ::poll(fds_.data(), fds_.size(), timeout_ms);
-    if (n < 0) return last_error();
-    for (const ::pollfd& p : fds_) {
-      if (n == 0) break;
-      if (p.revents == 0) continue;
-      --n;
-      unsigned events =
-          ((p.revents & POLLIN) ? readable : 0u) | ((p.revents & POLLOUT) ? writable : 0u);
-      if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) events |= readable | writable;
-      ready_.push_back({p.fd, events, nullptr});
+    for (;;) {
+      int n = ::poll(fds_.data(), fds_.size(), timeout_ms);
+      if (n < 0) return last_error();
+      bool dropped = false;
+      for (::pollfd& p : fds_) {
+        if (n == 0) break;
+        if (p.revents == 0) continue;
+        --n;
+        if (p.revents & POLLNVAL) {  // closed while registered: dropped, as epoll does
+          p.fd = ~p.fd;
+          dropped = true;
+          continue;
+        }
+        unsigned events =
+            ((p.revents & POLLIN) ? readable : 0u) | ((p.revents & POLLOUT) ? writable : 0u);
+        if (p.revents & (POLLERR | POLLHUP)) events |= readable | writable;
+        ready_.push_back({p.fd, events, nullptr});
+      }
+      // Only dropped fds woke us, at once: wait again, as epoll would have gone on waiting.
+      if (!dropped || !ready_.empty()) return {};
     }
-    return {};
   }
 
  private:
+  static int real_fd(const ::pollfd& p) noexcept { return p.fd < 0 ? ~p.fd : p.fd; }
+
   std::vector<::pollfd> fds_;
   std::vector<int> slot_;  // fd -> index in fds_, -1 when absent
 };

@@ -1,6 +1,10 @@
 // The select backend: two fd_sets. It can only watch fds below FD_SETSIZE; a larger fd is
-// refused at registration rather than written past the end of an fd_set.
+// refused at registration rather than written past the end of an fd_set. select(2) cannot
+// wait for errors alone, so events 0 is refused too (see selector.hpp).
+#include <fcntl.h>
 #include <sys/select.h>
+
+#include <cerrno>
 
 #include "selector_backends.hpp"
 
@@ -16,11 +20,13 @@ class SelectSelector final : public Selector {
 
  protected:
   std::error_code backend_add(int fd, unsigned events) noexcept override {
-    if (fd >= FD_SETSIZE) return std::make_error_code(std::errc::invalid_argument);
+    if (fd >= FD_SETSIZE || events == 0) return std::make_error_code(std::errc::invalid_argument);
     set(fd, events);
     return {};
   }
   std::error_code backend_modify(int fd, unsigned events) noexcept override {
+    if (events == 0) return std::make_error_code(std::errc::invalid_argument);
+    if (::fcntl(fd, F_GETFD) < 0) return std::make_error_code(std::errc::bad_file_descriptor);
     set(fd, events);
     return {};
   }
@@ -33,10 +39,18 @@ class SelectSelector final : public Selector {
            !is_registered(max_fd_)) {
       --max_fd_;
     }
-    ::fd_set r = read_, w = write_;
-    ::timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    int n = ::select(max_fd_ + 1, &r, &w, nullptr, timeout_ms < 0 ? nullptr : &tv);
-    if (n < 0) return last_error();
+    ::fd_set r, w;
+    int n;
+    for (;;) {
+      r = read_;
+      w = write_;
+      ::timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+      n = ::select(max_fd_ + 1, &r, &w, nullptr, timeout_ms < 0 ? nullptr : &tv);
+      if (n >= 0) break;
+      // One closed fd fails the whole call: drop the closed ones, as epoll does, and wait
+      // again (EBADF came at once, so no time was spent).
+      if (errno != EBADF || !drop_closed()) return last_error();
+    }
     for (int fd = 0; fd <= max_fd_ && n > 0; ++fd) {
       unsigned events = (FD_ISSET(fd, &r) ? readable : 0u) | (FD_ISSET(fd, &w) ? writable : 0u);
       if (events == 0) continue;
@@ -47,6 +61,19 @@ class SelectSelector final : public Selector {
   }
 
  private:
+  // Stops watching every watched fd that is closed; false if there was none.
+  bool drop_closed() noexcept {
+    bool dropped = false;
+    for (int fd = 0; fd <= max_fd_; ++fd) {
+      if ((FD_ISSET(fd, &read_) || FD_ISSET(fd, &write_)) && ::fcntl(fd, F_GETFD) < 0) {
+        FD_CLR(fd, &read_);
+        FD_CLR(fd, &write_);
+        dropped = true;
+      }
+    }
+    return dropped;
+  }
+
   void set(int fd, unsigned events) noexcept {
     if (events & readable)
       FD_SET(fd, &read_);

@@ -111,8 +111,13 @@ class Blackhole {
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <sys/resource.h>
+
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <optional>
+#include <sstream>
 
 extern char** environ;
 
@@ -185,6 +190,34 @@ class Child {
     return all;
   }
   void signal(int sig) { ::kill(pid_, sig); }
+  // The exit code (128 + signal when killed) if the child ends within `limit`, with the
+  // CPU it used in `usage`; nullopt (and the child left running) otherwise.
+  std::optional<int> wait_at_most(std::chrono::milliseconds limit, ::rusage* usage = nullptr) {
+    for (auto waited = std::chrono::milliseconds(0); waited <= limit;
+         waited += std::chrono::milliseconds(10)) {
+      int status = 0;
+      if (::wait4(pid_, &status, WNOHANG, usage) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return std::nullopt;
+  }
+  // Seconds of CPU (user + system) the running child has used so far, from /proc.
+  double cpu_seconds() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Fields after the command name, which ends at the last ')': state is field 3, utime
+    // and stime are fields 14 and 15.
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    unsigned long long ticks = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i >= 14) ticks += std::stoull(field);
+    }
+    return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
   // The exit code (128 + signal when killed); fails the test after 20 s.
   int wait() {
     int status = 0;

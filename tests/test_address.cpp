@@ -106,6 +106,88 @@ TEST_F(AddressTest, RejectsBadStringsNamingTheBadPart) {
   EXPECT_THROW((void)Address::unix_path(""), Error);
 }
 
+// The C calls under Address stop at a NUL: text after one used to be dropped silently
+// ("127.0.0.1\0evil:80" was tcp://127.0.0.1:80). Any NUL is an error now, in every form,
+// and the message shows it as \x00 rather than carrying it.
+TEST_F(AddressTest, ANulByteAnywhereIsAnError) {
+  using namespace std::string_literals;
+  struct Case {
+    std::string text;
+    const char* names;
+  };
+  const Case cases[] = {
+      {"127.0.0.1\0evil:80"s, "NUL byte at offset 9 in '127.0.0.1\\x00evil:80'"},
+      {"tcp://127.0.0.1:80\0"s, "NUL byte at offset 18"},
+      {"tcp://[::1\0]:80"s, "NUL byte at offset 10"},
+      {"tcp://[fe80::1%lo\0x]:80"s, "NUL byte at offset 17"},
+      {"unix:/tmp/a\0b"s, "NUL byte at offset 11"},
+      {"unix:@a\0b"s, "NUL byte at offset 7"},
+      {"\0"s, "NUL byte at offset 0"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.names);
+    EXPECT_EQ(Address::parse(c.text, std::nothrow).error(), errc::invalid_address);
+    try {
+      (void)Address::parse(c.text);
+      ADD_FAILURE() << "parsed";
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_EQ(e.code(), errc::invalid_address);
+      EXPECT_NE(what.find(c.names), std::string::npos) << what;
+      EXPECT_EQ(what.find('\0'), std::string::npos) << "the message carries the NUL";
+    }
+    EXPECT_EQ(resolve(c.text, 1s, std::nothrow).error(), errc::invalid_address);
+  }
+  EXPECT_THROW((void)Address::inet("127.0.0.1\0evil"s, 80), Error);
+  EXPECT_THROW((void)Address::unix_path("/tmp/a\0b"s), Error);
+  // Abstract names are bytes to the kernel, NUL included: the binary API takes them.
+  EXPECT_EQ(Address::abstract("a\0b"s).path(), "a\0b"s);
+}
+
+TEST_F(AddressTest, AHostNameHoldsOnlyWhatAHostNameCan) {
+  for (const char* text : {"tcp://local host:80", "tcp://localhost\r\nX:80", "tcp://a/b:80"}) {
+    SCOPED_TRACE(text);
+    auto r = resolve(text, 1s, std::nothrow);
+    EXPECT_EQ(r.error(), errc::invalid_address);
+    try {
+      (void)resolve(text, 1s);
+      ADD_FAILURE() << "resolved";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("no host name can"), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Tricky forms parse, print canonically, and parse back to the same address and text.
+TEST_F(AddressTest, TrickyFormsRoundTrip) {
+  using namespace std::string_literals;
+  struct Case {
+    std::string text;
+    std::string canonical;
+  };
+  const Case cases[] = {
+      {"[0:0:0:0:0:0:0:1]:00080", "tcp://[::1]:80"},
+      {"udp://[::ffff:127.0.0.1]:53", "udp://[::ffff:127.0.0.1]:53"},
+      {"tcp://[fe80::1%0]:80", "tcp://[fe80::1]:80"},  // scope 0 is no scope
+      {"unix:/tmp/with space:and\nnewline", "unix:/tmp/with space:and\nnewline"},
+      {"unix:relative/@at", "unix:relative/@at"},
+      {"unixgram:@name with spaces", "unixgram:@name with spaces"},
+      {"unix:/" + std::string(106, 'p'), "unix:/" + std::string(106, 'p')},  // the longest
+      {"unix:@" + std::string(107, 'n'), "unix:@" + std::string(107, 'n')},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.text);
+    Address a = Address::parse(c.text);
+    EXPECT_EQ(a.to_string(), c.canonical);
+    Address again = Address::parse(a.to_string());
+    EXPECT_EQ(again, a);
+    EXPECT_EQ(again.to_string(), c.canonical);
+  }
+  EXPECT_THROW((void)Address::parse("unix:/" + std::string(107, 'p')), Error);
+  EXPECT_THROW((void)Address::parse("unix:@" + std::string(108, 'n')), Error);
+}
+
 TEST_F(AddressTest, ResolvesNumericWithoutTheResolver) {
   auto all = resolve("tcp://127.0.0.1:80");
   ASSERT_EQ(all.size(), 1u);

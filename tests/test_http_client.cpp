@@ -99,6 +99,106 @@ TEST_F(HttpClientTest, RedirectsOnlyWhenAsked) {
   EXPECT_THROW((void)following.get(base_url(server) + "/loop"), Error);
 }
 
+namespace {
+
+// Answers every GET with a redirect to `location`, and counts the requests it got.
+http::Handler redirecting_to(std::string location, std::shared_ptr<std::atomic<int>> hits) {
+  return [location, hits](http::Request&) -> Task<http::Response> {
+    ++*hits;
+    http::Response r = http::Response::text(302, "elsewhere\n");
+    r.header("Location", location);
+    co_return r;
+  };
+}
+
+// Answers every request with its target, and counts them.
+http::Handler answering(std::shared_ptr<std::atomic<int>> hits) {
+  return [hits](http::Request& request) -> Task<http::Response> {
+    ++*hits;
+    co_return http::Response::text(200, std::string(request.target));
+  };
+}
+
+}  // namespace
+
+// A server on the network must not send the client to a local Unix socket (a Docker or
+// admin socket, say): the redirect is refused before anything connects to it.
+TEST_F(HttpClientTest, ARedirectNeverLeavesTcpForAUnixSocket) {
+  test::TempDir dir;
+  const std::string socket_path = dir.file("admin.sock");
+  auto admin_hits = std::make_shared<std::atomic<int>>(0);
+  BackgroundServer admin("unix:" + socket_path, http::connection_handler(answering(admin_hits)));
+  auto hits = std::make_shared<std::atomic<int>>(0);
+  BackgroundServer remote("tcp://127.0.0.1:0", http::connection_handler(redirecting_to(
+                                                   "http+unix:" + socket_path + ":/admin", hits)));
+  http::Client client(http::ClientOptions{.follow_redirects = true});
+  try {
+    (void)client.get(base_url(remote) + "/");
+    ADD_FAILURE() << "followed the redirect to a Unix socket";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), std::errc::operation_not_permitted);
+    EXPECT_EQ(e.operation(), "follow redirect");
+    EXPECT_NE(std::string(e.what()).find("never to a local Unix socket"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(hits->load(), 1);
+  EXPECT_EQ(admin_hits->load(), 0) << "the Unix socket was reached";
+  // Upper case changes nothing.
+  BackgroundServer shouting(
+      "tcp://127.0.0.1:0",
+      http::connection_handler(redirecting_to("HTTP+UNIX:" + socket_path + ":/admin", hits)));
+  EXPECT_THROW((void)client.get(base_url(shouting) + "/"), Error);
+  EXPECT_EQ(admin_hits->load(), 0);
+}
+
+// From an http+unix: URL a redirect may stay on its socket, and go nowhere else.
+TEST_F(HttpClientTest, ARedirectFromAUnixSocketStaysOnIt) {
+  test::TempDir dir;
+  const std::string here = dir.file("here.sock"), there = dir.file("there.sock");
+  auto there_hits = std::make_shared<std::atomic<int>>(0),
+       hits = std::make_shared<std::atomic<int>>(0);
+  BackgroundServer other("unix:" + there, http::connection_handler(answering(there_hits)));
+  http::Router routes;
+  routes.add("GET", "/a/b/moved", [](http::Request&) -> Task<http::Response> {
+    http::Response r = http::Response::text(301, "");
+    r.header("Location", "../../landed?from=b");
+    co_return r;
+  });
+  routes.add("GET", "/landed", answering(hits));
+  routes.add("GET", "/away", redirecting_to("http+unix:" + there + ":/x", hits));
+  routes.add("GET", "/tcp", redirecting_to("http://127.0.0.1:9/", hits));
+  BackgroundServer server("unix:" + here, http::connection_handler(routes.handler()));
+  http::Client client(http::ClientOptions{.follow_redirects = true});
+  auto landed = client.get("http+unix:" + here + ":/a/b/moved");
+  EXPECT_EQ(landed.status, 200);
+  EXPECT_EQ(landed.body, "/landed?from=b");
+  EXPECT_EQ(landed.url, "http+unix:" + here + ":/landed?from=b");
+  for (const char* refused : {"/away", "/tcp"}) {
+    SCOPED_TRACE(refused);
+    try {
+      (void)client.get("http+unix:" + here + ":" + refused);
+      ADD_FAILURE() << "followed";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("may only stay on its socket"), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(there_hits->load(), 0);
+}
+
+// Relative references resolve as RFC 3986 says, against a real server.
+TEST_F(HttpClientTest, RelativeRedirectsResolve) {
+  auto hits = std::make_shared<std::atomic<int>>(0);
+  http::Router routes;
+  routes.add("GET", "/docs/guide/old", redirecting_to("../api/new?v=2#section", hits));
+  routes.add("GET", "/docs/api/new", answering(hits));
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(routes.handler()));
+  http::Client client(http::ClientOptions{.follow_redirects = true});
+  auto r = client.get(base_url(server) + "/docs/guide/old");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "/docs/api/new?v=2") << "the fragment is not sent";
+}
+
 TEST_F(HttpClientTest, ResponseSizeIsCapped) {
   BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(client_router().handler()));
   http::Client client(http::ClientOptions{.max_response = 1000});

@@ -7,6 +7,12 @@
 //
 //   auto a = wire::Address::parse("tcp://127.0.0.1:8080");   // numeric hosts only
 //   auto all = wire::resolve("tcp://localhost:8080");         // getaddrinfo for names
+//
+// Text never holds a NUL byte: one anywhere is an error, because the C calls underneath
+// would stop at it and silently drop the rest ("127.0.0.1\0evil:80"). Unix paths hold any
+// other byte, as the kernel allows; host names for resolve() hold letters, digits, '-', '.'
+// and '_'. Linux abstract names may hold NUL bytes: Address::abstract() takes them, but the
+// text of such an address cannot be parsed back. Error messages show control bytes as \xNN.
 #pragma once
 
 #include <sys/socket.h>

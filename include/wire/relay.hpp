@@ -4,7 +4,10 @@
 //   wire::relay(s, STDIN_FILENO, STDOUT_FILENO);   // until the peer closes
 //
 // Streams: at input EOF the socket is half-closed (shutdown(SHUT_WR)) so the peer sees EOF,
-// and the relay goes on reading until the peer closes. Datagrams: each input read is one
+// and the relay goes on reading until the peer closes. After the peer's FIN the relay goes
+// on sending the input; if the peer then resets (or, for Unix sockets, closes for good) the
+// relay ends at once, even while the input is silent: with wire::Error (connection reset)
+// for a reset, normally for a close. Datagrams: each input read is one
 // datagram on a connected socket; after input EOF the relay waits `linger` for replies.
 // Input is never read faster than the socket takes it: at most one buffer is held.
 // Works with files, pipes, terminals and sockets as input and output. Throws wire::Error.

@@ -7,10 +7,25 @@
 //     ...
 //   }
 //
-// Semantics live here, in the base class, and are the same for every backend: registering an
-// fd twice or a closed fd is an error, unregistering an unknown fd is an error, and an error
-// or hang-up on an fd is reported as readable and writable (whichever were asked for), so the
-// handler's own recv or send meets the real error. Backends only translate event masks.
+// Semantics live here, in the base class, and are the same for every backend:
+//  - Readiness is reported for the events asked for: readable, writable or both.
+//  - An error or hang-up (POLLERR/POLLHUP, EPOLLERR/EPOLLHUP) is reported as every event
+//    asked for, so the owner's own recv or send meets the real error (as in Python's
+//    selectors and Redis's ae). An fd whose owner ignores such a report is reported again.
+//  - Events 0 watches the fd for errors and hang-ups alone, reported as readable | writable:
+//    what netcat needs to notice a peer that resets a half-closed connection while it waits
+//    on stdin. The kernel's poll and epoll report these whatever is asked for; select(2)
+//    cannot wait for them alone, so the select backend refuses 0 (std::errc::invalid_argument)
+//    rather than never report them. To stop watching an fd, unregister it.
+//  - Registering an fd twice or a closed fd, and modifying or unregistering an fd that is
+//    not registered, are errors naming the fd and the cause.
+//  - An fd closed while registered is dropped: never reported again, select() goes on
+//    waiting for the others, changing its events fails with EBADF, unregister() succeeds.
+//    Dropping is what epoll does by itself (the kernel forgets a closed file); poll's
+//    POLLNVAL and select's EBADF would otherwise report the fd forever or fail every select.
+//    (epoll watches the open file, not the number: a closed fd whose file lives on in a
+//    dup() is still reported. Unregister before closing and none of this matters.)
+// Backends only translate event masks.
 //
 // Ownership: a Selector never owns the fds registered with it; unregister an fd before
 // closing it. Not thread-safe: one thread drives a selector.
@@ -52,10 +67,14 @@ class Selector {
   Selector& operator=(const Selector&) = delete;
   virtual ~Selector() = default;
 
-  // `events` is readable, writable or both (0 is allowed: registered but not watched).
+  // `events` is readable, writable or both; 0 watches for errors and hang-ups alone (not on
+  // the select backend, see above). `data` comes back in every Ready for this fd.
   void register_fd(int fd, unsigned events, void* data = nullptr);
   Result<void> register_fd(int fd, unsigned events, void* data, std::nothrow_t) noexcept;
-  void modify(int fd, unsigned events, void* data = nullptr);
+  // Changes the events; the data stays what it was unless new data is given.
+  void modify(int fd, unsigned events);
+  void modify(int fd, unsigned events, void* data);
+  Result<void> modify(int fd, unsigned events, std::nothrow_t) noexcept;
   Result<void> modify(int fd, unsigned events, void* data, std::nothrow_t) noexcept;
   void unregister(int fd);
   Result<void> unregister(int fd, std::nothrow_t) noexcept;
@@ -78,7 +97,8 @@ class Selector {
   virtual std::error_code backend_add(int fd, unsigned events) noexcept = 0;
   virtual std::error_code backend_modify(int fd, unsigned events) noexcept = 0;
   virtual std::error_code backend_remove(int fd) noexcept = 0;
-  // Appends (fd, events) pairs to ready_; `data` is filled in by the base.
+  // Appends (fd, events) pairs to ready_, an error or hang-up as readable | writable, and
+  // skips (and stops watching) fds found closed; `data` is filled in by the base.
   virtual std::error_code backend_select(int timeout_ms) noexcept = 0;
 
   // The backend's output buffer; data is filled in from the registry after backend_select.
@@ -94,6 +114,10 @@ class Selector {
   }
 
  private:
+  Result<void> change(int fd, unsigned events, std::optional<void*> data) noexcept;
+  [[noreturn]] void fail(std::error_code error, std::string_view operation, int fd,
+                         unsigned events) const;
+
   SelectorKind kind_;
   std::vector<Registration> registry_;  // indexed by fd
   std::size_t count_ = 0;

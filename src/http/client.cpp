@@ -1,41 +1,37 @@
 #include "wire/http/client.hpp"
 
+#include "url.hpp"
 #include "wire/connect.hpp"
 #include "wire/http/parser.hpp"
 
 namespace wire::http {
 namespace {
 
-Error bad_url(std::string_view url, const std::string& why) {
-  return Error(errc::invalid_address, "parse url", std::string(url), why);
-}
-
 bool is_redirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
-// Resolves a Location header against the URL it came from.
-std::string resolve_location(std::string_view base, std::string_view location) {
-  if (location.substr(0, 7) == "http://" || location.substr(0, 10) == "http+unix:") {
-    return std::string(location);
+// Where a redirect from `current` (parsed: `from`) to `location` leads, if it may go
+// there: the URL to request next.
+std::string follow(const std::string& current, const Url& from, std::string_view location) {
+  const std::string refusing = "refusing Location '" + detail::printable(location) + "': ";
+  std::string next;
+  Url to;
+  try {
+    next = detail::resolve_location(current, location);
+    to = parse_url(next);
+  } catch (const Error& e) {
+    throw Error(e.code(), "follow redirect", current, refusing + e.what());
   }
-  // The base's scheme and authority: everything before its target.
-  std::size_t target_at;
-  if (base.substr(0, 10) == "http+unix:") {
-    target_at = base.find(":/", 10);
-    target_at = target_at == std::string_view::npos ? base.size() : target_at + 1;
-  } else {
-    target_at = base.find('/', 7);
-    if (target_at == std::string_view::npos) target_at = base.size();
+  if (!detail::redirect_allowed(from, to)) {
+    throw Error(std::make_error_code(std::errc::operation_not_permitted), "follow redirect",
+                current,
+                refusing + (from.connect.rfind("unix:", 0) == 0
+                                ? "a redirect from an http+unix: URL may only stay on its socket"
+                                : "a redirect from http:// may only go to http://, never to a "
+                                  "local Unix socket"));
   }
-  std::string prefix(base.substr(0, target_at));
-  if (base.substr(0, 10) == "http+unix:" && target_at == base.size()) prefix += ":";
-  if (!location.empty() && location.front() == '/') return prefix + std::string(location);
-  std::string_view base_target = base.substr(target_at);
-  auto slash = base_target.rfind('/');
-  std::string directory =
-      slash == std::string_view::npos ? "/" : std::string(base_target.substr(0, slash + 1));
-  return prefix + directory + std::string(location);
+  return next;
 }
 
 }  // namespace
@@ -45,46 +41,6 @@ std::string ClientResponse::header(std::string_view name) const {
     if (equals_ignore_case(n, name)) return v;
   }
   return {};
-}
-
-Url parse_url(std::string_view url) {
-  Url out;
-  if (url.substr(0, 8) == "https://") throw bad_url(url, "https is not supported");
-  if (url.substr(0, 10) == "http+unix:") {
-    std::string_view rest = url.substr(10);
-    auto split = rest.find(":/");
-    std::string_view path = rest.substr(0, split);
-    if (path.empty()) throw bad_url(url, "empty Unix socket path");
-    out.connect = "unix:" + std::string(path);
-    out.host = "localhost";
-    out.target = split == std::string_view::npos ? "/" : std::string(rest.substr(split + 1));
-    return out;
-  }
-  if (url.substr(0, 7) != "http://") {
-    throw bad_url(url, "expected http://HOST[:PORT]/PATH or http+unix:/SOCKET:/PATH");
-  }
-  std::string_view rest = url.substr(7);
-  auto slash = rest.find_first_of("/?");
-  std::string_view authority = rest.substr(0, slash);
-  out.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-  if (out.target.front() == '?') out.target = "/" + out.target;
-  if (authority.empty()) throw bad_url(url, "empty host");
-  std::string_view host = authority, port = "80";
-  if (authority.front() == '[') {
-    auto close = authority.find(']');
-    if (close == std::string_view::npos) throw bad_url(url, "missing ']'");
-    host = authority.substr(0, close + 1);
-    if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') throw bad_url(url, "junk after ']'");
-      port = authority.substr(close + 2);
-    }
-  } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
-  }
-  out.connect = "tcp://" + std::string(host) + ":" + std::string(port);
-  out.host = port == "80" ? std::string(host) : std::string(host) + ":" + std::string(port);
-  return out;
 }
 
 ClientResponse Client::request(std::string_view method, std::string_view url,
@@ -105,7 +61,7 @@ ClientResponse Client::request(std::string_view method, std::string_view url,
       throw Error(std::make_error_code(std::errc::too_many_links), current_method, current,
                   "more than " + std::to_string(options_.max_redirects) + " redirects");
     }
-    current = resolve_location(current, location);
+    current = follow(current, target, location);
     if (response.status == 303 ||
         ((response.status == 301 || response.status == 302) && current_method == "POST")) {
       current_method = "GET";

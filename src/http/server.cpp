@@ -12,10 +12,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* day_names[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-constexpr const char* month_names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-
 // The Date and Server lines, formatted at most once a second per thread.
 const std::string& date_and_server(const std::string& server_name) {
   thread_local std::int64_t cached_second = -1;
@@ -610,47 +606,6 @@ const char* reason_phrase(int status) noexcept {
     default:
       return "Unknown";
   }
-}
-
-std::string http_date(std::int64_t unix_seconds) {
-  std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char text[40];
-  std::snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT", day_names[tm.tm_wday],
-                tm.tm_mday, month_names[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                tm.tm_sec);
-  return text;
-}
-
-std::int64_t parse_http_date(std::string_view text) noexcept {
-  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
-  if (text.size() != 29 || text.substr(3, 2) != ", " || text.substr(25) != " GMT") return -1;
-  auto number = [&](std::size_t at, std::size_t digits) -> int {
-    int v = 0;
-    for (std::size_t i = 0; i < digits; ++i) {
-      char c = text[at + i];
-      if (c < '0' || c > '9') return -1;
-      v = v * 10 + (c - '0');
-    }
-    return v;
-  };
-  std::tm tm{};
-  tm.tm_mday = number(5, 2);
-  tm.tm_mon = -1;
-  for (int m = 0; m < 12; ++m) {
-    if (text.substr(8, 3) == month_names[m]) tm.tm_mon = m;
-  }
-  tm.tm_year = number(12, 4) - 1900;
-  tm.tm_hour = number(17, 2);
-  tm.tm_min = number(20, 2);
-  tm.tm_sec = number(23, 2);
-  if (tm.tm_mday < 1 || tm.tm_mon < 0 || tm.tm_year < 70 || tm.tm_hour < 0 || tm.tm_min < 0 ||
-      tm.tm_sec < 0 || text[7] != ' ' || text[11] != ' ' || text[16] != ' ' || text[19] != ':' ||
-      text[22] != ':') {
-    return -1;
-  }
-  return static_cast<std::int64_t>(::timegm(&tm));
 }
 
 }  // namespace wire::http

@@ -1,5 +1,7 @@
 #include "wire/http/static_files.hpp"
 
+#include "conditional.hpp"
+
 #include "wire/loop.hpp"
 
 #include <dirent.h>
@@ -26,6 +28,9 @@
 
 namespace wire::http {
 namespace {
+
+using detail::etag_matches;
+using detail::parse_range;
 
 constexpr std::uint64_t small_file = 16 * 1024;
 
@@ -236,52 +241,6 @@ std::string etag_for(const struct ::stat& st) {
                 static_cast<unsigned long long>(st.st_mtim.tv_sec) * 1000000000ull +
                     static_cast<unsigned long long>(st.st_mtim.tv_nsec));
   return text;
-}
-
-bool etag_matches(std::string_view header, const std::string& etag) {
-  if (header == "*") return true;
-  while (!header.empty()) {
-    auto comma = header.find(',');
-    std::string_view item = header.substr(0, comma);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (item.substr(0, 2) == "W/") item.remove_prefix(2);  // weak comparison for GET
-    if (item == etag) return true;
-    if (comma == std::string_view::npos) break;
-    header.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
-// A single "bytes=first-last" range against `size`: 0 none/ignored, 1 satisfiable, -1 not.
-int parse_range(std::string_view header, std::uint64_t size, std::uint64_t& first,
-                std::uint64_t& last) {
-  if (header.substr(0, 6) != "bytes=") return 0;
-  std::string_view spec = header.substr(6);
-  if (spec.find(',') != std::string_view::npos) return 0;  // several ranges: send it all
-  auto dash = spec.find('-');
-  if (dash == std::string_view::npos) return 0;
-  auto number = [](std::string_view s, std::uint64_t& v) { return parse_decimal(s, v); };
-  std::string_view a = spec.substr(0, dash), b = spec.substr(dash + 1);
-  std::uint64_t x = 0, y = 0;
-  if (a.empty()) {  // suffix: the last y bytes
-    if (!number(b, y)) return 0;
-    if (y == 0 || size == 0) return -1;
-    first = size > y ? size - y : 0;
-    last = size - 1;
-    return 1;
-  }
-  if (!number(a, x)) return 0;
-  if (b.empty()) {
-    y = size == 0 ? 0 : size - 1;
-  } else {
-    if (!number(b, y) || y < x) return 0;
-    if (y >= size) y = size - 1;
-  }
-  if (x >= size) return -1;
-  first = x;
-  last = y;
-  return 1;
 }
 
 // Lists the open folder `fd` (and closes it); names starting with '.' only if `dotfiles`, as

@@ -9,8 +9,10 @@
 // Content-Length, chunked encoding or the connection's close are all read; a connection
 // the server keeps alive is reused for the next request to the same host (and a reused
 // connection the server had closed meanwhile is replaced once, transparently).
-// Redirects are followed only when asked. Errors are wire::Error; the response size is
-// capped (ClientOptions::max_response) so a hostile server cannot exhaust memory.
+// Redirects are followed only when asked, resolved as RFC 3986 §5.2 says, and only from
+// http:// to http:// or within one http+unix: socket: a server on the network cannot send
+// the client to a local Unix socket. Errors are wire::Error; the response size is capped
+// (ClientOptions::max_response) so a hostile server cannot exhaust memory.
 #pragma once
 
 #include <chrono>
@@ -51,7 +53,11 @@ struct Url {
   std::string host;     // the Host header
   std::string target;   // "/path?query"
 };
-// Throws wire::Error (errc::invalid_address) naming the bad part.
+// Scheme and host are case-insensitive (the host comes out lowercased), the #fragment is
+// dropped (it is never sent), an IPv6 zone is written [fe80::1%25eth0] (RFC 6874). Throws
+// wire::Error (errc::invalid_address) naming the bad part, among others any byte RFC 3986
+// does not allow in a path or query (CR, LF, space, NUL, ...: they would go into the
+// request line as they are) and any host that is not a name or an IP literal.
 Url parse_url(std::string_view url);
 
 class Client {

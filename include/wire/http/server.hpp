@@ -135,7 +135,7 @@ ConnectionHandler connection_handler(Handler handler, Options options = {});
 const char* reason_phrase(int status) noexcept;
 // The current time as an IMF-fixdate (RFC 9110), e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
 std::string http_date(std::int64_t unix_seconds);
-// Parses an IMF-fixdate; -1 when it is not one.
+// Parses an IMF-fixdate; -1 when it is not a valid one (a wrong day name, Feb 30, 24:00).
 std::int64_t parse_http_date(std::string_view text) noexcept;
 
 }  // namespace wire::http
