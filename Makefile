@@ -56,13 +56,13 @@ fuzz-deps:
 fuzz: $(FUZZ_TARGETS:%=build/fuzz/%_fuzz)
 	@failed=0; \
 	for name in $(FUZZ_TARGETS); do \
-	  mkdir -p build/fuzz/corpus/$$name build/fuzz/findings; \
+	  mkdir -p build/fuzz/corpora/$$name build/fuzz/findings; \
 	  log=build/fuzz/$$name.log; \
 	  if build/fuzz/$${name}_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -max_len=4096 \
 	       -print_final_stats=1 -artifact_prefix=build/fuzz/findings/$$name- \
-	       build/fuzz/corpus/$$name fuzz/corpus/$$name > $$log 2>&1; then \
+	       build/fuzz/corpora/$$name fuzz/corpus/$$name > $$log 2>&1; then \
 	    echo "fuzz $$name: ok, $$(sed -n 's/^stat::number_of_executed_units: *//p' $$log) runs" \
-	         "in $(FUZZ_SECONDS) s, $$(ls build/fuzz/corpus/$$name | wc -l) inputs in the corpus"; \
+	         "in $(FUZZ_SECONDS) s, $$(ls build/fuzz/corpora/$$name | wc -l) inputs in the corpus"; \
 	  else \
 	    failed=1; grep -m 3 -E 'ERROR|SUMMARY|Test unit written' $$log; \
 	    echo "fuzz $$name: FAILED, see $$log"; \
