@@ -37,20 +37,7 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 
 // Control bytes as \xNN, so that a message never carries a NUL, a newline or an escape
 // sequence from the text it quotes.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) {
-      static const char* hex = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
+using detail::printable;
 
 std::string quote(std::string_view s) {
   return "'" + printable(s) + "'";

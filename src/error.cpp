@@ -70,4 +70,23 @@ Error::Error(std::error_code code, std::string operation, std::string address, s
       address_(std::move(address)),
       message_(join(operation_, address_) + ": " + detail) {}
 
+namespace detail {
+
+std::string printable(std::string_view text) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : text) {
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace detail
+
 }  // namespace wire

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 
+#include "http_reader.hpp"
 #include "support.hpp"
 #include "wire/http/server.hpp"
 #include "wire/http/static_files.hpp"
@@ -23,62 +24,13 @@ using namespace wire;
 using namespace std::chrono_literals;
 using test::BackgroundServer;
 using test::Child;
+using test::connect_to;
+using test::Reader;
+using test::Reply;
 
 namespace {
 
-struct Reply {
-  int status = 0;
-  std::map<std::string, std::string> headers;  // lower-case names
-  std::string body;
-};
 
-// Reads responses from one connection, keeping bytes that belong to the next.
-class Reader {
- public:
-  explicit Reader(Socket& socket) : socket_(socket) { socket_.set_timeout(5s); }
-
-  Reply next(const char* method = "GET") {
-    Reply reply;
-    http::ResponseHead head;
-    http::ParseResult r;
-    http::Limits limits;
-    limits.max_body = 1ull << 40;
-    while ((r = http::parse_response_head(buffer_, head, method, limits)).state ==
-           http::ParseState::incomplete) {
-      if (!fill()) throw std::runtime_error("no response head within 5 s");
-    }
-    if (r.state == http::ParseState::error) throw std::runtime_error(r.error.reason);
-    reply.status = head.status;
-    for (const auto& h : head.headers()) {
-      std::string name(h.name);
-      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      reply.headers[name] = std::string(h.value);
-    }
-    const auto length = head.body == http::BodyKind::length ? head.content_length : 0;
-    buffer_.erase(0, r.consumed);
-    while (buffer_.size() < length) {
-      if (!fill()) throw std::runtime_error("short body");
-    }
-    reply.body = buffer_.substr(0, length);
-    buffer_.erase(0, length);
-    return reply;
-  }
-
- private:
-  bool fill() {
-    char chunk[16384];
-    auto n = socket_.recv(std::span<char>(chunk), std::nothrow);
-    if (!n || *n == 0) return false;
-    buffer_.append(chunk, *n);
-    return true;
-  }
-  Socket& socket_;
-  std::string buffer_;
-};
-
-Socket connect_to(const Address& address) {
-  return create_connection(std::vector<Address>{address}, 5s);
-}
 
 // One keep-alive connection: every request goes to the same worker.
 class Client {

@@ -9,6 +9,7 @@
 #include <new>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -102,6 +103,9 @@ namespace detail {
 inline std::error_code last_error() noexcept {
   return {errno, std::system_category()};
 }
+// `text` for an error message: control bytes (a NUL, a CR) shown as \xNN, so a message
+// about hostile input cannot carry them.
+std::string printable(std::string_view text);
 }  // namespace detail
 
 }  // namespace wire

@@ -14,7 +14,7 @@ bool is_redirect(int status) {
 // Where a redirect from `current` (parsed: `from`) to `location` leads, if it may go
 // there: the URL to request next.
 std::string follow(const std::string& current, const Url& from, std::string_view location) {
-  const std::string refusing = "refusing Location '" + detail::printable(location) + "': ";
+  const std::string refusing = "refusing Location '" + wire::detail::printable(location) + "': ";
   std::string next;
   Url to;
   try {

@@ -37,7 +37,7 @@ bool is_sub_delim(char c) {
   return std::string_view("!$&'()*+,;=").find(c) != std::string_view::npos;
 }
 
-using detail::printable;
+using wire::detail::printable;
 
 std::string quote(std::string_view s) {
   return "'" + printable(s) + "'";
@@ -218,20 +218,6 @@ bool is_host_name_char(char c) {
 
 namespace detail {
 
-std::string printable(std::string_view s) {
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
 
 }  // namespace detail
 

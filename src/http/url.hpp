@@ -9,9 +9,7 @@
 
 namespace wire::http::detail {
 
-// Control bytes as \xNN: a URL or Location that smuggles CR LF must not smuggle it into an
-// error message (or a log line) too.
-std::string printable(std::string_view text);
+// printable() (control bytes as \xNN) is wire::detail::printable, from wire/error.hpp.
 
 // RFC 3986 §5.2.4: "/a/b/../c/./d" -> "/a/c/d".
 std::string remove_dot_segments(std::string_view path);
