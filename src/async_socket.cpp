@@ -1,5 +1,7 @@
 #include "wire/async_socket.hpp"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 
 #include "sigpipe.hpp"
@@ -57,6 +59,11 @@ void AsyncSocket::close() noexcept {
 }
 
 namespace detail {
+
+int send_queue_bytes(int fd) noexcept {
+  int queued = 0;
+  return ::ioctl(fd, SIOCOUTQ, &queued) == 0 ? queued : -1;
+}
 
 namespace {
 // Stores a finished result; false (keep waiting) when the kernel said EAGAIN.

@@ -14,8 +14,8 @@
 namespace wire::detail {
 
 // Waits for readiness after a call met EAGAIN, honouring one timeout across an operation's
-// waits (restarted by progressed() where the operation is a transfer in pieces). The deadline is computed only when a wait is first needed, so a call that succeeds at once
-// never reads the clock.
+// waits (restarted by progressed() where the operation is a transfer in pieces). The deadline is
+// computed only when a wait is first needed, so a call that succeeds at once never reads the clock.
 class Waiter {
  public:
   explicit Waiter(std::int64_t timeout_ns) noexcept : timeout_ns_(timeout_ns) {}

@@ -64,7 +64,8 @@ RelayStats relay(Socket& socket, int input_fd, int output_fd, const RelayOptions
       linger_deadline = std::chrono::steady_clock::now() + options.linger;
     }
   };
-  if (!input_open && stream) socket.shutdown(Shutdown::write);
+  // Fails only if the peer is gone already, which the loop below finds out on its own.
+  if (!input_open && stream) (void)socket.shutdown(Shutdown::write, std::nothrow);
   if (!input_open && !stream) linger_deadline = std::chrono::steady_clock::now() + options.linger;
 
   for (;;) {
@@ -109,7 +110,7 @@ RelayStats relay(Socket& socket, int input_fd, int output_fd, const RelayOptions
           if (pending_from == pending.size()) {
             selector->modify(sock, peer_done ? 0u : unsigned(readable));
             if (input_open) selector->register_fd(input_fd, readable);
-            if (shutdown_when_drained) socket.shutdown(Shutdown::write);
+            if (shutdown_when_drained) (void)socket.shutdown(Shutdown::write, std::nothrow);
             if (finished()) return stats;
           }
         }

@@ -140,7 +140,7 @@ struct Server::Park : detail::IoWaiter, detail::TimerNode {
 
 struct Server::Connection {
   AsyncSocket socket;
-  Server* server = nullptr;  // null once the server is gone
+  Server* server = nullptr;      // null once the server is gone
   std::coroutine_handle<> task;  // the handler's frame while it runs (the loop owns it)
   std::uint32_t index = 0;
   bool parked = false;

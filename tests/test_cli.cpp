@@ -221,6 +221,32 @@ TEST_F(CliTest, ListenKeepOpenServesOneAfterAnother) {
   (void)listener.wait();
 }
 
+// A peer that resets (before or after sending) ends its own connection only: with
+// --keep-open the listener says why and accepts the next one.
+TEST_F(CliTest, ListenKeepOpenSurvivesPeersThatReset) {
+  Child listener({wire_binary(), "listen", "--keep-open", "tcp://127.0.0.1:0"},
+                 Child::Options::merged());
+  const Address address = announced(listener);
+  for (int i = 0; i < 3; ++i) {
+    Socket s = create_connection(address.to_string(), 5s);
+    if (i > 0) s.send_all("lost\n");
+    s.set_option(option::linger, std::chrono::seconds(0));
+    s.close();  // a reset
+  }
+  Socket s = create_connection(address.to_string(), 5s);
+  s.send_all("still here\n");
+  s.shutdown(Shutdown::write);
+  s.set_timeout(5s);
+  (void)s.recv(10, std::nothrow);
+  std::string seen;
+  for (int lines = 0; lines < 20 && seen.find("still here") == std::string::npos; ++lines) {
+    seen += listener.read_line();
+  }
+  EXPECT_NE(seen.find("still here\n"), std::string::npos) << seen;
+  listener.signal(SIGTERM);
+  (void)listener.wait();
+}
+
 TEST_F(CliTest, ListenOnUdpPrintsTheFirstPeersDatagrams) {
   Child listener({wire_binary(), "listen", "udp://127.0.0.1:0"}, Child::Options::merged());
   Address address = announced(listener);

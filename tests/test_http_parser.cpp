@@ -278,7 +278,8 @@ TEST_F(HttpParserVectors, ResumedParsingEndsLikeTheWhole) {
       RequestHead head;
       ParseResult r;
       std::size_t checked = 0;
-      for (std::size_t end = std::min(step, input.size());; end = std::min(end + step, input.size())) {
+      for (std::size_t end = std::min(step, input.size());;
+           end = std::min(end + step, input.size())) {
         r = parse_request_head(std::string_view(input).substr(0, end), head, limits, checked);
         if (r.state != ParseState::incomplete || end == input.size()) break;
         checked = end;

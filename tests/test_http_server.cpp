@@ -23,7 +23,6 @@ using test::Reply;
 
 namespace {
 
-
 http::Router demo_router() {
   http::Router router;
   router.add("GET", "/hello", [](http::Request&) -> Task<http::Response> {
@@ -43,7 +42,6 @@ http::Router demo_router() {
   });
   return router;
 }
-
 
 }  // namespace
 

@@ -30,8 +30,6 @@ using test::Reply;
 
 namespace {
 
-
-
 // One keep-alive connection: every request goes to the same worker.
 class Client {
  public:

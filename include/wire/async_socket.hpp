@@ -182,6 +182,10 @@ struct AsyncSocket::Accepted {
 
 namespace detail {
 
+// Bytes the kernel still holds to send on `fd` (sent but unacknowledged, or unsent:
+// SIOCOUTQ), -1 when it cannot tell.
+int send_queue_bytes(int fd) noexcept;
+
 inline bool would_block(std::error_code ec) noexcept {
   return ec == std::errc::resource_unavailable_try_again || ec == std::errc::operation_would_block;
 }
@@ -233,10 +237,14 @@ class IoAwaitable : IoWaiter, TimerNode {
       const auto limit = owner_->wait_limit(Clock::now());
       fire = [](TimerNode* t) noexcept {
         auto* self = static_cast<IoAwaitable*>(t);
+        if constexpr (requires { self->op_.queued; }) {
+          if (self->peer_kept_reading()) return;  // re-armed
+        }
         self->owner_->loop_->cancel_io(*self);
         self->result_ = errc::timed_out;
         self->handle.resume();
       };
+      if constexpr (requires { op_.queued; }) op_.queued = send_queue_bytes(fd);
       loop.arm(*this, limit);
     }
     return true;
@@ -268,6 +276,7 @@ class IoAwaitable : IoWaiter, TimerNode {
       const bool done = self->op_.attempt(self->fd, *self->owner_, self->result_);
       if (!done && self->op_.sent != before && self->armed()) {
         EventLoop& loop = *self->owner_->loop_;
+        self->op_.queued = send_queue_bytes(self->fd);
         loop.arm(*self, self->owner_->wait_limit(loop.now()));
       }
       return done;
@@ -282,6 +291,22 @@ class IoAwaitable : IoWaiter, TimerNode {
     self->handle.resume();
   }
   static constexpr IoOps io_ops{&retry, &abort_wait};
+
+  // The idle timer of a send ran out. The kernel reports the socket writable again only
+  // once a good part of its (megabytes large) buffer has drained, so a peer reading slowly
+  // but steadily can leave the send waiting longer than the timeout: if the bytes queued in
+  // the kernel went down since the timer was armed, the peer is reading, and the timer is
+  // armed again (within the deadline, if any).
+  bool peer_kept_reading() noexcept {
+    const int queued = send_queue_bytes(fd);
+    if (queued < 0 || op_.queued < 0 || queued >= op_.queued) return false;
+    op_.queued = queued;
+    EventLoop& loop = *owner_->loop_;
+    const auto limit = owner_->wait_limit(loop.now());
+    if (limit <= loop.now()) return false;
+    loop.arm(*this, limit);
+    return true;
+  }
 
   AsyncSocket* owner_;
   [[no_unique_address]] Op op_;
@@ -321,6 +346,7 @@ struct SendAllOp {
   std::string_view data;
   int flags = 0;
   std::size_t sent = 0;
+  int queued = -1;  // bytes in the kernel's send queue when the idle timer was armed
   bool attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept;
   void finish(Value, EventLoop&) noexcept {}
 };
@@ -333,6 +359,7 @@ struct SendFileOp {
   std::uint64_t offset;
   std::uint64_t remaining;
   std::size_t sent = 0;
+  int queued = -1;  // bytes in the kernel's send queue when the idle timer was armed
   bool attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept;
   void finish(Value, EventLoop&) noexcept {}
 };

@@ -137,7 +137,7 @@ bool worth_parsing(std::string_view input, std::size_t already_checked, const Li
   for (std::size_t i = from; i < input.size(); ++i) {
     const char c = input[i];
     if (c == '\n') {
-      if (i == 0 || input[i - 1] != '\r') return true;                  // bare LF
+      if (i == 0 || input[i - 1] != '\r') return true;                          // bare LF
       if (i >= 3 && input[i - 2] == '\n' && input[i - 3] == '\r') return true;  // CRLF CRLF
     } else if (c == '\r' && i + 1 < input.size() && input[i + 1] != '\n') {
       return true;  // bare CR
@@ -308,7 +308,8 @@ bool is_valid_host(std::string_view host) noexcept {
     for (std::size_t i = 0; i < name.size(); ++i) {
       const unsigned char c = static_cast<unsigned char>(name[i]);
       if (std::isalnum(c) || std::strchr("-._~!$&'()*+,;=", c) != nullptr) continue;
-      if (c == '%' && i + 2 < name.size() && std::isxdigit(static_cast<unsigned char>(name[i + 1])) &&
+      if (c == '%' && i + 2 < name.size() &&
+          std::isxdigit(static_cast<unsigned char>(name[i + 1])) &&
           std::isxdigit(static_cast<unsigned char>(name[i + 2]))) {
         i += 2;
         continue;

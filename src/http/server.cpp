@@ -323,8 +323,8 @@ Task<bool> send_response(AsyncSocket& conn, const Request& request, Response& re
   if (auto r = co_await conn.send_all(out, file_follows ? MSG_MORE : 0, std::nothrow); !r) {
     failure = r.error();
   } else if (file_follows) {
-    auto sent = co_await conn.sendfile(response.file_fd, response.file_offset,
-                                       response.file_length, std::nothrow);
+    auto sent = co_await conn.sendfile(response.file_fd, response.file_offset, response.file_length,
+                                       std::nothrow);
     if (!sent) failure = sent.error();
     sent_body = response.file_length;
   } else if (chunked) {
@@ -355,12 +355,16 @@ Task<bool> send_response(AsyncSocket& conn, const Request& request, Response& re
   if (failure) {
     const std::uint64_t went = conn.bytes_sent() - sent_before;
     const std::uint64_t body_went = went > head_size ? went - head_size : 0;
-    std::string message = describe_request(request) + ": response aborted after " +
-                          std::to_string(body_went) + " of " +
-                          (chunked ? std::string("?") : std::to_string(length)) +
-                          " body bytes: " +
-                          (failure_what.empty() ? failure.message() : failure_what);
-    report_error(conn, options, message, !failure_what.empty());
+    const bool handler_failed = !failure_what.empty();  // the body's stream threw
+    // A socket closed under a send was closed by the server itself: a stop whose grace ran out.
+    if (failure_what.empty() && failure == errc::socket_closed) {
+      failure_what = "the server stopped (the grace period for open connections was over)";
+    }
+    std::string message =
+        describe_request(request) + ": response aborted after " + std::to_string(body_went) +
+        " of " + (chunked ? std::string("?") : std::to_string(length)) +
+        " body bytes: " + (failure_what.empty() ? failure.message() : failure_what);
+    report_error(conn, options, message, handler_failed);
     co_return false;
   }
   if (options.on_response) options.on_response(request, response.status, sent_body);
@@ -504,8 +508,7 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
       }
     }
     if (!failure.empty()) {
-      report_error(conn, options, describe_request(request) + ": handler failed: " + failure,
-                   true);
+      report_error(conn, options, describe_request(request) + ": handler failed: " + failure, true);
       if (conn.bytes_sent() != sent_before_handler || !conn.is_open()) co_return false;
       answer.emplace(Response::text(500, "500 Internal Server Error\n"));
       keep_alive = false;

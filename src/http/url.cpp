@@ -216,10 +216,7 @@ bool is_host_name_char(char c) {
 
 }  // namespace
 
-namespace detail {
-
-
-}  // namespace detail
+namespace detail {}  // namespace detail
 
 Url parse_url(std::string_view url) {
   Url out;

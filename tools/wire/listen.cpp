@@ -46,7 +46,16 @@ Command add_listen(CLI::App& app) {
       auto [conn, peer] = server.accept();
       if (!args->quiet)
         std::fprintf(stderr, "wire: connection from %s\n", peer.to_string().c_str());
-      if (relay(conn, input, STDOUT_FILENO).input_ended) input = -1;  // nothing more to send
+      if (!args->keep_open) {
+        if (relay(conn, input, STDOUT_FILENO).input_ended) input = -1;
+        break;
+      }
+      // With --keep-open a peer that resets or vanishes ends its own connection only.
+      try {
+        if (relay(conn, input, STDOUT_FILENO).input_ended) input = -1;  // nothing more to send
+      } catch (const Error& e) {
+        std::fprintf(stderr, "wire: %s\n", e.what());
+      }
     } while (args->keep_open);
     return 0;
   };
