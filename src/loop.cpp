@@ -268,9 +268,22 @@ std::error_code EventLoop::wait_io(detail::IoWaiter& waiter) noexcept {
   return {};
 }
 
+std::error_code EventLoop::wait_io_first(detail::IoWaiter& waiter) noexcept {
+  if (auto ec = wait_io(waiter)) return ec;
+  if (!fds_[waiter.fd].first) {
+    fds_[waiter.fd].first = true;
+    ++first_fds_;
+  }
+  return {};
+}
+
 void EventLoop::cancel_io(detail::IoWaiter& waiter) noexcept {
   if (!waiter.waiting) return;
   FdState& state = fds_[waiter.fd];
+  if (state.first) {
+    state.first = false;
+    --first_fds_;
+  }
   detail::IoWaiter*& slot = waiter.direction == readable ? state.reader : state.writer;
   if (slot == &waiter) slot = nullptr;
   waiter.waiting = false;
@@ -374,11 +387,17 @@ void EventLoop::run() {
     auto ready = selector_->select(timeout);
     // The wait may have been long: what the handlers see as now() is after it.
     now_ = detail::Clock::now();
+    if (first_fds_ > 0) {
+      for (const Ready& r : ready) {
+        if (r.data != &wakeup_tag && is_first(r.fd)) dispatch(r.fd, r.events);
+      }
+    }
     for (const Ready& r : ready) {
       if (r.data == &wakeup_tag) {
         drain_wakeup();
         continue;
       }
+      if (first_fds_ > 0 && is_first(r.fd)) continue;  // done above
       dispatch(r.fd, r.events);
     }
     fire_timers();

@@ -138,6 +138,13 @@ class EventLoop {
 
   // Used by awaitables (AsyncSocket's): not for general use.
   std::error_code wait_io(detail::IoWaiter& waiter) noexcept;
+  // Like wait_io, for a waiter that must run before every other fd reported in the same
+  // iteration: state the batch's handlers must see fresh (a file cache that inotify
+  // invalidates: an edit and the next request can be reported together).
+  std::error_code wait_io_first(detail::IoWaiter& waiter) noexcept;
+  // Expires when the loop is destroyed: for a waiter's owner that may outlive the loop and
+  // must then not call forget_fd on it.
+  std::weak_ptr<void> alive_token() const noexcept { return alive_; }
   void cancel_io(detail::IoWaiter& waiter) noexcept;
   // Drops the fd's registration and aborts its waiters with `reason` (before it is closed).
   void forget_fd(int fd, std::error_code reason) noexcept;
@@ -150,6 +157,7 @@ class EventLoop {
     detail::IoWaiter* writer = nullptr;
     unsigned interest = 0;
     bool registered = false;
+    bool first = false;  // dispatched before the others of its iteration (wait_io_first)
   };
   struct CallbackTimer;
 
@@ -161,6 +169,9 @@ class EventLoop {
   void heap_swap(std::size_t a, std::size_t b) noexcept;
   static void on_task_finished(void* loop, std::coroutine_handle<> handle) noexcept;
   void drain_wakeup() noexcept;
+  bool is_first(int fd) const noexcept {
+    return fd >= 0 && static_cast<std::size_t>(fd) < fds_.size() && fds_[fd].first;
+  }
 
   std::unique_ptr<Selector> selector_;
   BufferPool buffer_pool_;
@@ -180,7 +191,9 @@ class EventLoop {
   std::vector<Spawned> tasks_;  // spawned, unfinished; each promise knows its index
   std::function<void(std::exception_ptr)> exception_handler_;
   detail::Clock::time_point now_;
-  int wakeup_fd_ = -1;  // eventfd: stop() from elsewhere interrupts select
+  int wakeup_fd_ = -1;         // eventfd: stop() from elsewhere interrupts select
+  std::size_t first_fds_ = 0;  // fds waited on with wait_io_first
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   std::atomic<bool> stop_requested_{false};
 };
 

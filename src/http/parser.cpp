@@ -15,6 +15,8 @@ struct ByteClasses {
   bool tchar[256] = {};
   bool field[256] = {};
   bool target[256] = {};
+  bool reg_name[256] = {};    // unreserved and sub-delims (RFC 3986 3.2.2), '%' apart
+  bool ip_literal[256] = {};  // what may stand between [ and ]: hex digits, ':', '.', 'v'
   unsigned char lower[256] = {};
   constexpr ByteClasses() {
     for (int c = 0; c < 256; ++c) {
@@ -27,6 +29,15 @@ struct ByteClasses {
     for (unsigned char c :
          {'!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~'})
       tchar[c] = true;
+    for (int c = 0; c < 256; ++c) {
+      const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+      const bool hex = (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || (c >= '0' && c <= '9');
+      reg_name[c] = alnum;
+      ip_literal[c] = hex || c == ':' || c == '.' || c == 'v' || c == 'V';
+    }
+    for (unsigned char c :
+         {'-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '='})
+      reg_name[c] = true;
   }
 };
 constexpr ByteClasses byte_classes;
@@ -282,42 +293,33 @@ bool parse_decimal(std::string_view text, std::uint64_t& value) noexcept {
 bool is_valid_host(std::string_view host) noexcept {
   // uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): an IP-literal in brackets, or a
   // reg-name / IPv4address of unreserved, sub-delims and pct-encoded bytes; port = *DIGIT.
-  std::string_view name = host;
-  std::string_view port;
-  if (!host.empty() && host.front() == '[') {
-    const auto close = host.find(']');
-    if (close == std::string_view::npos) return false;
-    name = host.substr(1, close - 1);
-    std::string_view after = host.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return false;
-      port = after.substr(1);
+  // Checked on every request, so one pass over a byte table for the common case.
+  const char* p = host.data();
+  const char* end = p + host.size();
+  if (p != end && *p == '[') {
+    for (++p; p != end && *p != ']'; ++p) {
+      if (!byte_classes.ip_literal[static_cast<unsigned char>(*p)]) return false;
     }
-    if (name.empty()) return false;
-    for (char c : name) {
-      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.' && c != 'v' &&
-          c != 'V') {
+    if (p == end || p == host.data() + 1) return false;  // no "]", or "[]"
+    ++p;
+    if (p == end) return true;
+    if (*p != ':') return false;
+  } else {
+    for (; p != end && *p != ':'; ++p) {
+      const unsigned char c = static_cast<unsigned char>(*p);
+      if (byte_classes.reg_name[c]) continue;
+      if (c != '%' || end - p < 3 || !std::isxdigit(static_cast<unsigned char>(p[1])) ||
+          !std::isxdigit(static_cast<unsigned char>(p[2]))) {
         return false;
       }
+      p += 2;
     }
-  } else {
-    if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
-      name = host.substr(0, colon);
-      port = host.substr(colon + 1);
-    }
-    for (std::size_t i = 0; i < name.size(); ++i) {
-      const unsigned char c = static_cast<unsigned char>(name[i]);
-      if (std::isalnum(c) || std::strchr("-._~!$&'()*+,;=", c) != nullptr) continue;
-      if (c == '%' && i + 2 < name.size() &&
-          std::isxdigit(static_cast<unsigned char>(name[i + 1])) &&
-          std::isxdigit(static_cast<unsigned char>(name[i + 2]))) {
-        i += 2;
-        continue;
-      }
-      return false;
-    }
+    if (p == end) return true;
   }
-  return std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  for (++p; p != end; ++p) {  // the port, after the ':'
+    if (*p < '0' || *p > '9') return false;
+  }
+  return true;
 }
 
 bool is_valid_header_name(std::string_view name) noexcept {

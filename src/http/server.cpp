@@ -294,40 +294,70 @@ PooledExchange acquire_exchange() {
 
 }  // namespace
 
-// Sends the answer to one request: false when the connection failed (the abort is
-// reported with the bytes that did go out).
-Task<bool> send_response(AsyncSocket& conn, const Request& request, Response& response,
-                         bool keep_alive, const Options& options, std::string& out) {
-  const RequestHead& head = *request.head;
+// One response on its way out: what the log needs if it is cut short.
+struct Outgoing {
+  std::uint64_t length = 0;       // the body's length (unknown when chunked)
+  std::size_t head_size = 0;      // status line and headers
+  std::uint64_t sent_before = 0;  // conn.bytes_sent() before the response
+  std::uint64_t sent_body = 0;    // body bytes, for the access log
+  bool chunked = false;
+  bool file_follows = false;
+};
+
+// Writes the status line and headers into `out`, and a small body after them (one write for
+// both), and sets the connection's idle timeout (and deadline) for sending.
+Outgoing prepare_response(AsyncSocket& conn, const RequestHead& head, const Response& response,
+                          bool keep_alive, const Options& options, std::string& out) {
+  Outgoing o;
   const bool head_only = equals_ignore_case(head.method, "HEAD");
-  const bool chunked = static_cast<bool>(response.stream) && !head_only;
+  o.chunked = static_cast<bool>(response.stream) && !head_only;
   const std::string& body = response.shared ? response.shared->body : response.body;
-  const std::uint64_t length = response.file_fd >= 0 ? response.file_length : body.size();
+  o.length = response.file_fd >= 0 ? response.file_length : body.size();
   out.clear();
-  append_status_line_and_headers(out, response, keep_alive, options, length, chunked);
-  const std::size_t head_size = out.size();
+  append_status_line_and_headers(out, response, keep_alive, options, o.length, o.chunked);
+  o.head_size = out.size();
   conn.set_timeout(options.body_timeout);  // idle: re-armed by every chunk the kernel takes
   if (options.response_deadline) conn.set_deadline(Clock::now() + *options.response_deadline);
-  const std::uint64_t sent_before = conn.bytes_sent();
-  std::uint64_t sent_body = 0;
+  o.sent_before = conn.bytes_sent();
   const bool status_has_body =
       response.status / 100 != 1 && response.status != 204 && response.status != 304;
-  if (!head_only && status_has_body && response.file_fd < 0 && !chunked) {
-    out += body;  // one write for head and body
-    sent_body = body.size();
+  if (!head_only && status_has_body && response.file_fd < 0 && !o.chunked) {
+    out += body;
+    o.sent_body = body.size();
   }
-  const bool file_follows = !head_only && response.file_fd >= 0 && response.file_length > 0;
+  o.file_follows = !head_only && response.file_fd >= 0 && response.file_length > 0;
+  return o;
+}
+
+// Reports a response cut short, with the body bytes that did go out.
+void report_abort(const AsyncSocket& conn, const Request& request, const Options& options,
+                  const Outgoing& o, std::error_code failure, std::string failure_what) {
+  const std::uint64_t went = conn.bytes_sent() - o.sent_before;
+  const std::uint64_t body_went = went > o.head_size ? went - o.head_size : 0;
+  const bool handler_failed = !failure_what.empty();  // the body's stream threw
+  // A socket closed under a send was closed by the server itself: a stop whose grace ran out.
+  if (failure_what.empty() && failure == errc::socket_closed) {
+    failure_what = "the server stopped (the grace period for open connections was over)";
+  }
+  std::string message = describe_request(request) + ": response aborted after " +
+                        std::to_string(body_went) + " of " +
+                        (o.chunked ? std::string("?") : std::to_string(o.length)) +
+                        " body bytes: " + (failure_what.empty() ? failure.message() : failure_what);
+  report_error(conn, options, message, handler_failed);
+}
+
+// The body that does not travel with the head: a file (sendfile) or a stream (chunked). A
+// child coroutine, so the common case (a small body in the head's write) needs no frame.
+Task<bool> send_body(AsyncSocket& conn, const Request& request, Response& response,
+                     const Options& options, Outgoing& o) {
   std::error_code failure;
   std::string failure_what;
-  // With a file to follow, the head waits (MSG_MORE) to leave in the file's first segment.
-  if (auto r = co_await conn.send_all(out, file_follows ? MSG_MORE : 0, std::nothrow); !r) {
-    failure = r.error();
-  } else if (file_follows) {
+  if (o.file_follows) {
     auto sent = co_await conn.sendfile(response.file_fd, response.file_offset, response.file_length,
                                        std::nothrow);
     if (!sent) failure = sent.error();
-    sent_body = response.file_length;
-  } else if (chunked) {
+    o.sent_body = response.file_length;
+  } else {
     for (;;) {
       std::string piece;
       try {
@@ -347,27 +377,14 @@ Task<bool> send_response(AsyncSocket& conn, const Request& request, Response& re
         failure = r.error();
         break;
       }
-      sent_body += piece.size();
+      o.sent_body += piece.size();
       if (piece.empty()) break;
     }
   }
-  conn.set_deadline(std::nullopt);
   if (failure) {
-    const std::uint64_t went = conn.bytes_sent() - sent_before;
-    const std::uint64_t body_went = went > head_size ? went - head_size : 0;
-    const bool handler_failed = !failure_what.empty();  // the body's stream threw
-    // A socket closed under a send was closed by the server itself: a stop whose grace ran out.
-    if (failure_what.empty() && failure == errc::socket_closed) {
-      failure_what = "the server stopped (the grace period for open connections was over)";
-    }
-    std::string message =
-        describe_request(request) + ": response aborted after " + std::to_string(body_went) +
-        " of " + (chunked ? std::string("?") : std::to_string(length)) +
-        " body bytes: " + (failure_what.empty() ? failure.message() : failure_what);
-    report_error(conn, options, message, handler_failed);
+    report_abort(conn, request, options, o, failure, std::move(failure_what));
     co_return false;
   }
-  if (options.on_response) options.on_response(request, response.status, sent_body);
   co_return true;
 }
 
@@ -513,9 +530,22 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
       answer.emplace(Response::text(500, "500 Internal Server Error\n"));
       keep_alive = false;
     }
-    if (!co_await send_response(conn, request, *answer, keep_alive, options, exchange->out)) {
+    // The head (and a small body with it) from this frame; a file or a stream from a child.
+    Response& response = *answer;
+    Outgoing outgoing = prepare_response(conn, head, response, keep_alive, options, exchange->out);
+    // With a file to follow, the head waits (MSG_MORE) to leave in the file's first segment.
+    auto sent =
+        co_await conn.send_all(exchange->out, outgoing.file_follows ? MSG_MORE : 0, std::nothrow);
+    if (!sent) {
+      report_abort(conn, request, options, outgoing, sent.error(), {});
       co_return false;
     }
+    if ((outgoing.file_follows || outgoing.chunked) &&
+        !co_await send_body(conn, request, response, options, outgoing)) {
+      co_return false;
+    }
+    if (options.response_deadline) conn.set_deadline(std::nullopt);
+    if (options.on_response) options.on_response(request, response.status, outgoing.sent_body);
     if (!keep_alive) {
       co_await linger_close(conn, options);
       co_return false;

@@ -435,9 +435,14 @@ class ThreadCache {
 
   const CachedFile* find(const std::string& relative, Clock::time_point now) {
     if (files_.empty()) return nullptr;
-    if (inotify_ >= 0 && now != drained_at_) {
-      drained_at_ = now;
-      drain();
+    // Watched by this thread's running loop, the queue is drained by the loop itself, before
+    // the requests of the same iteration (no syscall here); otherwise once per iteration.
+    if (inotify_ >= 0 && !drained_by_loop()) {
+      if (now != drained_at_) {
+        drained_at_ = now;
+        drain();
+      }
+      watch_with_loop();
     }
     auto hit = files_.find(relative);
     if (hit == files_.end()) return nullptr;
@@ -503,11 +508,44 @@ class ThreadCache {
     std::vector<std::string> names;  // a folder: the paths reaching it; a file: its keys
   };
 
+  bool drained_by_loop() {
+    if (loop_ == nullptr) return false;
+    if (loop_alive_.expired()) {  // that loop is gone (another may have its address now)
+      loop_ = nullptr;
+      return false;
+    }
+    return loop_ == EventLoop::current();
+  }
+
+  // Lets the running loop drain the queue when it has events, before it dispatches
+  // anything else of that iteration (EventLoop::wait_io_first), so a hit costs no syscall.
+  void watch_with_loop() {
+    EventLoop* loop = EventLoop::current();
+    if (loop == nullptr || loop_ != nullptr || inotify_ < 0) return;
+    waiter_.cache = this;
+    waiter_.fd = inotify_;
+    waiter_.direction = readable;
+    waiter_.handle = {};
+    waiter_.ops = &inotify_ops;
+    if (loop->wait_io_first(waiter_)) return;  // stays with the once-per-iteration drain
+    loop_ = loop;
+    loop_alive_ = loop->alive_token();
+  }
+
   void close_inotify() {
+    // The loop must let go of the fd before it is closed (its number may be reused at once);
+    // a loop already gone holds nothing.
+    if (loop_ != nullptr && !loop_alive_.expired()) loop_->forget_fd(inotify_, errc::socket_closed);
+    loop_ = nullptr;
     if (inotify_ >= 0) ::close(inotify_);
     inotify_ = -1;
     watches_.clear();
   }
+
+  struct InotifyWaiter : wire::detail::IoWaiter {
+    ThreadCache* cache = nullptr;
+  };
+  static const wire::detail::IoOps inotify_ops;
 
   void remember(int wd, bool folder, std::string_view name) {
     Watch& watch = watches_[wd];
@@ -572,8 +610,23 @@ class ThreadCache {
   std::unordered_map<std::string, CachedFile> files_;
   int inotify_ = -1;
   bool inotify_failed_ = false;
+  InotifyWaiter waiter_;
+  EventLoop* loop_ = nullptr;  // the loop that drains inotify_ for us, while loop_alive_
+  std::weak_ptr<void> loop_alive_;
   Clock::time_point drained_at_{};
   std::unordered_map<int, Watch> watches_;
+};
+
+const wire::detail::IoOps ThreadCache::inotify_ops{
+    // Readable: drain and keep waiting (never "finished").
+    [](wire::detail::IoWaiter* w) noexcept {
+      static_cast<InotifyWaiter*>(w)->cache->drain();
+      return false;
+    },
+    // The fd was withdrawn: back to draining once per iteration.
+    [](wire::detail::IoWaiter* w, std::error_code) noexcept {
+      static_cast<InotifyWaiter*>(w)->cache->loop_ = nullptr;
+    },
 };
 
 Root::~Root() {
