@@ -443,6 +443,35 @@ TEST_F(HostileLibrary, SlowDownloadsFinishAndStalledOnesAreCut) {
   EXPECT_NE(report.find("of 16777216 body bytes: timed out"), std::string::npos) << report;
 }
 
+// The optional total deadline cuts a response that keeps moving but takes too long in all
+// (the idle timeout alone never would).
+TEST_F(HostileLibrary, ResponseDeadlineCutsEvenAMovingDownload) {
+  write_file(dir_.file("big.bin"), pattern(8 << 20));
+  auto recorded = std::make_shared<Recorded>();
+  http::Options options;
+  options.body_timeout = 5s;
+  options.response_deadline = 400ms;
+  options.on_error = [recorded](const AsyncSocket&, std::string_view m) { recorded->add(m); };
+  BackgroundServer server("tcp://127.0.0.1:0",
+                          http::connection_handler(http::static_files(dir_.file("")), options));
+  Socket s(Family::inet, Type::stream);
+  s.set_option(option::receive_buffer_size, 65536);
+  s.connect(server.address());
+  s.set_timeout(5000ms);
+  s.send_all("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::size_t got = 0;
+  for (;;) {  // 64 KiB every 20 ms: about 2.6 s for the whole file
+    auto chunk = s.recv(65536, std::nothrow);
+    if (!chunk || chunk->empty()) break;
+    got += chunk->size();
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_LT(got, std::size_t(8) << 20) << "the deadline did not cut the response";
+  ASSERT_TRUE(eventually([&] { return recorded->joined().find("aborted") != std::string::npos; }));
+  EXPECT_NE(recorded->joined().find("of 8388608 body bytes: timed out"), std::string::npos)
+      << recorded->joined();
+}
+
 // A handler whose upstream fails (a wire::Error: connect refused, with_timeout expired) gets
 // its client a 500, is reported, and costs only that connection.
 TEST_F(HostileLibrary, HandlerThrowingWireErrorGetsA500AndIsReported) {
