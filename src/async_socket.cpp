@@ -20,7 +20,6 @@ AsyncSocket::AsyncSocket(AsyncSocket&& other) noexcept
       socket_(std::move(other.socket_)),
       timeout_ns_(other.timeout_ns_),
       bytes_sent_(other.bytes_sent_),
-      deadline_(other.deadline_),
       read_drained_(other.read_drained_),
       idle_(other.idle_),
       parkable_(other.parkable_) {}
@@ -32,7 +31,6 @@ AsyncSocket& AsyncSocket::operator=(AsyncSocket&& other) noexcept {
     socket_ = std::move(other.socket_);
     timeout_ns_ = other.timeout_ns_;
     bytes_sent_ = other.bytes_sent_;
-    deadline_ = other.deadline_;
     read_drained_ = other.read_drained_;
     idle_ = other.idle_;
     parkable_ = other.parkable_;
@@ -43,7 +41,7 @@ AsyncSocket& AsyncSocket::operator=(AsyncSocket&& other) noexcept {
 std::size_t AsyncSocket::send_now(std::string_view data) {
   auto sent = socket_.send(data, std::nothrow);  // the socket is non-blocking
   if (sent) {
-    bytes_sent_ += *sent;
+    bytes_sent_ += static_cast<std::uint32_t>(*sent);
     return *sent;
   }
   if (detail::would_block(sent.error())) return 0;
@@ -132,7 +130,7 @@ bool RecvPooledOp::attempt(int fd, AsyncSocket& owner, Result<Value>& result) no
 bool SendOp::attempt(int fd, AsyncSocket& owner, Result<Value>& result) noexcept {
   const bool done =
       attempt_once([&] { return ::send(fd, data.data(), data.size(), MSG_NOSIGNAL); }, result);
-  if (done && result) owner.bytes_sent_ += *result;
+  if (done && result) owner.bytes_sent_ += static_cast<std::uint32_t>(*result);
   return done;
 }
 
@@ -151,7 +149,8 @@ bool SendAllOp::attempt(int fd, AsyncSocket& owner, Result<Value>& result) noexc
       return true;
     }
     sent += *n;
-    owner.bytes_sent_ += *n;
+    owner.bytes_sent_ += static_cast<std::uint32_t>(*n);
+    if (progress != nullptr) *progress += *n;
   }
   result = sent;
   return true;
@@ -177,7 +176,8 @@ bool SendFileOp::attempt(int fd, AsyncSocket& owner, Result<Value>& result) noex
     offset += *n;
     remaining -= *n;
     sent += *n;
-    owner.bytes_sent_ += *n;
+    owner.bytes_sent_ += static_cast<std::uint32_t>(*n);
+    if (progress != nullptr) *progress += *n;
   }
   result = sent;
   return true;

@@ -140,10 +140,12 @@ struct Server::Park : detail::IoWaiter, detail::TimerNode {
 
 struct Server::Connection {
   AsyncSocket socket;
-  Server* server = nullptr;      // null once the server is gone
-  std::coroutine_handle<> task;  // the handler's frame while it runs (the loop owns it)
+  Server* server = nullptr;  // null once the server is gone
   std::uint32_t index = 0;
   bool parked = false;
+  // While parked, its waiter and idle timer. While the handler runs, park.handle is the
+  // handler's frame (owned by the loop), for cancel_all: the two never overlap, and an
+  // idle connection's record stays in its allocation size class.
   Park park;
 };
 
@@ -269,7 +271,7 @@ void Server::run_handler(Connection* connection) {
   Task<void> task = handler_(connection->socket);
   const std::coroutine_handle<> handle = task.handle();
   loop_.spawn(std::move(task), &Server::connection_done, connection);
-  connection->task = handle;
+  connection->park.handle = handle;
 }
 
 // The handler's frame is gone. If it left the connection parkable, park it: keep only
@@ -277,7 +279,7 @@ void Server::run_handler(Connection* connection) {
 // Otherwise close the socket at once (no CLOSE_WAIT) and free the slot.
 void Server::connection_done(void* context, std::exception_ptr error) noexcept {
   auto* connection = static_cast<Connection*>(context);
-  connection->task = {};
+  connection->park.handle = {};
   Server* server = connection->server;
   if (error) {
     try {
@@ -394,7 +396,7 @@ void Server::cancel_all() noexcept {
   closing_all_ = true;
   std::vector<Connection*> open = connections_;
   for (Connection* connection : open) {
-    if (connection->task) loop_.cancel_task(connection->task);
+    if (!connection->parked && connection->park.handle) loop_.cancel_task(connection->park.handle);
   }
   closing_all_ = false;
   for (Connection* connection : ended_while_closing_) delete connection;

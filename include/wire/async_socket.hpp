@@ -80,9 +80,11 @@ class AsyncSocket {
   // its record, no frame) and call the handler again once the peer sends more.
   void mark_parkable(bool parkable) noexcept { parkable_ = parkable; }
   bool parkable() const noexcept { return parkable_; }
-  // Bytes the kernel took from send, send_now, send_all and sendfile on this socket, so far:
-  // what an access log reports for a response cut short (the calls' own errors carry none).
-  std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
+  // Bytes the kernel took from send, send_now, send_all and sendfile on this socket, counted
+  // modulo 2^32 (it lives in padding: every idle connection carries one): the difference of
+  // two readings is exact for anything under 4 GiB. Tells whether a handler wrote anything;
+  // sendfile and send_all can also report their own progress exactly (see below).
+  std::uint32_t bytes_sent() const noexcept { return bytes_sent_; }
   // The last read emptied the kernel's buffer: the next read would most likely wait.
   bool drained() const noexcept { return read_drained_; }
   // The fd is known to be readable (the selector said so): the next read tries at once.
@@ -98,22 +100,8 @@ class AsyncSocket {
   void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept {
     timeout_ns_ = timeout ? std::max<std::int64_t>(0, timeout->count()) : -1;
   }
-  // A total deadline, for those who want one beside the idle timeout: any wait still
-  // pending at `deadline` fails with errc::timed_out, progress or not. nullopt: none.
-  void set_deadline(std::optional<std::chrono::steady_clock::time_point> deadline) noexcept {
-    deadline_ = deadline ? *deadline : std::chrono::steady_clock::time_point::max();
-  }
-  std::optional<std::chrono::steady_clock::time_point> deadline() const noexcept {
-    if (deadline_ == std::chrono::steady_clock::time_point::max()) return std::nullopt;
-    return deadline_;
-  }
-  // When a wait starting at `now` gives up: the earlier of the idle timeout and the deadline
-  // (time_point::max() when neither is set).
-  std::chrono::steady_clock::time_point wait_limit(
-      std::chrono::steady_clock::time_point now) const noexcept {
-    if (timeout_ns_ < 0) return deadline_;
-    return std::min(deadline_, now + std::chrono::nanoseconds(timeout_ns_));
-  }
+  // A total deadline, progress or not, is with_timeout(): co_await with_timeout(5s,
+  // conn.send_all(data)) cancels the send when it takes longer in all.
 
   // co_await conn.recv(buffer) -> bytes read; 0 means the peer closed.
   auto recv(std::span<char> buffer);
@@ -140,6 +128,9 @@ class AsyncSocket {
   // cache to the socket (sendfile(2)), waiting while the socket's buffer is full.
   auto sendfile(int file_fd, std::uint64_t offset, std::uint64_t length);
   auto sendfile(int file_fd, std::uint64_t offset, std::uint64_t length, std::nothrow_t);
+  // The same, adding each byte sent to `progress` as it goes: how far a failed one got.
+  auto sendfile(int file_fd, std::uint64_t offset, std::uint64_t length, std::nothrow_t,
+                std::uint64_t& progress);
   // co_await listener.accept() -> Accepted{AsyncSocket, Address} on the same loop.
   auto accept();
   auto accept(std::nothrow_t);
@@ -165,8 +156,7 @@ class AsyncSocket {
   EventLoop* loop_ = nullptr;
   Socket socket_;
   std::int64_t timeout_ns_ = -1;
-  std::uint64_t bytes_sent_ = 0;
-  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  std::uint32_t bytes_sent_ = 0;
   // The last read took less than it asked for, so the kernel's buffer was empty: the next
   // read waits for readiness instead of trying first (which would almost surely be an
   // EAGAIN, one wasted syscall per request on a keep-alive connection).
@@ -233,8 +223,8 @@ class IoAwaitable : IoWaiter, TimerNode {
     }
     // The socket's timeout bounds each wait; the timer lives here, so arming costs no
     // allocation and a destroyed awaiter takes it along.
-    if (owner_->timeout_ns_ >= 0 || owner_->deadline_ != Clock::time_point::max()) {
-      const auto limit = owner_->wait_limit(Clock::now());
+    if (owner_->timeout_ns_ >= 0) {
+      const auto limit = Clock::now() + std::chrono::nanoseconds(owner_->timeout_ns_);
       fire = [](TimerNode* t) noexcept {
         auto* self = static_cast<IoAwaitable*>(t);
         if constexpr (requires { self->op_.queued; }) {
@@ -277,7 +267,7 @@ class IoAwaitable : IoWaiter, TimerNode {
       if (!done && self->op_.sent != before && self->armed()) {
         EventLoop& loop = *self->owner_->loop_;
         self->op_.queued = send_queue_bytes(self->fd);
-        loop.arm(*self, self->owner_->wait_limit(loop.now()));
+        loop.arm(*self, loop.now() + std::chrono::nanoseconds(self->owner_->timeout_ns_));
       }
       return done;
     } else {
@@ -302,9 +292,7 @@ class IoAwaitable : IoWaiter, TimerNode {
     if (queued < 0 || op_.queued < 0 || queued >= op_.queued) return false;
     op_.queued = queued;
     EventLoop& loop = *owner_->loop_;
-    const auto limit = owner_->wait_limit(loop.now());
-    if (limit <= loop.now()) return false;
-    loop.arm(*this, limit);
+    loop.arm(*this, loop.now() + std::chrono::nanoseconds(owner_->timeout_ns_));
     return true;
   }
 
@@ -347,6 +335,7 @@ struct SendAllOp {
   int flags = 0;
   std::size_t sent = 0;
   int queued = -1;  // bytes in the kernel's send queue when the idle timer was armed
+  std::uint64_t* progress = nullptr;  // the caller's count of bytes sent, kept even on error
   bool attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept;
   void finish(Value, EventLoop&) noexcept {}
 };
@@ -360,6 +349,7 @@ struct SendFileOp {
   std::uint64_t remaining;
   std::size_t sent = 0;
   int queued = -1;  // bytes in the kernel's send queue when the idle timer was armed
+  std::uint64_t* progress = nullptr;  // the caller's count of bytes sent, kept even on error
   bool attempt(int fd, AsyncSocket&, Result<Value>& result) noexcept;
   void finish(Value, EventLoop&) noexcept {}
 };
@@ -441,6 +431,11 @@ inline auto AsyncSocket::send_all(std::string_view data, int flags, std::nothrow
 inline auto AsyncSocket::sendfile(int file_fd, std::uint64_t offset, std::uint64_t length,
                                   std::nothrow_t) {
   return detail::IoAwaitable<detail::SendFileOp, false>(*this, {file_fd, offset, length});
+}
+inline auto AsyncSocket::sendfile(int file_fd, std::uint64_t offset, std::uint64_t length,
+                                  std::nothrow_t, std::uint64_t& progress) {
+  return detail::IoAwaitable<detail::SendFileOp, false>(
+      *this, {file_fd, offset, length, 0, -1, &progress});
 }
 inline auto AsyncSocket::accept() {
   return detail::IoAwaitable<detail::AcceptOp, true>(*this, {});

@@ -79,16 +79,22 @@ std::string status_line_and_headers(const Response& response, bool keep_alive,
 // what the client still sends, until it closes or linger_timeout passes without a byte
 // (linger_time in all). Closing with unread bytes would send a reset, and a reset makes the
 // client's kernel drop the response it had not read yet (nginx's lingering_close).
+Task<void> drain_input(AsyncSocket& conn) {
+  for (;;) {
+    auto data = co_await conn.recv_pooled(std::nothrow);
+    if (!data || data->empty()) co_return;
+  }
+}
+
 Task<void> linger_close(AsyncSocket& conn, const Options& options) {
   if (!conn.socket().shutdown(Shutdown::write, std::nothrow)) co_return;
   conn.mark_idle(true);  // nothing is in flight: a graceful stop need not wait for this
   conn.set_timeout(options.linger_timeout);
-  conn.set_deadline(Clock::now() + options.linger_time);
-  for (;;) {
-    auto data = co_await conn.recv_pooled(std::nothrow);
-    if (!data || data->empty()) break;
+  try {
+    co_await with_timeout(options.linger_time, drain_input(conn));
+  } catch (const Error&) {
+    // linger_time is over: close anyway
   }
-  conn.set_deadline(std::nullopt);
 }
 
 void report_error(const AsyncSocket& conn, const Options& options, const std::string& message,
@@ -298,14 +304,15 @@ PooledExchange acquire_exchange() {
 struct Outgoing {
   std::uint64_t length = 0;       // the body's length (unknown when chunked)
   std::size_t head_size = 0;      // status line and headers
-  std::uint64_t sent_before = 0;  // conn.bytes_sent() before the response
+  std::uint32_t sent_before = 0;  // conn.bytes_sent() before the response
+  std::uint64_t file_sent = 0;    // bytes of the file sendfile took (exact, errors too)
   std::uint64_t sent_body = 0;    // body bytes, for the access log
   bool chunked = false;
   bool file_follows = false;
 };
 
 // Writes the status line and headers into `out`, and a small body after them (one write for
-// both), and sets the connection's idle timeout (and deadline) for sending.
+// both), and sets the connection's idle timeout for sending.
 Outgoing prepare_response(AsyncSocket& conn, const RequestHead& head, const Response& response,
                           bool keep_alive, const Options& options, std::string& out) {
   Outgoing o;
@@ -317,7 +324,6 @@ Outgoing prepare_response(AsyncSocket& conn, const RequestHead& head, const Resp
   append_status_line_and_headers(out, response, keep_alive, options, o.length, o.chunked);
   o.head_size = out.size();
   conn.set_timeout(options.body_timeout);  // idle: re-armed by every chunk the kernel takes
-  if (options.response_deadline) conn.set_deadline(Clock::now() + *options.response_deadline);
   o.sent_before = conn.bytes_sent();
   const bool status_has_body =
       response.status / 100 != 1 && response.status != 204 && response.status != 304;
@@ -332,8 +338,10 @@ Outgoing prepare_response(AsyncSocket& conn, const RequestHead& head, const Resp
 // Reports a response cut short, with the body bytes that did go out.
 void report_abort(const AsyncSocket& conn, const Request& request, const Options& options,
                   const Outgoing& o, std::error_code failure, std::string failure_what) {
-  const std::uint64_t went = conn.bytes_sent() - o.sent_before;
-  const std::uint64_t body_went = went > o.head_size ? went - o.head_size : 0;
+  // The head and whatever went with it, then the file's own exact count.
+  const std::uint64_t went = static_cast<std::uint32_t>(conn.bytes_sent() - o.sent_before);
+  const std::uint64_t body_went =
+      o.file_sent > 0 ? o.file_sent : (went > o.head_size ? went - o.head_size : 0);
   const bool handler_failed = !failure_what.empty();  // the body's stream threw
   // A socket closed under a send was closed by the server itself: a stop whose grace ran out.
   if (failure_what.empty() && failure == errc::socket_closed) {
@@ -354,7 +362,7 @@ Task<bool> send_body(AsyncSocket& conn, const Request& request, Response& respon
   std::string failure_what;
   if (o.file_follows) {
     auto sent = co_await conn.sendfile(response.file_fd, response.file_offset, response.file_length,
-                                       std::nothrow);
+                                       std::nothrow, o.file_sent);
     if (!sent) failure = sent.error();
     o.sent_body = response.file_length;
   } else {
@@ -385,6 +393,19 @@ Task<bool> send_body(AsyncSocket& conn, const Request& request, Response& respon
     report_abort(conn, request, options, o, failure, std::move(failure_what));
     co_return false;
   }
+  co_return true;
+}
+
+// The whole response from a child coroutine, for with_timeout (Options::response_deadline).
+Task<bool> send_response(AsyncSocket& conn, const Request& request, Response& response,
+                         const Options& options, Outgoing& o, const std::string& out) {
+  auto sent = co_await conn.send_all(out, o.file_follows ? MSG_MORE : 0, std::nothrow);
+  if (!sent) {
+    report_abort(conn, request, options, o, sent.error(), {});
+    co_return false;
+  }
+  if (o.file_follows || o.chunked)
+    co_return co_await send_body(conn, request, response, options, o);
   co_return true;
 }
 
@@ -509,7 +530,7 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
     // connection closes after the answer.
     bool keep_alive = head.keep_alive;
     std::optional<Response> answer;
-    const std::uint64_t sent_before_handler = conn.bytes_sent();
+    const std::uint32_t sent_before_handler = conn.bytes_sent();
     std::string failure;
     try {
       answer.emplace(co_await handler(request));
@@ -530,21 +551,33 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
       answer.emplace(Response::text(500, "500 Internal Server Error\n"));
       keep_alive = false;
     }
-    // The head (and a small body with it) from this frame; a file or a stream from a child.
+    // The head (and a small body with it) from this frame; a file or a stream from a child;
+    // everything from a child under with_timeout when a total deadline is asked for.
     Response& response = *answer;
     Outgoing outgoing = prepare_response(conn, head, response, keep_alive, options, exchange->out);
-    // With a file to follow, the head waits (MSG_MORE) to leave in the file's first segment.
-    auto sent =
-        co_await conn.send_all(exchange->out, outgoing.file_follows ? MSG_MORE : 0, std::nothrow);
-    if (!sent) {
-      report_abort(conn, request, options, outgoing, sent.error(), {});
-      co_return false;
+    if (options.response_deadline) {
+      bool sent = false;
+      try {
+        sent = co_await with_timeout(
+            *options.response_deadline,
+            send_response(conn, request, response, options, outgoing, exchange->out));
+      } catch (const Error& e) {
+        report_abort(conn, request, options, outgoing, e.code(), {});
+      }
+      if (!sent) co_return false;
+    } else {
+      // With a file to follow, the head waits (MSG_MORE) to leave in the file's first segment.
+      auto sent =
+          co_await conn.send_all(exchange->out, outgoing.file_follows ? MSG_MORE : 0, std::nothrow);
+      if (!sent) {
+        report_abort(conn, request, options, outgoing, sent.error(), {});
+        co_return false;
+      }
+      if ((outgoing.file_follows || outgoing.chunked) &&
+          !co_await send_body(conn, request, response, options, outgoing)) {
+        co_return false;
+      }
     }
-    if ((outgoing.file_follows || outgoing.chunked) &&
-        !co_await send_body(conn, request, response, options, outgoing)) {
-      co_return false;
-    }
-    if (options.response_deadline) conn.set_deadline(std::nullopt);
     if (options.on_response) options.on_response(request, response.status, outgoing.sent_body);
     if (!keep_alive) {
       co_await linger_close(conn, options);
