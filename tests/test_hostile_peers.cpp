@@ -399,6 +399,23 @@ class HostileLibrary : public Test {
   TempDir dir_;
 };
 
+// A client with a 64 KiB window that sends `request` and then reads 64 KiB every 20 ms
+// (3.2 MB/s), until the server closes or fails: everything it got.
+std::string read_slowly(const Address& server, const std::string& request) {
+  Socket s(Family::inet, Type::stream);
+  s.set_option(option::receive_buffer_size, 65536);
+  s.connect(server);
+  s.set_timeout(5000ms);
+  s.send_all(request);
+  std::string all;
+  for (;;) {
+    auto chunk = s.recv(65536, std::nothrow);
+    if (!chunk || chunk->empty()) return all;
+    all += *chunk;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
 // A download slower than every timeout that still moves finishes; one that stops moving is
 // cut after the idle timeout and reported with the bytes that went out.
 TEST_F(HostileLibrary, SlowDownloadsFinishAndStalledOnesAreCut) {
@@ -413,23 +430,11 @@ TEST_F(HostileLibrary, SlowDownloadsFinishAndStalledOnesAreCut) {
   // socket turns writable again only once about half of its megabytes of buffer drained,
   // which takes this reader longer than the idle timeout: the peer's reading must count as
   // progress too.
-  {
-    Socket s(Family::inet, Type::stream);
-    s.set_option(option::receive_buffer_size, 65536);
-    s.connect(server.address());
-    s.set_timeout(5000ms);
-    s.send_all("GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    std::string all;
-    for (;;) {
-      std::string chunk = s.recv(65536);
-      if (chunk.empty()) break;
-      all += chunk;
-      std::this_thread::sleep_for(20ms);
-    }
-    const auto body = all.find("\r\n\r\n");
-    ASSERT_NE(body, std::string::npos);
-    EXPECT_EQ(all.size() - body - 4, std::size_t(8) << 20) << recorded->joined();
-  }
+  const std::string all = read_slowly(
+      server.address(), "GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const auto body = all.find("\r\n\r\n");
+  ASSERT_NE(body, std::string::npos);
+  EXPECT_EQ(all.size() - body - 4, std::size_t(8) << 20) << recorded->joined();
   // Stalled: never reads. The server gives up after the idle timeout and says how far it got
   // (16 MiB: more than the kernel's buffers on both sides hold).
   write_file(dir_.file("huge.bin"), pattern(16 << 20));
@@ -454,18 +459,9 @@ TEST_F(HostileLibrary, ResponseDeadlineCutsEvenAMovingDownload) {
   options.on_error = [recorded](const AsyncSocket&, std::string_view m) { recorded->add(m); };
   BackgroundServer server("tcp://127.0.0.1:0",
                           http::connection_handler(http::static_files(dir_.file("")), options));
-  Socket s(Family::inet, Type::stream);
-  s.set_option(option::receive_buffer_size, 65536);
-  s.connect(server.address());
-  s.set_timeout(5000ms);
-  s.send_all("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n");
-  std::size_t got = 0;
-  for (;;) {  // 64 KiB every 20 ms: about 2.6 s for the whole file
-    auto chunk = s.recv(65536, std::nothrow);
-    if (!chunk || chunk->empty()) break;
-    got += chunk->size();
-    std::this_thread::sleep_for(20ms);
-  }
+  // About 2.6 s for the whole file at this pace: the 400 ms deadline comes first.
+  const std::size_t got =
+      read_slowly(server.address(), "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n").size();
   EXPECT_LT(got, std::size_t(8) << 20) << "the deadline did not cut the response";
   ASSERT_TRUE(eventually([&] { return recorded->joined().find("aborted") != std::string::npos; }));
   EXPECT_NE(recorded->joined().find("of 8388608 body bytes: timed out"), std::string::npos)
