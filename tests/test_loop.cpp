@@ -29,7 +29,7 @@ Task<void> nested(int depth, int& reached) {
 
 }  // namespace
 
-// g++ 12 lacks reliable symmetric transfer (ARCHITECTURE.md): a million awaits that finish at
+// g++ 12 lacks reliable symmetric transfer (docs/design/awaitables.md): a million awaits that finish at
 // once must not grow the stack. Runs in every preset, ASan included.
 TEST_F(LoopTest, MillionImmediatelyCompletingAwaits) {
   EventLoop loop;

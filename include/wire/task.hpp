@@ -12,7 +12,7 @@
 //
 // Why no symmetric transfer: g++ 12 does not turn `await_suspend` returning a handle into a
 // tail call at -O0/-O1 or under ASan, so a million synchronously finishing awaits overflow
-// the stack (see ARCHITECTURE.md). Instead await_suspend resumes the child inline and returns
+// the stack (docs/design/awaitables.md). Instead await_suspend resumes the child inline and returns
 // false when the child finished before returning, so the parent continues in the same frame
 // of the stack; only a child that really suspended resumes its parent later, from the loop.
 #pragma once
