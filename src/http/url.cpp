@@ -124,36 +124,6 @@ struct Reference {
   std::string_view fragment;
 };
 
-Reference split_reference(std::string_view ref) {
-  Reference r;
-  const auto colon = ref.find_first_of(":/?#");
-  if (colon != std::string_view::npos && colon > 0 && ref[colon] == ':') {
-    r.scheme = ref.substr(0, colon);
-    ref.remove_prefix(colon + 1);
-  }
-  if (ref.substr(0, 2) == "//") {
-    ref.remove_prefix(2);
-    const auto end = std::min(ref.find_first_of("/?#"), ref.size());
-    r.has_authority = true;
-    r.authority = ref.substr(0, end);
-    ref.remove_prefix(end);
-  }
-  const auto path_end = std::min(ref.find_first_of("?#"), ref.size());
-  r.path = ref.substr(0, path_end);
-  ref.remove_prefix(path_end);
-  if (!ref.empty() && ref.front() == '?') {
-    const auto end = std::min(ref.find('#'), ref.size());
-    r.has_query = true;
-    r.query = ref.substr(1, end - 1);
-    ref.remove_prefix(end);
-  }
-  if (!ref.empty() && ref.front() == '#') {
-    r.has_fragment = true;
-    r.fragment = ref.substr(1);
-  }
-  return r;
-}
-
 // The path, query and fragment of a target ("/p?q#f"). Cut by hand, not as a reference:
 // a target has no scheme or authority, so "/a:b" and "//x" stay paths.
 Reference split_target(std::string_view target) {
@@ -171,6 +141,29 @@ Reference split_target(std::string_view target) {
     r.has_fragment = true;
     r.fragment = target.substr(1);
   }
+  return r;
+}
+
+Reference split_reference(std::string_view ref) {
+  Reference r;
+  const auto colon = ref.find_first_of(":/?#");
+  if (colon != std::string_view::npos && colon > 0 && ref[colon] == ':') {
+    r.scheme = ref.substr(0, colon);
+    ref.remove_prefix(colon + 1);
+  }
+  if (ref.substr(0, 2) == "//") {
+    ref.remove_prefix(2);
+    const auto end = std::min(ref.find_first_of("/?#"), ref.size());
+    r.has_authority = true;
+    r.authority = ref.substr(0, end);
+    ref.remove_prefix(end);
+  }
+  const Reference tail = split_target(ref);
+  r.path = tail.path;
+  r.has_query = tail.has_query;
+  r.query = tail.query;
+  r.has_fragment = tail.has_fragment;
+  r.fragment = tail.fragment;
   return r;
 }
 
