@@ -319,6 +319,8 @@ namespace wire::test {
 // serve() in a forked child whose RLIMIT_NOFILE leaves `spare_fds` beyond the fds it
 // inherited (counted, not the highest number: ctest and shells pass some on at any number).
 // The child's address comes back through a pipe; the child is killed with the object.
+// fork() copies only the calling thread: the sanitizer runtimes (TSan above all) can hang in
+// such a child, so tests using it skip under sanitizers and run in the dev preset.
 class StarvedServer {
  public:
   StarvedServer(std::size_t spare_fds, ConnectionHandler handler, ServeOptions options) {
