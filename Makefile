@@ -3,7 +3,7 @@
 #   make test   build the dev preset (-Wall -Wextra -Werror) and run every test
 # Each installs the Debian packages it needs first, only when missing.
 
-BUILD_PACKAGES := cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
+BUILD_PACKAGES := cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev zlib1g-dev
 TEST_PACKAGES := socat netcat-openbsd curl python3 nginx-light wrk
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 BENCH_PACKAGES := wrk h2o nginx-light curl

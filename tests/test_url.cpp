@@ -130,7 +130,9 @@ TEST_F(UrlTest, RefusesBytesOutsideRfc3986) {
       {"http://h/#a b", "space (0x20) at offset 11 is not allowed in a URL's fragment"},
       {"http://h\r\nX: 1/", "CR (0x0d) at offset 8 is not allowed in a host name"},
       {"http://h o/", "space (0x20) at offset 8 is not allowed in a host name"},
-      {"http://user:pw@h/", "user information (USER@HOST) is not supported"},
+      {"http://us er:pw@h/", "space (0x20) at offset 9 is not allowed in user information"},
+      {"http://u:p%0a@h/", "LF (0x0a) (encoded) at offset 10 is not allowed in user information"},
+      {"http://@h/", "empty user information"},
       {"http://h:8x/", "port '8x' is not a number"},
       {"http://h:0/", "port '0' out of range"},
       {"http://h:65536/", "port '65536' out of range"},
@@ -148,6 +150,18 @@ TEST_F(UrlTest, RefusesBytesOutsideRfc3986) {
     EXPECT_NE(message.find(names), std::string::npos) << message;
     EXPECT_EQ(message.find_first_of("\r\n"s + '\0'), std::string::npos) << "raw control bytes";
   }
+}
+
+TEST_F(UrlTest, UserInformationBecomesCredentialsNotPartOfTheHost) {
+  auto u = http::parse_url("http://alice:s%40cret:x@Example.org:81/p");
+  EXPECT_EQ(u.userinfo, "alice:s@cret:x") << "percent-decoded; the last '@' ends it";
+  EXPECT_EQ(u.connect, "tcp://example.org:81");
+  EXPECT_EQ(u.host, "example.org:81") << "never in the Host header";
+  EXPECT_EQ(http::parse_url("http://bob@h/").userinfo, "bob");
+  EXPECT_EQ(http::parse_url("http://h/a@b").userinfo, "") << "an '@' in the path is a path";
+  EXPECT_EQ(http::basic_authorization("Aladdin:open sesame"), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+  EXPECT_EQ(http::basic_authorization("a:"), "Basic YTo=");
+  EXPECT_EQ(http::basic_authorization("ab:"), "Basic YWI6");
 }
 
 TEST_F(UrlTest, TheFragmentIsNotSentAndSchemeAndHostIgnoreCase) {

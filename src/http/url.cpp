@@ -202,6 +202,39 @@ std::string parse_target(std::string_view url, std::string_view tail, std::size_
   return target + query_text(t.has_query, t.query);
 }
 
+int hex_value(char c) {
+  return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+// RFC 3986 §3.2.1 userinfo: unreserved, sub-delims, ':' and %XX; percent-decoded, since
+// Basic auth carries the bytes themselves. A decoded control byte is refused: it would end
+// up in the Authorization header's base64 only, but a user never means one.
+std::string decode_userinfo(std::string_view url, std::string_view info, std::size_t offset) {
+  std::string out;
+  for (std::size_t i = 0; i < info.size(); ++i) {
+    const char c = info[i];
+    if (c == '%' && i + 2 < info.size() && is_hex(info[i + 1]) && is_hex(info[i + 2])) {
+      const auto decoded =
+          static_cast<unsigned char>(hex_value(info[i + 1]) * 16 + hex_value(info[i + 2]));
+      if (decoded < 0x20 || decoded == 0x7f) {
+        throw bad_url(url, byte_name(decoded) + " (encoded) at offset " +
+                               std::to_string(offset + i) + " is not allowed in user information");
+      }
+      out.push_back(static_cast<char>(decoded));
+      i += 2;
+      continue;
+    }
+    if (!is_unreserved(c) && !is_sub_delim(c) && c != ':') {
+      throw bad_url(url, byte_name(static_cast<unsigned char>(c)) + " at offset " +
+                             std::to_string(offset + i) +
+                             " is not allowed in user information (percent-encode it)");
+    }
+    out.push_back(c);
+  }
+  if (out.empty()) throw bad_url(url, "empty user information before '@'");
+  return out;
+}
+
 // A reg-name for the resolver: letters, digits, '-', '.' and '_'.
 bool is_host_name_char(char c) {
   return is_alnum(c) || c == '-' || c == '.' || c == '_';
@@ -234,9 +267,13 @@ Url parse_url(std::string_view url) {
   }
   const std::string_view rest = url.substr(http_scheme.size());
   const std::size_t authority_end = std::min(rest.find_first_of("/?#"), rest.size());
-  const std::string_view authority = rest.substr(0, authority_end);
-  if (authority.find('@') != std::string_view::npos) {
-    throw bad_url(url, "user information (USER@HOST) is not supported");
+  std::string_view authority = rest.substr(0, authority_end);
+  std::size_t host_offset = http_scheme.size();  // for error messages
+  // user:pass@ becomes Basic auth; the last '@' ends it (a password may hold an encoded one).
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    out.userinfo = decode_userinfo(url, authority.substr(0, at), http_scheme.size());
+    authority = authority.substr(at + 1);
+    host_offset += at + 1;
   }
   std::string_view host = authority, port;
   std::string_view zone;  // an IPv6 zone (RFC 6874: [fe80::1%25eth0])
@@ -283,8 +320,7 @@ Url parse_url(std::string_view url) {
     for (std::size_t i = 0; i < host.size(); ++i) {
       if (!is_host_name_char(host[i])) {
         throw bad_url(url, byte_name(static_cast<unsigned char>(host[i])) + " at offset " +
-                               std::to_string(http_scheme.size() + i) +
-                               " is not allowed in a host name");
+                               std::to_string(host_offset + i) + " is not allowed in a host name");
       }
     }
   }
