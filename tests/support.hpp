@@ -131,6 +131,7 @@ class Child {
     std::string stdin_path = "/dev/null";
     std::string stdout_path;  // empty: a pipe, read with read_line/read_all
     bool stderr_to_stdout = false;
+    std::string stderr_path;  // empty: inherited (or merged with stdout)
 
     static Options merged() {
       Options o;
@@ -158,6 +159,10 @@ class Child {
                                          O_WRONLY | O_CREAT | O_TRUNC, 0644);
     }
     if (options.stderr_to_stdout) ::posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    if (!options.stderr_path.empty()) {
+      ::posix_spawn_file_actions_addopen(&actions, 2, options.stderr_path.c_str(),
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

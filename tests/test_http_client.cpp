@@ -335,3 +335,289 @@ TEST_F(HttpClientTest, WireGetAgainstNginx) {
   (void)server.read_all();
   (void)server.wait();
 }
+
+namespace {
+
+// A raw HTTP peer on loopback, for what a well-behaved server never does: each accepted
+// connection runs `script` on its own thread (index = order of acceptance). Counts the
+// request heads it read through read_request().
+class ScriptedPeer {
+ public:
+  using Script = std::function<void(Socket&, int index, ScriptedPeer&)>;
+  explicit ScriptedPeer(Script script)
+      : listener_(create_server("tcp://127.0.0.1:0")), script_(std::move(script)) {
+    listener_.set_timeout(100ms);
+    acceptor_ = std::thread([this] {
+      int index = 0;
+      while (!stop_) {
+        auto accepted = listener_.accept(std::nothrow);
+        if (!accepted) continue;
+        auto conn = std::make_shared<Socket>(std::move(accepted->socket));
+        const int i = index++;
+        workers_.emplace_back([this, conn, i] {
+          try {
+            conn->set_timeout(5s);
+            script_(*conn, i, *this);
+          } catch (const std::exception&) {
+          }
+        });
+      }
+    });
+  }
+  ~ScriptedPeer() {
+    stop_ = true;
+    acceptor_.join();
+    for (auto& w : workers_) w.join();
+  }
+  std::string url(const std::string& path = "/") const {
+    return "http://127.0.0.1:" + std::to_string(listener_.local_address().port()) + path;
+  }
+  // Reads one request head and its Content-Length body; "" if the peer closed first.
+  std::string read_request(Socket& conn) {
+    std::string head;
+    char c;
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      auto n = conn.recv(std::span<char>(&c, 1), std::nothrow);
+      if (!n || *n == 0) return "";
+      head.push_back(c);
+    }
+    const auto at = head.find("Content-Length: ");
+    if (at != std::string::npos) {
+      const std::size_t length = std::stoul(head.substr(at + 16));
+      if (length > 0) (void)conn.makefile().read_exact(length);
+    }
+    std::lock_guard lock(mutex_);
+    heads_.push_back(head);
+    return head;
+  }
+  std::vector<std::string> heads() {
+    std::lock_guard lock(mutex_);
+    return heads_;
+  }
+
+ private:
+  Socket listener_;
+  Script script_;
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::vector<std::string> heads_;
+};
+
+constexpr std::string_view ok_keep_alive = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+}  // namespace
+
+// The server saw 3 POSTs for 2 calls: a request that timed out was sent again. Now nothing
+// is sent twice after a timeout, whatever the method.
+TEST_F(HttpClientTest, NothingIsSentAgainAfterATimeout) {
+  for (const char* method : {"POST", "GET"}) {
+    SCOPED_TRACE(method);
+    ScriptedPeer peer([](Socket& conn, int, ScriptedPeer& self) {
+      (void)self.read_request(conn);
+      conn.send_all(ok_keep_alive);
+      (void)self.read_request(conn);  // the second request: read, never answered
+      std::this_thread::sleep_for(1500ms);
+    });
+    http::Client client(http::ClientOptions{.timeout = 300ms});
+    EXPECT_EQ(client.request(method, peer.url()).status, 200);
+    try {
+      (void)client.request(method, peer.url());
+      ADD_FAILURE() << "an unanswered request succeeded";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), errc::timed_out) << e.what();
+    }
+    std::this_thread::sleep_for(100ms);
+    EXPECT_EQ(peer.heads().size(), 2u) << "the timed-out request was sent again";
+  }
+}
+
+// A kept-alive connection the server closes just as the next request goes out: a GET is sent
+// again on a fresh connection (nothing of the answer had come back), a POST is not.
+TEST_F(HttpClientTest, OnlyIdempotentRequestsAreRetriedOnAStaleConnection) {
+  for (const char* method : {"GET", "PUT", "POST"}) {
+    SCOPED_TRACE(method);
+    ScriptedPeer peer([](Socket& conn, int index, ScriptedPeer& self) {
+      (void)self.read_request(conn);
+      conn.send_all(ok_keep_alive);
+      if (index == 0) {
+        (void)self.read_request(conn);  // read the second request, then close unanswered
+        conn.set_option(option::linger, std::chrono::seconds(0));
+      }
+    });
+    http::Client client;
+    EXPECT_EQ(client.request(method, peer.url(), {}, "x").status, 200);
+    const bool idempotent = std::string_view(method) != "POST";
+    if (idempotent) {
+      EXPECT_EQ(client.request(method, peer.url(), {}, "x").status, 200);
+      EXPECT_EQ(peer.heads().size(), 3u);
+    } else {
+      EXPECT_THROW((void)client.request(method, peer.url(), {}, "x"), Error);
+      std::this_thread::sleep_for(100ms);
+      EXPECT_EQ(peer.heads().size(), 2u) << "a POST was sent twice";
+    }
+  }
+}
+
+// max_time bounds the whole request, even one whose body keeps trickling in well within
+// the idle timeout.
+TEST_F(HttpClientTest, MaxTimeBoundsAMovingDownload) {
+  ScriptedPeer peer([](Socket& conn, int, ScriptedPeer& self) {
+    (void)self.read_request(conn);
+    conn.send_all("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+    for (int i = 0; i < 40; ++i) {
+      if (!conn.send_all("x", std::nothrow)) return;
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  http::Client client(http::ClientOptions{.timeout = 1s, .max_time = 400ms});
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    (void)client.get(peer.url());
+    ADD_FAILURE() << "finished";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), errc::timed_out);
+    EXPECT_NE(std::string(e.what()).find("maximum time of 0.4 s"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1500ms);
+}
+
+// Authorization, Cookie, Proxy-Authorization and the URL's user:pass go to the origin the
+// caller named, and never to another one a redirect leads to (curl's rule).
+TEST_F(HttpClientTest, CredentialsNeverFollowARedirectToAnotherOrigin) {
+  ScriptedPeer other([](Socket& conn, int, ScriptedPeer& self) {
+    while (!self.read_request(conn).empty()) conn.send_all(ok_keep_alive);
+  });
+  ScriptedPeer origin([&other](Socket& conn, int, ScriptedPeer& self) {
+    for (;;) {
+      const std::string head = self.read_request(conn);
+      if (head.empty()) return;
+      const bool away = head.find("GET /away") == 0;
+      const std::string location = away ? other.url("/landed") : "/here";
+      if (head.find("GET /here") == 0) {
+        conn.send_all(ok_keep_alive);
+      } else {
+        conn.send_all("HTTP/1.1 302 Found\r\nLocation: " + location +
+                      "\r\nContent-Length: 0\r\n\r\n");
+      }
+    }
+  });
+  http::Client client(http::ClientOptions{.follow_redirects = true});
+  const http::Headers secrets = {{"Authorization", "Bearer token"},
+                                 {"Cookie", "session=1"},
+                                 {"Proxy-Authorization", "Basic eA=="},
+                                 {"X-Kept", "yes"}};
+  std::string with_user = origin.url("/away");
+  with_user.insert(7, "alice:pw@");
+  EXPECT_EQ(client.request("GET", with_user, secrets).status, 200);
+  ASSERT_EQ(other.heads().size(), 1u);
+  const std::string landed = other.heads()[0];
+  for (const char* name : {"Authorization", "Cookie", "Proxy-Authorization"}) {
+    EXPECT_EQ(landed.find(name), std::string::npos) << name << " went to another origin:\n"
+                                                    << landed;
+  }
+  EXPECT_NE(landed.find("X-Kept: yes"), std::string::npos);
+  // On the same origin they stay.
+  std::string same = origin.url("/same");
+  same.insert(7, "alice:pw@");
+  EXPECT_EQ(client.request("GET", same, secrets).status, 200);
+  const auto heads = origin.heads();
+  const std::string here = heads.back();
+  EXPECT_EQ(here.find("GET /here"), 0u) << here;
+  EXPECT_NE(here.find("Cookie: session=1"), std::string::npos) << here;
+  EXPECT_NE(here.find("Authorization: Bearer token"), std::string::npos)
+      << "the caller's own header wins over the URL's user:pass\n"
+      << here;
+}
+
+TEST_F(HttpClientTest, UserInformationInTheUrlIsBasicAuth) {
+  ScriptedPeer peer([](Socket& conn, int, ScriptedPeer& self) {
+    (void)self.read_request(conn);
+    conn.send_all(ok_keep_alive);
+  });
+  std::string url = peer.url("/");
+  url.insert(7, "Aladdin:open%20sesame@");
+  http::Client client;
+  EXPECT_EQ(client.get(url).status, 200);
+  ASSERT_EQ(peer.heads().size(), 1u);
+  EXPECT_NE(peer.heads()[0].find("Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n"),
+            std::string::npos)
+      << peer.heads()[0];
+  EXPECT_EQ(peer.heads()[0].find("Aladdin"), std::string::npos) << "never in the request line";
+}
+
+// The head comes before the body, and a streamed body has no size cap unless one is set.
+TEST_F(HttpClientTest, StreamedBodiesHaveNoCapUnlessAsked) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(client_router().handler()));
+  http::Client client(http::ClientOptions{.max_response = 1000});
+  std::vector<std::string> events;
+  std::string body;
+  http::ResponseHandlers handlers;
+  handlers.on_head = [&](const http::ClientResponse& r) {
+    events.push_back("head " + std::to_string(r.status));
+    EXPECT_TRUE(r.body.empty());
+  };
+  handlers.on_body = [&](std::string_view bytes, std::uint64_t received, auto) {
+    if (body.empty()) events.push_back("body");
+    body.append(bytes);
+    EXPECT_EQ(received, body.size());
+  };
+  auto r = client.send({.url = base_url(server) + "/chunks"}, handlers);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(body, std::string(4000, 'c')) << "past max_response: it caps memory, not streams";
+  EXPECT_EQ(events, (std::vector<std::string>{"head 200", "body"}));
+  http::Client capped(http::ClientOptions{.max_body = 3000});
+  body.clear();
+  try {
+    (void)capped.send({.url = base_url(server) + "/chunks"}, handlers);
+    ADD_FAILURE() << "max_body ignored";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), std::errc::message_size);
+  }
+}
+
+// An upload read as it is sent: with a length (Content-Length) and without (chunked).
+TEST_F(HttpClientTest, StreamedUploadsWithAndWithoutALength) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(client_router().handler()));
+  http::Client client;
+  for (bool known : {true, false}) {
+    SCOPED_TRACE(known ? "Content-Length" : "chunked");
+    const std::string data(300000, 'u');
+    std::size_t at = 0;
+    http::ClientRequest put{.method = "POST", .url = base_url(server) + "/echo"};
+    put.body_reader = [&](std::span<char> buffer) {
+      const std::size_t n = std::min(buffer.size(), std::min<std::size_t>(7000, data.size() - at));
+      std::copy_n(data.data() + at, n, buffer.data());
+      at += n;
+      return n;
+    };
+    if (known) put.body_length = data.size();
+    auto r = client.send(put);
+    EXPECT_EQ(r.status, 201);
+    EXPECT_TRUE(r.body == data);
+    EXPECT_EQ(r.uploaded_bytes, data.size());
+  }
+  // A reader that gives fewer bytes than promised is an error, not a request the server
+  // waits on forever.
+  http::ClientRequest short_body{.method = "POST", .url = base_url(server) + "/echo"};
+  short_body.body_length = 10;
+  short_body.body_reader = [](std::span<char>) { return std::size_t(0); };
+  EXPECT_THROW((void)client.send(short_body), Error);
+}
+
+TEST_F(HttpClientTest, InterimResponsesAreBounded) {
+  ScriptedPeer peer([](Socket& conn, int, ScriptedPeer& self) {
+    (void)self.read_request(conn);
+    for (int i = 0; i < 100; ++i) {
+      if (!conn.send_all("HTTP/1.1 102 Processing\r\n\r\n", std::nothrow)) return;
+    }
+  });
+  http::Client client;
+  try {
+    (void)client.get(peer.url());
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("more than 16 interim"), std::string::npos) << e.what();
+  }
+}

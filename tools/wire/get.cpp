@@ -216,9 +216,18 @@ Command add_get(CLI::App& app) {
     std::uint64_t max_filesize = 0;
   };
   auto args = std::make_shared<Args>();
+  // A malformed URL is a usage error (exit 2), found before anything connects.
   sub->add_option("URL", args->url,
                   "http://[USER:PASS@]HOST[:PORT]/PATH or http+unix:/SOCKET:/PATH")
-      ->required();
+      ->required()
+      ->check([](const std::string& url) {
+        try {
+          (void)http::parse_url(url);
+          return std::string();
+        } catch (const Error& e) {
+          return std::string(e.what());
+        }
+      });
   sub->add_option("-X,--request", args->method, "method (default GET; POST with -d, PUT with -T)");
   sub->add_option("-H,--header", args->headers,
                   "'Name: value' (repeatable); 'Name:' drops a default header, 'Name;' sends it "
@@ -265,7 +274,12 @@ Command add_get(CLI::App& app) {
         }
       });
   sub->add_option("-A,--user-agent", args->user_agent, "User-Agent header");
-  sub->add_option("-u,--user", args->user, "USER:PASS for Basic auth");
+  sub->add_option("-u,--user", args->user, "USER:PASS for Basic auth")
+      ->check([](const std::string& user) {
+        return user.find(':') == std::string::npos
+                   ? std::string("expected USER:PASS (wire never prompts for a password)")
+                   : std::string();
+      });
   sub->add_option("--timeout", args->timeout,
                   "idle timeout: seconds for connect and each wait (default 30)")
       ->check(CLI::PositiveNumber);
@@ -302,9 +316,6 @@ Command add_get(CLI::App& app) {
       }
     }
     if (!args->user.empty()) {
-      if (args->user.find(':') == std::string::npos) {
-        throw CLI::ValidationError("--user", "expected USER:PASS (wire never prompts)");
-      }
       // An Authorization header like any other: dropped when a redirect changes the origin.
       request.headers.emplace_back("Authorization", http::basic_authorization(args->user));
     }

@@ -30,6 +30,10 @@ int main(int argc, char** argv) {
     for (auto& [sub, command] : commands) {
       if (sub->parsed()) return command();
     }
+  } catch (const CLI::ValidationError& e) {
+    // Arguments only a command can judge (a flag that needs another one): a usage error.
+    std::fprintf(stderr, "wire: %s\n", e.what());
+    return 2;
   } catch (const wire::Error& e) {
     std::fprintf(stderr, "wire: %s\n", e.what());
     return 1;
