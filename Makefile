@@ -34,9 +34,9 @@ test: test-deps
 	$(MAKE) --no-print-directory fuzz
 
 # libFuzzer under ASan+UBSan on every byte parser: fuzz/NAME_fuzz.cpp with its seeds in
-# fuzz/corpus/NAME/. Each runs FUZZ_SECONDS (5 x 30 s: 2.5 min); any finding fails, and
+# fuzz/corpus/NAME/. Each runs FUZZ_SECONDS (6 x 30 s: 3 min); any finding fails, and
 # leaves the input in build/fuzz/findings/. One summary line per target.
-FUZZ_TARGETS := http_parser address url chunked conditional
+FUZZ_TARGETS := http_parser address url chunked conditional content_decoding
 FUZZ_CXXFLAGS := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -Iinclude -Isrc -pthread
 # What each target links besides its own file.
@@ -45,10 +45,12 @@ build/fuzz/address_fuzz: src/address.cpp src/error.cpp
 build/fuzz/url_fuzz: src/http/url.cpp src/error.cpp
 build/fuzz/chunked_fuzz: src/http/parser.cpp
 build/fuzz/conditional_fuzz: src/http/conditional.cpp src/http/parser.cpp
+build/fuzz/content_decoding_fuzz: src/http/content_decoding.cpp src/error.cpp
+build/fuzz/content_decoding_fuzz: FUZZ_LIBS := -lz
 
 build/fuzz/%_fuzz: fuzz/%_fuzz.cpp $(wildcard include/wire/*.hpp include/wire/http/*.hpp src/http/*.hpp) | fuzz-deps
 	@mkdir -p build/fuzz
-	clang++ $(FUZZ_CXXFLAGS) $(filter %.cpp,$^) -o $@
+	clang++ $(FUZZ_CXXFLAGS) $(filter %.cpp,$^) -o $@ $(FUZZ_LIBS)
 
 fuzz-deps:
 	@scripts/install-deps $(FUZZ_PACKAGES)

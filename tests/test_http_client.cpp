@@ -621,3 +621,82 @@ TEST_F(HttpClientTest, InterimResponsesAreBounded) {
     EXPECT_NE(std::string(e.what()).find("more than 16 interim"), std::string::npos) << e.what();
   }
 }
+
+// RFC 3986 §5.4's examples, each sent by a real server as a Location against the base
+// http://127.0.0.1:PORT/b/c/d;p?q (the RFC's http://a/b/c/d;p?q): the client lands where
+// the RFC says, without the fragment. References to other hosts are left to test_url (no
+// test talks to any address but loopback); other schemes are refused before connecting.
+TEST_F(HttpClientTest, FollowsEveryRfc3986ExampleFromARealServer) {
+  auto location = std::make_shared<std::string>();
+  auto guard = std::make_shared<std::mutex>();
+  BackgroundServer server(
+      "tcp://127.0.0.1:0",
+      http::connection_handler([location, guard](http::Request& request) -> Task<http::Response> {
+        if (request.target == "/b/c/d;p?q") {
+          http::Response r = http::Response::text(302, "");
+          std::lock_guard lock(*guard);
+          r.header("Location", *location);
+          co_return r;
+        }
+        co_return http::Response::text(200, std::string(request.target));
+      }));
+  const std::pair<const char*, const char*> examples[] = {
+      {"g", "/b/c/g"},
+      {"./g", "/b/c/g"},
+      {"g/", "/b/c/g/"},
+      {"/g", "/g"},
+      {"?y", "/b/c/d;p?y"},
+      {"g?y", "/b/c/g?y"},
+      {"g#s", "/b/c/g"},
+      {"g?y#s", "/b/c/g?y"},
+      {";x", "/b/c/;x"},
+      {"g;x", "/b/c/g;x"},
+      {"g;x?y#s", "/b/c/g;x?y"},
+      {".", "/b/c/"},
+      {"./", "/b/c/"},
+      {"..", "/b/"},
+      {"../", "/b/"},
+      {"../g", "/b/g"},
+      {"../..", "/"},
+      {"../../", "/"},
+      {"../../g", "/g"},
+      {"../../../g", "/g"},
+      {"../../../../g", "/g"},
+      {"/./g", "/g"},
+      {"/../g", "/g"},
+      {"g.", "/b/c/g."},
+      {".g", "/b/c/.g"},
+      {"g..", "/b/c/g.."},
+      {"..g", "/b/c/..g"},
+      {"./../g", "/b/g"},
+      {"./g/.", "/b/c/g/"},
+      {"g/./h", "/b/c/g/h"},
+      {"g/../h", "/b/c/h"},
+      {"g;x=1/./y", "/b/c/g;x=1/y"},
+      {"g;x=1/../y", "/b/c/y"},
+      {"g?y/./x", "/b/c/g?y/./x"},
+      {"g?y/../x", "/b/c/g?y/../x"},
+      {"g#s/./x", "/b/c/g"},
+      {"g#s/../x", "/b/c/g"},
+  };
+  http::Client client(http::ClientOptions{.follow_redirects = true});
+  const std::string base = base_url(server) + "/b/c/d;p?q";
+  for (const auto& [reference, expected] : examples) {
+    {
+      std::lock_guard lock(*guard);
+      *location = reference;
+    }
+    auto r = client.get(base);
+    EXPECT_EQ(r.status, 200) << reference;
+    EXPECT_EQ(r.body, expected) << "reference '" << reference << "'";
+    EXPECT_EQ(r.url.rfind(base_url(server) + expected, 0), 0u)
+        << reference << ": " << r.url << " (the final URL keeps the fragment, unsent)";
+  }
+  for (const char* refused : {"g:h", "http:g"}) {
+    {
+      std::lock_guard lock(*guard);
+      *location = refused;
+    }
+    EXPECT_THROW((void)client.get(base), Error) << refused;
+  }
+}
