@@ -486,4 +486,53 @@ Result<std::vector<Address>> resolve(std::string_view text,
   return resolve_spec(text, timeout, error);
 }
 
+std::string listen_address(std::string_view text, std::uint16_t default_port) {
+  auto check = [text](std::string completed) {
+    Spec spec = parse_spec(completed);
+    std::string error = spec.error;
+    Address numeric;
+    if (error.empty() && spec.kind == Spec::Kind::ip && !numeric_address(spec, numeric, error) &&
+        error.empty() && !is_host_name(spec.host)) {
+      error = "host " + quote(spec.host) + " holds a byte no host name can (letters, digits, " +
+              "'-', '.' and '_' only)";
+    }
+    if (!error.empty()) throw Error(errc::invalid_address, "listen on", printable(text), error);
+    return completed;
+  };
+  if (starts_with(text, "unix:") || starts_with(text, "unixgram:")) return check(std::string(text));
+  std::string scheme = "tcp://";
+  std::string_view rest = text;
+  if (starts_with(rest, "tcp://") || starts_with(rest, "udp://")) {
+    scheme = std::string(rest.substr(0, 6));
+    rest.remove_prefix(6);
+  } else if (rest.find("://") != std::string_view::npos) {
+    return check(std::string(text));  // an unknown scheme, which parse_spec names
+  }
+  const std::string port = std::to_string(default_port);
+  const std::string loopback = "127.0.0.1";
+  auto digits = [](std::string_view s) {
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (rest.empty()) return check(scheme + loopback + ":" + port);
+  if (digits(rest)) return check(scheme + loopback + ":" + std::string(rest));
+  const auto colons = std::count(rest.begin(), rest.end(), ':');
+  if (colons >= 2) {
+    // An IPv6 host alone, as python3 -m http.server --bind takes it ("::", "::1"); an
+    // address with a port needs brackets, which parse_spec explains.
+    const std::string ip(rest.substr(0, std::min(rest.find('%'), rest.size())));
+    ::in6_addr ignored{};
+    if (::inet_pton(AF_INET6, ip.c_str(), &ignored) == 1) {
+      return check(scheme + "[" + std::string(rest) + "]:" + port);
+    }
+  }
+  if (rest.front() == ':') return check(scheme + loopback + std::string(rest));
+  if (rest.front() == '[') {
+    if (rest.back() == ']') return check(scheme + std::string(rest) + ":" + port);
+    return check(scheme + std::string(rest));
+  }
+  if (colons == 0) return check(scheme + std::string(rest) + ":" + port);
+  return check(scheme + std::string(rest));
+}
+
 }  // namespace wire

@@ -208,3 +208,61 @@ TEST_F(AddressTest, ResolvesLocalhostToLoopback) {
   ASSERT_FALSE(udp.empty());
   EXPECT_EQ(udp[0].type(), Type::dgram);
 }
+
+TEST_F(AddressTest, ListenAddressKeepsLoopbackUnlessAHostIsNamed) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"", "tcp://127.0.0.1:8000"},
+      {"9000", "tcp://127.0.0.1:9000"},
+      {":9000", "tcp://127.0.0.1:9000"},
+      {"tcp://:9000", "tcp://127.0.0.1:9000"},
+      {"0.0.0.0", "tcp://0.0.0.0:8000"},
+      {"0.0.0.0:9000", "tcp://0.0.0.0:9000"},
+      {"tcp://0.0.0.0", "tcp://0.0.0.0:8000"},
+      {"localhost", "tcp://localhost:8000"},
+      {"localhost:9000", "tcp://localhost:9000"},
+      {"::", "tcp://[::]:8000"},
+      {"::1", "tcp://[::1]:8000"},
+      {"[::1]", "tcp://[::1]:8000"},
+      {"[::1]:9000", "tcp://[::1]:9000"},
+      {"tcp://127.0.0.1:0", "tcp://127.0.0.1:0"},
+      {"udp://:53", "udp://127.0.0.1:53"},
+      {"unix:/run/app.sock", "unix:/run/app.sock"},
+      {"unix:@app", "unix:@app"},
+  };
+  for (const auto& [text, expected] : cases) {
+    EXPECT_EQ(listen_address(text, 8000), expected) << text;
+  }
+}
+
+TEST_F(AddressTest, ListenAddressRefusesBadSyntaxWithoutALookup) {
+  for (const char* text : {"127.0.0.1:abc", ":70000", "1.2.3.4:", "::1:xyz", "bad host",
+                           "http://x:80", "unix:", "unix:@", "[::1"}) {
+    try {
+      (void)listen_address(text, 8000);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), errc::invalid_address) << text;
+      EXPECT_EQ(std::string(e.what()).rfind("listen on " + std::string(text), 0), 0u) << e.what();
+    }
+  }
+}
+
+// What it completes is what servers bind: loopback for a port alone.
+TEST_F(AddressTest, ListenAddressBindsWhereItSays) {
+  Socket tcp = create_server(listen_address(":0", 8000));
+  EXPECT_EQ(tcp.local_address().host(), "127.0.0.1");
+  EXPECT_NE(tcp.local_address().port(), 0);
+  Socket port_only = create_server(listen_address("0", 8000));
+  EXPECT_EQ(port_only.local_address().host(), "127.0.0.1");
+  Socket connected = create_connection(tcp.local_address().to_string(), 5s);
+  auto [conn, peer] = tcp.accept();
+  EXPECT_EQ(peer.host(), "127.0.0.1");
+  if (test::ipv6_loopback_available()) {
+    Socket v6 = create_server(listen_address("::1", 0));
+    EXPECT_EQ(v6.local_address().host(), "::1");
+  }
+  const std::string name = "wire-test-listen-" + std::to_string(::getpid());
+  Socket abstract = create_server(listen_address("unix:@" + name, 8000));
+  EXPECT_TRUE(abstract.local_address().is_abstract());
+  EXPECT_EQ(abstract.local_address().path(), name);
+}

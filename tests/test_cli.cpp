@@ -72,6 +72,98 @@ TEST_F(CliTest, UsageErrorsExitTwoAndHelpExitsZero) {
   }
 }
 
+// What `wire ARGS...` says (stdout and stderr together) and its exit code, within 5 s.
+static std::pair<std::string, int> run_wire(std::vector<std::string> args) {
+  args.insert(args.begin(), WIRE_CLI);
+  Child child(std::move(args), Child::Options::merged());
+  const std::optional<int> code = child.wait_at_most(std::chrono::seconds(5));
+  if (!code) return {"(still running after 5 s)", -1};  // the destructor kills it
+  return {child.read_all(), *code};
+}
+
+// Before: "A subcommand is required" for all of these, whatever was typed.
+TEST_F(CliTest, NoCommandListsTheCommandsAndExitsTwo) {
+  const auto [said, code] = run_wire({});
+  EXPECT_EQ(code, 2);
+  EXPECT_EQ(said.rfind("usage: wire COMMAND", 0), 0u) << said;
+  for (const char* command : {"serve", "get", "echo", "connect", "listen"}) {
+    EXPECT_NE(said.find("\n  " + std::string(command) + " "), std::string::npos) << command;
+  }
+  EXPECT_NE(said.find("python3 -m http.server"), std::string::npos) << said;
+}
+
+TEST_F(CliTest, AnUnknownCommandIsNamedWithTheNearestOne) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"serv", "wire: unknown command 'serv'; did you mean 'serve'?\n"},
+      {"sreve", "wire: unknown command 'sreve'; did you mean 'serve'?\n"},
+      {"conect", "wire: unknown command 'conect'; did you mean 'connect'?\n"},
+      {"lis", "wire: unknown command 'lis'; did you mean 'listen'?\n"},
+      {"gte", "wire: unknown command 'gte'; did you mean 'get'?\n"},
+      {"bogus",
+       "wire: unknown command 'bogus'; the commands are serve, get, echo, connect, listen\n"},
+      {"x\x1b[2J",
+       "wire: unknown command 'x\\x1b[2J'; the commands are serve, get, echo, "
+       "connect, listen\n"},
+      {"--bogus", "wire: unknown option '--bogus' (wire --help lists the commands and options)\n"},
+  };
+  for (const auto& [typed, expected] : cases) {
+    const auto [said, code] = run_wire({typed, "tcp://127.0.0.1:0"});
+    EXPECT_EQ(said, expected);
+    EXPECT_EQ(code, 2) << typed;
+  }
+  // Before the command or after it: an unknown word is never skipped.
+  EXPECT_EQ(run_wire({"bogus", "echo", "tcp://127.0.0.1:0"}).second, 2);
+  EXPECT_EQ(run_wire({"--bogus", "echo", "tcp://127.0.0.1:0"}).second, 2);
+  EXPECT_EQ(run_wire({"echo", "tcp://127.0.0.1:0", "bogus"}).second, 2);
+}
+
+TEST_F(CliTest, VersionIsTheProjectVersion) {
+  const auto [said, code] = run_wire({"--version"});
+  EXPECT_EQ(said, "wire " WIRE_PROJECT_VERSION "\n");
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(version(), WIRE_PROJECT_VERSION) << "the library says the same";
+  const auto [help, help_code] = run_wire({"--help"});
+  EXPECT_NE(help.find("--version"), std::string::npos) << help;
+  EXPECT_EQ(help_code, 0);
+}
+
+// Before: WIRE_SELECTOR=bogus silently meant epoll.
+TEST_F(CliTest, AnUnknownWireSelectorIsAUsageError) {
+  struct Unset {
+    ~Unset() { ::unsetenv("WIRE_SELECTOR"); }
+  } unset;
+  ::setenv("WIRE_SELECTOR", "bogus", 1);
+  for (const char* command : {"echo", "serve"}) {
+    SCOPED_TRACE(command);
+    const auto [said, code] =
+        run_wire({command, std::string(command) == "echo" ? "tcp://127.0.0.1:0" : "--bind=:0"});
+    EXPECT_EQ(said, "wire: WIRE_SELECTOR=bogus: expected epoll, poll or select\n");
+    EXPECT_EQ(code, 2);
+  }
+  ::setenv("WIRE_SELECTOR", "poll", 1);
+  Child server({wire_binary(), "echo", "tcp://127.0.0.1:0"}, Child::Options::merged());
+  Socket s = create_connection(announced(server).to_string(), 5s);
+  s.send_all("polled\n");
+  s.set_timeout(5s);
+  EXPECT_EQ(s.recv(100), "polled\n") << "a valid name still works";
+  s.close();  // else the graceful stop waits out its grace for it
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait(), 0);
+}
+
+// Before: a value only the command could check (-H without a colon) exited 1, a runtime
+// error's code.
+TEST_F(CliTest, AMalformedOptionValueFoundByTheCommandIsAUsageError) {
+  Socket listener = test::loopback_listener();  // never reached: the value is refused first
+  const std::string url = "http://" + listener.local_address().to_string() + "/";
+  const auto [said, code] = run_wire({"get", "-H", "nocolon", url});
+  EXPECT_EQ(said, "wire: --header: expected 'Name: value'\n");
+  EXPECT_EQ(code, 2);
+  const auto [serve_said, serve_code] = run_wire({"serve", "0", "--bind", "127.0.0.1:0"});
+  EXPECT_EQ(serve_said.rfind("wire: PORT: 0 and --bind 127.0.0.1:0 both say", 0), 0u) << serve_said;
+  EXPECT_EQ(serve_code, 2);
+}
+
 TEST_F(CliTest, RuntimeErrorsExitOneWithAMessage) {
   Socket holder(Family::inet, Type::stream);
   holder.bind(Address::parse("127.0.0.1:0"));  // bound, not listening: refused

@@ -497,7 +497,48 @@ TEST(SelectorKindTest, ParsesNamesAndDefaultsToEpoll) {
   ::setenv("WIRE_SELECTOR", "select", 1);
   EXPECT_EQ(default_selector_kind(), SelectorKind::select);
   EXPECT_EQ(Selector::create()->kind(), SelectorKind::select);
-  ::setenv("WIRE_SELECTOR", "bogus", 1);
-  EXPECT_EQ(default_selector_kind(), SelectorKind::epoll);
+  ::setenv("WIRE_SELECTOR", "", 1);
+  EXPECT_EQ(default_selector_kind(), SelectorKind::epoll) << "set but empty counts as unset";
   ::unsetenv("WIRE_SELECTOR");
+}
+
+// Before: a misspelt WIRE_SELECTOR silently meant epoll.
+TEST(SelectorKindTest, AnUnknownWireSelectorIsAnErrorWhereverTheDefaultIsUsed) {
+  struct Unset {
+    ~Unset() { ::unsetenv("WIRE_SELECTOR"); }
+  } unset;
+  for (const char* value : {"bogus", "EPOLL", "poll ", "kqueue"}) {
+    SCOPED_TRACE(value);
+    ::setenv("WIRE_SELECTOR", value, 1);
+    try {
+      (void)default_selector_kind();
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), std::errc::invalid_argument);
+      EXPECT_EQ(std::string(e.what()),
+                "WIRE_SELECTOR=" + std::string(value) + ": expected epoll, poll or select");
+    }
+    EXPECT_THROW((void)Selector::create(), Error);
+    EXPECT_THROW(EventLoop loop, Error);
+    EXPECT_THROW(ServeOptions options, Error);
+    // Naming the kind does not read the variable.
+    auto selector = Selector::create(SelectorKind::poll);
+    auto [a, b] = Socket::pair();
+    selector->register_fd(b.fileno(), readable);
+    a.send_all("x");
+    ASSERT_EQ(selector->select(1s).size(), 1u);
+    EXPECT_EQ(selector->select(1s)[0].fd, b.fileno());
+  }
+  ::setenv("WIRE_SELECTOR", "bad\r\nvalue", 1);
+  EXPECT_THROW(
+      {
+        try {
+          (void)default_selector_kind();
+        } catch (const Error& e) {
+          EXPECT_EQ(std::string(e.what()),
+                    "WIRE_SELECTOR=bad\\x0d\\x0avalue: expected epoll, poll or select");
+          throw;
+        }
+      },
+      Error);
 }

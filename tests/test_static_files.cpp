@@ -428,6 +428,114 @@ TEST_F(Dotfiles, WireServeTurnsThemOnWithTheFlag) {
 }
 #endif
 
+// A folder's index: index.html, else index.htm (python3 -m http.server's order), else the
+// listing. Before: index.htm was listed, not served.
+class Indexes : public StaticSafetyTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(Indexes, IndexHtmlWinsThenIndexHtmThenTheListing) {
+  namespace fs = std::filesystem;
+  for (const char* folder : {"/both", "/htm-only", "/htm-folder/index.htm", "/plain"}) {
+    fs::create_directories(root + folder);
+  }
+  write_file(root + "/both/index.html", "<p>html</p>");
+  write_file(root + "/both/index.htm", "<p>htm</p>");
+  write_file(root + "/htm-only/index.htm", "<p>htm only</p>");
+  write_file(root + "/plain/file.txt", "text");
+  write_file(root + "/index.htm", "<p>top</p>");
+  start({}, GetParam());
+  Client client(server->address());
+  for (int round = 0; round < 2; ++round) {  // the second time, from whatever was kept
+    SCOPED_TRACE(round);
+    Reply both = client.get("/both/");
+    EXPECT_EQ(both.status, 200);
+    EXPECT_EQ(both.body, "<p>html</p>");
+    Reply htm = client.get("/htm-only/");
+    EXPECT_EQ(htm.status, 200);
+    EXPECT_EQ(htm.body, "<p>htm only</p>");
+    EXPECT_EQ(htm.headers["content-type"], "text/html; charset=utf-8");
+    EXPECT_EQ(client.get("/").body, "<p>top</p>");
+    Reply folder = client.get("/htm-folder/");
+    EXPECT_EQ(folder.status, 200);
+    EXPECT_NE(folder.body.find("Directory listing"), std::string::npos)
+        << "an index.htm that is a folder is not an index";
+    EXPECT_NE(client.get("/plain/").body.find("file.txt"), std::string::npos);
+  }
+  EXPECT_EQ(client.get("/htm-only").status, 301) << "the slash is still added first";
+  fs::remove(root + "/both/index.html");
+  EXPECT_EQ(client.get("/both/").body, "<p>htm</p>") << "index.htm once index.html is gone";
+}
+
+INSTANTIATE_TEST_SUITE_P(OpenAt2AndWalk, Indexes, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Walk" : "OpenAt2"; });
+
+// Before: "/README/" served the file README (the trailing slash was dropped), from the cache
+// too. A name asked for as a folder must be one, as open(2) and python3 -m http.server say.
+class FileAsFolder : public StaticSafetyTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(FileAsFolder, IsNotFoundEvenOnceTheFileIsCached) {
+  write_file(root + "/README", "read me");
+  std::filesystem::create_directories(root + "/big");
+  write_file(root + "/big/file.bin", std::string(100000, 'x'));  // beyond the cache
+  start({}, GetParam());
+  Client client(server->address());
+  EXPECT_EQ(client.get("/README").body, "read me");  // now in this worker's cache
+  for (const char* target : {"/README/", "/README/.", "/README/./", "/README//", "/%52EADME/",
+                             "/docs/a.txt/", "/big/file.bin/", "/docs/../README/"}) {
+    SCOPED_TRACE(target);
+    Reply reply = client.get(target);
+    if (std::string_view(target).find("..") != std::string_view::npos) {
+      EXPECT_EQ(reply.status, 404) << "`..` is refused whatever follows";
+      continue;
+    }
+    EXPECT_EQ(reply.status, 404);
+    EXPECT_EQ(reply.body.find("read me"), std::string::npos);
+  }
+  EXPECT_EQ(client.get("/README").body, "read me") << "the file itself is still served";
+  EXPECT_EQ(client.get("/docs/./").status, 200) << "a folder with `.` after it is one";
+  EXPECT_EQ(client.get("/docs/.").status, 301);
+}
+
+INSTANTIATE_TEST_SUITE_P(OpenAt2AndWalk, FileAsFolder, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Walk" : "OpenAt2"; });
+
+#ifdef WIRE_CLI
+// The same through `wire serve`, with curl and python3's urllib as the clients.
+TEST_F(StaticSafetyTest, WireServeAnswersCurlAndUrllibForIndexesAndFilesAsFolders) {
+  if (!test::have_program("curl")) GTEST_SKIP() << "curl is not installed";
+  std::filesystem::create_directories(root + "/site");
+  write_file(root + "/site/index.htm", "<p>htm index</p>");
+  write_file(root + "/README", "read me");
+  Child server({WIRE_CLI, "serve", root, "--bind", "127.0.0.1:0", "-q"}, Child::Options::merged());
+  const std::string first = server.read_line();
+  const auto at = first.find("http://");
+  ASSERT_NE(at, std::string::npos) << first;
+  const std::string base = first.substr(at, first.find('\n') - at);  // "http://HOST:PORT/"
+  auto run = [](std::vector<std::string> args) {
+    Child child(std::move(args), Child::Options::merged());
+    std::string out = child.read_all();
+    EXPECT_EQ(child.wait(), 0) << out;
+    return out;
+  };
+  EXPECT_EQ(run({"curl", "-sS", "--max-time", "5", base + "site/"}), "<p>htm index</p>");
+  EXPECT_EQ(run({"curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}",
+                 base + "README/"}),
+            "404");
+  EXPECT_EQ(run({"curl", "-sS", "--max-time", "5", base + "README"}), "read me");
+  const std::string python =
+      "import sys, urllib.request, urllib.error\n"
+      "base = sys.argv[1]\n"
+      "print(urllib.request.urlopen(base + 'site/', timeout=5).read().decode())\n"
+      "try:\n"
+      "    urllib.request.urlopen(base + 'README/', timeout=5)\n"
+      "except urllib.error.HTTPError as e:\n"
+      "    print(e.code)\n";
+  EXPECT_EQ(run({"/usr/bin/python3", "-c", python, base}), "<p>htm index</p>\n404\n");
+  server.signal(SIGTERM);
+  (void)server.read_all();
+  EXPECT_EQ(server.wait(), 0);
+}
+#endif
+
 // CVE-2021-28861 (python's http.server): `//evil.com` redirected to `//evil.com/`, which a
 // browser reads as another host.
 TEST_F(StaticSafetyTest, RedirectsNeverPointToAnotherHost) {

@@ -183,6 +183,23 @@ TEST_F(UrlTest, TheFragmentIsNotSentAndSchemeAndHostIgnoreCase) {
   EXPECT_EQ(http::parse_url("http+unix:/run/app.sock:").target, "/");
 }
 
+// `wire serve --bind unix:@name` prints http+unix:@name:/ ; wire get takes exactly that.
+TEST_F(UrlTest, AnAbstractSocketIsWrittenWithItsAt) {
+  auto abstract = http::parse_url("http+unix:@wire-app:/v1/x?y=1");
+  EXPECT_EQ(abstract.connect, "unix:@wire-app");
+  EXPECT_EQ(abstract.target, "/v1/x?y=1");
+  EXPECT_TRUE(Address::parse(abstract.connect).is_abstract());
+  EXPECT_EQ(http::parse_url("http+unix:@wire-app:/").target, "/");
+  EXPECT_EQ(http::parse_url("http+unix:@wire-app").connect, "unix:@wire-app");
+  EXPECT_EQ(resolve_location("http+unix:@wire-app:/a/b", "../c"), "http+unix:@wire-app:/c");
+  EXPECT_TRUE(
+      redirect_allowed(http::parse_url("http+unix:@a:/"), http::parse_url("http+unix:@a:/x")));
+  EXPECT_FALSE(
+      redirect_allowed(http::parse_url("http+unix:@a:/"), http::parse_url("http+unix:/a:/")))
+      << "@a is not the file a";
+  EXPECT_NE(refusal("http+unix:@:/").find("empty"), std::string::npos);
+}
+
 TEST_F(UrlTest, RedirectsStayInTheirWorld) {
   const auto url = [](const char* text) { return http::parse_url(text); };
   EXPECT_TRUE(redirect_allowed(url("http://a/"), url("http://b:81/x")));

@@ -92,4 +92,18 @@ Result<std::vector<Address>> resolve(std::string_view text,
                                      std::optional<std::chrono::nanoseconds> timeout,
                                      std::nothrow_t) noexcept;
 
+// Completes what a user types for a server's address (a --bind option) into the syntax
+// above, keeping servers on loopback unless a host is named:
+//   listen_address("", 8000)             -> "tcp://127.0.0.1:8000"
+//   listen_address("9000", 8000)         -> "tcp://127.0.0.1:9000"   (a port alone)
+//   listen_address(":9000", 8000)        -> "tcp://127.0.0.1:9000"   (no host: loopback)
+//   listen_address("0.0.0.0", 8000)      -> "tcp://0.0.0.0:8000"     (a host alone: every
+//   listen_address("::", 8000)           -> "tcp://[::]:8000"         interface only when
+//   listen_address("0.0.0.0:9000", 8000) -> "tcp://0.0.0.0:9000"      asked for by name)
+//   listen_address("unix:@app", 8000)    -> "unix:@app"              (as it is)
+// `default_port` is used only when the text names no port. The syntax is checked here, host
+// names are not looked up (serve() does that): throws wire::Error (errc::invalid_address)
+// naming the bad part, as Address::parse does.
+std::string listen_address(std::string_view text, std::uint16_t default_port);
+
 }  // namespace wire

@@ -47,8 +47,12 @@ enum Events : unsigned { readable = 1u << 0, writable = 1u << 1 };
 
 enum class SelectorKind { epoll, poll, select };
 
-// The kind named by WIRE_SELECTOR (epoll, poll or select) if set and valid, else epoll.
-SelectorKind default_selector_kind() noexcept;
+// The kind named by WIRE_SELECTOR (epoll, poll or select); epoll when it is unset or empty.
+// Throws wire::Error (std::errc::invalid_argument) for any other value, e.g.
+// "WIRE_SELECTOR=bogus: expected epoll, poll or select": it is read wherever a selector,
+// loop or ServeOptions is made without a kind, so a typo fails there instead of silently
+// running epoll.
+SelectorKind default_selector_kind();
 std::string_view to_string(SelectorKind kind) noexcept;
 std::optional<SelectorKind> selector_kind_from_string(std::string_view name) noexcept;
 

@@ -18,3 +18,4 @@
 #include "wire/socket.hpp"
 #include "wire/stream.hpp"
 #include "wire/task.hpp"
+#include "wire/version.hpp"

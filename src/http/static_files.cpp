@@ -778,6 +778,9 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
     PathScratch& scratch = path_scratch();
     std::string& decoded = scratch.decoded;
     std::string& relative = scratch.relative;  // resolved beneath the root
+    // "/README/" names a folder: a file there is 404, as open(2) says ENOTDIR for
+    // "README/" and python3 -m http.server answers. So is "/README/.".
+    bool names_folder = request.path.back() == '/';
     if (is_plain_path(request.path)) {
       // Nothing to decode and no `.`, `..`, dot or empty segment: the path is the name.
       decoded.assign(request.path);
@@ -792,6 +795,7 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
         auto next = decoded.find('/', at);
         if (next == std::string::npos) next = decoded.size();
         std::string_view segment(decoded.data() + at, next - at);
+        names_folder = segment.empty() || segment == ".";
         if (segment == "..") co_return not_found();
         if (!segment.empty() && segment != ".") {
           // `.git/config`, `.env`: secrets far more often than content, so opt-in.
@@ -804,7 +808,8 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
     }
     ThreadCache& cache = root->thread_cache();
     const auto now = loop_time();
-    if (const CachedFile* hit = cache.find(relative, now)) {
+    // The cache holds files only: a name asked for as a folder goes to the disk.
+    if (const CachedFile* hit = names_folder ? nullptr : cache.find(relative, now)) {
       co_return serve_file(request, hit->meta, hit->st, -1, hit->parts);
     }
     int fd = root->open(relative);
@@ -840,15 +845,22 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
         moved.header("Location", std::move(location));
         co_return moved;
       }
-      file = relative.empty() ? "index.html" : relative + "/index.html";
-      int index = root->open(file);
-      struct ::stat index_info {};
-      if (index >= 0 && ::fstat(index, &index_info) == 0 && S_ISREG(index_info.st_mode)) {
-        ::close(fd);
-        fd = index;
-        info = index_info;
-      } else {
+      // index.html first, then index.htm, as python3 -m http.server looks for them.
+      bool indexed = false;
+      for (const char* name : {"index.html", "index.htm"}) {
+        file = relative.empty() ? name : relative + "/" + name;
+        int index = root->open(file);
+        struct ::stat index_info {};
+        if (index >= 0 && ::fstat(index, &index_info) == 0 && S_ISREG(index_info.st_mode)) {
+          ::close(fd);
+          fd = index;
+          info = index_info;
+          indexed = true;
+          break;
+        }
         if (index >= 0) ::close(index);
+      }
+      if (!indexed) {
         if (!options.listings) {
           ::close(fd);
           co_return not_found();
@@ -856,7 +868,7 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
         co_return listing(fd, decoded, options.dotfiles);  // takes fd
       }
     }
-    if (!S_ISREG(info.st_mode)) {
+    if (!S_ISREG(info.st_mode) || (names_folder && file == relative)) {
       // A FIFO (opened without waiting, thanks to O_NONBLOCK) or a device: never read.
       ::close(fd);
       co_return not_found();

@@ -250,6 +250,8 @@ Url parse_url(std::string_view url) {
   if (starts_with_ci(url, unix_scheme)) {
     const UnixParts parts = split_unix(url.substr(unix_scheme.size()));
     if (parts.socket.empty()) throw bad_url(url, "empty Unix socket path");
+    // "@NAME" is a Linux abstract socket, as in unix:@NAME addresses.
+    if (parts.socket == "@") throw bad_url(url, "empty abstract socket name after '@'");
     for (std::size_t i = 0; i < parts.socket.size(); ++i) {
       const auto c = static_cast<unsigned char>(parts.socket[i]);
       if (c < 0x20 || c == 0x7f) {
@@ -263,7 +265,9 @@ Url parse_url(std::string_view url) {
     return out;
   }
   if (!starts_with_ci(url, http_scheme)) {
-    throw bad_url(url, "expected http://HOST[:PORT]/PATH or http+unix:/SOCKET:/PATH");
+    throw bad_url(url,
+                  "expected http://HOST[:PORT]/PATH, http+unix:/SOCKET:/PATH or "
+                  "http+unix:@NAME:/PATH");
   }
   const std::string_view rest = url.substr(http_scheme.size());
   const std::size_t authority_end = std::min(rest.find_first_of("/?#"), rest.size());

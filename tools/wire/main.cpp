@@ -4,11 +4,14 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "toplevel.hpp"
 #include "wire/error.hpp"
+#include "wire/selector.hpp"
+#include "wire/version.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"wire: sockets as file descriptors, from the command line", "wire"};
-  app.require_subcommand(1);
+  app.set_version_flag("--version", "wire " + std::string(wire::version()));
   std::vector<std::pair<CLI::App*, wire::cli::Command>> commands;
   for (auto add : {wire::cli::add_serve, wire::cli::add_get, wire::cli::add_echo,
                    wire::cli::add_connect, wire::cli::add_listen}) {
@@ -16,22 +19,32 @@ int main(int argc, char** argv) {
     auto command = add(app);
     commands.emplace_back(app.get_subcommands({}).at(before), std::move(command));
   }
+  // Set after the subcommands are made (each copies it then, and must keep refusing extras):
+  // an unknown or misspelt command is left in remaining(), to be named, not just refused.
+  app.allow_extras();
+  app.require_subcommand(0, 1);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
+  } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    std::fprintf(stderr, "wire: %s\n", e.what());
+    return 2;
+  }
+  if (int code = wire::cli::check_command_given(app); code != 0) return code;
+  try {
+    (void)wire::default_selector_kind();  // a bad WIRE_SELECTOR is the user's to fix: 2
+  } catch (const wire::Error& e) {
+    std::fprintf(stderr, "wire: %s\n", e.what());
     return 2;
   }
   try {
     for (auto& [sub, command] : commands) {
       if (sub->parsed()) return command();
     }
-  } catch (const CLI::ValidationError& e) {
-    // Arguments only a command can judge (a flag that needs another one): a usage error.
+  } catch (const CLI::ParseError& e) {
+    // A value only a command can check (`-H nocolon`, a PORT and a --bind port) is a usage
+    // error like any other.
     std::fprintf(stderr, "wire: %s\n", e.what());
     return 2;
   } catch (const wire::Error& e) {

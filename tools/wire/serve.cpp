@@ -1,9 +1,13 @@
-// wire serve [DIR]: a static file server, like python3 -m http.server but fast and safe.
+// wire serve [PORT] [DIR]: a static file server, like python3 -m http.server but fast and safe.
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <mutex>
+#include <optional>
 
 #include "commands.hpp"
+#include "wire/address.hpp"
 #include "wire/http/static_files.hpp"
 #include "wire/server.hpp"
 
@@ -30,27 +34,120 @@ std::pair<std::string, std::string> log_prefix(const AsyncSocket& connection) {
   return {peer, when};
 }
 
+// python3 -m http.server's port, which wire takes first too: digits only.
+bool is_port_text(std::string_view text) {
+  return !text.empty() && text.size() <= 5 &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Two spellings of one folder ("site" and "./site/") are one folder.
+bool same_folder(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  return a == b || std::filesystem::equivalent(a, b, ec);
+}
+
+// Where `wire serve` listens and what it serves.
+struct Where {
+  std::string address;
+  std::string directory;
+};
+
 }  // namespace
 
 Command add_serve(CLI::App& app) {
   auto* sub =
-      app.add_subcommand("serve", "Serve a folder over HTTP (default: . on 127.0.0.1:8000)");
+      app.add_subcommand("serve",
+                         "Serve a folder over HTTP, like python3 -m http.server (default: . on "
+                         "127.0.0.1:8000)");
   struct Args {
-    std::string directory = ".";
-    std::string bind = "tcp://127.0.0.1:8000";
+    std::string first;   // PORT, or DIR when not all digits
+    std::string second;  // DIR after a PORT
+    std::string directory;
+    std::string bind;
     int workers = 1;
     bool quiet = false;
     bool dotfiles = false;
+    CLI::Option* first_option = nullptr;
+    CLI::Option* second_option = nullptr;
+    CLI::Option* directory_option = nullptr;
+    CLI::Option* bind_option = nullptr;
+
+    // From PORT, DIR, --directory and --bind; CLI::ValidationError (a usage error, exit 2)
+    // when they contradict each other or a value is malformed.
+    Where where() const {
+      Where out{".", ""};
+      bool have_directory = false;
+      std::optional<std::uint16_t> port;
+      if (first_option->count() > 0) {
+        if (is_port_text(first)) {
+          const unsigned long value = std::stoul(first);
+          if (value > 65535) {
+            throw CLI::ValidationError("PORT", "'" + first + "' is out of range 0-65535");
+          }
+          port = static_cast<std::uint16_t>(value);
+          if (second_option->count() > 0) {
+            out.directory = second;
+            have_directory = true;
+          }
+        } else if (second_option->count() > 0) {
+          throw CLI::ValidationError(
+              "PORT", "'" + detail::printable(first) + "' is not a port (wire serve [PORT] [DIR])");
+        } else {
+          out.directory = first;
+          have_directory = true;
+        }
+      }
+      if (directory_option->count() > 0) {
+        if (have_directory && !same_folder(out.directory, directory)) {
+          throw CLI::ValidationError("--directory", "'" + detail::printable(directory) +
+                                                        "' and DIR '" +
+                                                        detail::printable(out.directory) +
+                                                        "' differ; give the folder once");
+        }
+        out.directory = directory;
+        have_directory = true;
+      }
+      if (!have_directory) out.directory = ".";
+      try {
+        out.address = listen_address(bind, port.value_or(8000));
+        // A --bind that names its own port (or a Unix socket) ignores the one it is given.
+        if (port && bind_option->count() > 0 &&
+            listen_address(bind, 1) == listen_address(bind, 2)) {
+          throw CLI::ValidationError(
+              "PORT", std::to_string(*port) + " and --bind " + detail::printable(bind) +
+                          " both say where to listen; give a host alone to --bind, as in "
+                          "wire serve " +
+                          std::to_string(*port) + " --bind 0.0.0.0");
+        }
+      } catch (const Error& e) {
+        throw CLI::ValidationError("--bind", e.what());
+      }
+      return out;
+    }
   };
   auto args = std::make_shared<Args>();
-  sub->add_option("DIR", args->directory, "the folder to serve");
-  sub->add_option("--bind,-b", args->bind, "address: tcp://HOST:PORT, HOST:PORT or unix:/PATH");
+  args->first_option =
+      sub->add_option("PORT", args->first,
+                      "port on 127.0.0.1 (default 8000), as in python3 -m http.server 8000. "
+                      "A first argument of digits only is a port: write ./8000 (or -d 8000) "
+                      "for a folder named 8000");
+  args->second_option = sub->add_option("DIR", args->second, "the folder to serve (default: .)");
+  args->directory_option = sub->add_option("-d,--directory", args->directory,
+                                           "the folder to serve, as python3 -m http.server -d "
+                                           "takes it (the same as DIR)");
+  args->bind_option =
+      sub->add_option("--bind,-b", args->bind,
+                      "where to listen: :PORT, HOST, HOST:PORT, [IPV6]:PORT, unix:/PATH or "
+                      "unix:@NAME. Default 127.0.0.1:8000, this machine only (python3 -m "
+                      "http.server listens on every interface); name a host to open up, as "
+                      "in --bind 0.0.0.0. A port alone (:8000) stays on 127.0.0.1");
   sub->add_option("--workers", args->workers, "threads, each with its own loop")
       ->check(CLI::Range(1, 256));
   sub->add_flag("--quiet,-q", args->quiet, "no access log");
   sub->add_flag("--dotfiles", args->dotfiles,
                 "serve and list names starting with '.' (.git, .env): 404 without it");
   return [args] {
+    const Where where = args->where();
     http::Options options;
     if (!args->quiet) {
       // One line per request on stderr, as python3 -m http.server prints them; a refused
@@ -86,19 +183,21 @@ Command add_serve(CLI::App& app) {
                    "(Ctrl-C again to stop at once)\n",
                    std::chrono::duration<double>(grace).count());
     };
-    serve_options.on_listening = [args](const Address& bound) {
+    serve_options.on_listening = [where](const Address& bound) {
+      // A URL wire get takes as it is: an abstract socket keeps its '@'.
       std::string url =
           bound.family() == Family::local
-              ? "http+unix:" + bound.path() + ":/"
+              ? "http+unix:" + std::string(bound.is_abstract() ? "@" : "") + bound.path() + ":/"
               : "http://" +
                     (bound.family() == Family::inet6 ? "[" + bound.host() + "]" : bound.host()) +
                     ":" + std::to_string(bound.port()) + "/";
-      std::fprintf(stderr, "Serving %s at %s\n", args->directory.c_str(), url.c_str());
+      std::fprintf(stderr, "Serving %s at %s\n", where.directory.c_str(), url.c_str());
     };
     http::StaticOptions static_options;
     static_options.dotfiles = args->dotfiles;
-    auto handler = http::static_files(args->directory, static_options);
-    return serve(args->bind, http::connection_handler(std::move(handler), options), serve_options);
+    auto handler = http::static_files(where.directory, static_options);
+    return serve(where.address, http::connection_handler(std::move(handler), options),
+                 serve_options);
   };
 }
 

@@ -3,7 +3,8 @@
 //   wire::serve("tcp://127.0.0.1:8000",
 //               wire::http::connection_handler(wire::http::static_files(".")));
 //
-// GET and HEAD; index.html for folders, else an HTML listing with names escaped;
+// GET and HEAD; index.html for folders, else index.htm (as python3 -m http.server), else an
+// HTML listing with names escaped; a file asked for as a folder ("/README/") is 404;
 // Content-Type by extension; bodies with sendfile(2); a single byte Range (206, or 416 when
 // unsatisfiable) honouring If-Range; Last-Modified with If-Modified-Since and ETag with
 // If-None-Match (304).
@@ -27,7 +28,7 @@
 namespace wire::http {
 
 struct StaticOptions {
-  bool listings = true;   // an HTML listing for folders without index.html
+  bool listings = true;   // an HTML listing for folders without index.html or index.htm
   bool dotfiles = false;  // serve and list names starting with '.' (`.git/config`, `.env`)
 };
 
