@@ -3,8 +3,11 @@
 #include <fcntl.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <mutex>
+#include <sstream>
 
 #include "support.hpp"
 #include "wire/relay_between.hpp"
@@ -113,7 +116,7 @@ class RelayThread {
 
 class RelayBetweenTest : public test::Test, public ::testing::WithParamInterface<std::string> {};
 
-INSTANTIATE_TEST_SUITE_P(Kinds, RelayBetweenTest, ::testing::Values("tcp", "unix"),
+INSTANTIATE_TEST_SUITE_P(RelayBetween, RelayBetweenTest, ::testing::Values("tcp", "unix"),
                          [](const auto& info) { return info.param; });
 
 // Both ways at once, each side sending `up` / `down` bytes then a FIN, while reading what
@@ -458,8 +461,7 @@ TEST_F(ServeRelayTest, ATargetThatRefusesClosesTheClientAndIsLogged) {
   RelayServer relay("tcp://127.0.0.1:0", refused);
   Socket s = create_connection(relay.address().to_string(), 5s);
   s.set_timeout(5s);
-  s.send_all("anyone?");
-  EXPECT_EQ(s.recv(64), "");
+  EXPECT_EQ(s.recv(64), "") << "a clean close (FIN), not a reset or a hang";
   auto lines = relay.log(1);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0], "! relay " + s.local_address().to_string() + " -> " + refused +
@@ -518,3 +520,255 @@ TEST_F(ServeRelayTest, DatagramsGetAnAssociationPerClient) {
   done = true;
   echo.get();
 }
+
+#ifdef WIRE_CLI
+// `wire relay FROM TO` run as a user would, against wire echo and the test's own peers.
+namespace {
+
+std::string wire_binary() {
+  return WIRE_CLI;
+}
+
+// The address a child prints on its first line ("wire: ... on ADDRESS").
+Address announced(test::Child& child) {
+  std::string line = child.read_line();
+  auto at = line.rfind(" on ");
+  if (at == std::string::npos) throw std::runtime_error("unexpected first line: " + line);
+  std::string text = line.substr(at + 4);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return Address::parse(text);
+}
+
+int fds_of(pid_t pid) {
+  int count = 0;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir)) ++count;
+  return count;
+}
+
+// The fds of a relay that has just announced itself, once its workers' loops are set up
+// (the announcement comes before): the count stays put for 100 ms.
+int baseline_fds(pid_t pid) {
+  int last = fds_of(pid);
+  for (int same = 0, i = 0; same < 5 && i < 200; ++i) {
+    std::this_thread::sleep_for(20ms);
+    const int now = fds_of(pid);
+    same = now == last ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
+// Waits (up to 5 s) for the process to hold `expected` fds again: connections end a moment
+// after their peers see them end.
+int settled_fds(pid_t pid, int expected) {
+  int now = fds_of(pid);
+  for (int i = 0; i < 500 && now != expected; ++i) {
+    std::this_thread::sleep_for(10ms);
+    now = fds_of(pid);
+  }
+  return now;
+}
+
+// TCP sockets whose remote port is `port` in `state` ("08": CLOSE_WAIT).
+int sockets_to_port_in_state(std::uint16_t port, const char* state) {
+  int count = 0;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, st;
+      fields >> slot >> local >> remote >> st;
+      auto colon = remote.rfind(':');
+      if (colon != std::string::npos && std::stoul(remote.substr(colon + 1), nullptr, 16) == port &&
+          st == state) {
+        ++count;
+      }
+    }
+  }
+  return count;
+}
+
+}  // namespace
+
+class CliRelayTest : public test::Test {};
+
+TEST_F(CliRelayTest, UsageAndKindErrors) {
+  test::Child missing({wire_binary(), "relay", "tcp://127.0.0.1:0"},
+                      test::Child::Options::merged());
+  (void)missing.read_all();
+  EXPECT_EQ(missing.wait(), 2);
+  test::Child help({wire_binary(), "relay", "--help"}, test::Child::Options::merged());
+  EXPECT_NE(help.read_all().find("FROM"), std::string::npos);
+  EXPECT_EQ(help.wait(), 0);
+  test::Child mixed({wire_binary(), "relay", "tcp://127.0.0.1:0", "udp://127.0.0.1:9"},
+                    test::Child::Options::merged());
+  EXPECT_EQ(mixed.read_all(),
+            "wire: relay udp://127.0.0.1:9: FROM is a stream address, TO is not\n");
+  EXPECT_EQ(mixed.wait(), 1);
+}
+
+// 100 MB each way at once, tcp:// in front of a unix: server, checked byte for byte.
+TEST_F(CliRelayTest, HundredMegabytesBothWaysAtOnce) {
+  test::TempDir dir;
+  const std::string path = dir.file("server.sock");
+  Socket backend = create_server("unix:" + path);
+  backend.set_timeout(5s);
+  test::Child relay({wire_binary(), "relay", "-v", "tcp://127.0.0.1:0", "unix:" + path},
+                    test::Child::Options::merged());
+  const Address front = announced(relay);
+  const int relay_fds = baseline_fds(relay.pid());
+  Socket client = create_connection(front.to_string(), 5s);
+  auto [server, peer] = backend.accept();
+  for (Socket* s : {&client, &server}) s->set_timeout(10s);
+  constexpr std::size_t size = 100 << 20;
+  EXPECT_TRUE(exchange(client, server, size, size));
+  client.close();
+  server.close();
+  EXPECT_NE(relay.read_line().find(": open"), std::string::npos);
+  EXPECT_NE(relay.read_line().find(": closed, 104857600 bytes sent, 104857600 bytes back (splice)"),
+            std::string::npos);
+  EXPECT_EQ(settled_fds(relay.pid(), relay_fds), relay_fds);
+  relay.signal(SIGTERM);
+  EXPECT_EQ(relay.wait(), 0);
+}
+
+// 200 clients at once through the relay (two workers, at most 64 connections each) to
+// wire echo: each sends its own bytes, half-closes, and reads all of them back.
+TEST_F(CliRelayTest, TwoHundredConcurrentClientsGetTheirOwnBytesBack) {
+  test::TempDir dir;
+  const std::string path = dir.file("echo.sock");
+  test::Child echo({wire_binary(), "echo", "unix:" + path}, test::Child::Options::merged());
+  (void)announced(echo);
+  test::Child relay({wire_binary(), "relay", "--workers", "2", "--max-connections", "64",
+                     "tcp://127.0.0.1:0", "unix:" + path},
+                    test::Child::Options::merged());
+  const Address front = announced(relay);
+  const int relay_fds = baseline_fds(relay.pid());
+  constexpr int clients = 200;
+  int ok = 0, done = 0;
+  EventLoop loop;
+  auto one = [](EventLoop& loop, Address to, int i, int& ok, int& done) -> Task<void> {
+    try {
+      AsyncSocket s(loop, Socket(Family::inet, Type::stream));
+      co_await s.connect(to);
+      Pattern p(100 + i);
+      const std::string data(p.block_view(i).substr(0, 30000 + i));
+      co_await s.send_all(data);
+      s.shutdown(Shutdown::write);
+      std::string got;
+      char buffer[16384];
+      while (std::size_t n = co_await s.recv(buffer)) got.append(buffer, n);
+      if (got == data) ++ok;
+    } catch (const Error& e) {
+      ADD_FAILURE() << "client " << i << ": " << e.what();
+    }
+    if (++done == clients) loop.stop();
+  };
+  for (int i = 0; i < clients; ++i) loop.spawn(one(loop, front, i, ok, done));
+  const auto guard = loop.call_later(10s, [&] { loop.stop(); });
+  loop.run();
+  loop.cancel(guard);
+  EXPECT_EQ(done, clients) << "clients hung";
+  EXPECT_EQ(ok, clients) << "clients got bytes that were not theirs";
+  EXPECT_EQ(settled_fds(relay.pid(), relay_fds), relay_fds) << "the relay leaked fds";
+  EXPECT_EQ(test::sockets_in_state(front.port(), "08"), 0) << "CLOSE_WAIT in the relay";
+  relay.signal(SIGTERM);
+  EXPECT_EQ(relay.wait(), 0);
+  echo.signal(SIGTERM);
+  EXPECT_EQ(echo.wait(), 0);
+}
+
+// What ends a relay, on one relay process (unix:@abstract in front of tcp://): a TO that
+// refuses, an idle timeout, a reset from either side. Afterwards the process holds no more
+// fds than at start and no socket in CLOSE_WAIT.
+TEST_F(CliRelayTest, RefusalsIdleCutsAndResetsLeaveNothingBehind) {
+  Socket backend = test::loopback_listener();
+  backend.set_timeout(5s);
+  const std::uint16_t backend_port = backend.local_address().port();
+  const std::string front = "unix:@wire-test-relay-" + std::to_string(::getpid());
+  test::Child relay(
+      {wire_binary(), "relay", "--idle-timeout", "0.3", front, backend.local_address().to_string()},
+      test::Child::Options::merged());
+  (void)announced(relay);
+  const int relay_fds = baseline_fds(relay.pid());
+
+  // A reset from the client reaches the server as a reset, and the reverse (a unix client
+  // sees the end: unix sockets have no reset to send).
+  for (bool client_resets : {true, false}) {
+    SCOPED_TRACE(client_resets ? "client resets" : "server resets");
+    Socket client = create_connection(front, 5s);
+    client.set_timeout(5s);
+    auto [server, peer] = backend.accept();
+    server.set_timeout(5s);
+    client.send_all("ping");
+    EXPECT_EQ(server.recv(16), "ping");
+    // A unix socket closed with bytes unread is its reset (the peer gets ECONNRESET): the
+    // client leaves one byte unread.
+    server.send_all("pong!");
+    EXPECT_EQ(client.recv(4), "pong");
+    Socket& resetting = client_resets ? client : server;
+    Socket& other = client_resets ? server : client;
+    resetting.set_option(option::linger, 0s);
+    resetting.close();
+    auto got = other.recv(16, std::nothrow);
+    if (client_resets) {  // the server (tcp) gets a reset too: the stream was cut
+      ASSERT_FALSE(got) << "the server was not cut";
+      EXPECT_EQ(got.error(), std::errc::connection_reset) << got.error().message();
+    } else {
+      if (got && *got == "!") got = other.recv(16, std::nothrow);  // left unread above
+      EXPECT_TRUE(!got || got->empty()) << "the client was not cut: " << *got;
+    }
+  }
+
+  // Idle for the timeout: both sides see EOF.
+  {
+    Socket client = create_connection(front, 5s);
+    client.set_timeout(5s);
+    auto [server, peer] = backend.accept();
+    server.set_timeout(5s);
+    server.send_all("hello");
+    EXPECT_EQ(client.recv(16), "hello");
+    EXPECT_EQ(client.recv(16), "") << "not cut when idle";
+    EXPECT_EQ(server.recv(16), "");
+  }
+
+  // The backend stops listening: the next client is closed cleanly, and the log names both.
+  const std::string backend_text = backend.local_address().to_string();
+  backend.close();
+  {
+    Socket client = create_connection(front, 5s);
+    client.set_timeout(5s);
+    EXPECT_EQ(client.recv(16), "") << "a clean close (FIN), not a reset or a hang";
+    std::string line = relay.read_line();
+    EXPECT_NE(line.find("wire: relay unix:"), std::string::npos) << line;
+    EXPECT_NE(line.find(" -> " + backend_text + ": connect: Connection refused"), std::string::npos)
+        << line;
+  }
+  EXPECT_EQ(settled_fds(relay.pid(), relay_fds), relay_fds) << "the relay leaked fds";
+  EXPECT_EQ(sockets_to_port_in_state(backend_port, "08"), 0) << "CLOSE_WAIT towards TO";
+  relay.signal(SIGINT);
+  EXPECT_EQ(relay.wait(), 0);
+}
+
+TEST_F(CliRelayTest, UdpDatagramsGoThroughOneByOne) {
+  test::Child echo({wire_binary(), "echo", "udp://127.0.0.1:0"}, test::Child::Options::merged());
+  const Address backend = announced(echo);
+  test::Child relay({wire_binary(), "relay", "-v", "udp://127.0.0.1:0", backend.to_string()},
+                    test::Child::Options::merged());
+  const Address front = announced(relay);
+  Socket client(Family::inet, Type::dgram);
+  client.set_timeout(5s);
+  for (const std::string& d : {std::string("one"), std::string(50000, 'x'), std::string("3")}) {
+    client.sendto(d, front);
+    EXPECT_EQ(client.recvfrom(65536).data, d);
+  }
+  EXPECT_NE(relay.read_line().find(": open"), std::string::npos);
+  relay.signal(SIGTERM);
+  EXPECT_EQ(relay.wait(), 0);
+  echo.signal(SIGTERM);
+  EXPECT_EQ(echo.wait(), 0);
+}
+#endif  // WIRE_CLI
