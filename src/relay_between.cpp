@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "sigpipe.hpp"
@@ -483,7 +484,7 @@ class DatagramRelay {
   DatagramRelay(const DatagramRelay&) = delete;
   DatagramRelay& operator=(const DatagramRelay&) = delete;
   ~DatagramRelay() {
-    while (!table_.empty()) end(*table_.back(), nullptr);
+    while (!table_.empty()) end(*table_.begin()->second, nullptr);
   }
 
   // A datagram from `from`: to TO through its association (made on the first one).
@@ -509,18 +510,20 @@ class DatagramRelay {
   struct Association : detail::IoWaiter, detail::TimerNode {
     DatagramRelay* owner = nullptr;
     Address client;
+    std::string key;       // the client's sockaddr bytes: its key in the table
     AsyncSocket upstream;  // connected to TO
     detail::Clock::time_point last_activity{};
     std::uint64_t to_server = 0;
     std::uint64_t to_client = 0;
-    std::size_t index = 0;
   };
 
+  static std::string key_of(const Address& address) {
+    return {reinterpret_cast<const char*>(address.native()), address.native_size()};
+  }
+
   Association* find(const Address& from) {
-    for (auto& association : table_) {
-      if (association->client == from) return association.get();
-    }
-    return nullptr;
+    auto it = table_.find(key_of(from));
+    return it == table_.end() ? nullptr : it->second.get();
   }
 
   Association* open(const Address& from) {
@@ -539,12 +542,12 @@ class DatagramRelay {
       auto association = std::make_unique<Association>();
       association->owner = this;
       association->client = from;
+      association->key = key_of(from);
       association->upstream = AsyncSocket(loop_, std::move(*socket));
-      association->index = table_.size();
       association->last_activity = loop_.now();
       association->fire = &DatagramRelay::on_idle;
       Association* raw = association.get();
-      table_.push_back(std::move(association));
+      table_.emplace(raw->key, std::move(association));
       loop_.arm(*raw, raw->last_activity + idle_);
       target_.log("relay " + route + ": open", false);
       return wait(*raw) ? raw : nullptr;
@@ -620,13 +623,9 @@ class DatagramRelay {
       } catch (...) {
       }
     }
-    const std::size_t index = a.index;
-    std::unique_ptr<Association> gone = std::move(table_[index]);
-    if (index + 1 != table_.size()) {
-      table_[index] = std::move(table_.back());
-      table_[index]->index = index;
-    }
-    table_.pop_back();
+    auto it = table_.find(a.key);
+    std::unique_ptr<Association> gone = std::move(it->second);
+    table_.erase(it);
     gone->upstream.close();
   }
 
@@ -635,7 +634,7 @@ class DatagramRelay {
   EventLoop& loop_;
   std::chrono::nanoseconds idle_;
   std::size_t limit_;
-  std::vector<std::unique_ptr<Association>> table_;
+  std::unordered_map<std::string, std::unique_ptr<Association>> table_;
 };
 
 Task<void> relay_datagrams(AsyncSocket& listener, const RelayTarget& target) {
