@@ -13,6 +13,7 @@
 #include "wire/http/static_files.hpp"
 #include "wire/loop.hpp"
 #include "wire/relay.hpp"
+#include "wire/relay_between.hpp"
 #include "wire/selector.hpp"
 #include "wire/server.hpp"
 #include "wire/socket.hpp"

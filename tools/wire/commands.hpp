@@ -14,5 +14,6 @@ Command add_connect(CLI::App& app);
 Command add_listen(CLI::App& app);
 Command add_serve(CLI::App& app);
 Command add_get(CLI::App& app);
+Command add_relay(CLI::App& app);
 
 }  // namespace wire::cli

@@ -1,0 +1,776 @@
+// relay_between and serve_relay through real sockets: the relay runs on a loop in one
+// thread, its two peers are blocking sockets driven by others.
+#include <fcntl.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <sstream>
+
+#include "support.hpp"
+#include "wire/relay_between.hpp"
+
+using namespace wire;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Two connected sockets: `outside` is the test's peer, `inside` goes to the relay.
+struct Link {
+  Socket outside;
+  Socket inside;
+};
+
+Link tcp_link() {
+  Socket listener = test::loopback_listener();
+  Socket outside = create_connection(listener.local_address().to_string(), 5s);
+  auto accepted = listener.accept();
+  return {std::move(outside), std::move(accepted.socket)};
+}
+
+Link unix_link(Type type = Type::stream) {
+  auto [x, y] = Socket::pair(type);
+  return {std::move(x), std::move(y)};
+}
+
+Link make_link(const std::string& kind) {
+  return kind == "tcp" ? tcp_link() : unix_link();
+}
+
+// A stream of `size` bytes that differs per `seed` and per block: block i is a random block
+// with i written over its first bytes, so a reordered, lost or repeated block shows.
+class Pattern {
+ public:
+  static constexpr std::size_t block = 1 << 16;
+  explicit Pattern(std::uint32_t seed) : data_(block, '\0') {
+    std::uint32_t x = seed * 2654435761u + 1;
+    for (auto& c : data_) {
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      c = static_cast<char>(x);
+    }
+  }
+  std::string_view block_view(std::uint64_t index) {
+    std::memcpy(data_.data(), &index, sizeof index);
+    return data_;
+  }
+
+ private:
+  std::string data_;
+};
+
+void send_pattern(Socket& s, std::uint32_t seed, std::size_t size) {
+  Pattern p(seed);
+  for (std::uint64_t i = 0; i * Pattern::block < size; ++i) {
+    auto chunk = p.block_view(i).substr(0, std::min(Pattern::block, size - i * Pattern::block));
+    s.send_all(chunk);
+  }
+}
+
+// Reads until EOF; true if exactly the pattern came.
+bool receive_pattern(Socket& s, std::uint32_t seed, std::size_t size) {
+  Pattern p(seed);
+  std::string got(Pattern::block, '\0');
+  std::size_t total = 0;
+  for (std::uint64_t i = 0;; ++i) {
+    std::size_t filled = 0;
+    while (filled < Pattern::block) {
+      std::size_t n = s.recv(std::span<char>(got.data() + filled, Pattern::block - filled));
+      if (n == 0) break;
+      filled += n;
+    }
+    total += filled;
+    if (filled == 0) return total == size;
+    if (total > size) return false;
+    if (std::memcmp(got.data(), p.block_view(i).data(), filled) != 0) return false;
+    if (filled < Pattern::block) return total == size && s.recv(1).empty();
+  }
+}
+
+// The relay on its own loop and thread; the result once it ends.
+class RelayThread {
+ public:
+  RelayThread(Socket a, Socket b, RelayBetweenOptions options = {}) {
+    result_ =
+        std::async(std::launch::async, [a = std::move(a), b = std::move(b), options]() mutable {
+          EventLoop loop;
+          AsyncSocket left(loop, std::move(a));
+          AsyncSocket right(loop, std::move(b));
+          return loop.run_until_complete(relay_between(left, right, options));
+        });
+  }
+  // The stats if the relay ended within `limit`.
+  std::optional<RelayBetweenStats> wait(std::chrono::milliseconds limit = 5000ms) {
+    if (result_.wait_for(limit) != std::future_status::ready) return std::nullopt;
+    return result_.get();
+  }
+
+ private:
+  std::future<RelayBetweenStats> result_;
+};
+
+}  // namespace
+
+class RelayBetweenTest : public test::Test, public ::testing::WithParamInterface<std::string> {};
+
+INSTANTIATE_TEST_SUITE_P(RelayBetween, RelayBetweenTest, ::testing::Values("tcp", "unix"),
+                         [](const auto& info) { return info.param; });
+
+// Both ways at once, each side sending `up` / `down` bytes then a FIN, while reading what
+// the other sends until EOF: true if every byte arrived, in order, both ways.
+bool exchange(Socket& client, Socket& server, std::size_t up, std::size_t down) {
+  auto send_then_fin = [](Socket& s, std::uint32_t seed, std::size_t size) {
+    send_pattern(s, seed, size);
+    s.shutdown(Shutdown::write);
+  };
+  auto upload = std::async(std::launch::async, send_then_fin, std::ref(client), 1, up);
+  auto download = std::async(std::launch::async, send_then_fin, std::ref(server), 2, down);
+  auto server_got = std::async(std::launch::async, receive_pattern, std::ref(server), 1, up);
+  const bool client_ok = receive_pattern(client, 2, down);
+  const bool server_ok = server_got.get();
+  upload.get();
+  download.get();
+  EXPECT_TRUE(client_ok) << "client side: bytes differ";
+  EXPECT_TRUE(server_ok) << "server side: bytes differ";
+  return client_ok && server_ok;
+}
+
+TEST_P(RelayBetweenTest, MovesBytesBothWaysAtOnceBySplice) {
+  constexpr std::size_t size = 32 << 20;
+  Link client = make_link(GetParam());
+  Link server = make_link(GetParam());
+  for (Socket* s : {&client.outside, &server.outside}) s->set_timeout(10s);
+  RelayThread relay(std::move(client.inside), std::move(server.inside));
+  EXPECT_TRUE(exchange(client.outside, server.outside, size, size));
+  auto stats = relay.wait();
+  ASSERT_TRUE(stats) << "the relay did not end after both FINs";
+  EXPECT_EQ(stats->end, RelayEnd::closed);
+  EXPECT_EQ(stats->a_to_b, size);
+  EXPECT_EQ(stats->b_to_a, size);
+  EXPECT_TRUE(stats->a_to_b_spliced);
+  EXPECT_TRUE(stats->b_to_a_spliced);
+}
+
+TEST_P(RelayBetweenTest, CopiesThroughABufferWhenZeroCopyIsOff) {
+  constexpr std::size_t size = 4 << 20;
+  Link client = make_link(GetParam());
+  Link server = make_link(GetParam());
+  for (Socket* s : {&client.outside, &server.outside}) s->set_timeout(10s);
+  RelayThread relay(std::move(client.inside), std::move(server.inside),
+                    {.idle_timeout = std::nullopt, .zero_copy = false});
+  EXPECT_TRUE(exchange(client.outside, server.outside, size, size + 1));
+  auto stats = relay.wait();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->end, RelayEnd::closed);
+  EXPECT_EQ(stats->a_to_b, size);
+  EXPECT_EQ(stats->b_to_a, size + 1);
+  EXPECT_FALSE(stats->a_to_b_spliced);
+  EXPECT_FALSE(stats->b_to_a_spliced);
+}
+
+// The client's FIN reaches the server while the server still has its answer to send: the
+// server reads to EOF first, then answers, and the client reads the whole answer.
+TEST_P(RelayBetweenTest, PassesHalfCloseThrough) {
+  Link client = make_link(GetParam());
+  Link server = make_link(GetParam());
+  for (Socket* s : {&client.outside, &server.outside}) s->set_timeout(5s);
+  RelayThread relay(std::move(client.inside), std::move(server.inside));
+  client.outside.send_all("the whole request");
+  client.outside.shutdown(Shutdown::write);
+  std::string request;
+  for (std::string chunk; !(chunk = server.outside.recv(4096)).empty();) request += chunk;
+  EXPECT_EQ(request, "the whole request") << "the FIN came through after every byte";
+  auto answer = std::async(std::launch::async, [&] {
+    send_pattern(server.outside, 5, 3 << 20);
+    server.outside.close();
+  });
+  EXPECT_TRUE(receive_pattern(client.outside, 5, 3 << 20));
+  answer.get();
+  auto stats = relay.wait();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->end, RelayEnd::closed);
+  EXPECT_EQ(stats->a_to_b, request.size());
+}
+
+// A reset on one side cuts the other (with a reset too), whichever side it comes from.
+TEST(RelayBetweenReset, OnEitherSideEndsBoth) {
+  for (bool client_resets : {true, false}) {
+    SCOPED_TRACE(client_resets ? "client resets" : "server resets");
+    const int fds_before = test::open_fd_count();
+    {
+      Link client = tcp_link();
+      Link server = tcp_link();
+      for (Socket* s : {&client.outside, &server.outside}) s->set_timeout(5s);
+      RelayThread relay(std::move(client.inside), std::move(server.inside));
+      client.outside.send_all("ping");
+      EXPECT_EQ(server.outside.recv(16), "ping");
+      server.outside.send_all("pong");
+      EXPECT_EQ(client.outside.recv(16), "pong");
+      Socket& resetting = client_resets ? client.outside : server.outside;
+      Socket& other = client_resets ? server.outside : client.outside;
+      resetting.set_option(option::linger, 0s);
+      resetting.close();
+      auto got = other.recv(16, std::nothrow);
+      ASSERT_FALSE(got) << "the survivor saw " << (got ? "\"" + *got + "\"" : "");
+      EXPECT_EQ(got.error(), std::errc::connection_reset) << got.error().message();
+      auto stats = relay.wait();
+      ASSERT_TRUE(stats);
+      EXPECT_EQ(stats->end, client_resets ? RelayEnd::a_failed : RelayEnd::b_failed);
+      EXPECT_EQ(stats->error, std::errc::connection_reset) << stats->error.message();
+    }
+    EXPECT_EQ(test::open_fd_count(), fds_before);
+  }
+}
+
+// The server stops reading, so the pipe and both kernels' buffers fill up, then resets:
+// the bytes stuck in the pipe must not keep the relay waiting.
+TEST(RelayBetweenReset, DestinationFailingWithBytesInThePipeEndsTheRelay) {
+  Link client = tcp_link();
+  Link server = tcp_link();
+  client.outside.set_timeout(5s);
+  RelayThread relay(std::move(client.inside), std::move(server.inside));
+  auto flood = std::async(std::launch::async, [&] {
+    Pattern p(6);
+    for (std::uint64_t i = 0; i < 4096; ++i) {
+      if (!client.outside.send_all(p.block_view(i), std::nothrow)) return true;  // cut: good
+    }
+    return false;
+  });
+  // Until the client's sends stall: everything between is full.
+  std::this_thread::sleep_for(300ms);
+  server.outside.set_option(option::linger, 0s);
+  server.outside.close();
+  auto stats = relay.wait();
+  ASSERT_TRUE(stats) << "the relay hung on the bytes it held";
+  EXPECT_EQ(stats->end, RelayEnd::b_failed);
+  EXPECT_TRUE(flood.get()) << "the client's sends were not cut";
+  EXPECT_GT(stats->a_to_b, 0u);
+}
+
+TEST_P(RelayBetweenTest, IdleTimeoutClosesBothSides) {
+  Link client = make_link(GetParam());
+  Link server = make_link(GetParam());
+  for (Socket* s : {&client.outside, &server.outside}) s->set_timeout(5s);
+  RelayThread relay(std::move(client.inside), std::move(server.inside), {.idle_timeout = 200ms});
+  client.outside.send_all("x");
+  EXPECT_EQ(server.outside.recv(4), "x");
+  EXPECT_EQ(client.outside.recv(4), "") << "closed (EOF) once idle";
+  EXPECT_EQ(server.outside.recv(4), "");
+  auto stats = relay.wait();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->end, RelayEnd::idle_timeout);
+  EXPECT_EQ(stats->error, errc::timed_out);
+}
+
+// Traffic one way only keeps the relay alive: idle means nothing in either direction.
+TEST(RelayBetweenIdle, OneWayTrafficIsNotIdle) {
+  Link client = tcp_link();
+  Link server = tcp_link();
+  for (Socket* s : {&client.outside, &server.outside}) s->set_timeout(5s);
+  RelayThread relay(std::move(client.inside), std::move(server.inside), {.idle_timeout = 300ms});
+  for (int i = 0; i < 8; ++i) {  // 1.2 s of a trickle, four times the idle timeout
+    server.outside.send_all("t");
+    EXPECT_EQ(client.outside.recv(4), "t") << "cut after " << i << " bytes";
+    std::this_thread::sleep_for(150ms);
+  }
+  EXPECT_EQ(client.outside.recv(4), "") << "idle once the trickle stops";
+  auto stats = relay.wait();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->end, RelayEnd::idle_timeout);
+  EXPECT_EQ(stats->b_to_a, 8u);
+}
+
+// Cancelling the task mid-transfer (the server not reading, so the pipe holds bytes)
+// closes its pipes and leaves the sockets with their owner.
+TEST(RelayBetweenCancel, MidTransferLeaksNoFd) {
+  Link client = tcp_link();
+  Link server = tcp_link();
+  const int fds_with_sockets = test::open_fd_count();
+  client.outside.set_timeout(5s);
+  auto flood = std::async(std::launch::async, [&] {
+    Pattern p(7);
+    for (std::uint64_t i = 0; i < 1024; ++i) {
+      if (!client.outside.send_all(p.block_view(i), std::nothrow)) return;
+    }
+  });
+  {
+    EventLoop loop;
+    AsyncSocket a(loop, std::move(client.inside));
+    AsyncSocket b(loop, std::move(server.inside));
+    const int fds_with_loop = test::open_fd_count();
+    Task<RelayBetweenStats> task = relay_between(a, b);
+    auto driver = [](Task<RelayBetweenStats>& relay) -> Task<void> { (void)co_await relay; };
+    Task<void> running = driver(task);
+    const auto handle = running.handle();
+    loop.spawn(std::move(running));
+    loop.call_later(300ms, [&] { loop.stop(); });
+    loop.run();
+    EXPECT_EQ(test::open_fd_count(), fds_with_loop + 4) << "two pipes while relaying";
+    EXPECT_TRUE(loop.cancel_task(handle));
+    task.reset();
+    EXPECT_EQ(test::open_fd_count(), fds_with_loop) << "a pipe outlived the cancelled relay";
+    EXPECT_TRUE(a.is_open() && b.is_open()) << "the sockets stay with their owner";
+  }
+  // Ends the flood if the reset from closing the inside has not (closing would race).
+  (void)client.outside.shutdown(Shutdown::both, std::nothrow);
+  flood.get();
+  client.outside.close();
+  EXPECT_EQ(test::open_fd_count(), fds_with_sockets - 3);  // client.outside, and both insides
+}
+
+// with_timeout cancels the same way: at whatever suspension the relay is.
+TEST(RelayBetweenCancel, ByWithTimeoutLeaksNoFd) {
+  Link client = tcp_link();
+  Link server = tcp_link();
+  EventLoop loop;
+  AsyncSocket a(loop, std::move(client.inside));
+  AsyncSocket b(loop, std::move(server.inside));
+  const int fds = test::open_fd_count();
+  client.outside.send_all("forwarded before the cut");
+  auto outcome = loop.run_until_complete([](AsyncSocket& a, AsyncSocket& b) -> Task<bool> {
+    try {
+      (void)co_await with_timeout(200ms, relay_between(a, b));
+    } catch (const Error& e) {
+      co_return e.code() == errc::timed_out;
+    }
+    co_return false;
+  }(a, b));
+  EXPECT_TRUE(outcome) << "with_timeout did not cut the relay";
+  EXPECT_EQ(test::open_fd_count(), fds);
+  server.outside.set_timeout(2s);
+  EXPECT_EQ(server.outside.recv(64), "forwarded before the cut");
+}
+
+// Connected datagram sockets: each datagram arrives whole and alone, empty ones too.
+TEST(RelayBetweenDatagrams, KeepTheirBoundaries) {
+  Link client = unix_link(Type::dgram);
+  Link server = unix_link(Type::dgram);
+  for (Socket* s : {&client.outside, &server.outside}) s->set_timeout(5s);
+  RelayThread relay(std::move(client.inside), std::move(server.inside), {.idle_timeout = 300ms});
+  const std::vector<std::string> sent{"one", std::string(60000, 'x'), "", "three"};
+  for (const auto& d : sent) client.outside.send(d);
+  for (const auto& d : sent) {
+    char buffer[65536];
+    EXPECT_EQ(server.outside.recv(std::span<char>(buffer)), d.size());
+  }
+  server.outside.send("reply");
+  EXPECT_EQ(client.outside.recv(64), "reply");
+  auto stats = relay.wait();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->end, RelayEnd::idle_timeout);
+  EXPECT_EQ(stats->a_to_b, 60008u);
+  EXPECT_EQ(stats->b_to_a, 5u);
+}
+
+TEST(RelayBetweenMisuse, SocketsOfDifferentKindsOrLoopsAreRefused) {
+  EventLoop one, two;
+  auto streams = Socket::pair(Type::stream);
+  auto datagrams = Socket::pair(Type::dgram);
+  AsyncSocket s(one, std::move(streams.first));
+  AsyncSocket d(one, std::move(datagrams.first));
+  AsyncSocket elsewhere(two, std::move(streams.second));
+  EXPECT_THROW(one.run_until_complete(relay_between(s, d)), Error);
+  EXPECT_THROW(one.run_until_complete(relay_between(s, elsewhere)), Error);
+}
+
+// serve_relay on a thread, stopped at destruction.
+class RelayServer {
+ public:
+  RelayServer(std::string from, std::string to, RelayServeOptions options = {}) {
+    options.serve.handle_signals = false;
+    std::promise<Address> bound;
+    auto bound_future = bound.get_future();
+    options.serve.on_listening = [&bound](const Address& a) { bound.set_value(a); };
+    options.log = [this](std::string_view line, bool failure) {
+      std::lock_guard lock(mutex_);
+      lines_.push_back((failure ? "! " : "  ") + std::string(line));
+    };
+    thread_ = std::thread([from, to, options]() mutable {
+      try {
+        (void)serve_relay(from, to, options);
+      } catch (...) {
+      }
+    });
+    if (bound_future.wait_for(10s) != std::future_status::ready) {
+      stop_serving();
+      thread_.join();
+      throw std::runtime_error("serve_relay did not start");
+    }
+    address_ = bound_future.get();
+  }
+  ~RelayServer() {
+    stop_serving();
+    thread_.join();
+  }
+  const Address& address() const { return address_; }
+  // The log so far, one line each ("! " marks failures), once `count` lines are there.
+  std::vector<std::string> log(std::size_t count) {
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard lock(mutex_);
+        if (lines_.size() >= count) return lines_;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    std::lock_guard lock(mutex_);
+    return lines_;
+  }
+
+ private:
+  std::thread thread_;
+  Address address_;
+  std::mutex mutex_;
+  std::vector<std::string> lines_;
+};
+
+class ServeRelayTest : public test::Test {};
+
+TEST_F(ServeRelayTest, RelaysEachClientToTheTarget) {
+  test::TempDir dir;
+  const std::string path = dir.file("echo.sock");
+  test::BackgroundServer echo("unix:" + path, echo_connection);
+  RelayServeOptions options;
+  options.verbose = true;
+  RelayServer relay("tcp://127.0.0.1:0", "unix:" + path, options);
+  for (int i = 0; i < 3; ++i) {
+    Socket s = create_connection(relay.address().to_string(), 5s);
+    s.set_timeout(5s);
+    s.send_all("hello " + std::to_string(i));
+    s.shutdown(Shutdown::write);
+    EXPECT_EQ(s.recv(64), "hello " + std::to_string(i));
+    EXPECT_EQ(s.recv(64), "");
+  }
+  auto lines = relay.log(6);
+  ASSERT_EQ(lines.size(), 6u);
+  int opened = 0, closed = 0;
+  for (const auto& line : lines) {
+    opened += line.find(" -> unix:" + path + ": open") != std::string::npos;
+    closed += line.find(": closed, 7 bytes sent, 7 bytes back (splice)") != std::string::npos;
+  }
+  EXPECT_EQ(opened, 3);
+  EXPECT_EQ(closed, 3);
+}
+
+// A TO that refuses: the client sees a clean close (EOF, not a reset or a hang) and the
+// failure is logged with both addresses.
+TEST_F(ServeRelayTest, ATargetThatRefusesClosesTheClientAndIsLogged) {
+  Socket holder(Family::inet, Type::stream);
+  holder.bind(Address::parse("127.0.0.1:0"));  // bound, not listening: refused
+  const std::string refused = holder.local_address().to_string();
+  RelayServer relay("tcp://127.0.0.1:0", refused);
+  Socket s = create_connection(relay.address().to_string(), 5s);
+  s.set_timeout(5s);
+  EXPECT_EQ(s.recv(64), "") << "a clean close (FIN), not a reset or a hang";
+  auto lines = relay.log(1);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0], "! relay " + s.local_address().to_string() + " -> " + refused +
+                          ": connect: Connection refused");
+}
+
+TEST_F(ServeRelayTest, ATargetThatNeverAnswersTimesOut) {
+  test::Blackhole blackhole;
+  RelayServeOptions options;
+  options.connect_timeout = 300ms;
+  RelayServer relay("tcp://127.0.0.1:0", blackhole.address().to_string(), options);
+  Socket s = create_connection(relay.address().to_string(), 5s);
+  s.set_timeout(5s);
+  EXPECT_EQ(s.recv(64), "");
+  auto lines = relay.log(1);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find(": connect: "), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("timed out"), std::string::npos) << lines[0];
+}
+
+// Datagrams: one association per client, each datagram forwarded whole, replies back to
+// the client that sent.
+TEST_F(ServeRelayTest, DatagramsGetAnAssociationPerClient) {
+  Socket echo_socket = create_server("udp://127.0.0.1:0");
+  const Address echo_address = echo_socket.local_address();
+  std::atomic<bool> done{false};
+  auto echo = std::async(std::launch::async, [&] {
+    char buffer[65536];
+    echo_socket.set_timeout(50ms);
+    while (!done) {
+      auto got = echo_socket.recvfrom(std::span<char>(buffer), std::nothrow);
+      if (got) (void)echo_socket.sendto({buffer, got->size}, got->from, std::nothrow);
+    }
+  });
+  RelayServeOptions options;
+  options.verbose = true;
+  options.datagram_idle_timeout = 200ms;
+  RelayServer relay("udp://127.0.0.1:0", echo_address.to_string(), options);
+  Socket one(Family::inet, Type::dgram), two(Family::inet, Type::dgram);
+  for (Socket* s : {&one, &two}) s->set_timeout(5s);
+  one.sendto("from one", relay.address());
+  two.sendto(std::string(40000, '2'), relay.address());
+  one.sendto("again one", relay.address());
+  EXPECT_EQ(one.recvfrom(100).data, "from one");
+  EXPECT_EQ(one.recvfrom(100).data, "again one");
+  EXPECT_EQ(two.recvfrom(65536).data, std::string(40000, '2'));
+  auto lines = relay.log(4);  // two opens, two idle ends
+  ASSERT_EQ(lines.size(), 4u);
+  int opened = 0, ended = 0;
+  for (const auto& line : lines) {
+    opened += line.find(": open") != std::string::npos;
+    ended += line.find(": idle timeout") != std::string::npos;
+  }
+  EXPECT_EQ(opened, 2);
+  EXPECT_EQ(ended, 2);
+  done = true;
+  echo.get();
+}
+
+#ifdef WIRE_CLI
+// `wire relay FROM TO` run as a user would, against wire echo and the test's own peers.
+namespace {
+
+std::string wire_binary() {
+  return WIRE_CLI;
+}
+
+// The address a child prints on its first line ("wire: ... on ADDRESS").
+Address announced(test::Child& child) {
+  std::string line = child.read_line();
+  auto at = line.rfind(" on ");
+  if (at == std::string::npos) throw std::runtime_error("unexpected first line: " + line);
+  std::string text = line.substr(at + 4);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return Address::parse(text);
+}
+
+int fds_of(pid_t pid) {
+  int count = 0;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir)) ++count;
+  return count;
+}
+
+// The fds of a relay that has just announced itself, once its workers' loops are set up
+// (the announcement comes before): the count stays put for 100 ms.
+int baseline_fds(pid_t pid) {
+  int last = fds_of(pid);
+  for (int same = 0, i = 0; same < 5 && i < 200; ++i) {
+    std::this_thread::sleep_for(20ms);
+    const int now = fds_of(pid);
+    same = now == last ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
+// Waits (up to 5 s) for the process to hold `expected` fds again: connections end a moment
+// after their peers see them end.
+int settled_fds(pid_t pid, int expected) {
+  int now = fds_of(pid);
+  for (int i = 0; i < 500 && now != expected; ++i) {
+    std::this_thread::sleep_for(10ms);
+    now = fds_of(pid);
+  }
+  return now;
+}
+
+// TCP sockets whose remote port is `port` in `state` ("08": CLOSE_WAIT).
+int sockets_to_port_in_state(std::uint16_t port, const char* state) {
+  int count = 0;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, st;
+      fields >> slot >> local >> remote >> st;
+      auto colon = remote.rfind(':');
+      if (colon != std::string::npos && std::stoul(remote.substr(colon + 1), nullptr, 16) == port &&
+          st == state) {
+        ++count;
+      }
+    }
+  }
+  return count;
+}
+
+}  // namespace
+
+class CliRelayTest : public test::Test {};
+
+TEST_F(CliRelayTest, UsageAndKindErrors) {
+  test::Child missing({wire_binary(), "relay", "tcp://127.0.0.1:0"},
+                      test::Child::Options::merged());
+  (void)missing.read_all();
+  EXPECT_EQ(missing.wait(), 2);
+  test::Child help({wire_binary(), "relay", "--help"}, test::Child::Options::merged());
+  EXPECT_NE(help.read_all().find("FROM"), std::string::npos);
+  EXPECT_EQ(help.wait(), 0);
+  test::Child mixed({wire_binary(), "relay", "tcp://127.0.0.1:0", "udp://127.0.0.1:9"},
+                    test::Child::Options::merged());
+  EXPECT_EQ(mixed.read_all(),
+            "wire: relay udp://127.0.0.1:9: FROM is a stream address, TO is not\n");
+  EXPECT_EQ(mixed.wait(), 1);
+}
+
+// 100 MB each way at once, tcp:// in front of a unix: server, checked byte for byte.
+TEST_F(CliRelayTest, HundredMegabytesBothWaysAtOnce) {
+  test::TempDir dir;
+  const std::string path = dir.file("server.sock");
+  Socket backend = create_server("unix:" + path);
+  backend.set_timeout(5s);
+  test::Child relay({wire_binary(), "relay", "-v", "tcp://127.0.0.1:0", "unix:" + path},
+                    test::Child::Options::merged());
+  const Address front = announced(relay);
+  const int relay_fds = baseline_fds(relay.pid());
+  Socket client = create_connection(front.to_string(), 5s);
+  auto [server, peer] = backend.accept();
+  for (Socket* s : {&client, &server}) s->set_timeout(10s);
+  constexpr std::size_t size = 100 << 20;
+  EXPECT_TRUE(exchange(client, server, size, size));
+  client.close();
+  server.close();
+  EXPECT_NE(relay.read_line().find(": open"), std::string::npos);
+  EXPECT_NE(relay.read_line().find(": closed, 104857600 bytes sent, 104857600 bytes back (splice)"),
+            std::string::npos);
+  EXPECT_EQ(settled_fds(relay.pid(), relay_fds), relay_fds);
+  relay.signal(SIGTERM);
+  EXPECT_EQ(relay.wait(), 0);
+}
+
+// 200 clients at once through the relay (two workers, at most 64 connections each) to
+// wire echo: each sends its own bytes, half-closes, and reads all of them back.
+TEST_F(CliRelayTest, TwoHundredConcurrentClientsGetTheirOwnBytesBack) {
+  test::TempDir dir;
+  const std::string path = dir.file("echo.sock");
+  test::Child echo({wire_binary(), "echo", "unix:" + path}, test::Child::Options::merged());
+  (void)announced(echo);
+  test::Child relay({wire_binary(), "relay", "--workers", "2", "--max-connections", "64",
+                     "tcp://127.0.0.1:0", "unix:" + path},
+                    test::Child::Options::merged());
+  const Address front = announced(relay);
+  const int relay_fds = baseline_fds(relay.pid());
+  constexpr int clients = 200;
+  int ok = 0, done = 0;
+  EventLoop loop;
+  auto one = [](EventLoop& loop, Address to, int i, int& ok, int& done) -> Task<void> {
+    try {
+      AsyncSocket s(loop, Socket(Family::inet, Type::stream));
+      co_await s.connect(to);
+      Pattern p(100 + i);
+      const std::string data(p.block_view(i).substr(0, 30000 + i));
+      co_await s.send_all(data);
+      s.shutdown(Shutdown::write);
+      std::string got;
+      char buffer[16384];
+      while (std::size_t n = co_await s.recv(buffer)) got.append(buffer, n);
+      if (got == data) ++ok;
+    } catch (const Error& e) {
+      ADD_FAILURE() << "client " << i << ": " << e.what();
+    }
+    if (++done == clients) loop.stop();
+  };
+  for (int i = 0; i < clients; ++i) loop.spawn(one(loop, front, i, ok, done));
+  const auto guard = loop.call_later(10s, [&] { loop.stop(); });
+  loop.run();
+  loop.cancel(guard);
+  EXPECT_EQ(done, clients) << "clients hung";
+  EXPECT_EQ(ok, clients) << "clients got bytes that were not theirs";
+  EXPECT_EQ(settled_fds(relay.pid(), relay_fds), relay_fds) << "the relay leaked fds";
+  EXPECT_EQ(test::sockets_in_state(front.port(), "08"), 0) << "CLOSE_WAIT in the relay";
+  relay.signal(SIGTERM);
+  EXPECT_EQ(relay.wait(), 0);
+  echo.signal(SIGTERM);
+  EXPECT_EQ(echo.wait(), 0);
+}
+
+// What ends a relay, on one relay process (unix:@abstract in front of tcp://): a TO that
+// refuses, an idle timeout, a reset from either side. Afterwards the process holds no more
+// fds than at start and no socket in CLOSE_WAIT.
+TEST_F(CliRelayTest, RefusalsIdleCutsAndResetsLeaveNothingBehind) {
+  Socket backend = test::loopback_listener();
+  backend.set_timeout(5s);
+  const std::uint16_t backend_port = backend.local_address().port();
+  const std::string front = "unix:@wire-test-relay-" + std::to_string(::getpid());
+  test::Child relay(
+      {wire_binary(), "relay", "--idle-timeout", "0.3", front, backend.local_address().to_string()},
+      test::Child::Options::merged());
+  (void)announced(relay);
+  const int relay_fds = baseline_fds(relay.pid());
+
+  // A reset from the client reaches the server as a reset, and the reverse (a unix client
+  // sees the end: unix sockets have no reset to send).
+  for (bool client_resets : {true, false}) {
+    SCOPED_TRACE(client_resets ? "client resets" : "server resets");
+    Socket client = create_connection(front, 5s);
+    client.set_timeout(5s);
+    auto [server, peer] = backend.accept();
+    server.set_timeout(5s);
+    client.send_all("ping");
+    EXPECT_EQ(server.recv(16), "ping");
+    // A unix socket closed with bytes unread is its reset (the peer gets ECONNRESET): the
+    // client leaves one byte unread.
+    server.send_all("pong!");
+    EXPECT_EQ(client.recv(4), "pong");
+    Socket& resetting = client_resets ? client : server;
+    Socket& other = client_resets ? server : client;
+    resetting.set_option(option::linger, 0s);
+    resetting.close();
+    auto got = other.recv(16, std::nothrow);
+    if (client_resets) {  // the server (tcp) gets a reset too: the stream was cut
+      ASSERT_FALSE(got) << "the server was not cut";
+      EXPECT_EQ(got.error(), std::errc::connection_reset) << got.error().message();
+    } else {
+      if (got && *got == "!") got = other.recv(16, std::nothrow);  // left unread above
+      EXPECT_TRUE(!got || got->empty()) << "the client was not cut: " << *got;
+    }
+  }
+
+  // Idle for the timeout: both sides see EOF.
+  {
+    Socket client = create_connection(front, 5s);
+    client.set_timeout(5s);
+    auto [server, peer] = backend.accept();
+    server.set_timeout(5s);
+    server.send_all("hello");
+    EXPECT_EQ(client.recv(16), "hello");
+    EXPECT_EQ(client.recv(16), "") << "not cut when idle";
+    EXPECT_EQ(server.recv(16), "");
+  }
+
+  // The backend stops listening: the next client is closed cleanly, and the log names both.
+  const std::string backend_text = backend.local_address().to_string();
+  backend.close();
+  {
+    Socket client = create_connection(front, 5s);
+    client.set_timeout(5s);
+    EXPECT_EQ(client.recv(16), "") << "a clean close (FIN), not a reset or a hang";
+    std::string line = relay.read_line();
+    EXPECT_NE(line.find("wire: relay unix:"), std::string::npos) << line;
+    EXPECT_NE(line.find(" -> " + backend_text + ": connect: Connection refused"), std::string::npos)
+        << line;
+  }
+  EXPECT_EQ(settled_fds(relay.pid(), relay_fds), relay_fds) << "the relay leaked fds";
+  EXPECT_EQ(sockets_to_port_in_state(backend_port, "08"), 0) << "CLOSE_WAIT towards TO";
+  relay.signal(SIGINT);
+  EXPECT_EQ(relay.wait(), 0);
+}
+
+TEST_F(CliRelayTest, UdpDatagramsGoThroughOneByOne) {
+  test::Child echo({wire_binary(), "echo", "udp://127.0.0.1:0"}, test::Child::Options::merged());
+  const Address backend = announced(echo);
+  test::Child relay({wire_binary(), "relay", "-v", "udp://127.0.0.1:0", backend.to_string()},
+                    test::Child::Options::merged());
+  const Address front = announced(relay);
+  Socket client(Family::inet, Type::dgram);
+  client.set_timeout(5s);
+  for (const std::string& d : {std::string("one"), std::string(50000, 'x'), std::string("3")}) {
+    client.sendto(d, front);
+    EXPECT_EQ(client.recvfrom(65536).data, d);
+  }
+  EXPECT_NE(relay.read_line().find(": open"), std::string::npos);
+  relay.signal(SIGTERM);
+  EXPECT_EQ(relay.wait(), 0);
+  echo.signal(SIGTERM);
+  EXPECT_EQ(echo.wait(), 0);
+}
+#endif  // WIRE_CLI
