@@ -20,6 +20,7 @@ struct Slot {
   char path[sizeof(::sockaddr_un{}.sun_path)] = {};
   ::dev_t device = 0;
   ::ino_t inode = 0;
+  ::timespec changed{};
 };
 constexpr std::size_t max_files = 16;
 std::array<Slot, max_files> slots;
@@ -28,15 +29,20 @@ int handlers_wanted = 0;
 struct ::sigaction previous_int {};
 struct ::sigaction previous_term {};
 
-// Removes `path` only if it is still the file we made.
-void remove_if_ours(const char* path, ::dev_t device, ::ino_t inode) noexcept {
+// Removes `path` only if it is still the file we made. An inode number is reused as soon as
+// a file is gone, so its change time (nanoseconds) tells a replacement apart.
+void remove_if_ours(const char* path, ::dev_t device, ::ino_t inode,
+                    const ::timespec& changed) noexcept {
   struct ::stat st {};
-  if (::lstat(path, &st) == 0 && st.st_dev == device && st.st_ino == inode) ::unlink(path);
+  if (::lstat(path, &st) == 0 && st.st_dev == device && st.st_ino == inode &&
+      st.st_ctim.tv_sec == changed.tv_sec && st.st_ctim.tv_nsec == changed.tv_nsec) {
+    ::unlink(path);
+  }
 }
 
 extern "C" void remove_files_and_exit(int signal_number) {
   for (auto& slot : slots) {
-    if (slot.used.load()) remove_if_ours(slot.path, slot.device, slot.inode);
+    if (slot.used.load()) remove_if_ours(slot.path, slot.device, slot.inode, slot.changed);
   }
   ::_exit(signal_number == SIGINT ? 130 : 0);
 }
@@ -53,6 +59,7 @@ SocketFile::SocketFile(const Address& address, SocketFileOptions options) {
   }
   device_ = st.st_dev;
   inode_ = st.st_ino;
+  changed_ = st.st_ctim;
   if (!options.on_signals || path_.size() >= sizeof Slot{}.path) return;
   std::lock_guard lock(slots_mutex);
   for (std::size_t i = 0; i < max_files; ++i) {
@@ -60,6 +67,7 @@ SocketFile::SocketFile(const Address& address, SocketFileOptions options) {
     std::memcpy(slots[i].path, path_.c_str(), path_.size() + 1);
     slots[i].device = device_;
     slots[i].inode = inode_;
+    slots[i].changed = changed_;
     slots[i].used.store(true);
     slot_ = static_cast<int>(i);
     break;
@@ -84,7 +92,7 @@ SocketFile::~SocketFile() {
       ::sigaction(SIGTERM, &previous_term, nullptr);
     }
   }
-  if (!path_.empty()) remove_if_ours(path_.c_str(), device_, inode_);
+  if (!path_.empty()) remove_if_ours(path_.c_str(), device_, inode_, changed_);
 }
 
 }  // namespace wire

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <time.h>
 
 #include <string>
 
@@ -42,6 +43,7 @@ class SocketFile {
   std::string path_;
   ::dev_t device_ = 0;
   ::ino_t inode_ = 0;
+  ::timespec changed_{};
   int slot_ = -1;  // in the signal handler's table, when on_signals
 };
 
