@@ -27,6 +27,7 @@ struct Spec {
   std::string scope;
   bool bracketed = false;
   std::uint16_t port = 0;
+  std::string service;  // a service name in the port's place ("http"), looked up by resolve
   std::string path;
   std::string error;
 };
@@ -50,6 +51,14 @@ bool is_host_name(std::string_view host) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
            c == '.' || c == '_';
   });
+}
+
+// A name /etc/services could hold ("http", "http-alt", "kerberos_master"); never all digits.
+bool is_service_name(std::string_view port) {
+  return port.size() <= 32 && std::all_of(port.begin(), port.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.' || c == '+';
+         });
 }
 
 Spec parse_spec(std::string_view text) {
@@ -124,12 +133,18 @@ Spec parse_spec(std::string_view text) {
   }
   if (host.empty()) return fail("empty host in " + quote(text));
   if (port.empty()) return fail("empty port in " + quote(text));
-  if (port.size() > 5 ||
-      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    if (std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return fail("port " + quote(port) + " out of range 0-65535 in " + quote(text));
+  const bool digits =
+      std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits) {
+    if (!is_service_name(port)) {
+      return fail("port " + quote(port) + " is not a number or a service name in " + quote(text));
     }
-    return fail("port " + quote(port) + " is not a number in " + quote(text));
+    spec.host = std::string(host);
+    spec.service = std::string(port);
+    return spec;
+  }
+  if (port.size() > 5) {
+    return fail("port " + quote(port) + " out of range 0-65535 in " + quote(text));
   }
   unsigned long value = std::stoul(std::string(port));
   if (value > 65535) return fail("port " + quote(port) + " out of range 0-65535 in " + quote(text));
@@ -191,6 +206,11 @@ std::optional<Address> parse_numeric(std::string_view text, std::string& error) 
     return std::nullopt;
   }
   if (spec.kind != Spec::Kind::ip) return local_address(spec);
+  if (!spec.service.empty()) {
+    error = "port " + quote(spec.service) +
+            " is not a number (service names need wire::resolve) in " + quote(text);
+    return std::nullopt;
+  }
   Address address;
   if (numeric_address(spec, address, error)) return address;
   if (error.empty()) {
@@ -252,6 +272,25 @@ Result<std::vector<Address>> getaddrinfo_bounded(const Spec& spec,
   return std::move(lookup->result);
 }
 
+// The port of a service name from the services database (/etc/services: a local file, no
+// network). The protocol matters: some names exist for one of tcp and udp only.
+bool service_port(Spec& spec, std::string& error) {
+  const char* protocol = spec.type == Type::stream ? "tcp" : "udp";
+  ::servent entry{};
+  ::servent* found = nullptr;
+  char buffer[4096];
+  if (::getservbyname_r(spec.service.c_str(), protocol, &entry, buffer, sizeof buffer, &found) !=
+          0 ||
+      found == nullptr) {
+    error = "unknown service " + quote(spec.service) + " for " + protocol +
+            " (not in the services database)";
+    return false;
+  }
+  spec.port = ntohs(static_cast<std::uint16_t>(found->s_port));
+  spec.service.clear();
+  return true;
+}
+
 Result<std::vector<Address>> resolve_spec(std::string_view text,
                                           std::optional<std::chrono::nanoseconds> timeout,
                                           std::string& error) {
@@ -261,6 +300,7 @@ Result<std::vector<Address>> resolve_spec(std::string_view text,
     return errc::invalid_address;
   }
   if (spec.kind != Spec::Kind::ip) return std::vector<Address>{local_address(spec)};
+  if (!spec.service.empty() && !service_port(spec, error)) return errc::invalid_address;
   Address address;
   if (numeric_address(spec, address, error)) return std::vector<Address>{address};
   if (!error.empty()) return errc::invalid_address;
@@ -466,6 +506,21 @@ bool operator==(const Address& a, const Address& b) noexcept {
       return true;
   }
   return false;
+}
+
+std::string join_host_port(std::string_view host, std::string_view port) {
+  std::string text;
+  if (auto scheme = host.find("://"); scheme != std::string_view::npos) {
+    text = std::string(host.substr(0, scheme + 3));
+    host.remove_prefix(scheme + 3);
+  }
+  const bool bare_ipv6 = host.find(':') != std::string_view::npos && !host.starts_with('[');
+  if (bare_ipv6) text += "[";
+  text += host;
+  if (bare_ipv6) text += "]";
+  text += ":";
+  text += port;
+  return text;
 }
 
 std::vector<Address> resolve(std::string_view text,

@@ -15,6 +15,7 @@ using Clock = std::chrono::steady_clock;
 struct Failure {
   Address address;
   std::error_code error;
+  std::string detail = {};  // replaces error.message() when set ("bind tcp://...: ...")
 };
 
 std::optional<Clock::time_point> deadline_after(Timeout timeout) {
@@ -35,7 +36,7 @@ std::string describe(const std::vector<Failure>& failures) {
   std::string text;
   for (const auto& f : failures) {
     if (!text.empty()) text += "; ";
-    text += f.address.to_string() + ": " + f.error.message();
+    text += f.address.to_string() + ": " + (f.detail.empty() ? f.error.message() : f.detail);
   }
   return text;
 }
@@ -45,10 +46,50 @@ struct Attempt {
   Address address;
 };
 
+// What to bind a socket to before it connects (nc -s / -p); an empty one binds nothing.
+struct Source {
+  std::optional<Address> host;  // a numeric IP, port 0
+  std::uint16_t port = 0;
+  bool empty() const { return !host && port == 0; }
+};
+
+// Binds `socket` as `source` asks before connecting to `target`. A unixgram client gets an
+// autobound abstract name (bind with the family alone), or the server could not reply.
+Result<void> bind_source(Socket& socket, const Address& target, const Source& source,
+                         std::string& detail) noexcept {
+  if (target.family() == Family::local) {
+    if (target.type() != Type::dgram) return {};
+    ::sa_family_t family = AF_UNIX;
+    Address autobind = Address::from_sockaddr(reinterpret_cast<const ::sockaddr*>(&family),
+                                              sizeof family, Type::dgram);
+    auto bound = socket.bind(autobind, std::nothrow);
+    if (!bound) detail = "autobind: " + bound.error().message();
+    return bound;
+  }
+  if (source.empty()) return {};
+  Address local;
+  if (source.host) {
+    local = source.host->with_port(source.port).with_type(target.type());
+  } else {
+    // The wildcard of the target's family: zero the address, keep only family and port.
+    ::sockaddr_storage any{};
+    any.ss_family = target.native()->sa_family;
+    local = Address::from_sockaddr(reinterpret_cast<const ::sockaddr*>(&any), target.native_size(),
+                                   target.type())
+                .with_port(source.port);
+  }
+  if (source.port != 0) {
+    if (auto r = socket.set_option(option::reuse_address, true, std::nothrow); !r) return r;
+  }
+  auto bound = socket.bind(local, std::nothrow);
+  if (!bound) detail = "bind " + local.to_string() + ": " + bound.error().message();
+  return bound;
+}
+
 // Happy Eyeballs over an ordered list; every attempt that is not the winner is closed.
 Result<Socket> connect_first(const std::vector<Address>& ordered,
                              std::optional<Clock::time_point> deadline,
-                             std::vector<Failure>& failures) noexcept {
+                             std::vector<Failure>& failures, const Source& source = {}) noexcept {
   std::vector<Attempt> pending;
   std::vector<::pollfd> polled;
   std::size_t next = 0;
@@ -72,12 +113,17 @@ Result<Socket> connect_first(const std::vector<Address>& ordered,
           failures.push_back({address, socket.error()});
           continue;
         }
+        std::string detail;
+        if (auto r = bind_source(*socket, address, source, detail); !r) {
+          failures.push_back({address, r.error(), detail});
+          continue;
+        }
         if (auto r = socket->set_timeout(std::chrono::nanoseconds(0), std::nothrow); !r) {
           failures.push_back({address, r.error()});
           continue;
         }
         auto connected = socket->connect(address, std::nothrow);
-        if (connected) {
+        if (connected) {  // Socket::connect remembered the peer for error messages
           (void)socket->set_timeout(std::nullopt, std::nothrow);
           return std::move(*socket);
         }
@@ -115,15 +161,15 @@ Result<Socket> connect_first(const std::vector<Address>& ordered,
 
       for (std::size_t i = polled.size(); i-- > 0;) {
         if (polled[i].revents == 0) continue;
-        int so_error = 0;
-        ::socklen_t len = sizeof so_error;
-        if (::getsockopt(polled[i].fd, SOL_SOCKET, SO_ERROR, &so_error, &len) < 0) so_error = errno;
-        if (so_error == 0) {
+        // finish_connect, not a bare SO_ERROR: it remembers the peer, so that errors after a
+        // reset name it rather than our own ephemeral port.
+        auto finished = pending[i].socket.finish_connect(pending[i].address, std::nothrow);
+        if (finished) {
           Socket winner = std::move(pending[i].socket);
           (void)winner.set_timeout(std::nullopt, std::nothrow);
           return winner;  // the other attempts close as `pending` goes out of scope
         }
-        failures.push_back({pending[i].address, std::error_code(so_error, std::system_category())});
+        failures.push_back({pending[i].address, finished.error()});
         pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(i));
         next_start = Clock::now();  // an attempt failed: do not wait to start the next
       }
@@ -135,9 +181,10 @@ Result<Socket> connect_first(const std::vector<Address>& ordered,
 
 Result<Socket> connect_candidates(const std::vector<Address>& candidates,
                                   std::optional<Clock::time_point> deadline,
-                                  std::vector<Failure>& failures) noexcept {
+                                  std::vector<Failure>& failures,
+                                  const Source& source = {}) noexcept {
   try {
-    return connect_first(interleave_families(candidates), deadline, failures);
+    return connect_first(interleave_families(candidates), deadline, failures, source);
   } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
   }
@@ -224,6 +271,94 @@ std::vector<Address> interleave_families(const std::vector<Address>& candidates)
   return ordered;
 }
 
+namespace {
+
+const char* family_name(Family family) {
+  return family == Family::inet ? "IPv4" : family == Family::inet6 ? "IPv6" : "Unix";
+}
+
+// ConnectOptions checked and applied to the candidates: those of another family than the
+// one asked for, or than the source's, are dropped. `error` says why nothing is left.
+Result<std::vector<Address>> filter_candidates(std::vector<Address> candidates,
+                                               const ConnectOptions& options, Source& source,
+                                               std::string& error) {
+  Family wanted = options.family;
+  if (!options.source_host.empty()) {
+    auto host = Address::parse(join_host_port(options.source_host, "0"), std::nothrow);
+    if (!host || host->family() == Family::local) {
+      error = "source address '" + detail::printable(options.source_host) +
+              "' is not a numeric IPv4 or IPv6 address";
+      return errc::invalid_address;
+    }
+    if (wanted != Family::unspecified && wanted != host->family()) {
+      error = "source address " + detail::printable(options.source_host) + " is not " +
+              family_name(wanted);
+      return errc::invalid_address;
+    }
+    wanted = host->family();
+    source.host = *host;
+  }
+  source.port = options.source_port;
+  if (!source.empty() && std::any_of(candidates.begin(), candidates.end(), [](const Address& a) {
+        return a.family() == Family::local;
+      })) {
+    error = "a source address or port applies to tcp:// and udp:// only";
+    return errc::invalid_address;
+  }
+  if (wanted == Family::unspecified) return candidates;
+  std::vector<Address> kept;
+  std::string names;
+  for (const auto& a : candidates) {
+    names += (names.empty() ? "" : ", ") + a.to_string();
+    if (a.family() == wanted) kept.push_back(a);
+  }
+  if (kept.empty()) {
+    error = std::string("no ") + family_name(wanted) + " address among " + names;
+    return errc::invalid_address;
+  }
+  return kept;
+}
+
+}  // namespace
+
+Result<Socket> create_connection(std::string_view address, const ConnectOptions& options,
+                                 std::nothrow_t) noexcept {
+  try {
+    auto deadline = deadline_after(options.timeout);
+    auto resolved = resolve(address, options.timeout, std::nothrow);
+    if (!resolved) return resolved.error();
+    Source source;
+    std::string error;
+    auto candidates = filter_candidates(std::move(*resolved), options, source, error);
+    if (!candidates) return candidates.error();
+    std::vector<Failure> failures;
+    return connect_candidates(*candidates, deadline, failures, source);
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+Socket create_connection(std::string_view address, const ConnectOptions& options) {
+  auto deadline = deadline_after(options.timeout);
+  // Throws naming the bad part or the lookup error.
+  std::vector<Address> resolved = resolve(address, options.timeout);
+  Source source;
+  std::string error;
+  auto candidates = filter_candidates(std::move(resolved), options, source, error);
+  if (!candidates) throw Error(candidates.error(), "connect", std::string(address), error);
+  std::vector<Failure> failures;
+  auto socket = connect_candidates(*candidates, deadline, failures, source);
+  if (!socket) {
+    if (failures.size() == 1) {
+      if (failures[0].detail.empty())
+        throw Error(socket.error(), "connect", failures[0].address.to_string());
+      throw Error(socket.error(), "connect", failures[0].address.to_string(), failures[0].detail);
+    }
+    throw Error(socket.error(), "connect", std::string(address), describe(failures));
+  }
+  return std::move(*socket);
+}
+
 Result<Socket> create_connection(const std::vector<Address>& candidates, Timeout timeout,
                                  std::nothrow_t) noexcept {
   std::vector<Failure> failures;
@@ -245,24 +380,11 @@ Socket create_connection(const std::vector<Address>& candidates, Timeout timeout
 
 Result<Socket> create_connection(std::string_view address, Timeout timeout,
                                  std::nothrow_t) noexcept {
-  auto deadline = deadline_after(timeout);
-  auto candidates = resolve(address, timeout, std::nothrow);
-  if (!candidates) return candidates.error();
-  std::vector<Failure> failures;
-  return connect_candidates(*candidates, deadline, failures);
+  return create_connection(address, ConnectOptions{.timeout = timeout}, std::nothrow);
 }
 
 Socket create_connection(std::string_view address, Timeout timeout) {
-  auto deadline = deadline_after(timeout);
-  auto candidates = resolve(address, timeout);  // throws naming the bad part or the lookup error
-  std::vector<Failure> failures;
-  auto socket = connect_candidates(candidates, deadline, failures);
-  if (!socket) {
-    if (failures.size() == 1)
-      throw Error(socket.error(), "connect", failures[0].address.to_string());
-    throw Error(socket.error(), "connect", std::string(address), describe(failures));
-  }
-  return std::move(*socket);
+  return create_connection(address, ConnectOptions{.timeout = timeout});
 }
 
 Result<Socket> create_server(const Address& address, const ServerOptions& options,
@@ -283,7 +405,13 @@ Socket create_server(const Address& address, const ServerOptions& options) {
 
 Socket create_server(std::string_view address, const ServerOptions& options) {
   // getaddrinfo never succeeds with an empty list, so front() exists.
-  return create_server(resolve(address).front(), options);
+  std::vector<Address> all = resolve(address);
+  if (options.family == Family::unspecified) return create_server(all.front(), options);
+  for (const auto& a : all) {
+    if (a.family() == options.family) return create_server(a, options);
+  }
+  throw Error(errc::invalid_address, "create_server", std::string(address),
+              std::string("no ") + family_name(options.family) + " address for it");
 }
 
 }  // namespace wire

@@ -214,7 +214,11 @@ std::string Socket::peer_text() const {
     std::string text = peer->to_string();
     if (text != "unix:" && text != "unixgram:") return text;
   }
-  return local_text();
+  // The peer has no name (an unbound Unix client) or was never known: say whose peer it
+  // is. A bare local address here read as the peer's ("send tcp://127.0.0.1:50252").
+  const std::string local = local_text();
+  if (fd_ >= 0 && local.rfind("fd ", 0) != 0) return "peer of " + local;
+  return local;
 }
 
 Result<void> Socket::bind(const Address& address, std::nothrow_t) noexcept {

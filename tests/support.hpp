@@ -189,6 +189,8 @@ class Child {
   }
   pid_t pid() const { return pid_; }
   std::string read_line() { return out_->read_line(); }
+  // Exactly `n` bytes of its output (binary data); throws at EOF or after 20 s.
+  std::string read_exactly(std::size_t n) { return out_->read_exact(n); }
   std::string read_all() {
     std::string all;
     for (std::string chunk; !(chunk = out_->read(4096)).empty();) all += chunk;

@@ -266,3 +266,38 @@ TEST_F(AddressTest, ListenAddressBindsWhereItSays) {
   EXPECT_TRUE(abstract.local_address().is_abstract());
   EXPECT_EQ(abstract.local_address().path(), name);
 }
+
+// A service name stands for a port in resolve() (nc's localhost:http), looked up for the
+// address's protocol; parse() stays numeric and says where names go.
+TEST_F(AddressTest, ResolvesServiceNamesForTheProtocol) {
+  EXPECT_EQ(resolve("tcp://127.0.0.1:http").at(0), Address::parse("tcp://127.0.0.1:80"));
+  EXPECT_EQ(resolve("127.0.0.1:https").at(0).port(), 443);
+  EXPECT_EQ(resolve("udp://[::1]:domain").at(0), Address::parse("udp://[::1]:53"));
+  for (const auto& a : resolve("tcp://localhost:http", 5s)) EXPECT_EQ(a.port(), 80);
+  auto unknown = resolve("tcp://127.0.0.1:no-such-service", 1s, std::nothrow);
+  EXPECT_EQ(unknown.error(), errc::invalid_address);
+  try {
+    (void)resolve("tcp://127.0.0.1:no-such-service");
+    ADD_FAILURE() << "resolved";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown service 'no-such-service' for tcp"),
+              std::string::npos)
+        << e.what();
+  }
+  try {
+    (void)Address::parse("tcp://127.0.0.1:http");
+    ADD_FAILURE() << "parsed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("service names need wire::resolve"), std::string::npos);
+  }
+  EXPECT_EQ(resolve("tcp://127.0.0.1:x y", 1s, std::nothrow).error(), errc::invalid_address);
+}
+
+TEST_F(AddressTest, JoinsHostAndPortAsNcTakesThem) {
+  EXPECT_EQ(join_host_port("127.0.0.1", "80"), "127.0.0.1:80");
+  EXPECT_EQ(join_host_port("::1", "80"), "[::1]:80");
+  EXPECT_EQ(join_host_port("[::1]", "80"), "[::1]:80");
+  EXPECT_EQ(join_host_port("udp://::1", "53"), "udp://[::1]:53");
+  EXPECT_EQ(join_host_port("tcp://localhost", "http"), "tcp://localhost:http");
+  EXPECT_EQ(Address::parse(join_host_port("fe80::1%lo", "80")).port(), 80);
+}

@@ -269,7 +269,7 @@ TEST_F(CliTest, ListenAgainstSocatAsTheClient) {
   const std::string to_listener = make_file(dir.file("a.bin"), 500000);
   const std::string to_socat = make_file(dir.file("b.bin"), 200000);
   const std::string path = dir.file("listen.sock");
-  Child listener({wire_binary(), "listen", "-q", "unix:" + path},
+  Child listener({wire_binary(), "listen", "--quiet", "unix:" + path},
                  Child::Options::files(dir.file("b.bin"), dir.file("listener-got.bin")));
   ASSERT_TRUE(wait_for_socket(path));
   Child socat({"socat", "-t", "10", "-", "UNIX-CONNECT:" + path},
@@ -298,7 +298,7 @@ TEST_F(CliTest, ConnectAgainstSocatAsTheServer) {
 TEST_F(CliTest, ListenKeepOpenServesOneAfterAnother) {
   test::TempDir dir;
   const std::string path = dir.file("keep.sock");
-  Child listener({wire_binary(), "listen", "-q", "--keep-open", "unix:" + path});
+  Child listener({wire_binary(), "listen", "--quiet", "--keep-open", "unix:" + path});
   ASSERT_TRUE(wait_for_socket(path));
   for (const char* message : {"first\n", "second\n"}) {
     Socket s = create_connection("unix:" + path, 5s);
@@ -339,12 +339,4 @@ TEST_F(CliTest, ListenKeepOpenSurvivesPeersThatReset) {
   (void)listener.wait();
 }
 
-TEST_F(CliTest, ListenOnUdpPrintsTheFirstPeersDatagrams) {
-  Child listener({wire_binary(), "listen", "udp://127.0.0.1:0"}, Child::Options::merged());
-  Address address = announced(listener);
-  Socket client(Family::inet, Type::dgram);
-  client.sendto("hello udp\n", address);
-  EXPECT_EQ(listener.read_line(), "hello udp\n");
-  // stdin is /dev/null: after the linger with nothing more, the listener exits cleanly.
-  EXPECT_EQ(listener.wait(), 0);
-}
+// UDP listeners (which now keep listening after stdin ends): test_cli_nc.cpp.

@@ -183,3 +183,155 @@ TEST_F(ConnectTest, UdpServerIsBound) {
   client.send("dgram");
   EXPECT_EQ(server.recvfrom(100).data, "dgram");
 }
+
+// ConnectOptions: the source address and port are bound before connecting; the family
+// filter keeps only addresses of that family, and says so when none is left.
+TEST_F(ConnectTest, ConnectOptionsBindTheSourceAndFilterTheFamily) {
+  Socket listener = test::loopback_listener();
+  listener.set_timeout(5s);
+  const std::string target = listener.local_address().to_string();
+  Socket client =
+      create_connection(target, ConnectOptions{.timeout = 5s, .source_host = "127.0.0.1"});
+  auto [conn, peer] = listener.accept();
+  EXPECT_EQ(peer, client.local_address());
+  std::uint16_t port = client.local_address().port();
+  conn.close();  // first, so that TIME_WAIT stays on the server's side
+  client.close();
+  // The same source port at once (reuse_address), with the host left to the kernel.
+  Socket again = create_connection(target, ConnectOptions{.timeout = 5s, .source_port = port});
+  EXPECT_EQ(again.local_address().port(), port);
+  (void)listener.accept();
+
+  auto v4 = create_connection("tcp://localhost:" + std::to_string(listener.local_address().port()),
+                              ConnectOptions{.timeout = 5s, .family = Family::inet}, std::nothrow);
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->peer_address().family(), Family::inet);
+  (void)listener.accept();
+  try {
+    (void)create_connection(target, ConnectOptions{.timeout = 5s, .family = Family::inet6});
+    ADD_FAILURE() << "connected";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), errc::invalid_address);
+    EXPECT_EQ(std::string(e.what()), "connect " + target + ": no IPv6 address among " + target);
+  }
+  auto bad = create_connection(target, ConnectOptions{.source_host = "not-an-ip"}, std::nothrow);
+  EXPECT_EQ(bad.error(), errc::invalid_address);
+  test::TempDir dir;
+  Socket unix_server = create_server("unix:" + dir.file("s.sock"));
+  EXPECT_EQ(create_connection("unix:" + dir.file("s.sock"), ConnectOptions{.source_port = 1},
+                              std::nothrow)
+                .error(),
+            errc::invalid_address)
+      << "a source applies to IP only";
+}
+
+// create_connection's socket names its peer in errors even after a reset (the connect that
+// finished through poll used not to remember it: the message named our own port).
+TEST_F(ConnectTest, ErrorsAfterAResetNameThePeer) {
+  Socket listener = test::loopback_listener();
+  listener.set_timeout(5s);
+  Socket client = create_connection(listener.local_address().to_string(), 5s);
+  auto [conn, peer] = listener.accept();
+  conn.set_option(option::linger, 0s);
+  conn.close();
+  client.set_timeout(5s);
+  try {
+    for (int i = 0; i < 100; ++i) {
+      client.send_all(std::string(65536, 'x'));
+      (void)client.recv(1);
+    }
+    ADD_FAILURE() << "no error after the reset";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.address(), listener.local_address().to_string()) << e.what();
+  }
+}
+
+// A unixgram client is autobound, so a server can answer it; an unbound one is described as
+// "peer of" its server's address rather than as the server itself.
+TEST_F(ConnectTest, UnixgramClientIsAutoboundSoTheServerCanReply) {
+  test::TempDir dir;
+  Socket server = create_server("unixgram:" + dir.file("d.sock"));
+  server.set_timeout(5s);
+  Socket client = create_connection("unixgram:" + dir.file("d.sock"), 5s);
+  EXPECT_TRUE(client.local_address().is_abstract());
+  client.send_all("ping");
+  auto [data, from] = server.recvfrom(16);
+  EXPECT_EQ(data, "ping");
+  EXPECT_EQ(from, client.local_address());
+  server.sendto("pong", from);
+  client.set_timeout(5s);
+  EXPECT_EQ(client.recv(16), "pong");
+
+  Socket listener = create_server("unix:" + dir.file("s.sock"));
+  Socket unbound(Family::local, Type::stream);
+  unbound.connect(Address::parse("unix:" + dir.file("s.sock")));
+  auto [conn, peer] = listener.accept();
+  EXPECT_EQ(conn.describe(), "peer of unix:" + dir.file("s.sock"));
+}
+
+TEST_F(ConnectTest, ExpandsPortRanges) {
+  EXPECT_EQ(
+      expand_port_range("tcp://127.0.0.1:80-82"),
+      (std::vector<std::string>{"tcp://127.0.0.1:80", "tcp://127.0.0.1:81", "tcp://127.0.0.1:82"}));
+  EXPECT_EQ(expand_port_range("[::1]:7-7"), std::vector<std::string>{"[::1]:7"});
+  EXPECT_EQ(expand_port_range("localhost:http-alt"),
+            std::vector<std::string>{"localhost:http-alt"});
+  EXPECT_EQ(expand_port_range("unix:/tmp/a:1-2"), std::vector<std::string>{"unix:/tmp/a:1-2"});
+  EXPECT_EQ(expand_port_range("127.0.0.1:65535-65535").size(), 1u);
+  for (const char* bad : {"127.0.0.1:9-8", "127.0.0.1:1-70000", "127.0.0.1:1-", "127.0.0.1:-3"}) {
+    SCOPED_TRACE(bad);
+    try {
+      (void)expand_port_range(bad);
+      ADD_FAILURE() << "expanded";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), errc::invalid_address);
+    }
+  }
+}
+
+TEST_F(ConnectTest, ProbeTellsOpenFromClosed) {
+  Socket listener = test::loopback_listener();
+  Socket holder;
+  const Address refused = refused_address(holder);
+  ProbeResult open = probe(listener.local_address().to_string(), {.timeout = 5s});
+  EXPECT_TRUE(open.open());
+  EXPECT_EQ(open.address, listener.local_address());
+  ProbeResult closed = probe(refused.to_string(), {.timeout = 5s});
+  EXPECT_FALSE(closed.open());
+  EXPECT_EQ(closed.error, std::errc::connection_refused);
+  EXPECT_EQ(closed.message, "connect " + refused.to_string() + ": Connection refused");
+  ProbeResult bad = probe("tcp://127.0.0.1:99999");
+  EXPECT_EQ(bad.error, errc::invalid_address);
+
+  Socket udp_open = create_server("udp://127.0.0.1:0");
+  EXPECT_TRUE(probe(udp_open.local_address().to_string(), {.timeout = 5s}, 200ms).open());
+  Address udp_closed = udp_open.local_address();
+  udp_open.close();
+  EXPECT_EQ(probe(udp_closed.to_string(), {.timeout = 5s}, 5s).error,
+            std::errc::connection_refused);
+}
+
+// The file goes when the SocketFile does, unless someone else's file took its place; the
+// signal variant is exercised through `wire listen` in test_cli_nc.cpp.
+TEST_F(ConnectTest, SocketFileRemovesOnlyItsOwnFile) {
+  test::TempDir dir;
+  const std::string path = dir.file("f.sock");
+  {
+    Socket server = create_server("unix:" + path);
+    SocketFile file(server.local_address());
+    EXPECT_EQ(file.path(), path);
+  }
+  struct ::stat st {};
+  EXPECT_NE(::lstat(path.c_str(), &st), 0) << "the file stayed";
+  {
+    Socket server = create_server("unix:" + path);
+    SocketFile file(server.local_address());
+    server.close();
+    ::unlink(path.c_str());
+    Socket replacement = create_server("unix:" + path);  // another server's file now
+    (void)replacement;
+  }
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << "removed a file that was not its own";
+  SocketFile abstract(Address::abstract("wire-test-none"));
+  EXPECT_EQ(abstract.path(), "");
+}

@@ -83,9 +83,15 @@ class Address {
   Type type_;
 };
 
-// Resolves `text` (same syntax; host may be a name) to every address getaddrinfo returns,
-// in its order. Numeric hosts and Unix addresses never touch the resolver. With a timeout,
-// fails with errc::timed_out if the resolver has not answered by then.
+// HOST and PORT given apart, as nc takes them ("::1" "80"), joined into one address text:
+// "[::1]:80". HOST may carry a scheme ("udp://::1" gives "udp://[::1]:80"); PORT may be a
+// service name. Nothing is checked here: parse() or resolve() does that.
+std::string join_host_port(std::string_view host, std::string_view port);
+
+// Resolves `text` (same syntax; host may be a name, port a service name such as "http",
+// looked up in the services database for the address's protocol) to every address
+// getaddrinfo returns, in its order. Numeric hosts and Unix addresses never touch the resolver.
+// With a timeout, fails with errc::timed_out if the resolver has not answered by then.
 std::vector<Address> resolve(std::string_view text,
                              std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
 Result<std::vector<Address>> resolve(std::string_view text,

@@ -191,8 +191,10 @@ class Socket {
   // fd and must outlive the Stream; the Stream starts with this socket's timeout.
   Stream makefile() const;
 
-  // What error messages call this socket: the peer's address, else the local one, else
-  // "fd N" ("(closed socket)" when closed).
+  // What error messages call this socket: the peer's address; for a peer without a name
+  // (an unbound Unix client) or none, "peer of " and the local address; else "fd N"
+  // ("(closed socket)" when closed). Never the local address alone, which would read as
+  // the peer's.
   std::string describe() const { return peer_text(); }
 
  private:
@@ -201,7 +203,7 @@ class Socket {
   // (a second recv after ECONNRESET reads EOF); EINTR and EAGAIN go round again.
   std::size_t send_slow(std::string_view data, int flags, int failed_with);
   std::size_t recv_slow(std::span<char> buffer, int flags, int failed_with);
-  // How errors name this socket: the peer when known, else the local address.
+  // How errors name this socket: the peer when known, else "peer of LOCAL".
   std::string peer_text() const;
   std::string local_text() const;
   Result<void> set_raw_option(int level, int name, const void* value, ::socklen_t size) noexcept;
