@@ -551,6 +551,9 @@ std::string listen_address(std::string_view text, std::uint16_t default_port) {
       error = "host " + quote(spec.host) + " holds a byte no host name can (letters, digits, " +
               "'-', '.' and '_' only)";
     }
+    // A service name is looked up in /etc/services only (no resolver): "--bind :http" works,
+    // a typo is a usage error now rather than a bind error later.
+    if (error.empty() && !spec.service.empty()) (void)service_port(spec, error);
     if (!error.empty()) throw Error(errc::invalid_address, "listen on", printable(text), error);
     return completed;
   };

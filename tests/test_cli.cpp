@@ -100,10 +100,11 @@ TEST_F(CliTest, AnUnknownCommandIsNamedWithTheNearestOne) {
       {"lis", "wire: unknown command 'lis'; did you mean 'listen'?\n"},
       {"gte", "wire: unknown command 'gte'; did you mean 'get'?\n"},
       {"bogus",
-       "wire: unknown command 'bogus'; the commands are serve, get, echo, connect, listen\n"},
+       "wire: unknown command 'bogus'; the commands are serve, get, echo, connect, listen, "
+       "relay\n"},
       {"x\x1b[2J",
        "wire: unknown command 'x\\x1b[2J'; the commands are serve, get, echo, "
-       "connect, listen\n"},
+       "connect, listen, relay\n"},
       {"--bogus", "wire: unknown option '--bogus' (wire --help lists the commands and options)\n"},
   };
   for (const auto& [typed, expected] : cases) {
@@ -157,7 +158,7 @@ TEST_F(CliTest, AMalformedOptionValueFoundByTheCommandIsAUsageError) {
   Socket listener = test::loopback_listener();  // never reached: the value is refused first
   const std::string url = "http://" + listener.local_address().to_string() + "/";
   const auto [said, code] = run_wire({"get", "-H", "nocolon", url});
-  EXPECT_EQ(said, "wire: --header: expected 'Name: value'\n");
+  EXPECT_EQ(said, "wire: --header: expected 'Name: value', got 'nocolon'\n");
   EXPECT_EQ(code, 2);
   const auto [serve_said, serve_code] = run_wire({"serve", "0", "--bind", "127.0.0.1:0"});
   EXPECT_EQ(serve_said.rfind("wire: PORT: 0 and --bind 127.0.0.1:0 both say", 0), 0u) << serve_said;

@@ -236,8 +236,11 @@ Command add_get(CLI::App& app) {
         try {
           (void)parse_header_arg(h);
           return std::string();
-        } catch (const CLI::ValidationError& e) {
-          return std::string(e.what());
+        } catch (const std::exception& e) {
+          // CLI11 names the option itself: only the reason.
+          std::string why = e.what();
+          const auto colon = why.find(": ");
+          return colon == std::string::npos ? why : why.substr(colon + 2);
         }
       });
   sub->add_option("-d,--data", args->data,
@@ -269,8 +272,11 @@ Command add_get(CLI::App& app) {
         try {
           (void)expand_write_out(f, nullptr);
           return std::string();
-        } catch (const CLI::ValidationError& e) {
-          return std::string(e.what());
+        } catch (const std::exception& e) {
+          // CLI11 names the option itself: only the reason.
+          std::string why = e.what();
+          const auto colon = why.find(": ");
+          return colon == std::string::npos ? why : why.substr(colon + 2);
         }
       });
   sub->add_option("-A,--user-agent", args->user_agent, "User-Agent header");
