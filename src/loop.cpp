@@ -298,7 +298,11 @@ void EventLoop::forget_fd(int fd, std::error_code reason) noexcept {
   if (state.registered) (void)selector_->unregister(fd, std::nothrow);
   state.registered = false;
   state.interest = 0;
-  for (detail::IoWaiter* waiter : {state.reader, state.writer}) {
+  // Aborting the reader resumes its coroutine, which may end the writer's (a relay, a task
+  // group) or make fds_ grow: the writer is looked up again afterwards, never kept.
+  for (unsigned direction : {unsigned(readable), unsigned(writable)}) {
+    FdState& now = fds_[fd];
+    detail::IoWaiter* waiter = direction == readable ? now.reader : now.writer;
     if (waiter == nullptr) continue;
     cancel_io(*waiter);
     waiter->ops->abort(waiter, reason);

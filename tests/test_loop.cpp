@@ -29,8 +29,8 @@ Task<void> nested(int depth, int& reached) {
 
 }  // namespace
 
-// g++ 12 lacks reliable symmetric transfer (docs/design/awaitables.md): a million awaits that finish at
-// once must not grow the stack. Runs in every preset, ASan included.
+// g++ 12 lacks reliable symmetric transfer (docs/design/awaitables.md): a million awaits that
+// finish at once must not grow the stack. Runs in every preset, ASan included.
 TEST_F(LoopTest, MillionImmediatelyCompletingAwaits) {
   EventLoop loop;
   const int count = 1'000'000;
@@ -341,6 +341,36 @@ TEST_F(LoopTest, ClosingASocketWakesItsWaiter) {
   loop.call_later(10ms, [&] { s.close(); });
   loop.run();
   EXPECT_EQ(error, errc::socket_closed);
+}
+
+// A reader and a writer wait on one socket; closing it wakes the reader first, and the
+// reader cancels the writer's task (as a relay or a task group does when one side fails).
+// The writer's waiter is gone by then: the loop must not touch it (ASan: use after free).
+TEST_F(LoopTest, ClosingWakesTheReaderWhichMayEndTheWritersTask) {
+  EventLoop loop;
+  auto [a, b] = Socket::pair();
+  AsyncSocket s(loop, std::move(b));
+  std::coroutine_handle<> writer_handle;
+  bool writer_cancelled_by_reader = false;
+  std::error_code read_error;
+  auto writer = [](AsyncSocket& s) -> Task<void> {
+    const std::string big(16 << 20, 'w');  // far beyond the socket buffers: it waits
+    (void)co_await s.send_all(big, std::nothrow);
+  };
+  auto reader = [&](AsyncSocket& s) -> Task<void> {
+    char buffer[4];
+    read_error = (co_await s.recv(buffer, std::nothrow)).error();
+    writer_cancelled_by_reader = loop.cancel_task(writer_handle);
+  };
+  Task<void> w = writer(s);
+  writer_handle = w.handle();
+  loop.spawn(reader(s));
+  loop.spawn(std::move(w));
+  loop.call_later(50ms, [&] { s.close(); });
+  loop.run();
+  EXPECT_EQ(read_error, errc::socket_closed);
+  EXPECT_TRUE(writer_cancelled_by_reader) << "the writer ended before the reader woke";
+  EXPECT_EQ(loop.task_count(), 0u);
 }
 
 TEST_F(LoopTest, ExceptionsInSpawnedTasksGoToTheHandler) {
