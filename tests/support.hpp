@@ -1,6 +1,8 @@
 // Test support: fd-leak checking and loopback helpers shared by the test files.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -244,6 +246,103 @@ class Child {
   int out_fd_ = -1;
   std::unique_ptr<Stream> out_;
 };
+
+// nginx from Debian serving `root` on 127.0.0.1 at a free port, its files (config, pid,
+// temp paths) in `dir`, with `http_directives` (e.g. "gzip on;") in its http block. Stopped
+// with the object. Tests skip when !available() (make test installs it).
+class Nginx {
+ public:
+  static constexpr const char* binary = "/usr/sbin/nginx";
+  static bool available() { return ::access(binary, X_OK) == 0; }
+
+  Nginx(const TempDir& dir, const std::string& root, const std::string& http_directives = "") {
+    {
+      // A free loopback port: bind port 0, read it, release it for nginx.
+      Socket probe = create_server("tcp://127.0.0.1:0");
+      port_ = probe.local_address().port();
+    }
+    const std::string tmp = dir.file("nginx-tmp");
+    std::filesystem::create_directories(tmp);
+    std::ofstream(dir.file("nginx.conf"))
+        << "daemon off;\nmaster_process off;\nworker_processes 1;\npid " << dir.file("nginx.pid")
+        << ";\nerror_log stderr;\nevents { worker_connections 64; }\nhttp {\n  access_log off;\n"
+        << "  client_body_temp_path " << tmp << ";\n  proxy_temp_path " << tmp
+        << ";\n  fastcgi_temp_path " << tmp << ";\n  uwsgi_temp_path " << tmp
+        << ";\n  scgi_temp_path " << tmp << ";\n  " << http_directives
+        << "\n  server {\n    listen 127.0.0.1:" << port_ << ";\n    root " << root
+        << ";\n  }\n}\n";
+    child_ = std::make_unique<Child>(
+        std::vector<std::string>{binary, "-c", dir.file("nginx.conf"), "-p", dir.file("")},
+        Child::Options::merged());
+    for (int i = 0; i < 250; ++i) {
+      if (create_connection(std::vector<Address>{Address::inet("127.0.0.1", port_)},
+                            std::chrono::seconds(1), std::nothrow)) {
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    throw std::runtime_error("nginx did not start");
+  }
+  ~Nginx() {
+    child_->signal(SIGQUIT);
+    (void)child_->wait_at_most(std::chrono::seconds(5));
+  }
+  std::uint16_t port() const { return port_; }
+  std::string url(const std::string& path = "/") const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+ private:
+  std::uint16_t port_ = 0;
+  std::unique_ptr<Child> child_;
+};
+
+// Helpers the CLI and relay tests share.
+
+// A file's bytes ("" if it cannot be read).
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline bool exists(const std::string& path) {
+  struct ::stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// `size` pseudo-random bytes (xorshift32: every byte value, the same for the same seed).
+inline std::string random_bytes(std::size_t size, std::uint32_t seed = 2463534242u) {
+  std::string data(size, '\0');
+  for (auto& c : data) {
+    seed ^= seed << 13;
+    seed ^= seed >> 17;
+    seed ^= seed << 5;
+    c = static_cast<char>(seed);
+  }
+  return data;
+}
+
+// Waits up to 5 s for a Unix socket file to appear (a server started in a child process).
+inline bool wait_for_socket(const std::string& path) {
+  for (int i = 0; i < 500; ++i) {
+    struct ::stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+// The address a child prints on its first line ("wire: listening on ADDRESS").
+inline Address announced(Child& child) {
+  std::string line = child.read_line();
+  auto at = line.rfind(" on ");
+  if (at == std::string::npos) throw std::runtime_error("unexpected first line: " + line);
+  std::string text = line.substr(at + 4);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return Address::parse(text);
+}
 
 // Whether `program` is on PATH.
 inline bool have_program(const std::string& program) {

@@ -10,7 +10,11 @@
 
 using namespace wire;
 using namespace std::chrono_literals;
+using test::announced;
 using test::Child;
+using test::random_bytes;
+using test::slurp;
+using test::wait_for_socket;
 
 class CliTest : public test::Test {
  protected:
@@ -18,40 +22,9 @@ class CliTest : public test::Test {
 
   // Writes `size` pseudo-random bytes (every byte value present) to `path`.
   static std::string make_file(const std::string& path, std::size_t size) {
-    std::string data(size, '\0');
-    std::uint32_t x = 2463534242u;
-    for (auto& c : data) {
-      x ^= x << 13;
-      x ^= x >> 17;
-      x ^= x << 5;
-      c = static_cast<char>(x);
-    }
+    std::string data = test::random_bytes(size);
     std::ofstream(path, std::ios::binary) << data;
     return data;
-  }
-  static std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-  // Waits for a Unix socket file to appear (a server started in a child process).
-  static bool wait_for_socket(const std::string& path) {
-    for (int i = 0; i < 500; ++i) {
-      struct ::stat st {};
-      if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
-      std::this_thread::sleep_for(10ms);
-    }
-    return false;
-  }
-  // The address an echo/listen child prints on stderr ("wire: ... on ADDRESS").
-  static Address announced(Child& child) {
-    std::string line = child.read_line();
-    auto at = line.rfind(" on ");
-    if (at == std::string::npos) throw std::runtime_error("unexpected first line: " + line);
-    std::string text = line.substr(at + 4);
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    return Address::parse(text);
   }
 };
 

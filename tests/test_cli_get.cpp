@@ -15,31 +15,11 @@ using namespace wire;
 using namespace std::chrono_literals;
 using test::BackgroundServer;
 using test::Child;
+using test::exists;
+using test::random_bytes;
+using test::slurp;
 
 namespace {
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool exists(const std::string& path) {
-  struct ::stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-std::string random_bytes(std::size_t size, std::uint32_t seed = 2463534242u) {
-  std::string data(size, '\0');
-  for (auto& c : data) {
-    seed ^= seed << 13;
-    seed ^= seed >> 17;
-    seed ^= seed << 5;
-    c = static_cast<char>(seed);
-  }
-  return data;
-}
 
 // Answers with what it was sent: "METHOD TARGET\n", each header "name: value\n", "\n", the
 // body. Redirects /redirect?to=URL.
@@ -347,37 +327,16 @@ TEST_F(CliGetTest, MaxTimeAndMaxFilesize) {
 
 // nginx with gzip on as the server: --compressed asks for it and prints the decoded body.
 TEST_F(CliGetTest, CompressedAgainstNginxGzip) {
-  const char* nginx = "/usr/sbin/nginx";
-  if (::access(nginx, X_OK) != 0) GTEST_SKIP() << "nginx is not installed (make test installs it)";
+  if (!test::Nginx::available()) GTEST_SKIP() << "nginx is not installed (make test installs it)";
   test::TempDir dir;
   std::filesystem::create_directories(dir.file("www"));
-  std::filesystem::create_directories(dir.file("tmp"));
   std::string text;
   for (int i = 0; i < 20000; ++i) text += "line " + std::to_string(i) + " of a compressible file\n";
   std::ofstream(dir.file("www/text.txt")) << text;
-  std::uint16_t port;
-  {
-    Socket probe = create_server("tcp://127.0.0.1:0");
-    port = probe.local_address().port();
-  }
-  const std::string tmp = dir.file("tmp");
-  std::ofstream(dir.file("nginx.conf"))
-      << "daemon off;\nmaster_process off;\nworker_processes 1;\npid " << dir.file("nginx.pid")
-      << ";\nerror_log stderr;\nevents { worker_connections 64; }\nhttp {\n  access_log off;\n"
-      << "  client_body_temp_path " << tmp << ";\n  proxy_temp_path " << tmp
-      << ";\n  fastcgi_temp_path " << tmp << ";\n  uwsgi_temp_path " << tmp
-      << ";\n  scgi_temp_path " << tmp << ";\n  gzip on;\n  gzip_min_length 0;\n"
-      << "  gzip_types text/plain;\n  default_type text/plain;\n  server {\n    listen 127.0.0.1:"
-      << port << ";\n    root " << dir.file("www") << ";\n  }\n}\n";
-  Child server({nginx, "-c", dir.file("nginx.conf"), "-p", dir.file("")}, Child::Options::merged());
-  bool up = false;
-  for (int i = 0; i < 200 && !up; ++i) {
-    up = bool(create_connection(std::vector<Address>{Address::inet("127.0.0.1", port)}, 1s,
-                                std::nothrow));
-    if (!up) std::this_thread::sleep_for(20ms);
-  }
-  ASSERT_TRUE(up) << "nginx did not start";
-  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/text.txt";
+  test::Nginx nginx(dir, dir.file("www"),
+                    "gzip on;\n  gzip_min_length 0;\n  gzip_types text/plain;\n  default_type "
+                    "text/plain;");
+  const std::string url = nginx.url("/text.txt");
   GetRun decoded = wire_get({"--compressed", "-w", "\\n%{size_download}", url});
   EXPECT_EQ(decoded.code, 0) << decoded.err;
   const auto cut = decoded.out.rfind('\n');

@@ -11,47 +11,19 @@
 
 using namespace wire;
 using namespace std::chrono_literals;
+using test::announced;
 using test::Child;
+using test::exists;
+using test::random_bytes;
+using test::slurp;
+using test::wait_for_socket;
 
 namespace {
 
 const std::string wire_binary = WIRE_CLI;
 
-// `size` pseudo-random bytes, every byte value present.
-std::string random_bytes(std::size_t size, std::uint32_t seed = 2463534242u) {
-  std::string data(size, '\0');
-  for (auto& c : data) {
-    seed ^= seed << 13;
-    seed ^= seed >> 17;
-    seed ^= seed << 5;
-    c = static_cast<char>(seed);
-  }
-  return data;
-}
-
 void write_file(const std::string& path, const std::string& data) {
   std::ofstream(path, std::ios::binary) << data;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool exists(const std::string& path) {
-  struct ::stat st {};
-  return ::lstat(path.c_str(), &st) == 0;
-}
-
-bool wait_for_socket(const std::string& path) {
-  for (int i = 0; i < 500; ++i) {
-    struct ::stat st {};
-    if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return false;
 }
 
 // FNV-1a, so that a failure shows two short numbers rather than two 200 KB strings.
@@ -59,16 +31,6 @@ std::uint64_t checksum(std::string_view data) {
   std::uint64_t h = 14695981039346656037ull;
   for (unsigned char c : data) h = (h ^ c) * 1099511628211ull;
   return h;
-}
-
-// The address a listen child announces on its first line ("wire: listening on ADDRESS").
-Address announced(Child& child) {
-  std::string line = child.read_line();
-  auto at = line.rfind(" on ");
-  if (at == std::string::npos) throw std::runtime_error("unexpected first line: " + line);
-  std::string text = line.substr(at + 4);
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  return Address::parse(text);
 }
 
 // A FIFO that a child reads as stdin; the test writes it. Opened read-write so that

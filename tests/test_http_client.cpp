@@ -292,36 +292,14 @@ TEST_F(HttpClientTest, WireGetCommand) {
 
 // nginx from Debian as the server: wire get must read what a real server sends.
 TEST_F(HttpClientTest, WireGetAgainstNginx) {
-  const char* nginx = "/usr/sbin/nginx";
-  if (::access(nginx, X_OK) != 0) GTEST_SKIP() << "nginx is not installed (make test installs it)";
+  if (!test::Nginx::available()) GTEST_SKIP() << "nginx is not installed (make test installs it)";
   test::TempDir dir;
   std::filesystem::create_directories(dir.file("www"));
   std::ofstream(dir.file("www/hello.txt")) << "hello from nginx\n";
   std::string big(2 << 20, 'n');
   std::ofstream(dir.file("www/big.bin")) << big;
-  // A free loopback port: bind port 0, read it, release it for nginx.
-  std::uint16_t port;
-  {
-    Socket probe = create_server("tcp://127.0.0.1:0");
-    port = probe.local_address().port();
-  }
-  std::ofstream(dir.file("nginx.conf"))
-      << "daemon off;\nmaster_process off;\nworker_processes 1;\npid " << dir.file("nginx.pid")
-      << ";\nerror_log stderr;\nevents { worker_connections 64; }\nhttp {\n  access_log off;\n"
-      << "  client_body_temp_path " << dir.file("tmp") << ";\n  proxy_temp_path " << dir.file("tmp")
-      << ";\n  fastcgi_temp_path " << dir.file("tmp") << ";\n  uwsgi_temp_path " << dir.file("tmp")
-      << ";\n  scgi_temp_path " << dir.file("tmp") << ";\n  server {\n    listen 127.0.0.1:" << port
-      << ";\n    root " << dir.file("www") << ";\n  }\n}\n";
-  std::filesystem::create_directories(dir.file("tmp"));
-  Child server({nginx, "-c", dir.file("nginx.conf"), "-p", dir.file("")}, Child::Options::merged());
-  const std::string base = "http://127.0.0.1:" + std::to_string(port);
-  bool up = false;
-  for (int i = 0; i < 200 && !up; ++i) {
-    up = bool(create_connection(std::vector<Address>{Address::inet("127.0.0.1", port)}, 1s,
-                                std::nothrow));
-    if (!up) std::this_thread::sleep_for(20ms);
-  }
-  ASSERT_TRUE(up) << "nginx did not start";
+  test::Nginx nginx(dir, dir.file("www"));
+  const std::string base = nginx.url("");
   Child get({WIRE_CLI, "get", base + "/hello.txt"});
   EXPECT_EQ(get.read_all(), "hello from nginx\n");
   EXPECT_EQ(get.wait(), 0);
@@ -331,9 +309,6 @@ TEST_F(HttpClientTest, WireGetAgainstNginx) {
   EXPECT_TRUE(large.body == big);
   EXPECT_EQ(client.get(base + "/hello.txt").body, "hello from nginx\n");
   EXPECT_EQ(client.get(base + "/nope").status, 404);
-  server.signal(SIGQUIT);
-  (void)server.read_all();
-  (void)server.wait();
 }
 
 namespace {

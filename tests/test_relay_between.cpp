@@ -14,6 +14,7 @@
 
 using namespace wire;
 using namespace std::chrono_literals;
+using test::announced;
 
 namespace {
 
@@ -529,16 +530,6 @@ namespace {
 
 std::string wire_binary() {
   return WIRE_CLI;
-}
-
-// The address a child prints on its first line ("wire: ... on ADDRESS").
-Address announced(test::Child& child) {
-  std::string line = child.read_line();
-  auto at = line.rfind(" on ");
-  if (at == std::string::npos) throw std::runtime_error("unexpected first line: " + line);
-  std::string text = line.substr(at + 4);
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  return Address::parse(text);
 }
 
 int fds_of(pid_t pid) {
