@@ -217,8 +217,9 @@ Command add_get(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   // A malformed URL is a usage error (exit 2), found before anything connects.
-  sub->add_option("URL", args->url,
-                  "http://[USER:PASS@]HOST[:PORT]/PATH or http+unix:/SOCKET:/PATH")
+  sub->add_option(
+         "URL", args->url,
+         "http://[USER:PASS@]HOST[:PORT]/PATH, http+unix:/SOCKET:/PATH or http+unix:@NAME:/PATH")
       ->required()
       ->check([](const std::string& url) {
         try {
