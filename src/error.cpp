@@ -1,5 +1,7 @@
 #include "wire/error.hpp"
 
+#include <cstdint>
+
 #include <netdb.h>
 
 namespace wire {
@@ -75,14 +77,46 @@ namespace detail {
 std::string printable(std::string_view text) {
   static const char* hex = "0123456789abcdef";
   std::string out;
-  for (unsigned char c : text) {
+  out.reserve(text.size());
+  auto escape = [&](unsigned char c) {
+    out += "\\x";
+    out += hex[c >> 4];
+    out += hex[c & 15];
+  };
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
     if (c < 0x20 || c == 0x7f) {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
+      escape(c);
+      ++i;
+      continue;
     }
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    // UTF-8 passes as it is, but not the C1 controls (U+0080..U+009F: U+009B is CSI to many
+    // terminals) nor bytes that are not UTF-8 (a lone 0x9b is CSI to an 8-bit terminal).
+    const std::size_t length = c >= 0xc2 && c <= 0xdf   ? 2
+                               : c >= 0xe0 && c <= 0xef ? 3
+                               : c >= 0xf0 && c <= 0xf4 ? 4
+                                                        : 0;
+    bool valid = length != 0 && i + length <= text.size();
+    std::uint32_t code = length == 2 ? c & 0x1f : length == 3 ? c & 0x0f : c & 0x07;
+    for (std::size_t k = 1; valid && k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      valid = (next & 0xc0) == 0x80;
+      code = (code << 6) | (next & 0x3f);
+    }
+    valid = valid && !(length == 3 && (code < 0x800 || (code >= 0xd800 && code <= 0xdfff))) &&
+            !(length == 4 && (code < 0x10000 || code > 0x10ffff));
+    if (!valid || code <= 0x9f) {
+      escape(c);
+      ++i;
+      continue;
+    }
+    out.append(text.substr(i, length));
+    i += length;
   }
   return out;
 }

@@ -208,3 +208,24 @@ TEST_F(UrlTest, RedirectsStayInTheirWorld) {
   EXPECT_FALSE(redirect_allowed(url("http+unix:/s.sock:/a"), url("http+unix:/t.sock:/a")));
   EXPECT_FALSE(redirect_allowed(url("http+unix:/s.sock:/a"), url("http://127.0.0.1/")));
 }
+
+// What wire prints of a peer's bytes (a reason phrase, a Location, a socket name): UTF-8
+// stays readable, but no control byte reaches the terminal, C1 (U+009B is CSI) included.
+TEST_F(UrlTest, PrintableKeepsUtf8AndEscapesEveryControl) {
+  using wire::detail::printable;
+  EXPECT_EQ(printable("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(printable("a\x1b[31mb\r\n"), "a\\x1b[31mb\\x0d\\x0a");
+  EXPECT_EQ(printable("\xc2\x9b"
+                      "31m"),
+            "\\xc2\\x9b31m")
+      << "C1 CSI as UTF-8";
+  EXPECT_EQ(printable("\x9b"
+                      "31m"),
+            "\\x9b31m")
+      << "a lone C1 byte";
+  EXPECT_EQ(printable("\xc3"), "\\xc3") << "a cut sequence";
+  EXPECT_EQ(printable("\xc0\xaf"), "\\xc0\\xaf") << "overlong";
+  EXPECT_EQ(printable("\xed\xa0\x80"), "\\xed\\xa0\\x80") << "a surrogate";
+  EXPECT_EQ(printable(std::string("x\0y", 3)), "x\\x00y");
+}

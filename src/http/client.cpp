@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <memory>
 
 #include "content_decoding.hpp"
 #include "url.hpp"
@@ -71,11 +72,11 @@ std::string follow(const std::string& current, const Url& from, std::string_view
     next = detail::resolve_location(current, location);
     to = parse_url(next);
   } catch (const Error& e) {
-    throw Error(e.code(), "follow redirect", current, refusing + e.what());
+    throw Error(e.code(), "follow redirect", redact_userinfo(current), refusing + e.what());
   }
   if (!detail::redirect_allowed(from, to)) {
     throw Error(std::make_error_code(std::errc::operation_not_permitted), "follow redirect",
-                current,
+                redact_userinfo(current),
                 refusing + (from.connect.rfind("unix:", 0) == 0
                                 ? "a redirect from an http+unix: URL may only stay on its socket"
                                 : "a redirect from http:// may only go to http://, never to a "
@@ -140,6 +141,26 @@ ClientResponse Client::request(std::string_view method, std::string_view url,
 }
 
 ClientResponse Client::send(const ClientRequest& request, const ResponseHandlers& handlers) {
+  // Everything that goes into the head verbatim is checked: a CR or LF in a method, a
+  // header or the User-Agent would be a second header, or a second request.
+  auto refuse = [&](const std::string& why) {
+    return Error(std::make_error_code(std::errc::invalid_argument), "request",
+                 redact_userinfo(request.url), why);
+  };
+  if (request.method.empty() || !is_valid_header_name(request.method)) {
+    throw refuse("the method '" + wire::detail::printable(request.method) + "' is not a token");
+  }
+  for (const auto& [name, value] : request.headers) {
+    if (!is_valid_header_name(name)) {
+      throw refuse("'" + wire::detail::printable(name) + "' is not a header name");
+    }
+    if (!is_valid_header_value(value)) {
+      throw refuse("the value of " + name + " holds a byte a header may not (CR, LF, NUL...)");
+    }
+  }
+  if (!is_valid_header_value(options_.user_agent)) {
+    throw refuse("the User-Agent holds a byte a header may not (CR, LF, NUL...)");
+  }
   const auto start = Clock::now();
   std::optional<Clock::time_point> deadline;
   if (options_.max_time) deadline = start + *options_.max_time;
@@ -156,7 +177,8 @@ ClientResponse Client::send(const ClientRequest& request, const ResponseHandlers
       return response;
     }
     if (x.redirects == options_.max_redirects) {
-      throw Error(std::make_error_code(std::errc::too_many_links), x.method, x.url_text,
+      throw Error(std::make_error_code(std::errc::too_many_links), x.method,
+                  redact_userinfo(x.url_text),
                   "more than " + std::to_string(options_.max_redirects) + " redirects");
     }
     std::string next = follow(x.url_text, x.url, location);
@@ -167,7 +189,8 @@ ClientResponse Client::send(const ClientRequest& request, const ResponseHandlers
       if (x.method != "HEAD") x.method = "GET";
       x.with_body = false;
     } else if (x.with_body && request.body_reader) {
-      throw Error(std::make_error_code(std::errc::operation_not_supported), x.method, x.url_text,
+      throw Error(std::make_error_code(std::errc::operation_not_supported), x.method,
+                  redact_userinfo(x.url_text),
                   "the server redirects (" + std::to_string(response.status) + ") to " + next +
                       ", but a streamed request body cannot be sent a second time");
     }
@@ -235,7 +258,7 @@ ClientResponse Client::exchange(Exchange& x) {
     if (x.deadline) {
       const auto left = *x.deadline - Clock::now();
       if (left <= std::chrono::nanoseconds(0)) {
-        throw Error(errc::timed_out, x.method, x.url_text,
+        throw Error(errc::timed_out, x.method, redact_userinfo(x.url_text),
                     "the maximum time of " + seconds_text(*options_.max_time) + " s was reached");
       }
       wait = std::min<std::chrono::nanoseconds>(wait, left);
@@ -244,7 +267,7 @@ ClientResponse Client::exchange(Exchange& x) {
   };
   auto timeout_error = [&](const char* doing) {
     if (x.deadline && Clock::now() >= *x.deadline) {
-      return Error(errc::timed_out, x.method, x.url_text,
+      return Error(errc::timed_out, x.method, redact_userinfo(x.url_text),
                    "the maximum time of " + seconds_text(*options_.max_time) + " s was reached");
     }
     return Error(errc::timed_out, doing, what,
@@ -292,17 +315,18 @@ ClientResponse Client::exchange(Exchange& x) {
     // Sending. A server may answer before it has read the whole body (a 413) and stop
     // reading: the send then fails, but the answer may be there to read, as curl reads it.
     std::error_code send_failed;
+    // One send at a time, each with a fresh wait: the idle timeout is about a peer that
+    // takes nothing, not about a slow one that keeps taking a little.
     auto send_bytes = [&](std::string_view bytes) {
       while (!bytes.empty() && !send_failed) {
-        const std::size_t piece = std::min<std::size_t>(bytes.size(), 1u << 20);
         conn.set_timeout(budget());
-        auto sent = conn.send_all(bytes.substr(0, piece), std::nothrow);
+        auto sent = conn.send(bytes, std::nothrow);
         if (!sent) {
           if (sent.error() == errc::timed_out) throw timeout_error("send");
           send_failed = sent.error();
           return;
         }
-        bytes.remove_prefix(piece);
+        bytes.remove_prefix(*sent);
       }
     };
     std::uint64_t uploaded = 0;
@@ -410,6 +434,14 @@ ClientResponse Client::exchange(Exchange& x) {
                   "read response", what, parsed.error.reason);
     }
 
+    if (parsed_head.status < 100 || parsed_head.status > 599) {
+      throw Error(std::make_error_code(std::errc::bad_message), "read response", what,
+                  "status " + std::to_string(parsed_head.status) + " is not an HTTP status");
+    }
+    if (parsed_head.status == 101) {
+      throw Error(std::make_error_code(std::errc::bad_message), "read response", what,
+                  "101 Switching Protocols, but no upgrade was asked for");
+    }
     response.status = parsed_head.status;
     response.reason = std::string(parsed_head.reason);
     response.version = "HTTP/1." + std::to_string(parsed_head.version_minor);
@@ -427,15 +459,54 @@ ClientResponse Client::exchange(Exchange& x) {
     // but not handed on.
     const bool discard = options_.follow_redirects && is_redirect(response.status) &&
                          !response.header("Location").empty();
-    if (!discard && x.handlers.on_head) x.handlers.on_head(response);
     const BodySink& sink = x.handlers.on_body;
     const std::optional<std::uint64_t> cap =
         sink ? options_.max_body : std::optional<std::uint64_t>(options_.max_response);
-    std::optional<detail::ContentDecoder> decoder;
-    const std::string coding = response.header("Content-Encoding");
-    if (options_.decompress && !discard && detail::decodable(coding)) decoder.emplace(coding);
+    // Codings apply in the order listed, across all Content-Encoding lines: decoded last
+    // first. One the client cannot decode is an error when decoding was asked for, rather
+    // than coded bytes handed on as if they were the body.
+    std::vector<std::unique_ptr<detail::ContentDecoder>> decoders;
+    if (options_.decompress && !discard) {
+      std::string codings;
+      for (const auto& [n, v] : response.headers) {
+        if (equals_ignore_case(n, "content-encoding")) codings += (codings.empty() ? "" : ",") + v;
+      }
+      std::size_t from = 0;
+      while (from <= codings.size() && !codings.empty()) {
+        const std::size_t comma = std::min(codings.find(',', from), codings.size());
+        std::string_view coding = std::string_view(codings).substr(from, comma - from);
+        while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t'))
+          coding.remove_prefix(1);
+        while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t'))
+          coding.remove_suffix(1);
+        from = comma + 1;
+        if (coding.empty() || equals_ignore_case(coding, "identity")) continue;
+        if (!detail::decodable(coding)) {
+          throw Error(std::make_error_code(std::errc::not_supported), "decode response", what,
+                      "Content-Encoding '" + wire::detail::printable(coding) +
+                          "' cannot be decoded (gzip and deflate can)");
+        }
+        decoders.insert(decoders.begin(), std::make_unique<detail::ContentDecoder>(coding));
+      }
+    }
+    const bool decoding = !decoders.empty();
+    // A body that cannot fit is refused before anyone sees its head (so no file is opened
+    // for it, let alone truncated).
+    if (kind == BodyKind::length && cap && !decoding && length > *cap && !discard) {
+      throw Error(std::make_error_code(std::errc::message_size), "read response", what,
+                  "the body (" + std::to_string(length) + " bytes) is larger than the limit of " +
+                      std::to_string(*cap) + " bytes");
+    }
+    // A redirect's body is read to keep the connection, but only a small one: a larger one
+    // costs the connection instead (a hostile server could send terabytes).
+    constexpr std::uint64_t max_drained = 64 * 1024;
+    if (discard &&
+        (kind == BodyKind::until_close || (kind == BodyKind::length && length > max_drained))) {
+      return response;  // the connection is closed with `conn`, never pooled
+    }
+    if (!discard && x.handlers.on_head) x.handlers.on_head(response);
     std::optional<std::uint64_t> total;
-    if (kind == BodyKind::length && !decoder) total = length;
+    if (kind == BodyKind::length && !decoding) total = length;
 
     std::uint64_t delivered = 0;
     auto emit = [&](std::string_view bytes) {
@@ -450,27 +521,29 @@ ClientResponse Client::exchange(Exchange& x) {
       else
         response.body.append(bytes);
     };
+    bool drain_abandoned = false;  // a redirect's chunked body grew too large to drain
+    // Decoders chained: each hands its output to the next, the last to emit.
+    std::vector<std::function<void(std::string_view)>> stages(decoders.size() + 1);
+    stages[decoders.size()] = emit;
+    for (std::size_t i = decoders.size(); i-- > 0;) {
+      stages[i] = [&, i](std::string_view bytes) { decoders[i]->feed(bytes, stages[i + 1]); };
+    }
     auto deliver = [&](std::string_view bytes) {
       if (bytes.empty()) return;
       response.body_bytes += bytes.size();
-      if (discard) return;
-      if (decoder) {
-        try {
-          decoder->feed(bytes, emit);
-        } catch (const Error& e) {
-          if (e.code() != std::errc::bad_message) throw;
-          throw Error(e.code(), "decode response", what, e.what());
-        }
-      } else {
-        emit(bytes);
+      if (discard) {
+        drain_abandoned = response.body_bytes > max_drained;
+        return;
+      }
+      try {
+        stages[0](bytes);
+      } catch (const Error& e) {
+        if (!decoding || e.code() != std::errc::bad_message || e.operation() != "decode body")
+          throw;
+        throw Error(e.code(), "decode response", what, e.what());
       }
     };
     if (kind == BodyKind::length) {
-      if (cap && !decoder && length > *cap && !discard) {
-        throw Error(std::make_error_code(std::errc::message_size), "read response", what,
-                    "the body (" + std::to_string(length) + " bytes) is larger than the limit of " +
-                        std::to_string(*cap) + " bytes");
-      }
       std::uint64_t left = length;
       for (;;) {
         auto take = static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer.size()));
@@ -491,6 +564,7 @@ ClientResponse Client::exchange(Exchange& x) {
         deliver(step.data);
         buffer.erase(0, step.consumed);
         if (step.done) break;
+        if (drain_abandoned) return response;  // the connection is closed, never pooled
         if (step.consumed == 0) {
           if (auto ec = fill()) throw lost(ec, "before the chunked body's end");
         }
@@ -505,9 +579,9 @@ ClientResponse Client::exchange(Exchange& x) {
         if (ec) throw lost(ec, "");
       }
     }
-    if (decoder) {
+    for (std::size_t i = decoders.size(); i-- > 0;) {
       try {
-        decoder->finish();
+        decoders[i]->finish();
       } catch (const Error& e) {
         throw Error(e.code(), "decode response", what, e.what());
       }

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "wire/http/parser.hpp"
 #include "wire/stream.hpp"
 
 namespace wire::http {
@@ -56,6 +57,7 @@ std::optional<std::uint64_t> number_at(std::string_view s, std::size_t& i) {
 
 struct ContentRange {
   std::optional<std::uint64_t> first;  // absent for "bytes */TOTAL"
+  std::optional<std::uint64_t> last;
   std::optional<std::uint64_t> total;  // absent for ".../*"
 };
 
@@ -69,8 +71,8 @@ std::optional<ContentRange> parse_content_range(std::string_view s) {
     r.first = number_at(s, i);
     if (!r.first || i >= s.size() || s[i] != '-') return std::nullopt;
     ++i;
-    auto last = number_at(s, i);
-    if (!last || *last < *r.first) return std::nullopt;
+    r.last = number_at(s, i);
+    if (!r.last || *r.last < *r.first) return std::nullopt;
   }
   if (i >= s.size() || s[i] != '/') return std::nullopt;
   ++i;
@@ -92,10 +94,13 @@ std::string validator_of(const ClientResponse& r) {
 }
 
 std::string read_validator(const std::string& path) {
-  char value[512];
-  const ::ssize_t n = ::getxattr(path.c_str(), validator_attribute, value, sizeof value);
+  // Any length a server may send (an ETag is not bounded), read at its own size.
+  const ::ssize_t size = ::getxattr(path.c_str(), validator_attribute, nullptr, 0);
+  if (size <= 0 || size > 65536) return {};
+  std::string v(static_cast<std::size_t>(size), '\0');
+  const ::ssize_t n = ::getxattr(path.c_str(), validator_attribute, v.data(), v.size());
   if (n <= 0) return {};
-  std::string v(value, static_cast<std::size_t>(n));
+  v.resize(static_cast<std::size_t>(n));
   for (char c : v) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return {};  // never a header injection
   }
@@ -123,9 +128,14 @@ DownloadResult download(Client& client, ClientRequest request, const std::string
     }
   }
 
+  bool asked_for_range = offset > 0;
+  for (const auto& [name, value] : request.headers) {
+    asked_for_range = asked_for_range || equals_ignore_case(name, "range");
+  }
   OutputFile file;
   std::optional<Stream> out;
   bool skip = false;
+  std::optional<std::uint64_t> expected;  // a 206's length, from its Content-Range
   ResponseHandlers handlers = options.handlers;
   handlers.on_head = [&](const ClientResponse& r) {
     if (options.handlers.on_head) options.handlers.on_head(r);
@@ -139,40 +149,67 @@ DownloadResult download(Client& client, ClientRequest request, const std::string
       }
       throw Error(std::make_error_code(std::errc::invalid_argument), "resume", path,
                   "the server cannot continue at byte " + std::to_string(offset) +
-                      " (416; Content-Range '" + r.header("Content-Range") + "')");
+                      " (416; Content-Range '" +
+                      wire::detail::printable(r.header("Content-Range")) + "')");
     }
-    if (r.status >= 400 && !options.write_error_body) {
+    // A partial file is never touched by an answer that is not its continuation or its
+    // replacement: a 503 during a resume leaves it as it was, to be resumed later.
+    if (r.status / 100 != 2 && (offset > 0 || !options.write_error_body)) {
       skip = true;
       return;
     }
+    auto refuse = [&](const std::string& why) {
+      return Error(
+          std::make_error_code(std::errc::invalid_argument), "download", path,
+          why + " (Content-Range '" + wire::detail::printable(r.header("Content-Range")) + "')");
+    };
     int flags = O_CREAT | O_TRUNC;
-    if (offset > 0 && r.status == 206) {
+    if (r.status == 206) {
+      if (!asked_for_range) throw refuse("a 206 Partial Content that no Range asked for");
       auto range = parse_content_range(r.header("Content-Range"));
-      if (!range || !range->first || *range->first != offset) {
-        throw Error(std::make_error_code(std::errc::invalid_argument), "resume", path,
-                    "the server sent a range that does not start at byte " +
-                        std::to_string(offset) + " (Content-Range '" + r.header("Content-Range") +
-                        "')");
+      if (!range || !range->first) throw refuse("a 206 without a valid byte range");
+      const std::uint64_t first = *range->first;
+      const std::uint64_t last = *range->last;
+      if (range->total && last >= *range->total) throw refuse("a range that ends past the total");
+      expected = last - first + 1;
+      const std::string length = r.header("Content-Length");
+      if (!length.empty() && length != std::to_string(*expected)) {
+        throw refuse("a Content-Length of " + wire::detail::printable(length) + " for a range of " +
+                     std::to_string(*expected) + " bytes");
       }
-      flags = O_APPEND;
-      result.resumed_from = offset;
+      if (offset > 0) {
+        if (first != offset) {
+          throw refuse("a range that does not start at byte " + std::to_string(offset));
+        }
+        flags = O_APPEND;
+        result.resumed_from = offset;
+      }
     }
     file.open(path, flags);
     result.file_written = true;
-    if (r.status / 100 == 2) {
-      // Saved for a later resume; a file system without user xattrs just cannot resume
-      // safely (the range is then asked for without If-Range).
-      if (std::string validator = validator_of(r); !validator.empty()) {
-        (void)::fsetxattr(file.fd(), validator_attribute, validator.data(), validator.size(), 0);
-      } else {
+    // The validator saved for a later resume names what the file holds: the one of a whole
+    // representation (200); a continuation (206) keeps the one it was resumed with; an
+    // error body or anything else removes it. A file system without user xattrs just
+    // cannot resume safely (the range is then asked for without If-Range).
+    if (r.status == 200) {
+      const std::string validator = validator_of(r);
+      if (validator.empty() ||
+          ::fsetxattr(file.fd(), validator_attribute, validator.data(), validator.size(), 0) != 0) {
         (void)::fremovexattr(file.fd(), validator_attribute);
       }
+    } else if (r.status != 206 || offset == 0) {
+      (void)::fremovexattr(file.fd(), validator_attribute);
     }
     out.emplace(file.fd());
   };
   handlers.on_body = [&](std::string_view bytes, std::uint64_t received,
                          std::optional<std::uint64_t> total) {
     if (skip || !out) return;
+    if (expected && result.written + bytes.size() > *expected) {
+      throw Error(
+          std::make_error_code(std::errc::invalid_argument), "download", path,
+          "the server sent more than the " + std::to_string(*expected) + " bytes its range holds");
+    }
     try {
       out->write(bytes);
     } catch (const Error& e) {
@@ -182,6 +219,11 @@ DownloadResult download(Client& client, ClientRequest request, const std::string
     if (options.handlers.on_body) options.handlers.on_body(bytes, received, total);
   };
   result.response = client.send(request, handlers);
+  if (expected && !skip && result.written != *expected) {
+    throw Error(std::make_error_code(std::errc::invalid_argument), "download", path,
+                "the range ended after " + std::to_string(result.written) + " of its " +
+                    std::to_string(*expected) + " bytes");
+  }
   if (out) {
     try {
       out->flush();

@@ -352,6 +352,19 @@ Url parse_url(std::string_view url) {
   return out;
 }
 
+std::string redact_userinfo(std::string_view url) {
+  std::string out(url);
+  const auto scheme = out.find("://");
+  if (scheme == std::string::npos) return out;
+  const auto authority = scheme + 3;
+  const auto end = std::min(out.find_first_of("/?#", authority), out.size());
+  const auto at = out.rfind('@', end);
+  if (at == std::string::npos || at < authority) return out;
+  const auto colon = out.find(':', authority);
+  if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+  return out;
+}
+
 namespace detail {
 
 std::string remove_dot_segments(std::string_view in) {

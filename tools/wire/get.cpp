@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -116,23 +119,58 @@ std::string data_arg(const std::string& arg, bool binary) {
   std::string data;
   if (!arg.empty() && arg.front() == '@') {
     const std::string path = arg.substr(1);
-    if (path == "-") {
-      std::stringstream ss;
-      ss << std::cin.rdbuf();
-      data = ss.str();
-    } else {
-      std::ifstream in(path, std::ios::binary);
-      if (!in)
-        throw Error(std::make_error_code(std::errc::no_such_file_or_directory), "read", path);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      data = ss.str();
+    const int fd = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error(wire::detail::last_error(), "read", path);
+    struct Closer {
+      int fd;
+      ~Closer() {
+        if (fd != STDIN_FILENO) ::close(fd);
+      }
+    } closer{fd};
+    char buffer[65536];
+    for (;;) {
+      const ::ssize_t n = ::read(fd, buffer, sizeof buffer);
+      if (n > 0) {
+        data.append(buffer, static_cast<std::size_t>(n));
+      } else if (n == 0) {
+        break;
+      } else if (errno != EINTR) {
+        throw Error(wire::detail::last_error(), "read", path);  // a folder: EISDIR
+      }
     }
     if (!binary) std::erase_if(data, [](char c) { return c == '\r' || c == '\n'; });
   } else {
     data = arg;
   }
   return data;
+}
+
+// A finite, positive number of seconds that fits the clock (NaN, inf, 1e300: refused).
+std::string check_seconds(const std::string& text) {
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end != '\0' || !std::isfinite(value) || value <= 0 || value > 1e7) {
+    return "expected seconds, more than 0 and at most 10000000, got '" +
+           wire::detail::printable(text) + "'";
+  }
+  return {};
+}
+
+// A name as a URL path segment: what RFC 3986 does not allow there percent-encoded.
+std::string path_segment(std::string_view name) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : name) {
+    if (std::isalnum(c) || std::string_view("-._~!$&'()*+,;=:@").find(static_cast<char>(c)) !=
+                               std::string_view::npos) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
 }
 
 std::string human_bytes(double bytes) {
@@ -229,7 +267,12 @@ Command add_get(CLI::App& app) {
           return std::string(e.what());
         }
       });
-  sub->add_option("-X,--request", args->method, "method (default GET; POST with -d, PUT with -T)");
+  sub->add_option("-X,--request", args->method, "method (default GET; POST with -d, PUT with -T)")
+      ->check([](const std::string& m) {
+        return http::is_valid_header_name(m)
+                   ? std::string()
+                   : "'" + wire::detail::printable(m) + "' is not a method";
+      });
   sub->add_option("-H,--header", args->headers,
                   "'Name: value' (repeatable); 'Name:' drops a default header, 'Name;' sends it "
                   "empty")
@@ -243,11 +286,14 @@ Command add_get(CLI::App& app) {
           const auto colon = why.find(": ");
           return colon == std::string::npos ? why : why.substr(colon + 2);
         }
-      });
+      })
+      ->allow_extra_args(false);
   sub->add_option("-d,--data", args->data,
                   "request body (POST, form-encoded); @FILE or @- reads it, without CR/LF; "
-                  "repeated ones are joined with &");
-  sub->add_option("--data-binary", args->data_binary, "request body as is; @FILE or @- reads it");
+                  "repeated ones are joined with &")
+      ->allow_extra_args(false);
+  sub->add_option("--data-binary", args->data_binary, "request body as is; @FILE or @- reads it")
+      ->allow_extra_args(false);
   sub->add_option("-T,--upload-file", args->upload,
                   "PUT FILE, streamed (- for stdin, sent chunked); a URL ending in / gets the "
                   "file's name");
@@ -280,7 +326,12 @@ Command add_get(CLI::App& app) {
           return colon == std::string::npos ? why : why.substr(colon + 2);
         }
       });
-  sub->add_option("-A,--user-agent", args->user_agent, "User-Agent header");
+  sub->add_option("-A,--user-agent", args->user_agent, "User-Agent header")
+      ->check([](const std::string& a) {
+        return http::is_valid_header_value(a)
+                   ? std::string()
+                   : std::string("a User-Agent may not hold CR, LF, NUL or other controls");
+      });
   sub->add_option("-u,--user", args->user, "USER:PASS for Basic auth")
       ->check([](const std::string& user) {
         return user.find(':') == std::string::npos
@@ -289,9 +340,9 @@ Command add_get(CLI::App& app) {
       });
   sub->add_option("--timeout", args->timeout,
                   "idle timeout: seconds for connect and each wait (default 30)")
-      ->check(CLI::PositiveNumber);
+      ->check(check_seconds);
   sub->add_option("-m,--max-time", args->max_time, "seconds for the whole request at most")
-      ->check(CLI::PositiveNumber);
+      ->check(check_seconds);
   sub->add_option("--max-filesize", args->max_filesize,
                   "refuse a body larger than BYTES (no limit by default when the body is "
                   "written out as it arrives)");
@@ -362,12 +413,16 @@ Command add_get(CLI::App& app) {
         if (input.fd < 0) throw Error(wire::detail::last_error(), "open", args->upload);
         input.owned = true;
         struct ::stat st {};
-        if (::fstat(input.fd, &st) == 0 && S_ISREG(st.st_mode)) {
-          request.body_length = static_cast<std::uint64_t>(st.st_size);
+        if (::fstat(input.fd, &st) != 0)
+          throw Error(wire::detail::last_error(), "stat", args->upload);
+        if (S_ISDIR(st.st_mode)) {  // found before anything is sent
+          throw Error(std::make_error_code(std::errc::is_a_directory), "upload", args->upload);
         }
+        if (S_ISREG(st.st_mode)) request.body_length = static_cast<std::uint64_t>(st.st_size);
         if (!request.url.empty() && request.url.back() == '/') {
           const auto slash = args->upload.rfind('/');
-          request.url += args->upload.substr(slash == std::string::npos ? 0 : slash + 1);
+          request.url +=
+              path_segment(args->upload.substr(slash == std::string::npos ? 0 : slash + 1));
         }
       }
       const int fd = input.fd;
@@ -381,11 +436,21 @@ Command add_get(CLI::App& app) {
       };
       if (method.empty()) method = "PUT";
     }
-    if (args->head) method = method.empty() ? "HEAD" : method;
+    if (args->head &&
+        (has_data || !args->upload.empty() || (!args->method.empty() && args->method != "HEAD"))) {
+      throw CLI::ValidationError("--head", "-I sends HEAD: not with -d, -T or another -X");
+    }
+    if (args->head) method = "HEAD";
     request.method = method.empty() ? "GET" : method;
     // Where the body goes.
     std::string output = args->output;
-    if (args->remote_name && output.empty()) output = http::file_name_from_url(request.url);
+    if (args->remote_name && output.empty()) {
+      try {
+        output = http::file_name_from_url(request.url);
+      } catch (const Error& e) {
+        throw CLI::ValidationError("--remote-name", e.what());
+      }
+    }
     const bool to_stdout = output.empty() || output == "-";
     if (!args->resume.empty() && to_stdout) {
       throw CLI::ValidationError("--continue-at", "needs -o FILE or -O");
@@ -453,8 +518,8 @@ Command add_get(CLI::App& app) {
     if (response.status >= 400 && !already_complete) {
       if (show_errors) {
         std::fprintf(stderr, "wire: %s %s: %d %s\n", request.method.c_str(),
-                     wire::detail::printable(response.url).c_str(), response.status,
-                     wire::detail::printable(response.reason).c_str());
+                     wire::detail::printable(http::redact_userinfo(response.url)).c_str(),
+                     response.status, wire::detail::printable(response.reason).c_str());
       }
       code = 1;
     }

@@ -1,5 +1,6 @@
 // wire — sockets from the command line. Arguments are parsed here; libwire does the work.
 // Exit codes: 0 success, 1 a runtime error ("wire: ..." on stderr), 2 a usage error.
+#include <csignal>
 #include <cstdio>
 #include <vector>
 
@@ -10,6 +11,11 @@
 #include "wire/version.hpp"
 
 int main(int argc, char** argv) {
+  // A program may choose what libwire never does for its users: a reader that went away
+  // (stdout or stderr piped to `head`, a closed log pipe, a peer) is an EPIPE error that is
+  // reported, never a death by SIGPIPE in the middle of a log line. An ignored signal stays
+  // ignored through exec: whatever wire ever starts must get SIG_DFL back first.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"wire: sockets as file descriptors, from the command line", "wire"};
   app.set_version_flag("--version", "wire " + std::string(wire::version()));
   std::vector<std::pair<CLI::App*, wire::cli::Command>> commands;

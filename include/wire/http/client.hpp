@@ -100,6 +100,9 @@ struct Url {
 // request line as they are) and any host that is not a name or an IP literal.
 Url parse_url(std::string_view url);
 
+// The URL with its password replaced by "***" ("http://me:***@host/"): for messages.
+std::string redact_userinfo(std::string_view url);
+
 // The value of an Authorization header for Basic auth: "Basic " + base64("user:pass").
 std::string basic_authorization(std::string_view user_and_password);
 
