@@ -132,6 +132,17 @@ TEST_F(CliGetTest, UsageErrorsExitTwo) {
            {"-u", "nopassword", base + "/"},
            {"http://127.0.0.1/a b"},
            {"http://127.0.0.1/\r\nX: y"},
+           // Nothing typed may end up as a header or a request of its own.
+           {"-A", "x\r\nX-Injected: 1", base + "/"},
+           {"-X", "GET /admin HTTP/1.1\r\nHost: internal\r\n\r\nGET", base + "/"},
+           {"-X", "GET /x", base + "/"},
+           {"-I", "-d", "a=1", base + "/"},
+           {"-I", "-X", "POST", base + "/"},
+           {"-O", base + "/dir/"},
+           {"--timeout", "nan", base + "/"},
+           {"--timeout", "1e10", base + "/"},
+           {"-m", "inf", base + "/"},
+           {"-m", "0", base + "/"},
        }) {
     GetRun r = wire_get(args);
     EXPECT_EQ(r.code, 2) << args[0] << " " << args[1 % args.size()] << "\n" << r.err;
@@ -365,6 +376,9 @@ bodies = {
     '/bomb': ('gzip', gzip.compress(b'\0' * (64 << 20))),
     '/garbage': ('gzip', b'this is not gzip at all'),
     '/cut': ('gzip', gzip.compress(text)[:-40]),
+    '/twice': (['gzip', 'gzip'], gzip.compress(gzip.compress(text))),
+    '/listed': (['deflate, gzip'], gzip.compress(zlib.compress(text))),
+    '/br': ('br', b'not really brotli'),
 }
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
@@ -372,7 +386,8 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         coding, body = bodies[self.path]
         self.send_response(200)
-        self.send_header('Content-Encoding', coding)
+        for c in (coding if isinstance(coding, list) else [coding]):
+            self.send_header('Content-Encoding', c)
         self.send_header('Content-Length', str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -384,7 +399,7 @@ s.serve_forever()
   const std::string base_url = "http://127.0.0.1:" + python.read_line();
   std::string text;
   for (int i = 0; i < 5000; ++i) text += "row " + std::to_string(i) + " of the table\n";
-  for (const char* path : {"/zlib", "/raw", "/members"}) {
+  for (const char* path : {"/zlib", "/raw", "/members", "/twice", "/listed"}) {
     GetRun r = wire_get({"--compressed", base_url.substr(0, base_url.size() - 1) + path});
     EXPECT_EQ(r.code, 0) << path << ": " << r.err;
     EXPECT_TRUE(r.out == text) << path;
@@ -394,7 +409,7 @@ s.serve_forever()
       wire_get({"--compressed", "--max-filesize", "1000000", "-o", "/dev/null", trimmed + "/bomb"});
   EXPECT_EQ(bomb.code, 1);
   EXPECT_NE(bomb.err.find("larger than the limit"), std::string::npos) << bomb.err;
-  for (const char* path : {"/garbage", "/cut"}) {
+  for (const char* path : {"/garbage", "/cut", "/br"}) {
     GetRun bad = wire_get({"--compressed", "-o", "/dev/null", trimmed + path});
     EXPECT_EQ(bad.code, 1) << path;
     EXPECT_NE(bad.err.find("decode response"), std::string::npos) << path << ": " << bad.err;
@@ -433,4 +448,54 @@ TEST_F(CliGetTest, ProgressMeterOnlyOnATerminalAndErased) {
   EXPECT_NE(seen.find("\\r\\x1b[K'"), std::string::npos) << "not erased: " << seen;
   GetRun piped = wire_get({"-o", "/dev/null", url});
   EXPECT_EQ(piped.err, "") << "no meter when stderr is not a terminal";
+}
+
+// What the hostile review found, each as its class.
+TEST_F(CliGetTest, OptionsMayFollowTheUrlAndTakeOneValueEach) {
+  GetRun r = wire_get({"-H", "X-A: 1", base + "/after", "-s", "-d", "a=1", "-H", "X-B: 2"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("POST /after\n", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("X-A: 1\n"), std::string::npos);
+  EXPECT_NE(r.out.find("X-B: 2\n"), std::string::npos);
+  EXPECT_EQ(r.out.substr(r.out.find("\n\n") + 2), "a=1");
+}
+
+TEST_F(CliGetTest, FoldersAreNotBodiesAndNothingIsSentForThem) {
+  test::TempDir dir;
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"-d", "@" + dir.file(""), base + "/x"},
+           {"--data-binary", "@" + dir.file(""), base + "/x"},
+           {"-T", dir.file(""), base + "/x"},
+           {"-d", "@" + dir.file("missing"), base + "/x"},
+       }) {
+    GetRun r = wire_get(args);
+    EXPECT_EQ(r.code, 1) << args[0];
+    EXPECT_EQ(r.out, "") << "something was sent for " << args[1];
+  }
+  GetRun named = wire_get({"-T", dir.file(""), base + "/x"});
+  EXPECT_NE(named.err.find("Is a directory"), std::string::npos) << named.err;
+}
+
+TEST_F(CliGetTest, UploadNamesArePercentEncodedIntoTheUrl) {
+  test::TempDir dir;
+  std::ofstream(dir.file("a b#c?d%41")) << "x";
+  GetRun r = wire_get({"-T", dir.file("a b#c?d%41"), base + "/up/"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("PUT /up/a%20b%23c%3Fd%2541\n", 0), 0u) << r.out;
+}
+
+// stderr to a pipe whose reader is gone: an error message must not kill wire by SIGPIPE.
+TEST_F(CliGetTest, AClosedErrorPipeIsNotADeathBySignal) {
+  Child sh({"/bin/bash", "-c",
+            "\"$0\" get -v http://127.0.0.1:1/ 2>&1 | true; echo ${PIPESTATUS[0]}", WIRE_CLI});
+  EXPECT_EQ(sh.read_all(), "1\n");
+  EXPECT_EQ(sh.wait(), 0);
+}
+
+TEST_F(CliGetTest, PasswordsNeverAppearInMessages) {
+  const std::string port = std::to_string(server->address().port());
+  GetRun r = wire_get({"http://me:s3cret@127.0.0.1:" + port + "/missing"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err.find("s3cret"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("me:***@"), std::string::npos) << r.err;
 }

@@ -1,9 +1,12 @@
 // wire::http::Client and `wire get`, against wire's own server and against nginx.
+#include <sys/xattr.h>
+
 #include <fstream>
 #include <sstream>
 
 #include "support.hpp"
 #include "wire/http/client.hpp"
+#include "wire/http/download.hpp"
 #include "wire/http/server.hpp"
 #include "wire/http/static_files.hpp"
 
@@ -674,4 +677,154 @@ TEST_F(HttpClientTest, FollowsEveryRfc3986ExampleFromARealServer) {
     }
     EXPECT_THROW((void)client.get(base), Error) << refused;
   }
+}
+
+namespace {
+
+std::string xattr_of(const std::string& path) {
+  char value[256];
+  const ::ssize_t n = ::getxattr(path.c_str(), "user.wire.validator", value, sizeof value);
+  return n > 0 ? std::string(value, static_cast<std::size_t>(n)) : std::string();
+}
+
+// One resource, "ABC..." 100 bytes with ETag "v1", and servers that answer a resume badly.
+http::Router resume_routes() {
+  http::Router routes;
+  static const std::string whole = [] {
+    std::string s;
+    for (int i = 0; i < 100; ++i) s += static_cast<char>('A' + i % 26);
+    return s;
+  }();
+  auto partial = [](int status, std::string range, std::string body) {
+    return [status, range, body](http::Request&) -> Task<http::Response> {
+      http::Response r = http::Response::text(status, body, "application/octet-stream");
+      if (!range.empty()) r.header("Content-Range", range);
+      r.header("ETag", "\"v1\"");
+      co_return r;
+    };
+  };
+  routes.add("GET", "/whole", partial(200, "", whole));
+  routes.add("GET", "/busy", partial(503, "", "try later\r\n"));
+  routes.add("GET", "/good", partial(206, "bytes 40-99/100", whole.substr(40)));
+  routes.add("GET", "/long", partial(206, "bytes 40-49/100", std::string(1000, 'x')));
+  routes.add("GET", "/past", partial(206, "bytes 40-99/50", whole.substr(40)));
+  routes.add("GET", "/elsewhere", partial(206, "bytes 30-99/100", whole.substr(30)));
+  return routes;
+}
+
+}  // namespace
+
+// A partial file is continued only by its own continuation: an error answer, a 206 that
+// lies about its range or its length, or one nobody asked for never changes it.
+TEST_F(HttpClientTest, ResumingNeverSplicesOrDamagesTheFile) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(resume_routes().handler()));
+  test::TempDir dir;
+  const std::string file = dir.file("f");
+  http::Client client;
+  auto get = [&](const std::string& path) {
+    return http::ClientRequest{.url = base_url(server) + path};
+  };
+  auto first = http::download(client, get("/whole"), file);
+  EXPECT_EQ(first.response.status, 200);
+  EXPECT_EQ(xattr_of(file), "\"v1\"") << "the validator is saved with the file";
+  ASSERT_EQ(::truncate(file.c_str(), 40), 0);
+  const std::string kept = test::slurp(file);
+
+  auto busy = http::download(client, get("/busy"), file, {.resume = true});
+  EXPECT_EQ(busy.response.status, 503);
+  EXPECT_FALSE(busy.file_written);
+  EXPECT_EQ(test::slurp(file), kept) << "a 503 replaced the partial file";
+  EXPECT_EQ(xattr_of(file), "\"v1\"");
+  for (const char* lying : {"/long", "/past", "/elsewhere"}) {
+    EXPECT_THROW((void)http::download(client, get(lying), file, {.resume = true}), Error) << lying;
+    EXPECT_EQ(test::slurp(file), kept) << lying;
+  }
+  auto good = http::download(client, get("/good"), file, {.resume = true});
+  EXPECT_EQ(good.response.status, 206);
+  EXPECT_EQ(good.resumed_from, 40u);
+  EXPECT_EQ(test::slurp(file).size(), 100u);
+  EXPECT_EQ(xattr_of(file), "\"v1\"") << "a continuation keeps the validator";
+  // A 206 that no Range asked for is not a whole file.
+  EXPECT_THROW((void)http::download(client, get("/good"), dir.file("new")), Error);
+  EXPECT_FALSE(test::exists(dir.file("new")));
+  // An error body written without resume takes the validator away with the old content.
+  ASSERT_EQ(::truncate(file.c_str(), 40), 0);
+  (void)http::download(client, get("/busy"), file);
+  EXPECT_EQ(test::slurp(file), "try later\r\n");
+  EXPECT_EQ(xattr_of(file), "") << "a validator outlived the content it names";
+}
+
+// A body over the cap is refused before the head reaches anyone (no file is truncated).
+TEST_F(HttpClientTest, ABodyOverTheCapIsRefusedBeforeItsHead) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(resume_routes().handler()));
+  test::TempDir dir;
+  std::ofstream(dir.file("keep")) << "precious";
+  http::Client client(http::ClientOptions{.max_body = 10});
+  EXPECT_THROW((void)http::download(client, {.url = base_url(server) + "/whole"}, dir.file("keep")),
+               Error);
+  EXPECT_EQ(test::slurp(dir.file("keep")), "precious");
+}
+
+TEST_F(HttpClientTest, StatusesOutsideHttpAndUnaskedUpgradesAreRefused) {
+  for (const char* head : {"HTTP/1.1 000 Zero\r\nContent-Length: 0\r\n\r\n",
+                           "HTTP/1.1 600 Beyond\r\nContent-Length: 0\r\n\r\n",
+                           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nraw"}) {
+    SCOPED_TRACE(head);
+    ScriptedPeer peer([head](Socket& conn, int, ScriptedPeer& self) {
+      (void)self.read_request(conn);
+      conn.send_all(head);
+    });
+    http::Client client;
+    EXPECT_THROW((void)client.get(peer.url()), Error);
+  }
+}
+
+// A redirect with an endless body is followed at once, not drained for ever.
+TEST_F(HttpClientTest, ARedirectsBodyIsNotDrainedBeyondALittle) {
+  ScriptedPeer peer([](Socket& conn, int, ScriptedPeer& self) {
+    const std::string head = self.read_request(conn);
+    if (head.find("GET /landed") == 0) {
+      conn.send_all(ok_keep_alive);
+      return;
+    }
+    const bool chunked = head.find("GET /chunked") == 0;
+    conn.send_all(chunked ? "HTTP/1.1 302 Found\r\nLocation: /landed\r\nTransfer-Encoding: "
+                            "chunked\r\n\r\n"
+                          : "HTTP/1.1 302 Found\r\nLocation: /landed\r\nContent-Length: "
+                            "1000000000000\r\n\r\n");
+    const std::string block =
+        chunked ? "4000\r\n" + std::string(0x4000, 'z') + "\r\n" : std::string(0x4000, 'z');
+    for (int i = 0; i < 4000; ++i) {
+      if (!conn.send_all(block, std::nothrow)) return;
+    }
+  });
+  http::Client client(http::ClientOptions{.follow_redirects = true});
+  for (const char* path : {"/length", "/chunked"}) {
+    const auto start = std::chrono::steady_clock::now();
+    auto r = client.get(peer.url(path));
+    EXPECT_EQ(r.status, 200) << path;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 3s) << path;
+  }
+}
+
+// An upload to a peer that reads slowly but steadily is never cut by the idle timeout: not
+// while sending, nor while waiting for the answer with the request still in the kernel's
+// queue (about 1 s at 3 MB/s, with a 300 ms idle timeout).
+TEST_F(HttpClientTest, ASlowSteadyUploadIsNotIdle) {
+  constexpr std::size_t size = 3 << 20;
+  ScriptedPeer peer([](Socket& conn, int, ScriptedPeer&) {
+    std::string got;
+    std::vector<char> buffer(64 << 10);
+    while (got.find("\r\n\r\n") == std::string::npos ||
+           got.size() - got.find("\r\n\r\n") - 4 < size) {
+      auto n = conn.recv(std::span<char>(buffer), std::nothrow);
+      if (!n || *n == 0) return;
+      got.append(buffer.data(), *n);
+      std::this_thread::sleep_for(20ms);
+    }
+    conn.send_all(ok_keep_alive);
+  });
+  http::Client client(http::ClientOptions{.timeout = 300ms});
+  auto r = client.request("POST", peer.url(), {}, std::string(size, 'u'));
+  EXPECT_EQ(r.status, 200);
 }

@@ -1,6 +1,8 @@
 #include "wire/http/client.hpp"
 
+#include <linux/sockios.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 
 #include <algorithm>
 #include <memory>
@@ -91,6 +93,12 @@ std::string seconds_text(std::chrono::nanoseconds d) {
   while (text.size() > 1 && text.back() == '0') text.pop_back();
   if (!text.empty() && text.back() == '.') text.pop_back();
   return text;
+}
+
+// Bytes sent but not yet acknowledged by the peer (SIOCOUTQ); -1 if unknown.
+int unsent_bytes(int fd) {
+  int queued = 0;
+  return ::ioctl(fd, SIOCOUTQ, &queued) == 0 ? queued : -1;
 }
 
 // A kept-alive connection the server closed meanwhile (or that has unasked-for bytes) is
@@ -373,13 +381,21 @@ ClientResponse Client::exchange(Exchange& x) {
     std::string buffer;
     std::uint64_t received_total = 0;
     char chunk[65536];
+    // Waiting for the answer while our own request is still on its way: the bytes the
+    // kernel has yet to see acknowledged going down is progress too (a server reading a
+    // large upload slowly), so the idle timeout starts again.
+    int unacknowledged = unsent_bytes(conn.fileno());
     auto fill = [&]() -> std::error_code {  // empty: bytes were added
-      conn.set_timeout(budget());
-      auto n = conn.recv(std::span<char>(chunk), std::nothrow);
-      if (!n) {
-        if (n.error() == errc::timed_out) throw timeout_error("recv");
-        return n.error();
+      Result<std::size_t> n = std::size_t(0);
+      for (;;) {
+        conn.set_timeout(budget());
+        n = conn.recv(std::span<char>(chunk), std::nothrow);
+        if (n || n.error() != errc::timed_out) break;
+        const int now = unsent_bytes(conn.fileno());
+        if (now <= 0 || now >= unacknowledged) throw timeout_error("recv");
+        unacknowledged = now;
       }
+      if (!n) return n.error();
       if (*n == 0) return errc::unexpected_eof;
       if (received_total == 0) response.timings.first_byte = Clock::now() - x.start;
       received_total += *n;
