@@ -167,7 +167,7 @@ TEST_F(NcTest, ProbeOverUdpHearsTheRefusal) {
 TEST_F(NcTest, BadPortRangesAndArgumentsAreErrors) {
   Child backwards({wire_binary, "connect", "-z", "127.0.0.1", "9-8"}, Child::Options::merged());
   EXPECT_NE(backwards.read_all().find("runs backwards"), std::string::npos);
-  EXPECT_EQ(backwards.wait(), 1);
+  EXPECT_EQ(backwards.wait(), 2) << "a usage error";
   Child two({wire_binary, "connect", "127.0.0.1", "8", "9"}, Child::Options::merged());
   EXPECT_EQ(two.read_all(), "wire: connect takes one PORT (several only with -z)\n");
   EXPECT_EQ(two.wait(), 2);
@@ -177,7 +177,46 @@ TEST_F(NcTest, BadPortRangesAndArgumentsAreErrors) {
   Child service({wire_binary, "connect", "127.0.0.1:no-such-service"}, Child::Options::merged());
   EXPECT_NE(service.read_all().find("unknown service 'no-such-service' for tcp"),
             std::string::npos);
-  EXPECT_EQ(service.wait(), 1);
+  EXPECT_EQ(service.wait(), 2) << "a name not in /etc/services: a usage error";
+}
+
+// What the user typed wrong is a usage error: exit 2 (docs/design/cli.md), one `wire:` line
+// that names the mistake, nothing connected. Every SECONDS option refuses NaN, infinities,
+// negatives, 0 where it means nothing and values whose nanoseconds overflow (`-w 1e10` timed
+// out at once).
+TEST_F(NcTest, UsageErrorsExitTwoWithTheirReason) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string said;
+  };
+  const Case cases[] = {
+      {{"connect", "127.0.0.1:65536"}, "out of range 0-65535"},
+      {{"connect", "-z", "127.0.0.1", "10-1"}, "runs backwards"},
+      {{"connect", "-z", "127.0.0.1:1-99999"}, "ports run from 0 to 65535"},
+      {{"connect", "-z", "127.0.0.1:70000"}, "out of range 0-65535"},
+      {{"connect", "-s", "localhost", "127.0.0.1", "1"}, "is not a numeric IPv4 or IPv6"},
+      {{"connect", "-p", "5", "unix:/x"}, "applies to tcp:// and udp:// only"},
+      {{"connect", "-w", "0", "127.0.0.1:1"}, "above 0, at most 10000000, not '0'"},
+      {{"connect", "-w", "nan", "127.0.0.1:1"}, "not 'nan'"},
+      {{"connect", "-w", "1e10", "127.0.0.1:1"}, "not '1e10'"},
+      {{"connect", "-z", "-w", "inf", "127.0.0.1:1"}, "not 'inf'"},
+      {{"connect", "-q", "-1", "127.0.0.1:1"}, "from 0 to 10000000, not '-1'"},
+      {{"connect", "--linger", "1e300", "127.0.0.1:1"}, "not '1e300'"},
+      {{"listen", "-w", "-inf", "tcp://127.0.0.1:0"}, "not '-inf'"},
+      {{"listen", "tcp://127.0.0.1:99999"}, "out of range 0-65535"},
+      {{"echo", "--idle-timeout", "nan", "tcp://127.0.0.1:0"}, "not 'nan'"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> argv = {wire_binary};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    SCOPED_TRACE(argv[1] + " " + argv[2] + " " + argv[3]);
+    Child wire(argv, Child::Options::merged());
+    const std::string said = wire.read_all();
+    EXPECT_EQ(wire.wait(), 2) << said;
+    EXPECT_NE(said.find(c.said), std::string::npos) << said;
+    EXPECT_EQ(said.rfind("wire: ", 0), 0u) << said;
+    EXPECT_EQ(std::count(said.begin(), said.end(), '\n'), 1) << said;
+  }
 }
 
 // Service names work in both forms; "http" is port 80 whatever listens there.
@@ -230,10 +269,10 @@ TEST_F(NcTest, SourceAddressAndPortAndFamily) {
   (void)listener.accept();
   Child v6({wire_binary, "connect", "-6", "-z", "-v", target}, Child::Options::merged());
   EXPECT_NE(v6.read_all().find("no IPv6 address among " + target), std::string::npos);
-  EXPECT_EQ(v6.wait(), 1);
+  EXPECT_EQ(v6.wait(), 2) << "-6 with an IPv4 address: a usage error";
   Child mismatch({wire_binary, "connect", "-s", "::1", target}, Child::Options::merged());
   EXPECT_NE(mismatch.read_all().find("no IPv6 address"), std::string::npos);
-  EXPECT_EQ(mismatch.wait(), 1);
+  EXPECT_EQ(mismatch.wait(), 2);
 }
 
 // -w: once connected, SECONDS without traffic either way end the connection (exit 0, as
