@@ -531,6 +531,36 @@ TEST_F(NcTest, UnixgramWithSocatOnTheOtherEnd) {
   EXPECT_FALSE(exists(path));
 }
 
+// A Unix peer chooses its own abstract name, bytes and all: ESC, CR, newline, NUL could
+// forge a "wire: ..." line or drive the terminal. -v shows them escaped, on one line.
+TEST_F(NcTest, PeerChosenNamesArePrintedEscaped) {
+  const std::string evil("evil\x1b[2K\rwire: FAKE LINE\n\0end", 29);
+  const std::string shown = "unix:@evil\\x1b[2K\\x0dwire: FAKE LINE\\x0a\\x00end";
+  const std::string name = "wire-test-evil-" + std::to_string(::getpid());
+  {
+    Child listener({wire_binary, "listen", "-v", "unix:@" + name}, Child::Options::merged());
+    EXPECT_EQ(listener.read_line(), "wire: listening on unix:@" + name + "\n");
+    Socket client(Family::local, Type::stream);
+    client.bind(Address::abstract(evil));
+    client.connect(Address::abstract(name));
+    EXPECT_EQ(listener.read_line(), "wire: connection from " + shown + " to unix:@" + name + "\n");
+    client.close();
+    EXPECT_EQ(listener.read_all(), "");
+    EXPECT_EQ(listener.wait(), 0);
+  }
+  {
+    Child listener({wire_binary, "listen", "-v", "unixgram:@" + name}, Child::Options::merged());
+    EXPECT_EQ(listener.read_line(), "wire: listening on unixgram:@" + name + "\n");
+    Socket client(Family::local, Type::dgram);
+    client.bind(Address::abstract(evil, Type::dgram));
+    client.sendto("hi\n", Address::abstract(name, Type::dgram));
+    EXPECT_EQ(listener.read_line(), "wire: datagram from unixgram:@" + shown.substr(6) + "\n");
+    EXPECT_EQ(listener.read_line(), "hi\n");
+    listener.signal(SIGTERM);
+    (void)listener.wait();  // no file to remove: SIGTERM kills it
+  }
+}
+
 // Socket files wire listen made go when it ends: normally, on SIGTERM, on SIGINT.
 TEST_F(NcTest, ListenRemovesItsSocketFile) {
   test::TempDir dir;

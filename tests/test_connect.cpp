@@ -412,3 +412,17 @@ TEST_F(ConnectTest, ServerSaysPermissionDeniedOnASocketFileItCannotProbe) {
   struct ::stat st {};
   EXPECT_EQ(::lstat(path.c_str(), &st), 0);  // not removed
 }
+
+// An error about a peer's name shows its control bytes escaped: what() goes to terminals.
+TEST_F(ConnectTest, ErrorsShowControlBytesInNamesEscaped) {
+  const std::string evil("nobody\x1b[2K\nwire: FAKE\0", 22);
+  try {
+    (void)create_connection(std::vector<Address>{Address::abstract(evil)}, 2s);
+    ADD_FAILURE() << "connected to nobody";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), std::errc::connection_refused);
+    EXPECT_EQ(std::string(e.what()),
+              "connect unix:@nobody\\x1b[2K\\x0awire: FAKE\\x00: Connection refused");
+    EXPECT_EQ(e.address(), "unix:@" + evil) << "the raw name stays available";
+  }
+}

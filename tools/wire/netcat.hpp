@@ -13,6 +13,7 @@
 
 #include "commands.hpp"
 #include "wire/address.hpp"
+#include "wire/error.hpp"
 #include "wire/relay.hpp"
 
 namespace wire::cli {
@@ -73,8 +74,10 @@ inline std::string seconds_text(double s) {
   return text;
 }
 
+// One line on stderr. Control bytes are shown as \xNN: the text holds names peers chose
+// (a Unix peer's abstract name may carry ESC, newline, NUL to forge a "wire: ..." line).
 inline void say(const std::string& text) {
-  std::fprintf(stderr, "wire: %s\n", text.c_str());
+  std::fprintf(stderr, "wire: %s\n", detail::printable(text).c_str());
 }
 
 }  // namespace wire::cli
