@@ -404,6 +404,47 @@ TEST_F(NcTest, UdpSplitsReadsIntoDatagramsThatFit) {
   }
 }
 
+// Reads of 64 KiB against 65,507-byte datagrams left a 29-byte stub each: [65507, 29, 65507,
+// 29...]. The tail of a read now waits briefly for the next read to fill it, so every datagram
+// but the last is full; when input pauses, the tail goes without waiting for more.
+TEST_F(NcTest, UdpPacksInputIntoFullDatagrams) {
+  test::TempDir dir;
+  const std::string data = random_bytes(200000, 3);
+  write_file(dir.file("in.bin"), data);
+  struct Case {
+    std::string bind;
+    std::size_t full;
+  };
+  std::vector<Case> cases = {{"udp://127.0.0.1:0", 65507}};
+  if (test::ipv6_loopback_available()) cases.push_back({"udp://[::1]:0", 65527});
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.bind);
+    Socket receiver = create_server(c.bind);
+    receiver.set_option(option::receive_buffer_size, 1 << 21);  // room for all of it
+    Child::Options options = Child::Options::merged();
+    options.stdin_path = dir.file("in.bin");
+    Child wire({wire_binary, "connect", "-q", "0", receiver.local_address().to_string()}, options);
+    std::vector<std::string> got = receive_datagrams(receiver, data.size());
+    const std::vector<std::size_t> expected = {c.full, c.full, c.full, data.size() - 3 * c.full};
+    EXPECT_EQ(sizes(got), expected);
+    EXPECT_TRUE(joined(got) == data);
+    EXPECT_EQ(wire.read_all(), "");
+    EXPECT_EQ(wire.wait(), 0);
+  }
+  // Input that pauses: the tail is sent while stdin stays open.
+  Socket receiver = create_server("udp://127.0.0.1:0");
+  Fifo input(dir.file("paused"));
+  Child::Options options;
+  options.stdin_path = input.path();
+  Child wire({wire_binary, "connect", receiver.local_address().to_string()}, options);
+  const std::string burst = random_bytes(70000, 4);
+  input.write(burst);
+  std::vector<std::string> got = receive_datagrams(receiver, burst.size());
+  EXPECT_TRUE(joined(got) == burst) << "the tail waited for more input";
+  input.close();
+  EXPECT_EQ(wire.wait(), 0);
+}
+
 // 200 KB through UDP, checksummed: wire connect -> wire listen, and nc -u -> wire listen.
 // UDP drops what a busy receiver has no room for, so the input is fed in slices, each once
 // the last has arrived; then every byte must arrive, in order.
