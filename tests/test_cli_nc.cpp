@@ -209,7 +209,9 @@ TEST_F(NcTest, UsageErrorsExitTwoWithTheirReason) {
   for (const auto& c : cases) {
     std::vector<std::string> argv = {wire_binary};
     argv.insert(argv.end(), c.args.begin(), c.args.end());
-    SCOPED_TRACE(argv[1] + " " + argv[2] + " " + argv[3]);
+    std::string line;
+    for (const auto& arg : c.args) line += arg + " ";
+    SCOPED_TRACE(line);
     Child wire(argv, Child::Options::merged());
     const std::string said = wire.read_all();
     EXPECT_EQ(wire.wait(), 2) << said;
