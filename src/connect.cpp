@@ -194,26 +194,58 @@ bool is_unix_path(const Address& address) {
   return address.family() == Family::local && !address.is_abstract();
 }
 
-// Removes `path` if it is a socket nobody listens on any more. Returns EADDRINUSE when
-// something answers on it.
-std::error_code remove_stale_socket(const Address& address) {
-  const std::string path = address.path();
-  struct ::stat st {};
-  if (::lstat(path.c_str(), &st) < 0) return {};  // nothing there
-  if (!S_ISSOCK(st.st_mode)) return {};           // not ours to delete: bind reports EADDRINUSE
-  auto probe = Socket::create(Family::local, address.type(), std::nothrow);
-  if (!probe) return probe.error();
-  auto connected = probe->connect(address, std::nothrow);
-  if (connected) return std::make_error_code(std::errc::address_in_use);
-  if (connected.error() != std::errc::connection_refused) return {};
-  if (::unlink(path.c_str()) < 0 && errno != ENOENT) return detail::last_error();
-  return {};
-}
-
 struct ServerError {
   std::error_code code;
   const char* step = "";
+  std::string detail = {};  // replaces "step: reason" when set
 };
+
+// Removes `path` if it is a socket nobody listens on any more; fails (saying why in
+// `failed`) when something answers there, or when it cannot tell. The probe connect is
+// non-blocking: a blocking one would wait forever on a live listener whose backlog is full,
+// and then take the path over when that process exits. On a Unix stream socket EAGAIN
+// means exactly that full backlog: a live listener.
+bool remove_stale_socket(const Address& address, ServerError& failed) noexcept {
+  const std::string path = address.path();
+  auto fail = [&](std::error_code code, std::string detail) {
+    failed.code = code;
+    failed.detail = std::move(detail);
+    return false;
+  };
+  struct ::stat st {};
+  if (::lstat(path.c_str(), &st) < 0) return true;  // nothing there
+  if (!S_ISSOCK(st.st_mode)) {
+    return fail(std::make_error_code(std::errc::address_in_use),
+                "it exists and is not a socket (left alone)");
+  }
+  auto probe = Socket::create(Family::local, address.type(), std::nothrow);
+  if (!probe) return fail(probe.error(), "socket: " + probe.error().message());
+  probe->set_blocking(false);
+  auto connected = probe->connect(address, std::nothrow);
+  const std::error_code in_use = std::make_error_code(std::errc::address_in_use);
+  if (connected) return fail(in_use, "another process listens on it");
+  const std::error_code ec = connected.error();
+  if (ec == std::errc::resource_unavailable_try_again || ec == std::errc::operation_in_progress) {
+    return fail(in_use, "another process listens on it (its backlog is full)");
+  }
+  if (ec == std::errc::wrong_protocol_type) {
+    return fail(in_use, "another process listens on it (a socket of another type)");
+  }
+  if (ec == std::errc::no_such_file_or_directory) return true;  // removed meanwhile
+  if (ec == std::errc::permission_denied) {
+    return fail(ec,
+                "permission denied: cannot connect to the socket file to tell whether "
+                "anyone listens on it");
+  }
+  if (ec != std::errc::connection_refused) {
+    return fail(ec, "cannot tell whether anyone listens on it: " + ec.message());
+  }
+  if (::unlink(path.c_str()) < 0 && errno != ENOENT) {
+    const std::error_code why = detail::last_error();
+    return fail(why, "cannot remove the stale socket file: " + why.message());
+  }
+  return true;
+}
 
 Result<Socket> make_server(const Address& address, const ServerOptions& options,
                            ServerError& failed) noexcept {
@@ -223,10 +255,7 @@ Result<Socket> make_server(const Address& address, const ServerOptions& options,
   };
   if (address.empty()) return fail(errc::invalid_address, "address");
   if (is_unix_path(address)) {
-    if (auto ec = remove_stale_socket(address)) {
-      return fail(ec, ec == std::errc::address_in_use ? "another process listens on it"
-                                                      : "remove stale socket");
-    }
+    if (!remove_stale_socket(address, failed)) return failed.code;
   }
   auto socket = Socket::create(address.family(), address.type(), std::nothrow);
   if (!socket) return fail(socket.error(), "socket");
@@ -398,7 +427,8 @@ Socket create_server(const Address& address, const ServerOptions& options) {
   auto socket = make_server(address, options, failed);
   if (!socket) {
     throw Error(failed.code, "create_server", address.to_string(),
-                std::string(failed.step) + ": " + failed.code.message());
+                failed.detail.empty() ? std::string(failed.step) + ": " + failed.code.message()
+                                      : failed.detail);
   }
   return std::move(*socket);
 }

@@ -70,7 +70,9 @@ Error::Error(std::error_code code, std::string operation, std::string address, s
     : std::system_error(code),
       operation_(std::move(operation)),
       address_(std::move(address)),
-      message_(join(operation_, address_) + ": " + detail) {}
+      // A peer chooses its own Unix name (ESC, newline, NUL...): shown escaped, so an error
+      // about it cannot forge lines on a terminal. Idempotent for text already escaped.
+      message_(join(operation_, detail::printable(address_)) + ": " + detail) {}
 
 namespace detail {
 

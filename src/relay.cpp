@@ -17,6 +17,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t chunk = 65536;
 constexpr auto never = Clock::time_point::max();
+// Datagrams: how long the tail of a read too large for one datagram waits for the next read
+// to fill it up. Reads of 64 KiB against 65,507-byte UDP datagrams otherwise leave a 29-byte
+// stub each; waiting longer than input takes to come would only delay a pause's last bytes.
+constexpr auto datagram_fill_wait = std::chrono::milliseconds(10);
 
 // The largest datagram the kernel takes on one socket, learnt by sending. Each input read
 // goes whole until the kernel refuses it (EMSGSIZE, nothing sent); then the family's own
@@ -112,6 +116,11 @@ RelayStats relay(Socket& socket, int input_fd, int output_fd, const RelayOptions
   std::string pending;  // read from input, not yet taken by the socket
   std::size_t pending_from = 0;
   auto drained = [&] { return pending_from == pending.size(); };
+  // Datagrams: the pending tail is held for the next read to fill it (see datagram_fill_wait).
+  bool holding = false;
+  bool send_tail_now = false;          // the wait ran out: the tail goes as it is
+  bool input_done_after_tail = false;  // input ended while a tail waited
+  auto hold_deadline = never;
   bool input_open = input_fd >= 0;
   // The peer's FIN ends the relay only once our own input is sent too (it may only have
   // half-closed) -- unless a person types the input, who would otherwise wait on us.
@@ -144,7 +153,7 @@ RelayStats relay(Socket& socket, int input_fd, int output_fd, const RelayOptions
   // Input is watched only while nothing is pending and someone can take it. Unregistered,
   // not events 0: a hung-up pipe would be reported all along, and the loop would spin.
   auto update_interest = [&] {
-    const bool want_input = input_open && drained() && (!addressed || send_to);
+    const bool want_input = input_open && (drained() || holding) && (!addressed || send_to);
     if (want_input != selector->is_registered(input_fd)) {
       if (want_input) {
         selector->register_fd(input_fd, readable);
@@ -152,7 +161,8 @@ RelayStats relay(Socket& socket, int input_fd, int output_fd, const RelayOptions
         selector->unregister(input_fd);
       }
     }
-    const unsigned events = (peer_done ? 0u : unsigned(readable)) | (drained() ? 0u : writable);
+    const unsigned events =
+        (peer_done ? 0u : unsigned(readable)) | (drained() || holding ? 0u : writable);
     if (events != socket_events) {
       selector->modify(sock, events);
       socket_events = events;
@@ -163,10 +173,17 @@ RelayStats relay(Socket& socket, int input_fd, int output_fd, const RelayOptions
   for (;;) {
     update_interest();
     const auto idle_deadline = options.idle_timeout ? last_activity + *options.idle_timeout : never;
-    const auto deadline = std::min({linger_deadline, quit_deadline, idle_deadline});
+    const auto deadline = std::min({linger_deadline, quit_deadline, idle_deadline, hold_deadline});
     std::optional<std::chrono::nanoseconds> timeout;
     if (deadline != never) {
       auto left = deadline - Clock::now();
+      if (left <= std::chrono::nanoseconds(0) && deadline == hold_deadline) {
+        // No more input came in time: send the tail as it is.
+        holding = false;
+        send_tail_now = true;
+        hold_deadline = never;
+        continue;
+      }
       if (left <= std::chrono::nanoseconds(0)) {
         output.flush();
         stats.timed_out = deadline == idle_deadline;
@@ -176,7 +193,7 @@ RelayStats relay(Socket& socket, int input_fd, int output_fd, const RelayOptions
     }
     for (const Ready& ready : selector->select(timeout)) {
       if (ready.fd == input_fd && input_open) {
-        if (!drained() || !selector->is_registered(input_fd)) continue;
+        if ((!drained() && !holding) || !selector->is_registered(input_fd)) continue;
         ::ssize_t n = ::read(input_fd, buffer.data(), buffer.size());
         if (n < 0) {
           if (errno == EINTR || errno == EAGAIN) continue;
@@ -186,15 +203,28 @@ RelayStats relay(Socket& socket, int input_fd, int output_fd, const RelayOptions
         if (n == 0) {
           input_open = false;
           stats.input_ended = true;
+          if (holding) {  // the tail goes now; -q and the linger count from then
+            holding = false;
+            hold_deadline = never;
+            input_done_after_tail = true;
+            continue;
+          }
           input_done();
           if (finished()) return stats;
           continue;
         }
-        pending.clear();
+        if (holding) {
+          pending.erase(0, pending_from);  // the tail stays, to be filled up
+          holding = false;
+          hold_deadline = never;
+        } else {
+          pending.clear();
+        }
+        send_tail_now = false;
         if (options.crlf) {
           append_crlf(pending, std::string_view(buffer.data(), n), after_cr);
         } else {
-          pending.assign(buffer.data(), n);
+          pending.append(buffer.data(), static_cast<std::size_t>(n));
         }
         pending_from = 0;
         continue;  // sent once the socket is writable
@@ -204,25 +234,38 @@ RelayStats relay(Socket& socket, int input_fd, int output_fd, const RelayOptions
       if ((ready.events & writable) && !drained()) {
         const std::string_view rest = std::string_view(pending).substr(pending_from);
         const std::string_view piece = stream ? rest : rest.substr(0, sizer.size_for(rest.size()));
-        auto sent = addressed ? socket.sendto(piece, *send_to, std::nothrow)
-                              : socket.send(piece, std::nothrow);
-        if (!sent) {
-          const std::error_code error = sent.error();
-          if (error == std::errc::resource_unavailable_try_again) {
-            // the socket was full after all; wait for room
-          } else if (!stream && error == std::errc::message_size) {
-            if (!sizer.refused(piece.size())) throw Error(error, "send", peer);
-          } else if (!stream && error == std::errc::connection_refused) {
-            // An earlier datagram met a closed port (ICMP); this one was not sent: again.
-          } else {
-            throw Error(error, addressed ? "sendto" : "send",
-                        addressed ? send_to->to_string() : peer);
-          }
+        // The tail of a read split into full datagrams waits for more input to fill it.
+        const bool hold = !stream && input_open && !send_tail_now && pending_from > 0 &&
+                          piece.size() == rest.size() &&
+                          rest.size() < sizer.size_for(std::numeric_limits<std::size_t>::max());
+        if (hold) {
+          holding = true;
+          hold_deadline = Clock::now() + datagram_fill_wait;
         } else {
-          pending_from += *sent;
-          stats.sent += *sent;
-          if (!stream) sizer.taken(*sent);
-          last_activity = Clock::now();
+          auto sent = addressed ? socket.sendto(piece, *send_to, std::nothrow)
+                                : socket.send(piece, std::nothrow);
+          if (!sent) {
+            const std::error_code error = sent.error();
+            if (error == std::errc::resource_unavailable_try_again) {
+              // the socket was full after all; wait for room
+            } else if (!stream && error == std::errc::message_size) {
+              if (!sizer.refused(piece.size())) throw Error(error, "send", peer);
+            } else if (!stream && error == std::errc::connection_refused) {
+              // An earlier datagram met a closed port (ICMP); this one was not sent: again.
+            } else {
+              throw Error(error, addressed ? "sendto" : "send",
+                          addressed ? send_to->to_string() : peer);
+            }
+          } else {
+            pending_from += *sent;
+            stats.sent += *sent;
+            if (input_done_after_tail && drained()) {
+              input_done_after_tail = false;
+              input_done();
+            }
+            if (!stream) sizer.taken(*sent);
+            last_activity = Clock::now();
+          }
         }
       }
       if ((ready.events & readable) && peer_done) {

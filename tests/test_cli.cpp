@@ -148,7 +148,7 @@ TEST_F(CliTest, RuntimeErrorsExitOneWithAMessage) {
 
   Child bad({wire_binary(), "connect", "tcp://127.0.0.1:70000"}, Child::Options::merged());
   EXPECT_NE(bad.read_all().find("port '70000' out of range"), std::string::npos);
-  EXPECT_EQ(bad.wait(), 1);
+  EXPECT_EQ(bad.wait(), 2) << "a port the user typed wrong is a usage error";
 }
 
 TEST_F(CliTest, ConnectPipesAFileThroughTheEchoServerBitForBit) {

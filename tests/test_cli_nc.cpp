@@ -167,7 +167,7 @@ TEST_F(NcTest, ProbeOverUdpHearsTheRefusal) {
 TEST_F(NcTest, BadPortRangesAndArgumentsAreErrors) {
   Child backwards({wire_binary, "connect", "-z", "127.0.0.1", "9-8"}, Child::Options::merged());
   EXPECT_NE(backwards.read_all().find("runs backwards"), std::string::npos);
-  EXPECT_EQ(backwards.wait(), 1);
+  EXPECT_EQ(backwards.wait(), 2) << "a usage error";
   Child two({wire_binary, "connect", "127.0.0.1", "8", "9"}, Child::Options::merged());
   EXPECT_EQ(two.read_all(), "wire: connect takes one PORT (several only with -z)\n");
   EXPECT_EQ(two.wait(), 2);
@@ -177,7 +177,48 @@ TEST_F(NcTest, BadPortRangesAndArgumentsAreErrors) {
   Child service({wire_binary, "connect", "127.0.0.1:no-such-service"}, Child::Options::merged());
   EXPECT_NE(service.read_all().find("unknown service 'no-such-service' for tcp"),
             std::string::npos);
-  EXPECT_EQ(service.wait(), 1);
+  EXPECT_EQ(service.wait(), 2) << "a name not in /etc/services: a usage error";
+}
+
+// What the user typed wrong is a usage error: exit 2 (docs/design/cli.md), one `wire:` line
+// that names the mistake, nothing connected. Every SECONDS option refuses NaN, infinities,
+// negatives, 0 where it means nothing and values whose nanoseconds overflow (`-w 1e10` timed
+// out at once).
+TEST_F(NcTest, UsageErrorsExitTwoWithTheirReason) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string said;
+  };
+  const Case cases[] = {
+      {{"connect", "127.0.0.1:65536"}, "out of range 0-65535"},
+      {{"connect", "-z", "127.0.0.1", "10-1"}, "runs backwards"},
+      {{"connect", "-z", "127.0.0.1:1-99999"}, "ports run from 0 to 65535"},
+      {{"connect", "-z", "127.0.0.1:70000"}, "out of range 0-65535"},
+      {{"connect", "-s", "localhost", "127.0.0.1", "1"}, "is not a numeric IPv4 or IPv6"},
+      {{"connect", "-p", "5", "unix:/x"}, "applies to tcp:// and udp:// only"},
+      {{"connect", "-w", "0", "127.0.0.1:1"}, "above 0, at most 10000000, not '0'"},
+      {{"connect", "-w", "nan", "127.0.0.1:1"}, "not 'nan'"},
+      {{"connect", "-w", "1e10", "127.0.0.1:1"}, "not '1e10'"},
+      {{"connect", "-z", "-w", "inf", "127.0.0.1:1"}, "not 'inf'"},
+      {{"connect", "-q", "-1", "127.0.0.1:1"}, "from 0 to 10000000, not '-1'"},
+      {{"connect", "--linger", "1e300", "127.0.0.1:1"}, "not '1e300'"},
+      {{"listen", "-w", "-inf", "tcp://127.0.0.1:0"}, "not '-inf'"},
+      {{"listen", "tcp://127.0.0.1:99999"}, "out of range 0-65535"},
+      {{"echo", "--idle-timeout", "nan", "tcp://127.0.0.1:0"}, "not 'nan'"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> argv = {wire_binary};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    std::string line;
+    for (const auto& arg : c.args) line += arg + " ";
+    SCOPED_TRACE(line);
+    Child wire(argv, Child::Options::merged());
+    const std::string said = wire.read_all();
+    EXPECT_EQ(wire.wait(), 2) << said;
+    EXPECT_NE(said.find(c.said), std::string::npos) << said;
+    EXPECT_EQ(said.rfind("wire: ", 0), 0u) << said;
+    EXPECT_EQ(std::count(said.begin(), said.end(), '\n'), 1) << said;
+  }
 }
 
 // Service names work in both forms; "http" is port 80 whatever listens there.
@@ -230,10 +271,10 @@ TEST_F(NcTest, SourceAddressAndPortAndFamily) {
   (void)listener.accept();
   Child v6({wire_binary, "connect", "-6", "-z", "-v", target}, Child::Options::merged());
   EXPECT_NE(v6.read_all().find("no IPv6 address among " + target), std::string::npos);
-  EXPECT_EQ(v6.wait(), 1);
+  EXPECT_EQ(v6.wait(), 2) << "-6 with an IPv4 address: a usage error";
   Child mismatch({wire_binary, "connect", "-s", "::1", target}, Child::Options::merged());
   EXPECT_NE(mismatch.read_all().find("no IPv6 address"), std::string::npos);
-  EXPECT_EQ(mismatch.wait(), 1);
+  EXPECT_EQ(mismatch.wait(), 2);
 }
 
 // -w: once connected, SECONDS without traffic either way end the connection (exit 0, as
@@ -365,6 +406,47 @@ TEST_F(NcTest, UdpSplitsReadsIntoDatagramsThatFit) {
   }
 }
 
+// Reads of 64 KiB against 65,507-byte datagrams left a 29-byte stub each: [65507, 29, 65507,
+// 29...]. The tail of a read now waits briefly for the next read to fill it, so every datagram
+// but the last is full; when input pauses, the tail goes without waiting for more.
+TEST_F(NcTest, UdpPacksInputIntoFullDatagrams) {
+  test::TempDir dir;
+  const std::string data = random_bytes(200000, 3);
+  write_file(dir.file("in.bin"), data);
+  struct Case {
+    std::string bind;
+    std::size_t full;
+  };
+  std::vector<Case> cases = {{"udp://127.0.0.1:0", 65507}};
+  if (test::ipv6_loopback_available()) cases.push_back({"udp://[::1]:0", 65527});
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.bind);
+    Socket receiver = create_server(c.bind);
+    receiver.set_option(option::receive_buffer_size, 1 << 21);  // room for all of it
+    Child::Options options = Child::Options::merged();
+    options.stdin_path = dir.file("in.bin");
+    Child wire({wire_binary, "connect", "-q", "0", receiver.local_address().to_string()}, options);
+    std::vector<std::string> got = receive_datagrams(receiver, data.size());
+    const std::vector<std::size_t> expected = {c.full, c.full, c.full, data.size() - 3 * c.full};
+    EXPECT_EQ(sizes(got), expected);
+    EXPECT_TRUE(joined(got) == data);
+    EXPECT_EQ(wire.read_all(), "");
+    EXPECT_EQ(wire.wait(), 0);
+  }
+  // Input that pauses: the tail is sent while stdin stays open.
+  Socket receiver = create_server("udp://127.0.0.1:0");
+  Fifo input(dir.file("paused"));
+  Child::Options options;
+  options.stdin_path = input.path();
+  Child wire({wire_binary, "connect", receiver.local_address().to_string()}, options);
+  const std::string burst = random_bytes(70000, 4);
+  input.write(burst);
+  std::vector<std::string> got = receive_datagrams(receiver, burst.size());
+  EXPECT_TRUE(joined(got) == burst) << "the tail waited for more input";
+  input.close();
+  EXPECT_EQ(wire.wait(), 0);
+}
+
 // 200 KB through UDP, checksummed: wire connect -> wire listen, and nc -u -> wire listen.
 // UDP drops what a busy receiver has no room for, so the input is fed in slices, each once
 // the last has arrived; then every byte must arrive, in order.
@@ -490,6 +572,36 @@ TEST_F(NcTest, UnixgramWithSocatOnTheOtherEnd) {
   listener.signal(SIGINT);
   EXPECT_EQ(listener.wait(), 130) << "Ctrl-C exits as a shell reports it";
   EXPECT_FALSE(exists(path));
+}
+
+// A Unix peer chooses its own abstract name, bytes and all: ESC, CR, newline, NUL could
+// forge a "wire: ..." line or drive the terminal. -v shows them escaped, on one line.
+TEST_F(NcTest, PeerChosenNamesArePrintedEscaped) {
+  const std::string evil("evil\x1b[2K\rwire: FAKE LINE\n\0end", 29);
+  const std::string shown = "unix:@evil\\x1b[2K\\x0dwire: FAKE LINE\\x0a\\x00end";
+  const std::string name = "wire-test-evil-" + std::to_string(::getpid());
+  {
+    Child listener({wire_binary, "listen", "-v", "unix:@" + name}, Child::Options::merged());
+    EXPECT_EQ(listener.read_line(), "wire: listening on unix:@" + name + "\n");
+    Socket client(Family::local, Type::stream);
+    client.bind(Address::abstract(evil));
+    client.connect(Address::abstract(name));
+    EXPECT_EQ(listener.read_line(), "wire: connection from " + shown + " to unix:@" + name + "\n");
+    client.close();
+    EXPECT_EQ(listener.read_all(), "");
+    EXPECT_EQ(listener.wait(), 0);
+  }
+  {
+    Child listener({wire_binary, "listen", "-v", "unixgram:@" + name}, Child::Options::merged());
+    EXPECT_EQ(listener.read_line(), "wire: listening on unixgram:@" + name + "\n");
+    Socket client(Family::local, Type::dgram);
+    client.bind(Address::abstract(evil, Type::dgram));
+    client.sendto("hi\n", Address::abstract(name, Type::dgram));
+    EXPECT_EQ(listener.read_line(), "wire: datagram from unixgram:@" + shown.substr(6) + "\n");
+    EXPECT_EQ(listener.read_line(), "hi\n");
+    listener.signal(SIGTERM);
+    (void)listener.wait();  // no file to remove: SIGTERM kills it
+  }
 }
 
 // Socket files wire listen made go when it ends: normally, on SIGTERM, on SIGINT.

@@ -1,4 +1,8 @@
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <future>
 
 #include "support.hpp"
 
@@ -153,6 +157,13 @@ TEST_F(ConnectTest, ServerDoesNotDeleteARegularFile) {
   }
   auto r = create_server(Address::unix_path(path), {}, std::nothrow);
   EXPECT_EQ(r.error(), std::errc::address_in_use);
+  try {
+    (void)create_server("unix:" + path);
+    ADD_FAILURE() << "bound over a regular file";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("exists and is not a socket"), std::string::npos)
+        << e.what();
+  }
   struct ::stat st {};
   EXPECT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_TRUE(S_ISREG(st.st_mode));
@@ -334,4 +345,84 @@ TEST_F(ConnectTest, SocketFileRemovesOnlyItsOwnFile) {
   EXPECT_EQ(::lstat(path.c_str(), &st), 0) << "removed a file that was not its own";
   SocketFile abstract(Address::abstract("wire-test-none"));
   EXPECT_EQ(abstract.path(), "");
+}
+
+// A live listener whose backlog is full does not answer a connect at once: the probe for a
+// stale file must not wait for it (it would block until that process exits, then take the
+// path over), but say at once that someone listens.
+TEST_F(ConnectTest, ServerRefusesAtOnceWhenALiveListenersBacklogIsFull) {
+  test::TempDir dir;
+  std::string path = dir.file("busy.sock");
+  Socket busy = create_server("unix:" + path, ServerOptions{.backlog = 0});
+  std::vector<Socket> waiting;
+  for (int i = 0; i < 64; ++i) {  // fill the backlog: never accepted
+    Socket client(Family::local, Type::stream);
+    client.set_blocking(false);
+    auto r = client.connect(Address::unix_path(path), std::nothrow);
+    if (!r) {
+      ASSERT_EQ(r.error(), std::errc::resource_unavailable_try_again) << r.error().message();
+      break;
+    }
+    waiting.push_back(std::move(client));
+  }
+  auto attempt = std::async(std::launch::async, [&] {
+    return create_server(Address::unix_path(path), {}, std::nothrow).error();
+  });
+  if (attempt.wait_for(3s) != std::future_status::ready) {
+    ADD_FAILURE() << "the stale-socket probe blocked on a live listener";
+    busy.close();  // lets the blocked probe go on, so the test ends
+  }
+  EXPECT_EQ(attempt.get(), std::errc::address_in_use);
+  struct ::stat st {};
+  ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+}
+
+// A stale socket file this user may not connect to is a permission problem, not "in use".
+// Run as an unprivileged user in a child: root bypasses the file's permissions.
+TEST_F(ConnectTest, ServerSaysPermissionDeniedOnASocketFileItCannotProbe) {
+  test::TempDir dir;
+  ASSERT_EQ(::chmod(dir.file("").c_str(), 0777), 0);
+  std::string path = dir.file("theirs.sock");
+  { Socket stale = create_server("unix:" + path); }  // closed: its file stays, mode 0600
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch to another user";
+  ASSERT_EQ(::chown(path.c_str(), 0, 0), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(3);
+    try {
+      (void)create_server("unix:" + path);
+      ::_exit(4);
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      ::_exit(e.code() == std::errc::permission_denied &&
+                      what.find("permission denied") != std::string::npos &&
+                      what.find(path) != std::string::npos
+                  ? 0
+                  : 5);
+    } catch (...) {
+      ::_exit(6);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  struct ::stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0);  // not removed
+}
+
+// An error about a peer's name shows its control bytes escaped: what() goes to terminals.
+TEST_F(ConnectTest, ErrorsShowControlBytesInNamesEscaped) {
+  const std::string evil("nobody\x1b[2K\nwire: FAKE\0", 22);
+  try {
+    (void)create_connection(std::vector<Address>{Address::abstract(evil)}, 2s);
+    ADD_FAILURE() << "connected to nobody";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), std::errc::connection_refused);
+    EXPECT_EQ(std::string(e.what()),
+              "connect unix:@nobody\\x1b[2K\\x0awire: FAKE\\x00: Connection refused");
+    EXPECT_EQ(e.address(), "unix:@" + evil) << "the raw name stays available";
+  }
 }

@@ -67,7 +67,9 @@ class Address {
   Address with_port(std::uint16_t port) const noexcept;
   Address with_type(Type type) const noexcept;
 
-  // The canonical text, which parse() reads back to an equal Address.
+  // The canonical text, which parse() reads back to an equal Address. A Unix path or
+  // abstract name keeps its bytes (a newline, an ESC, a NUL: a peer chooses its own name),
+  // so pass it through detail::printable before showing it on a terminal.
   std::string to_string() const;
 
   const ::sockaddr* native() const noexcept {

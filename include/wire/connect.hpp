@@ -72,7 +72,9 @@ struct ServerOptions {
 
 // A listening stream socket (a bound datagram socket for udp:// and unixgram:). reuse_address
 // is on. For a Unix path, a stale socket file is removed only when nothing listens on it;
-// if something does, this fails with EADDRINUSE.
+// if something does (even with a full backlog: the check never blocks), this fails with
+// EADDRINUSE. A path that is not a socket is left alone (EADDRINUSE, "not a socket"); a
+// socket file this user may not connect to fails with EACCES.
 Socket create_server(std::string_view address, const ServerOptions& options = {});
 Socket create_server(const Address& address, const ServerOptions& options = {});
 Result<Socket> create_server(const Address& address, const ServerOptions& options,

@@ -36,6 +36,7 @@ inline std::error_code make_error_code(errc e) noexcept {
 // `OPERATION ADDRESS: reason`. operation() and address() give the parts back.
 class Error : public std::system_error {
  public:
+  // what() shows control bytes in `address` as \xNN (address() keeps them).
   Error(std::error_code code, std::string operation, std::string address);
   // `detail` replaces the reason text (used when one call failed for several reasons, such
   // as every address create_connection tried).

@@ -40,11 +40,11 @@ Command add_connect(CLI::App& app) {
   sub->add_option("-p,--source-port", args->source_port, "port to connect from");
   sub->add_option("--linger", args->linger,
                   "udp/unixgram: seconds to wait for replies after stdin ends")
-      ->check(CLI::NonNegativeNumber);
+      ->check(seconds_option(true));
   return [args] {
     fill_closed_standard_fds();
     const NetcatFlags& flags = args->flags;
-    ConnectOptions options{.timeout = seconds(flags.wait.value_or(10)),
+    ConnectOptions options{.timeout = seconds_duration(flags.wait.value_or(10)),
                            .family = family(flags),
                            .source_host = args->source,
                            .source_port = args->source_port};
@@ -57,17 +57,18 @@ Command add_connect(CLI::App& app) {
     if (args->probe) {
       std::vector<std::string> all;
       for (const auto& target : targets) {
-        for (auto& one : expand_port_range(target)) all.push_back(std::move(one));
+        for (auto& one : as_usage_error([&] { return expand_port_range(target); })) {
+          all.push_back(std::move(one));
+        }
       }
       bool every_open = true;
       for (const auto& target : all) {
-        ProbeResult result = probe(target, options, seconds(flags.wait.value_or(1)));
+        ProbeResult result = probe(target, options, seconds_duration(flags.wait.value_or(1)));
+        // Bad address text (a port above 65535, a name as source) is a usage error.
+        if (result.error == errc::invalid_address) throw CLI::ValidationError(result.message);
         every_open = every_open && result.open();
         if (result.open() && flags.verbose) say(result.address.to_string() + " open");
-        // A closed port is the answer asked for; bad address text is a mistake to show.
-        if (!result.open() && (flags.verbose || result.error == errc::invalid_address)) {
-          say(result.message);
-        }
+        if (!result.open() && flags.verbose) say(result.message);  // closed: the answer asked for
       }
       return every_open ? 0 : 1;
     }
@@ -75,12 +76,12 @@ Command add_connect(CLI::App& app) {
       say("connect takes one PORT (several only with -z)");
       return 2;
     }
-    Socket socket = create_connection(targets.front(), options);
+    Socket socket = as_usage_error([&] { return create_connection(targets.front(), options); });
     if (flags.verbose) {
       say("connected to " + socket.describe() + " from " + socket.local_address().to_string());
     }
     RelayOptions relay_options = cli::relay_options(flags);
-    relay_options.linger = seconds(args->linger);
+    relay_options.linger = seconds_duration(args->linger);
     if (flags.quit) relay_options.linger = std::nullopt;  // -q decides when to stop
     RelayStats stats = relay(socket, STDIN_FILENO, STDOUT_FILENO, relay_options);
     if (stats.timed_out && flags.verbose) {

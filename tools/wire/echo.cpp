@@ -26,15 +26,14 @@ Command add_echo(CLI::App& app) {
   sub->add_option("--max-connections", args->max_connections,
                   "beyond this, clients wait in the backlog (default: from RLIMIT_NOFILE)");
   sub->add_option("--idle-timeout", args->idle_timeout, "seconds before an idle connection closes")
-      ->check(CLI::NonNegativeNumber);
+      ->check(seconds_option(true));
   sub->add_flag("--quiet,-q", args->quiet, "print nothing at start");
   return [args] {
     ServeOptions options;
     options.workers = args->workers;
     options.limits.max_connections = args->max_connections;
     if (args->idle_timeout > 0) {
-      options.limits.idle_timeout =
-          std::chrono::nanoseconds(static_cast<std::int64_t>(args->idle_timeout * 1e9));
+      options.limits.idle_timeout = seconds_duration(args->idle_timeout);
     }
     options.on_listening = [quiet = args->quiet](const Address& bound) {
       if (!quiet) std::fprintf(stderr, "wire: echo on %s\n", bound.to_string().c_str());

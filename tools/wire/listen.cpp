@@ -37,7 +37,8 @@ Command add_listen(CLI::App& app) {
   return [args] {
     fill_closed_standard_fds();
     const NetcatFlags& flags = args->flags;
-    Socket server = create_server(args->address, ServerOptions{.family = family(flags)});
+    Socket server = as_usage_error(
+        [&] { return create_server(args->address, ServerOptions{.family = family(flags)}); });
     SocketFile file(server.local_address(), {.on_signals = true});
     if (!args->quiet) say("listening on " + server.local_address().to_string());
     RelayOptions options = relay_options(flags);

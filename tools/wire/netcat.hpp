@@ -11,7 +11,9 @@
 #include <optional>
 #include <string>
 
+#include "commands.hpp"
 #include "wire/address.hpp"
+#include "wire/error.hpp"
 #include "wire/relay.hpp"
 
 namespace wire::cli {
@@ -25,18 +27,14 @@ struct NetcatFlags {
   bool ipv6 = false;
 };
 
-inline std::chrono::nanoseconds seconds(double s) {
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(s * 1e9));
-}
-
 inline void add_netcat_flags(CLI::App* sub, NetcatFlags& flags, const char* wait_help) {
   sub->add_flag("-v,--verbose", flags.verbose,
                 "say on stderr who connected or sent, and from where");
-  sub->add_option("-w,--timeout", flags.wait, wait_help)->check(CLI::PositiveNumber);
+  sub->add_option("-w,--timeout", flags.wait, wait_help)->check(seconds_option(false));
   sub->add_option("-q,--quit-after", flags.quit,
                   "after stdin ends, quit SECONDS later (0: at once) instead of waiting for "
                   "the peer")
-      ->check(CLI::NonNegativeNumber);
+      ->check(seconds_option(true));
   sub->add_flag("-C,--crlf", flags.crlf,
                 "send CRLF as line ending: each LF of stdin not after a CR goes as CR LF");
   auto* v4 = sub->add_flag("-4", flags.ipv4, "IPv4 addresses only");
@@ -50,8 +48,8 @@ inline Family family(const NetcatFlags& flags) {
 
 inline RelayOptions relay_options(const NetcatFlags& flags) {
   RelayOptions options;
-  if (flags.wait) options.idle_timeout = seconds(*flags.wait);
-  if (flags.quit) options.quit_after_input = seconds(*flags.quit);
+  if (flags.wait) options.idle_timeout = seconds_duration(*flags.wait);
+  if (flags.quit) options.quit_after_input = seconds_duration(*flags.quit);
   options.crlf = flags.crlf;
   return options;
 }
@@ -76,8 +74,10 @@ inline std::string seconds_text(double s) {
   return text;
 }
 
+// One line on stderr. Control bytes are shown as \xNN: the text holds names peers chose
+// (a Unix peer's abstract name may carry ESC, newline, NUL to forge a "wire: ..." line).
 inline void say(const std::string& text) {
-  std::fprintf(stderr, "wire: %s\n", text.c_str());
+  std::fprintf(stderr, "wire: %s\n", detail::printable(text).c_str());
 }
 
 }  // namespace wire::cli
