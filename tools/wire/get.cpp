@@ -145,17 +145,6 @@ std::string data_arg(const std::string& arg, bool binary) {
   return data;
 }
 
-// A finite, positive number of seconds that fits the clock (NaN, inf, 1e300: refused).
-std::string check_seconds(const std::string& text) {
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  if (end == text.c_str() || *end != '\0' || !std::isfinite(value) || value <= 0 || value > 1e7) {
-    return "expected seconds, more than 0 and at most 10000000, got '" +
-           wire::detail::printable(text) + "'";
-  }
-  return {};
-}
-
 // A name as a URL path segment: what RFC 3986 does not allow there percent-encoded.
 std::string path_segment(std::string_view name) {
   static const char* hex = "0123456789ABCDEF";
@@ -340,9 +329,9 @@ Command add_get(CLI::App& app) {
       });
   sub->add_option("--timeout", args->timeout,
                   "idle timeout: seconds for connect and each wait (default 30)")
-      ->check(check_seconds);
+      ->check(seconds_option(false));
   sub->add_option("-m,--max-time", args->max_time, "seconds for the whole request at most")
-      ->check(check_seconds);
+      ->check(seconds_option(false));
   sub->add_option("--max-filesize", args->max_filesize,
                   "refuse a body larger than BYTES (no limit by default when the body is "
                   "written out as it arrives)");
@@ -351,9 +340,9 @@ Command add_get(CLI::App& app) {
     options.follow_redirects = args->follow;
     options.max_redirects = args->max_redirects;
     options.decompress = args->compressed;
-    options.timeout = std::chrono::nanoseconds(static_cast<std::int64_t>(args->timeout * 1e9));
+    options.timeout = seconds_duration(args->timeout);
     if (args->max_time > 0) {
-      options.max_time = std::chrono::nanoseconds(static_cast<std::int64_t>(args->max_time * 1e9));
+      options.max_time = seconds_duration(args->max_time);
     }
     if (args->max_filesize > 0) {
       options.max_body = args->max_filesize;
