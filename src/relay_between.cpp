@@ -1,11 +1,15 @@
 #include "wire/relay_between.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -22,6 +26,10 @@ constexpr std::size_t copy_buffer_size = 64 * 1024;
 // A direction that keeps finding data yields to the loop after moving this much, so one
 // fast pair cannot starve the other direction or the loop's other connections.
 constexpr std::size_t turn_budget = 1024 * 1024;
+// While one side has sent its FIN and the other still streams, how often the relay looks
+// for a reset on the finished side: the loop has no errors-only interest (a socket at EOF
+// is always readable), so a timer probes it with poll(2) instead.
+constexpr std::chrono::milliseconds reset_probe_interval(500);
 
 // A pipe for splice(2). Owns both of its fds (O_CLOEXEC | O_NONBLOCK) from create() until
 // reset() or destruction; move-only.
@@ -95,6 +103,7 @@ class Relay {
         b_to_a_(this, b, a, RelayEnd::b_failed, RelayEnd::a_failed) {
     idle_timer_.relay = this;
     resume_timer_.relay = this;
+    probe_timer_.relay = this;
   }
   Relay(const Relay&) = delete;
   Relay& operator=(const Relay&) = delete;
@@ -173,6 +182,25 @@ class Relay {
     } else {
       self->loop_.arm(self->idle_timer_, deadline);
     }
+  }
+  // A side that sent its FIN is not waited on any more; a reset from it afterwards (poll
+  // reports POLLHUP or POLLERR) must still cut the relay, or the other side stays open.
+  static void on_probe_timer(detail::TimerNode* node) noexcept {
+    Relay* self = static_cast<Timer*>(node)->relay;
+    for (Direction* d : {&self->a_to_b_, &self->b_to_a_}) {
+      if (self->finished_) return;
+      if (!d->ended) continue;
+      if (!d->from->is_open()) return self->fail(d->from_fails, errc::socket_closed);
+      ::pollfd probe{d->from->fileno(), 0, 0};
+      if (::poll(&probe, 1, 0) == 1 && (probe.revents & (POLLHUP | POLLERR)) != 0) {
+        int error = 0;
+        ::socklen_t size = sizeof error;
+        (void)::getsockopt(probe.fd, SOL_SOCKET, SO_ERROR, &error, &size);
+        return self->fail(d->from_fails,
+                          std::error_code(error != 0 ? error : ECONNRESET, std::system_category()));
+      }
+    }
+    self->loop_.arm(self->probe_timer_, self->loop_.now() + reset_probe_interval);
   }
   static void on_resume_timer(detail::TimerNode* node) noexcept {
     static_cast<Timer*>(node)->relay->parent_.resume();  // may destroy this Relay
@@ -301,7 +329,11 @@ class Relay {
     d.buffer.reset();
     if (!d.to->is_open()) return fail(d.to_fails, errc::socket_closed);
     if (::shutdown(d.to->fileno(), SHUT_WR) != 0) return fail(d.to_fails, detail::last_error());
-    if (a_to_b_.ended && b_to_a_.ended) finish(RelayEnd::closed, {});
+    if (a_to_b_.ended && b_to_a_.ended) return finish(RelayEnd::closed, {});
+    if (stream_ && !probe_timer_.armed()) {
+      probe_timer_.fire = &Relay::on_probe_timer;
+      loop_.arm(probe_timer_, loop_.now() + reset_probe_interval);
+    }
   }
 
   void wait(Direction& d, AsyncSocket& socket, Events direction) noexcept {
@@ -333,6 +365,7 @@ class Relay {
     }
     if (idle_timer_.armed()) loop_.disarm(idle_timer_);
     if (resume_timer_.armed()) loop_.disarm(resume_timer_);
+    if (probe_timer_.armed()) loop_.disarm(probe_timer_);
   }
 
   EventLoop& loop_;
@@ -342,6 +375,7 @@ class Relay {
   Direction b_to_a_;
   Timer idle_timer_;
   Timer resume_timer_;
+  Timer probe_timer_;
   detail::Clock::time_point last_activity_{};
   std::coroutine_handle<> parent_;
   bool suspended_ = false;
@@ -368,6 +402,14 @@ Task<RelayBetweenStats> relay_between(AsyncSocket& a, AsyncSocket& b, RelayBetwe
     if (survivor.is_open() && survivor.socket().type() == Type::stream) {
       (void)survivor.socket().set_option(option::linger, std::chrono::seconds(0), std::nothrow);
     }
+  } else {
+    // A clean end is a FIN on both, even where the owner armed SO_LINGER 0 so that any cut
+    // it makes itself (closing or cancelling mid-relay) is a reset.
+    for (AsyncSocket* s : {&a, &b}) {
+      if (s->is_open() && s->socket().type() == Type::stream) {
+        (void)s->socket().set_option(option::linger, std::nullopt, std::nothrow);
+      }
+    }
   }
   a.close();
   b.close();
@@ -376,7 +418,8 @@ Task<RelayBetweenStats> relay_between(AsyncSocket& a, AsyncSocket& b, RelayBetwe
 
 namespace {
 
-// What every connection of serve_relay shares (read-only once serving).
+// What every connection of serve_relay shares (read-only once serving, but for the
+// failure lines' rate limit).
 struct RelayTarget {
   std::vector<Address> to;  // resolved once, tried in order
   std::string to_text;
@@ -390,14 +433,51 @@ struct RelayTarget {
       // A logger that fails costs its line, never the relay.
     }
   }
+
+  // A failure line of one `kind` ("connect", "full", ...): at most one a second per kind,
+  // which says how many were left out before it. A TO that is down, or a flood of
+  // clients, must not turn the log into the bottleneck (or fill the disk).
+  void log_failure(const char* kind, const std::string& line) const {
+    if (!options.log) return;
+    std::size_t suppressed = 0;
+    {
+      std::lock_guard lock(limiter_mutex_);
+      Limiter& limiter = limiters_[kind];
+      const auto now = detail::Clock::now();
+      if (limiter.printed && now - limiter.last < std::chrono::seconds(1)) {
+        ++limiter.suppressed;
+        return;
+      }
+      limiter.printed = true;
+      limiter.last = now;
+      suppressed = std::exchange(limiter.suppressed, 0);
+    }
+    log(suppressed == 0 ? line
+                        : line + " (" + std::to_string(suppressed) +
+                              " more like it in the last second not shown)",
+        true);
+  }
+
+ private:
+  struct Limiter {
+    bool printed = false;
+    detail::Clock::time_point last{};
+    std::size_t suppressed = 0;
+  };
+  mutable std::mutex limiter_mutex_;
+  mutable std::map<std::string, Limiter, std::less<>> limiters_;
 };
+
+// Peers choose their names (an abstract Unix name may hold ESC, a newline, a NUL): shown
+// only through printable(), so a log line cannot be forged or turned into terminal codes.
+std::string name_of(const Address& address) {
+  std::string text = address.to_string();
+  return text.empty() ? "unix:(unnamed)" : detail::printable(text);
+}
 
 std::string name_of_peer(const AsyncSocket& conn) {
   auto peer = conn.socket().peer_address(std::nothrow);
-  if (peer && !peer->empty()) {
-    std::string text = peer->to_string();
-    if (!text.empty()) return text;
-  }
+  if (peer && !peer->empty()) return name_of(*peer);
   return "unix:(unnamed)";
 }
 
@@ -415,14 +495,19 @@ std::string end_text(const RelayBetweenStats& stats, const char* a_name, const c
   return "ended";
 }
 
-// Closes a client whose TO could not be reached: FIN, and the bytes it already sent are
-// read away first so the close is not turned into a reset by unread data.
-void close_unserved(AsyncSocket& client) noexcept {
-  if (!client.is_open()) return;
+// Closes a client whose TO could not be reached: FIN, and what it sends is read away until
+// its own EOF, for up to `drain` (a second, or the idle timeout if shorter), so the close
+// is not turned into a reset by unread data however much it uploads meanwhile.
+Task<void> close_unserved(AsyncSocket& client, std::chrono::nanoseconds drain) {
+  if (!client.is_open()) co_return;
   (void)client.socket().shutdown(Shutdown::write, std::nothrow);
-  char sink[4096];
-  for (int i = 0; i < 64; ++i) {
-    auto n = client.socket().recv(std::span<char>(sink), std::nothrow);
+  const auto deadline = detail::Clock::now() + drain;
+  char sink[16384];
+  for (;;) {
+    const auto left = deadline - detail::Clock::now();
+    if (left <= std::chrono::nanoseconds(0)) break;
+    client.set_timeout(left);
+    auto n = co_await client.recv(std::span<char>(sink), std::nothrow);
     if (!n || *n == 0) break;
   }
   client.close();
@@ -456,11 +541,20 @@ Task<void> relay_stream_client(AsyncSocket& client, const RelayTarget& target) {
     upstream.close();
   }
   if (!upstream.is_open()) {
-    target.log("relay " + route + ": connect: " + failure.message(), true);
-    close_unserved(client);
+    target.log_failure("connect", "relay " + route + ": connect: " + failure.message());
+    std::chrono::nanoseconds drain = std::chrono::seconds(1);
+    if (target.options.relay.idle_timeout)
+      drain = std::min(drain, *target.options.relay.idle_timeout);
+    co_await close_unserved(client, drain);
     co_return;
   }
   target.log("relay " + route + ": open", false);
+  // Armed for any cut made from outside (a stop after its grace closes or cancels this
+  // connection): a truncated stream must end with a reset, never look complete.
+  // relay_between clears it on a clean end, so that one is still a FIN.
+  for (AsyncSocket* s : {&client, &upstream}) {
+    (void)s->socket().set_option(option::linger, std::chrono::seconds(0), std::nothrow);
+  }
   const RelayBetweenStats stats = co_await relay_between(client, upstream, target.options.relay);
   target.log("relay " + route + ": " + end_text(stats, "client", "server") + ", " +
                  std::to_string(stats.a_to_b) + " bytes sent, " + std::to_string(stats.b_to_a) +
@@ -480,7 +574,7 @@ class DatagramRelay {
         target_(target),
         loop_(*listener.loop()),
         idle_(target.options.relay.idle_timeout.value_or(target.options.datagram_idle_timeout)),
-        limit_(target.options.serve.limits.max_connections) {}
+        limit_(target.options.serve.limits.max_connections) {}  // set by serve_relay
   DatagramRelay(const DatagramRelay&) = delete;
   DatagramRelay& operator=(const DatagramRelay&) = delete;
   ~DatagramRelay() {
@@ -491,7 +585,12 @@ class DatagramRelay {
   void forward(std::string_view data, const Address& from) {
     Association* association = find(from);
     if (association == nullptr) {
-      if (limit_ != 0 && table_.size() >= limit_) return;  // full: dropped, as UDP may
+      if (limit_ != 0 && table_.size() >= limit_) {  // full: dropped, as UDP may
+        target_.log_failure("full", "relay " + name_of(from) + " -> " + target_.to_text + ": " +
+                                        std::to_string(limit_) +
+                                        " associations open, datagram dropped");
+        return;
+      }
       association = open(from);
       if (association == nullptr) return;
     }
@@ -527,7 +626,7 @@ class DatagramRelay {
   }
 
   Association* open(const Address& from) {
-    const std::string route = from.to_string() + " -> " + target_.to_text;
+    const std::string route = name_of(from) + " -> " + target_.to_text;
     std::error_code failure;
     for (const Address& candidate : target_.to) {
       auto socket = Socket::create(candidate.family(), Type::dgram, std::nothrow);
@@ -552,7 +651,7 @@ class DatagramRelay {
       target_.log("relay " + route + ": open", false);
       return wait(*raw) ? raw : nullptr;
     }
-    target_.log("relay " + route + ": connect: " + failure.message(), true);
+    target_.log_failure("connect", "relay " + route + ": connect: " + failure.message());
     return nullptr;
   }
 
@@ -616,10 +715,14 @@ class DatagramRelay {
     if (a.armed()) loop_.disarm(a);
     if (why != nullptr) {
       try {
-        target_.log("relay " + a.client.to_string() + " -> " + target_.to_text + ": " + why + ", " +
-                        std::to_string(a.to_server) + " bytes sent, " +
-                        std::to_string(a.to_client) + " bytes back",
-                    failure);
+        const std::string line = "relay " + name_of(a.client) + " -> " + target_.to_text + ": " +
+                                 why + ", " + std::to_string(a.to_server) + " bytes sent, " +
+                                 std::to_string(a.to_client) + " bytes back";
+        if (failure) {
+          target_.log_failure("cut", line);
+        } else {
+          target_.log(line, false);
+        }
       } catch (...) {
       }
     }
@@ -652,6 +755,54 @@ Task<void> relay_datagrams(AsyncSocket& listener, const RelayTarget& target) {
 
 }  // namespace
 
+namespace {
+
+// fds kept for everything that is not a relayed connection (the listeners, logs, resolver).
+constexpr std::size_t reserved_fds = 32;
+// A relayed stream holds its two sockets and two pipes; the rest is slack for the moments
+// a connect or a pipe is being made.
+constexpr std::size_t fds_per_stream = 6;
+
+// As many relays per worker as RLIMIT_NOFILE allows, each costing `fds_each`: beyond it,
+// clients wait in the backlog instead of being accepted and dropped for want of an fd.
+std::size_t default_relay_limit(std::size_t fds_each, int workers) {
+  ::rlimit limit{};
+  std::size_t fds = 1024;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    fds = static_cast<std::size_t>(limit.rlim_cur);
+  }
+  const std::size_t usable = fds > 2 * reserved_fds ? fds - reserved_fds : fds / 2;
+  return std::max<std::size_t>(1,
+                               usable / fds_each / static_cast<std::size_t>(std::max(1, workers)));
+}
+
+// Whether this host's IP address `ip` is one of its own (bind succeeds only there).
+bool is_local_ip(const Address& ip) {
+  auto probe = Socket::create(ip.family(), Type::dgram, std::nothrow);
+  return probe && probe->bind(ip.with_port(0), std::nothrow).has_value();
+}
+
+bool is_wildcard(const Address& address) {
+  const std::string host = address.host();
+  return host == "0.0.0.0" || host == "::";
+}
+
+// Whether connecting to `to` reaches `listening` itself: a relay to its own address would
+// connect to itself for every connection it makes, until no fd is left.
+bool reaches_itself(const Address& to, const Address& listening) {
+  if (to.family() == Family::local || listening.family() == Family::local) {
+    return to.family() == listening.family() && to.to_string() == listening.to_string();
+  }
+  if (to.port() != listening.port()) return false;
+  if (!is_wildcard(listening)) return to.host() == listening.host();
+  // 0.0.0.0 takes every IPv4 address of the host; :: every IPv6 one (and IPv4 too when
+  // dual-stack, which is the default).
+  if (listening.family() == Family::inet && to.family() != Family::inet) return false;
+  return is_local_ip(to);
+}
+
+}  // namespace
+
 int serve_relay(std::string_view from, std::string_view to, RelayServeOptions options) {
   auto target = std::make_shared<RelayTarget>();
   target->to = resolve(to);
@@ -664,11 +815,37 @@ int serve_relay(std::string_view from, std::string_view to, RelayServeOptions op
                                        : "FROM is a datagram address, TO is not");
     }
   }
+  if (type == Type::dgram &&
+      (listen_on.family() == Family::local || target->to.front().family() == Family::local)) {
+    // Each association would need its own autobound name for replies to come back, and
+    // datagrams up to SO_RCVBUF: not done, so refused rather than half working.
+    throw Error(std::make_error_code(std::errc::invalid_argument), "relay",
+                std::string(listen_on.family() == Family::local ? from : to),
+                "unixgram: is not supported by relay; use udp:// or a stream address");
+  }
   target->to_text = target->to.front().to_string();
   ServeOptions serve_options = options.serve;
   // Per-wait timeouts would cut a direction quiet while the other streams: the relay's
   // idle timeout watches both directions instead.
   serve_options.limits.idle_timeout.reset();
+  if (serve_options.limits.max_connections == 0) {
+    serve_options.limits.max_connections =
+        default_relay_limit(type == Type::stream ? fds_per_stream : 1, serve_options.workers);
+  }
+  // Checked once bound (port 0 resolved), before any client is served.
+  serve_options.on_listening =
+      [target, user = std::move(serve_options.on_listening)](const Address& bound) {
+        for (const Address& candidate : target->to) {
+          if (reaches_itself(candidate, bound)) {
+            throw Error(std::make_error_code(std::errc::invalid_argument), "relay",
+                        candidate.to_string(),
+                        "TO is FROM's own address (" + bound.to_string() +
+                            "): the relay would connect to itself");
+          }
+        }
+        if (user) user(bound);
+      };
+  options.serve.limits.max_connections = serve_options.limits.max_connections;
   target->options = std::move(options);
   const RelayTarget* shared = target.get();
   if (type == Type::dgram) {

@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <thread>
 
+#include "wire/socket_file.hpp"
+
 namespace wire {
 namespace {
 
@@ -434,8 +436,8 @@ void stop_serving() noexcept {
 }
 
 namespace {
-// What serve() and serve_datagrams() share: the address of the right type, one socket per
-// worker, and the on_listening call.
+// What serve() and serve_datagrams() share: the address of the right type and one socket
+// per worker.
 std::vector<Socket> open_to_serve(std::string_view address, Type type, ServeOptions& options) {
   stop_requested.store(false);
   const Address where = resolve(address).front();
@@ -445,14 +447,15 @@ std::vector<Socket> open_to_serve(std::string_view address, Type type, ServeOpti
                 type == Type::stream ? "not a stream address; use serve_datagrams"
                                      : "not a datagram address; use serve");
   }
-  std::vector<Socket> sockets = open_listeners(where, options);
-  if (options.on_listening) options.on_listening(sockets.front().local_address());
-  return sockets;
+  return open_listeners(where, options);
 }
 }  // namespace
 
 int serve(std::string_view address, ConnectionHandler handler, ServeOptions options) {
   std::vector<Socket> listeners = open_to_serve(address, Type::stream, options);
+  // serve() made the socket file, so it removes it when it stops (or on_listening throws).
+  const SocketFile file(listeners.front().local_address());
+  if (options.on_listening) options.on_listening(listeners.front().local_address());
   SignalScope signals(options.handle_signals);
   ServerLimits limits = options.limits;
   if (limits.max_connections == 0) {
@@ -478,6 +481,8 @@ int serve(std::string_view address, ConnectionHandler handler, ServeOptions opti
 
 int serve_datagrams(std::string_view address, DatagramHandler handler, ServeOptions options) {
   std::vector<Socket> sockets = open_to_serve(address, Type::dgram, options);
+  const SocketFile file(sockets.front().local_address());
+  if (options.on_listening) options.on_listening(sockets.front().local_address());
   SignalScope signals(options.handle_signals);
   run_workers(sockets, [&](Socket socket) {
     EventLoop loop(options.selector);

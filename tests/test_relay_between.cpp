@@ -1,6 +1,7 @@
 // relay_between and serve_relay through real sockets: the relay runs on a loop in one
 // thread, its two peers are blocking sockets driven by others.
 #include <fcntl.h>
+#include <poll.h>
 
 #include <cstring>
 #include <filesystem>
@@ -765,3 +766,238 @@ TEST_F(CliRelayTest, UdpDatagramsGoThroughOneByOne) {
   EXPECT_EQ(echo.wait(), 0);
 }
 #endif  // WIRE_CLI
+
+// ---- What the hostile review of `wire relay` found, each through real sockets ----
+
+namespace {
+
+// serve_relay(from, to) must refuse to start: the message of the wire::Error it throws
+// ("" if it threw something else; a test failure if it started serving instead).
+std::string refusal_of(const std::string& from, const std::string& to) {
+  auto run = std::async(std::launch::async, [from, to]() -> std::string {
+    RelayServeOptions options;
+    options.serve.handle_signals = false;
+    try {
+      (void)serve_relay(from, to, options);
+      return "(served)";
+    } catch (const Error& e) {
+      return e.what();
+    } catch (...) {
+      return "";
+    }
+  });
+  if (run.wait_for(3s) != std::future_status::ready) {
+    stop_serving();
+    ADD_FAILURE() << "serve_relay(" << from << ", " << to << ") started serving";
+  }
+  return run.get();
+}
+
+// A port free on 127.0.0.1 a moment ago.
+std::uint16_t free_port() {
+  Socket s = test::loopback_listener();
+  return s.local_address().port();
+}
+
+}  // namespace
+
+// A relay to its own address connected to itself for every connection until no fd was
+// left: refused at start, whether FROM names the address or a wildcard covers it.
+TEST_F(ServeRelayTest, ATargetThatIsItsOwnAddressIsRefused) {
+  const std::string port = std::to_string(free_port());
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"tcp://127.0.0.1:" + port, "tcp://127.0.0.1:" + port},
+           {"tcp://0.0.0.0:" + port, "tcp://127.0.0.1:" + port},
+           {"tcp://[::]:" + port, "tcp://127.0.0.1:" + port},
+           {"udp://127.0.0.1:" + port, "udp://127.0.0.1:" + port}}) {
+    SCOPED_TRACE(from + " -> " + to);
+    EXPECT_NE(refusal_of(from, to).find("TO is FROM's own address"), std::string::npos);
+  }
+  // Another port, or another interface than the one listened on, is no loop.
+  {
+    Socket backend = test::loopback_listener();
+    RelayServer relay("tcp://127.0.0.1:0", backend.local_address().to_string());
+  }
+  test::TempDir dir;
+  const std::string path = "unix:" + dir.file("self.sock");
+  EXPECT_NE(refusal_of(path, path).find("TO is FROM's own address"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("self.sock"))) << "the refused socket file stayed";
+}
+
+TEST_F(CliRelayTest, ARelayToItselfIsAUsageError) {
+  const std::string self = "tcp://127.0.0.1:" + std::to_string(free_port());
+  test::Child relay({wire_binary(), "relay", self, self}, test::Child::Options::merged());
+  const auto code = relay.wait_at_most(3000ms);
+  ASSERT_TRUE(code) << "the relay started, to connect to itself";
+  EXPECT_EQ(*code, 2);
+  EXPECT_NE(relay.read_all().find("TO is FROM's own address"), std::string::npos);
+}
+
+// Without a --max-connections, the limit comes from RLIMIT_NOFILE at ~6 fds a relay: with
+// 64 fds, clients beyond it wait in the backlog and are all served in turn, none is
+// accepted and then dropped for "Too many open files".
+TEST_F(CliRelayTest, TheDefaultLimitKeepsClientsInTheBacklogNotOutOfFds) {
+  Socket backend = test::loopback_listener();
+  backend.set_timeout(5s);
+  test::Child relay({"/bin/sh", "-c", "ulimit -n 64 && exec \"$0\" relay tcp://127.0.0.1:0 \"$1\"",
+                     wire_binary(), backend.local_address().to_string()},
+                    test::Child::Options::merged());
+  const Address front = announced(relay);
+  constexpr int clients = 24;  // 48 sockets and 96 pipe fds: far beyond 64
+  std::vector<Socket> outside;
+  for (int i = 0; i < clients; ++i) {
+    outside.push_back(create_connection(front.to_string(), 5s));
+    outside.back().set_timeout(5s);
+    outside.back().send_all("c" + std::to_string(i) + ";");
+  }
+  // The relay's side of each client, as the backend accepts them (a few at a time): each
+  // is answered, then both ends close, and a waiting client gets the slot.
+  for (int served = 0; served < clients; ++served) {
+    auto accepted = backend.accept(std::nothrow);
+    ASSERT_TRUE(accepted) << "only " << served << " clients reached the backend";
+    Socket inside = std::move(accepted->socket);
+    inside.set_timeout(5s);
+    const std::string got = inside.recv(16);
+    ASSERT_TRUE(got.size() >= 3 && got[0] == 'c' && got.back() == ';') << got;
+    inside.send_all(got);
+    const auto index = static_cast<std::size_t>(std::stoi(got.substr(1)));
+    ASSERT_LT(index, outside.size());
+    EXPECT_EQ(outside[index].recv(16), got);
+    outside[index].close();
+    inside.close();
+  }
+  relay.signal(SIGTERM);
+  const std::string output = relay.read_all();
+  EXPECT_EQ(output.find("Too many open files"), std::string::npos) << output;
+  (void)relay.wait();
+}
+
+// A full datagram relay drops what new clients send; the lines that say so are limited
+// to one a second, the next one counting those left out.
+TEST_F(ServeRelayTest, DatagramFailureLinesAreRateLimited) {
+  Socket echo_socket = create_server("udp://127.0.0.1:0");
+  RelayServeOptions options;
+  options.serve.limits.max_connections = 2;
+  RelayServer relay("udp://127.0.0.1:0", echo_socket.local_address().to_string(), options);
+  std::vector<Socket> senders;
+  for (int i = 0; i < 12; ++i) {
+    senders.emplace_back(Family::inet, Type::dgram);
+    senders.back().connect(relay.address());
+    senders.back().send_all("x");
+  }
+  auto lines = relay.log(1);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("2 associations open, datagram dropped"), std::string::npos) << lines[0];
+  std::this_thread::sleep_for(1100ms);
+  senders.emplace_back(Family::inet, Type::dgram);
+  senders.back().connect(relay.address());
+  senders.back().send_all("x");
+  lines = relay.log(2);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[1].find("(9 more like it in the last second not shown)"), std::string::npos)
+      << lines[1];
+}
+
+// A client that half-closes and then resets: the reset must cut the server's side too, not
+// leave it open forever in CLOSE_WAIT.
+TEST(RelayBetweenReset, AfterAHalfCloseStillCutsBoth) {
+  Link client = tcp_link();
+  Link server = tcp_link();
+  for (Socket* s : {&client.outside, &server.outside}) s->set_timeout(5s);
+  RelayThread relay(std::move(client.inside), std::move(server.inside));
+  client.outside.send_all("request");
+  client.outside.shutdown(Shutdown::write);
+  EXPECT_EQ(server.outside.recv(16), "request");
+  EXPECT_EQ(server.outside.recv(16), "");  // the FIN came through
+  client.outside.set_option(option::linger, 0s);
+  client.outside.close();
+  // The server's side ends with a reset (POLLHUP once it is closed), within the bound.
+  ::pollfd watch{server.outside.fileno(), 0, 0};
+  EXPECT_EQ(::poll(&watch, 1, 4000), 1) << "the server's side stayed open";
+  EXPECT_NE(watch.revents & (POLLHUP | POLLERR), 0);
+  server.outside.close();  // ends the relay even where it missed the reset
+  auto stats = relay.wait();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->end, RelayEnd::a_failed);
+}
+
+// A stop whose grace runs out with a relay still open: both of its streams end with a
+// reset, so neither peer takes the truncated stream for a complete one.
+TEST_F(ServeRelayTest, AStopAfterTheGraceResetsBothSides) {
+  Socket backend = test::loopback_listener();
+  backend.set_timeout(5s);
+  RelayServeOptions options;
+  options.serve.limits.shutdown_grace = 200ms;
+  RelayServer relay("tcp://127.0.0.1:0", backend.local_address().to_string(), options);
+  Socket client = create_connection(relay.address().to_string(), 5s);
+  client.set_timeout(5s);
+  auto [server, peer] = backend.accept();
+  server.set_timeout(5s);
+  client.send_all("ping");
+  EXPECT_EQ(server.recv(16), "ping");
+  stop_serving();
+  auto at_client = client.recv(16, std::nothrow);
+  ASSERT_FALSE(at_client) << "the client saw \"" << *at_client << "\"";
+  EXPECT_EQ(at_client.error(), std::errc::connection_reset) << at_client.error().message();
+  auto at_server = server.recv(16, std::nothrow);
+  ASSERT_FALSE(at_server) << "the server saw \"" << *at_server << "\"";
+  EXPECT_EQ(at_server.error(), std::errc::connection_reset) << at_server.error().message();
+}
+
+// A TO that refuses: a client uploading megabytes still sees a clean close, not a reset
+// once a byte budget ran out.
+TEST_F(ServeRelayTest, ATargetThatRefusesDrainsALargeUploadAndClosesCleanly) {
+  Socket holder(Family::inet, Type::stream);
+  holder.bind(Address::parse("127.0.0.1:0"));  // bound, not listening: refused
+  RelayServer relay("tcp://127.0.0.1:0", holder.local_address().to_string());
+  Socket s = create_connection(relay.address().to_string(), 5s);
+  s.set_timeout(5s);
+  auto upload = std::async(std::launch::async, [&] {
+    const std::string block(64 * 1024, 'u');
+    for (int i = 0; i < 32; ++i) {  // 2 MiB
+      if (!s.send_all(block, std::nothrow)) return false;
+    }
+    return s.shutdown(Shutdown::write, std::nothrow).has_value();
+  });
+  auto got = s.recv(64, std::nothrow);
+  EXPECT_TRUE(upload.get()) << "the upload was cut";
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ(*got, "") << "a clean close (FIN)";
+}
+
+// unixgram: would need an autobound name per association: refused rather than half working.
+TEST_F(ServeRelayTest, UnixDatagramsAreRefused) {
+  test::TempDir dir;
+  EXPECT_NE(refusal_of("unixgram:" + dir.file("a"), "udp://127.0.0.1:9").find("unixgram:"),
+            std::string::npos);
+  EXPECT_NE(refusal_of("udp://127.0.0.1:0", "unixgram:" + dir.file("b")).find("unixgram:"),
+            std::string::npos);
+}
+
+// serve() made the socket file of FROM: it is gone once the relay stops.
+TEST_F(ServeRelayTest, TheSocketFileGoesAwayWithTheRelay) {
+  test::TempDir dir;
+  Socket backend = test::loopback_listener();
+  {
+    RelayServer relay("unix:" + dir.file("front.sock"), backend.local_address().to_string());
+    EXPECT_TRUE(std::filesystem::exists(dir.file("front.sock")));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("front.sock")));
+}
+
+// A client's name is its own choice (an abstract name may hold ESC and newlines): the
+// log shows it escaped, never raw.
+TEST_F(ServeRelayTest, PeerNamesAreLoggedPrintable) {
+  Socket backend = test::loopback_listener();
+  RelayServeOptions options;
+  options.verbose = true;
+  const std::string front = "unix:@wire-test-names-" + std::to_string(::getpid());
+  RelayServer relay(front, backend.local_address().to_string(), options);
+  Socket client(Family::local, Type::stream);
+  client.bind(Address::abstract(std::string("evil\x1b[2J\nforged line\0x", 22)));
+  client.connect(Address::parse(front));
+  auto lines = relay.log(1);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].find_first_of(std::string("\x1b\n\0", 3)), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\\x1b"), std::string::npos) << lines[0];
+}

@@ -76,7 +76,8 @@ Task<RelayBetweenStats> relay_between(AsyncSocket& a, AsyncSocket& b,
 
 // serve_relay(FROM, TO): a server on FROM that connects each client to TO and relays.
 struct RelayServeOptions {
-  // Workers, max_connections (clients beyond it wait in the backlog), signals, on_listening.
+  // Workers, max_connections (clients beyond it wait in the backlog; 0: RLIMIT_NOFILE over
+  // ~6 fds a stream, 1 a datagram association), signals, on_listening.
   // serve.limits.idle_timeout is not used: relay.idle_timeout counts both directions.
   ServeOptions serve;
   RelayBetweenOptions relay;
@@ -93,9 +94,11 @@ struct RelayServeOptions {
 };
 
 // Serves FROM until SIGINT/SIGTERM (or stop_serving()), then stops gracefully; returns 0.
-// FROM and TO are both streams (tcp://, unix:, unix:@name) or both datagrams (udp://,
-// unixgram:). TO is resolved once, at start; its addresses are tried in order for each
-// client. Throws wire::Error if it cannot listen, TO does not resolve, or the kinds differ.
+// Relays still open after the grace are cut with a reset on both sides. FROM and TO are
+// both streams (tcp://, unix:, unix:@name) or both udp://. TO is resolved once, at start;
+// its addresses are tried in order for each client. Throws wire::Error if it cannot
+// listen, TO does not resolve or the kinds differ, and (code std::errc::invalid_argument)
+// for unixgram: or a TO that is FROM's own bound address (a relay that loops).
 int serve_relay(std::string_view from, std::string_view to, RelayServeOptions options = {});
 
 }  // namespace wire

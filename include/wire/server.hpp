@@ -139,7 +139,8 @@ struct ServeOptions {
 };
 
 // Serves `address` until SIGINT/SIGTERM (or stop_serving()), then stops gracefully.
-// Returns 0 after a graceful stop; throws wire::Error if it cannot listen.
+// Returns 0 after a graceful stop; throws wire::Error if it cannot listen. A unix: path it
+// created is removed when it returns (if it is still the same file).
 int serve(std::string_view address, ConnectionHandler handler, ServeOptions options = {});
 // The same for udp:// and unixgram: addresses: `handler` runs on each worker's socket.
 int serve_datagrams(std::string_view address, DatagramHandler handler, ServeOptions options = {});

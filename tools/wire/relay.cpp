@@ -58,7 +58,15 @@ Command add_relay(CLI::App& app) {
       if (!quiet)
         std::fprintf(stderr, "wire: relay to %s on %s\n", to.c_str(), bound.to_string().c_str());
     };
-    return serve_relay(args->from, args->to, std::move(options));
+    try {
+      return serve_relay(args->from, args->to, std::move(options));
+    } catch (const Error& e) {
+      // FROM and TO that cannot work together (a relay to itself, unixgram:) are the
+      // user's to fix: a usage error.
+      if (e.code() != std::make_error_code(std::errc::invalid_argument)) throw;
+      std::fprintf(stderr, "wire: %s\n", e.what());
+      return 2;
+    }
   };
 }
 
