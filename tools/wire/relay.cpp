@@ -33,20 +33,17 @@ Command add_relay(CLI::App& app) {
   sub->add_option("--idle-timeout", args->idle_timeout,
                   "seconds without a byte either way before both sides are closed "
                   "(datagrams: 60 by default)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(seconds_option(true));
   sub->add_option("--connect-timeout", args->connect_timeout, "seconds to reach TO (default 10)")
-      ->check(CLI::PositiveNumber);
+      ->check(seconds_option(false));
   sub->add_flag("--verbose,-v", args->verbose, "a line per connection opened and closed");
   sub->add_flag("--quiet,-q", args->quiet, "print nothing at start");
   return [args] {
-    auto seconds = [](double s) {
-      return std::chrono::nanoseconds(static_cast<std::int64_t>(s * 1e9));
-    };
     RelayServeOptions options;
     options.serve.workers = args->workers;
     options.serve.limits.max_connections = args->max_connections;
-    if (args->idle_timeout > 0) options.relay.idle_timeout = seconds(args->idle_timeout);
-    options.connect_timeout = seconds(args->connect_timeout);
+    if (args->idle_timeout > 0) options.relay.idle_timeout = seconds_duration(args->idle_timeout);
+    options.connect_timeout = seconds_duration(args->connect_timeout);
     options.verbose = args->verbose;
     options.log = [](std::string_view line, bool) {
       static std::mutex mutex;  // workers log at once: one line at a time
