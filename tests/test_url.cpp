@@ -229,3 +229,12 @@ TEST_F(UrlTest, PrintableKeepsUtf8AndEscapesEveryControl) {
   EXPECT_EQ(printable("\xed\xa0\x80"), "\\xed\\xa0\\x80") << "a surrogate";
   EXPECT_EQ(printable(std::string("x\0y", 3)), "x\\x00y");
 }
+
+TEST_F(UrlTest, PercentEncodeKeepsUnreservedAndWhatItIsTold) {
+  EXPECT_EQ(http::percent_encode("a b#c?d%e/f"), "a%20b%23c%3Fd%25e%2Ff");
+  EXPECT_EQ(http::percent_encode("A-z_0.9~"), "A-z_0.9~");
+  EXPECT_EQ(http::percent_encode("a:b@c!", "!$&'()*+,;=:@"), "a:b@c!");
+  EXPECT_EQ(http::percent_encode(std::string("\0\xff\r", 3), "\r"), "%00%FF\r");
+  // What it makes parses back as the same path (a file named so, served and fetched).
+  EXPECT_EQ(http::parse_url("http://h/" + http::percent_encode("x y#z")).target, "/x%20y%23z");
+}

@@ -1,6 +1,7 @@
 #include "wire/http/static_files.hpp"
 
 #include "conditional.hpp"
+#include "wire/http/client.hpp"
 
 #include "wire/loop.hpp"
 
@@ -219,22 +220,6 @@ class Root {
   }
 };
 
-std::string percent_encode_path(std::string_view name) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : name) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 std::string etag_for(const struct ::stat& st) {
   char text[64];
   std::snprintf(text, sizeof text, "\"%llx-%llx\"", static_cast<unsigned long long>(st.st_size),
@@ -265,7 +250,7 @@ Response listing(int fd, std::string_view url_path, bool dotfiles) {
                      "</title>\n</head>\n<body>\n<h1>" + title + "</h1>\n<hr>\n<ul>\n";
   for (const auto& [name, is_dir] : entries) {
     std::string shown = name + (is_dir ? "/" : "");
-    html += "<li><a href=\"" + percent_encode_path(name) + (is_dir ? "/" : "") + "\">" +
+    html += "<li><a href=\"" + percent_encode(name) + (is_dir ? "/" : "") + "\">" +
             html_escape(shown) + "</a></li>\n";
   }
   html += "</ul>\n<hr>\n</body>\n</html>\n";
@@ -836,7 +821,7 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
         for (std::size_t at = 0; at < relative.size();) {
           auto next = relative.find('/', at);
           if (next == std::string::npos) next = relative.size();
-          location += percent_encode_path(std::string_view(relative).substr(at, next - at));
+          location += percent_encode(std::string_view(relative).substr(at, next - at));
           location += '/';
           at = next + 1;
         }

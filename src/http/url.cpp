@@ -352,6 +352,23 @@ Url parse_url(std::string_view url) {
   return out;
 }
 
+std::string percent_encode(std::string_view bytes, std::string_view also_keep) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(bytes.size());
+  for (const char c : bytes) {
+    if (is_unreserved(c) || (c != '\0' && also_keep.find(c) != std::string_view::npos)) {
+      out += c;
+    } else {
+      const auto byte = static_cast<unsigned char>(c);
+      out += '%';
+      out += hex[byte >> 4];
+      out += hex[byte & 15];
+    }
+  }
+  return out;
+}
+
 std::string redact_userinfo(std::string_view url) {
   std::string out(url);
   const auto scheme = out.find("://");

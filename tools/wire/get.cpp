@@ -145,23 +145,6 @@ std::string data_arg(const std::string& arg, bool binary) {
   return data;
 }
 
-// A name as a URL path segment: what RFC 3986 does not allow there percent-encoded.
-std::string path_segment(std::string_view name) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : name) {
-    if (std::isalnum(c) || std::string_view("-._~!$&'()*+,;=:@").find(static_cast<char>(c)) !=
-                               std::string_view::npos) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 std::string human_bytes(double bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
@@ -410,8 +393,8 @@ Command add_get(CLI::App& app) {
         if (S_ISREG(st.st_mode)) request.body_length = static_cast<std::uint64_t>(st.st_size);
         if (!request.url.empty() && request.url.back() == '/') {
           const auto slash = args->upload.rfind('/');
-          request.url +=
-              path_segment(args->upload.substr(slash == std::string::npos ? 0 : slash + 1));
+          request.url += http::percent_encode(
+              args->upload.substr(slash == std::string::npos ? 0 : slash + 1), "!$&'()*+,;=:@");
         }
       }
       const int fd = input.fd;

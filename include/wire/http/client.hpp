@@ -100,6 +100,10 @@ struct Url {
 // request line as they are) and any host that is not a name or an IP literal.
 Url parse_url(std::string_view url);
 
+// `bytes` with everything but RFC 3986's unreserved characters and `also_keep` written as
+// %XX: percent_encode("a b#c") == "a%20b%23c"; a path segment keeps "!$&'()*+,;=:@".
+std::string percent_encode(std::string_view bytes, std::string_view also_keep = {});
+
 // The URL with its password replaced by "***" ("http://me:***@host/"): for messages.
 std::string redact_userinfo(std::string_view url);
 
