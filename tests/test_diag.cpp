@@ -4,10 +4,13 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
 
@@ -212,6 +215,36 @@ TEST_F(DiagTest, EveryKindOfFdIsNamedWithItsTargetAndState) {
   EXPECT_TRUE(close_wait);
 }
 
+TEST_F(DiagTest, NetlinkFifoSignalfdAndPidfd) {
+  test::TempDir dir;
+  Fd netlink = checked(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), "netlink");
+  sockaddr_nl at{};
+  at.nl_family = AF_NETLINK;  // portid 0: the kernel picks one, and lists the socket
+  ASSERT_EQ(::bind(netlink.get(), reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
+  ASSERT_EQ(::mkfifo(dir.file("fifo").c_str(), 0600), 0);
+  Fd fifo = checked(::open(dir.file("fifo").c_str(), O_RDWR | O_CLOEXEC), "fifo");
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGUSR2);
+  Fd signals = checked(::signalfd(-1, &mask, SFD_CLOEXEC), "signalfd");
+  const int raw_pidfd = static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0));
+  std::optional<Fd> pidfd;
+  if (raw_pidfd >= 0) pidfd.emplace(raw_pidfd);
+
+  const auto table = diag::fd_table();
+  const FdInfo& nl = row_of(table, netlink.get());
+  EXPECT_EQ(nl.kind, FdKind::netlink);
+  EXPECT_TRUE(nl.is_socket());
+  EXPECT_EQ(nl.target.rfind("route portid ", 0), 0u) << nl.target;
+  EXPECT_EQ(row_of(table, fifo.get()).kind, FdKind::fifo);
+  EXPECT_EQ(row_of(table, fifo.get()).target, dir.file("fifo"));
+  EXPECT_EQ(row_of(table, signals.get()).kind, FdKind::signalfd);
+  if (pidfd) {
+    EXPECT_EQ(row_of(table, pidfd->get()).kind, FdKind::pidfd);
+  }
+  EXPECT_EQ(row_of(table, 0).fd, 0);
+}
+
 TEST_F(DiagTest, FlagsComeFromFdinfo) {
   Fd plain = checked(::socket(AF_INET, SOCK_STREAM, 0), "socket");
   Fd both = checked(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), "socket");
@@ -343,8 +376,12 @@ TEST_F(DiagTest, WireFdsErrors) {
   const auto [missing, code] = run_wire({"fds", "2147483632"});
   EXPECT_EQ(code, 1);
   EXPECT_EQ(missing, "wire: fds 2147483632: No such process\n");
-  const auto [usage, usage_code] = run_wire({"fds", "abc"});
-  EXPECT_EQ(usage_code, 2) << usage;
+  for (const char* bad : {"abc", "0", "-5", "12x", "99999999999"}) {
+    const auto [usage, usage_code] = run_wire({"fds", bad});
+    EXPECT_EQ(usage_code, 2) << bad << ": " << usage;
+    EXPECT_NE(usage.find("wire: PID: must be a process id"), std::string::npos)
+        << bad << ": " << usage;
+  }
   const auto [self, self_code] = run_wire({"fds"});
   EXPECT_EQ(self_code, 0);
   EXPECT_NE(self.find("\n0 "), std::string::npos) << self;
