@@ -327,13 +327,18 @@ std::vector<FdInfo> fd_table(pid_t pid) {
   // Our own listing's fd is an artefact of looking, not one of the process's fds.
   const int own_dir_fd = pid == ::getpid() ? ::dirfd(dir) : -1;
   std::vector<int> numbers;
-  errno = 0;
-  while (const ::dirent* entry = ::readdir(dir)) {
+  int read_error = 0;
+  for (;;) {
+    errno = 0;  // readdir's end and its failure differ only in errno
+    const ::dirent* entry = ::readdir(dir);
+    if (entry == nullptr) {
+      read_error = errno;
+      break;
+    }
     if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
     const int fd = std::atoi(entry->d_name);
     if (fd != own_dir_fd) numbers.push_back(fd);
   }
-  const int read_error = errno;
   ::closedir(dir);
   if (read_error != 0) fail(read_error, pid);
   std::sort(numbers.begin(), numbers.end());

@@ -299,12 +299,14 @@ TEST_F(DiagTest, AnotherProcessAndMissingOnes) {
   // sleep's stdout is the pipe this test reads.
   EXPECT_EQ(row_of(table, 1).kind, FdKind::pipe);
   EXPECT_EQ(row_of(table, 0).target, "/dev/null");
+  const pid_t gone = child.pid();
   child.signal(SIGKILL);
-  (void)child.wait();
+  (void)child.wait();  // reaped: its /proc entry is gone
   try {
-    (void)diag::fd_table(child.pid() > 0 ? child.pid() : 0x7ffffff0);
+    (void)diag::fd_table(gone);
     ADD_FAILURE() << "no error for a process that is gone";
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), std::errc::no_such_process) << e.what();
   }
   try {
     (void)diag::fd_table(0x7ffffff0);

@@ -27,7 +27,8 @@ void print_table(const std::vector<diag::FdInfo>& table) {
   std::vector<std::array<std::string, 5>> rows{{"FD", "KIND", "FLAGS", "STATE", "TARGET"}};
   for (const auto& fd : table) {
     rows.push_back({std::to_string(fd.fd), std::string(diag::kind_name(fd.kind)), flag_words(fd),
-                    fd.state.empty() ? "-" : fd.state, detail::printable(fd.target)});
+                    fd.state.empty() ? "-" : fd.state,
+                    fd.target.empty() ? "-" : detail::printable(fd.target)});
   }
   std::array<std::size_t, 4> width{};
   for (const auto& row : rows) {
