@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <unordered_map>
 
@@ -178,6 +179,19 @@ void read_netlink(const std::string& path, SocketTable& table) {
   }
 }
 
+// Unix and netlink rows carry their own words; an inet socket is "LOCAL" or "LOCAL <- PEER".
+std::string socket_target(const SocketRow& row) {
+  switch (row.kind) {
+    case FdKind::unix_stream:
+    case FdKind::unix_dgram:
+    case FdKind::unix_seqpacket:
+    case FdKind::netlink:
+      return row.target;
+    default:
+      return row.peer.empty() ? row.local : row.local + " <- " + row.peer;
+  }
+}
+
 SocketTable read_sockets(const std::string& proc) {
   SocketTable table;
   read_inet(proc + "/net/tcp", FdKind::tcp, false, table);
@@ -322,15 +336,15 @@ std::vector<FdInfo> fd_table(pid_t pid) {
   const std::string proc = "/proc/" + std::to_string(pid);
   struct ::stat process {};
   if (::stat(proc.c_str(), &process) != 0) fail(errno == ENOENT ? ESRCH : errno, pid);
-  DIR* dir = ::opendir((proc + "/fd").c_str());
-  if (dir == nullptr) fail(errno == ENOENT ? ESRCH : errno, pid);
+  const std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir((proc + "/fd").c_str()), ::closedir);
+  if (!dir) fail(errno == ENOENT ? ESRCH : errno, pid);
   // Our own listing's fd is an artefact of looking, not one of the process's fds.
-  const int own_dir_fd = pid == ::getpid() ? ::dirfd(dir) : -1;
+  const int own_dir_fd = pid == ::getpid() ? ::dirfd(dir.get()) : -1;
   std::vector<int> numbers;
   int read_error = 0;
   for (;;) {
     errno = 0;  // readdir's end and its failure differ only in errno
-    const ::dirent* entry = ::readdir(dir);
+    const ::dirent* entry = ::readdir(dir.get());
     if (entry == nullptr) {
       read_error = errno;
       break;
@@ -339,7 +353,6 @@ std::vector<FdInfo> fd_table(pid_t pid) {
     const int fd = std::atoi(entry->d_name);
     if (fd != own_dir_fd) numbers.push_back(fd);
   }
-  ::closedir(dir);
   if (read_error != 0) fail(read_error, pid);
   std::sort(numbers.begin(), numbers.end());
 
@@ -376,11 +389,7 @@ std::vector<FdInfo> fd_table(pid_t pid) {
         info.state = row.state;
         info.recv_queue = row.recv_queue;
         info.send_queue = row.send_queue;
-        info.target = !row.target.empty() || info.kind == FdKind::unix_stream ||
-                              info.kind == FdKind::unix_dgram || info.kind == FdKind::unix_seqpacket
-                          ? row.target
-                      : row.peer.empty() ? row.local
-                                         : row.local + " <- " + row.peer;
+        info.target = socket_target(row);
       }
     } else if (const auto pipe_inode = bracketed_inode(link, "pipe:")) {
       info.inode = pipe_inode;
@@ -410,6 +419,9 @@ std::vector<FdInfo> fd_table(pid_t pid) {
     }
     table.push_back(std::move(info));
   }
+  // A process that exited during the scan leaves links that vanish: no process, not no fds.
+  struct ::stat still {};
+  if (::stat(proc.c_str(), &still) != 0 && errno == ENOENT) fail(ESRCH, pid);
   return table;
 }
 
