@@ -15,7 +15,7 @@
 #include <sys/un.h>
 
 #include <cstdio>
-#include <regex>
+#include <sstream>
 
 #include "support.hpp"
 
@@ -375,10 +375,29 @@ TEST_F(DiagTest, WireFdsShowsOurListener) {
   const std::string pid = std::to_string(::getpid());
   const auto [table, code] = run_wire({"fds", pid});
   EXPECT_EQ(code, 0) << table;
-  const std::regex row("(^|\n)" + std::to_string(listener.get()) +
-                       " +tcp +cloexec,nonblock +LISTEN +127\\.0\\.0\\.1:" + std::to_string(port) +
-                       "\n");
-  EXPECT_TRUE(std::regex_search(table, row)) << table;
+  // The row as words (columns are padded with spaces), and the header's columns in order.
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream lines(table);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    rows.emplace_back();
+    for (std::string field; fields >> field;) rows.back().push_back(field);
+  }
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows.front(), (std::vector<std::string>{"FD", "KIND", "FLAGS", "STATE", "TARGET"}));
+  const std::vector<std::string> expected{std::to_string(listener.get()), "tcp", "cloexec,nonblock",
+                                          "LISTEN", loopback(port)};
+  EXPECT_EQ(std::count(rows.begin(), rows.end(), expected), 1) << table;
+  // Aligned: in every line the STATE column starts where the header's does.
+  const auto state_column = table.find("STATE");
+  std::istringstream again(table);
+  for (std::string line; std::getline(again, line);) {
+    std::size_t at = 0;
+    for (int column = 0; column < 3; ++column) {
+      at = line.find_first_not_of(' ', line.find(' ', at));
+    }
+    EXPECT_EQ(at, state_column) << line;
+  }
   EXPECT_EQ(table.rfind("FD ", 0), 0u) << table;
 
   const auto [json, json_code] = run_wire({"fds", pid, "--json"});
