@@ -72,5 +72,6 @@ Command add_listen(CLI::App& app);
 Command add_serve(CLI::App& app);
 Command add_get(CLI::App& app);
 Command add_relay(CLI::App& app);
+Command add_fds(CLI::App& app);
 
 }  // namespace wire::cli
