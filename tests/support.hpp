@@ -324,11 +324,27 @@ inline std::string random_bytes(std::size_t size, std::uint32_t seed = 246353424
   return data;
 }
 
-// Waits up to 5 s for a Unix socket file to appear (a server started in a child process).
+// Waits up to 5 s for a Unix socket at `path` to be ready: a datagram socket once bound, a
+// stream or seqpacket socket once it listens. The file appears at bind(), before listen():
+// a connect in between is refused (seen under ASan). Read from /proc/net/unix, so the wait
+// itself never connects (a one-shot `wire listen` would take the probe for its client).
 inline bool wait_for_socket(const std::string& path) {
   for (int i = 0; i < 500; ++i) {
-    struct ::stat st {};
-    if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
+    std::ifstream table("/proc/net/unix");
+    std::string line;
+    std::getline(table, line);  // the header
+    while (std::getline(table, line)) {
+      if (line.size() < path.size() + 1 ||
+          line.compare(line.size() - path.size(), path.size(), path) != 0 ||
+          line[line.size() - path.size() - 1] != ' ') {
+        continue;
+      }
+      std::istringstream fields(line);
+      std::string slot, refs, protocol, flags, type;
+      fields >> slot >> refs >> protocol >> flags >> type;
+      const bool listening = (std::stoul(flags, nullptr, 16) & 0x10000) != 0;
+      if (type == "0002" || listening) return true;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return false;
