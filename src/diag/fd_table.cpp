@@ -1,4 +1,4 @@
-#include "wire/diag.hpp"
+#include "wire/diag/fd_table.hpp"
 
 #include <arpa/inet.h>
 #include <dirent.h>
