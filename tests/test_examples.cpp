@@ -194,3 +194,49 @@ TEST_F(ExamplesTest, SelectServerServesSeveralClientsFromOneThread) {
     EXPECT_EQ(closed, 3u) << rest;
   }
 }
+
+#ifdef WIRE_CLI
+// The seed's CLOSE_WAIT zombie, caught: `wire sockets --check-close-wait --pid` fails for the
+// server that forgets to close (naming each leaked socket) and passes the one that closes.
+TEST_F(ExamplesTest, CloseWaitLeakIsCaughtByWireSockets) {
+  for (const std::string mode : {"leaky", "correct"}) {
+    SCOPED_TRACE(mode);
+    Child server(
+        {std::string(WIRE_EXAMPLES_DIR) + "/close_wait_leak", mode, "tcp://127.0.0.1:0", "2"});
+    Address address = listening_address(server.read_line());
+    std::vector<std::string> client_addresses;
+    std::vector<Socket> clients;  // kept open: the test's side is FIN-WAIT-2, not the server's
+    for (int i = 0; i < 2; ++i) {
+      Socket client = create_connection(std::vector<Address>{address}, 5s);
+      client.set_timeout(5s);
+      client.send_all("abc");
+      EXPECT_EQ(client.recv(3), "abc");
+      client.shutdown(Shutdown::write);
+      EXPECT_NE(server.read_line().find("closed after 3 bytes"), std::string::npos);
+      std::string local = client.local_address().to_string();
+      client_addresses.push_back(local.substr(local.find("://") + 3));
+      clients.push_back(std::move(client));
+    }
+    EXPECT_NE(server.read_line().find("served 2 clients"), std::string::npos);
+
+    Child check({WIRE_CLI, "sockets", "--check-close-wait", "--pid", std::to_string(server.pid())},
+                Child::Options::merged());
+    const std::string report = check.read_all();
+    const int status = check.wait();
+    if (mode == "leaky") {
+      EXPECT_EQ(status, 1) << report;
+      for (const auto& peer : client_addresses) {
+        EXPECT_NE(report.find(peer), std::string::npos) << peer << " missing from:\n" << report;
+      }
+      EXPECT_NE(report.find("CLOSE-WAIT"), std::string::npos) << report;
+      EXPECT_NE(report.find("close_wait_leak"), std::string::npos) << "the owner is named\n"
+                                                                   << report;
+    } else {
+      EXPECT_EQ(status, 0) << report;
+      EXPECT_EQ(report.find(client_addresses[0]), std::string::npos) << report;
+    }
+    server.signal(SIGTERM);
+    EXPECT_EQ(server.wait(), 0);
+  }
+}
+#endif
