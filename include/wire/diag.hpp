@@ -2,6 +2,8 @@
 // It uses the core only (no event loop), and reads everything back from the kernel.
 //
 //   wire/diag/fd_table.hpp   every fd of a process (`wire fds`)
+//   wire/diag/sockets.hpp    every socket of the machine and who holds it (`wire sockets`)
 #pragma once
 
 #include "wire/diag/fd_table.hpp"
+#include "wire/diag/sockets.hpp"
