@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -108,6 +109,8 @@ std::size_t count_of(const std::string& text, const std::string& what) {
 TEST_F(TourTest, EveryStepAgreesWithSsAndProcSelfFd) {
   if (!test::have_program("ss")) GTEST_SKIP() << "no ss";
   std::vector<std::string> seen;
+  std::vector<std::string> without_fd;  // "STATE client|server" of the first one, per step
+  std::string client;                   // the client's address, once connected
   std::uint16_t port = 0;
   diag::run_tour({}, [&](const TourStep& step) {
     SCOPED_TRACE("step " + std::to_string(step.number) + ": " + step.title);
@@ -152,6 +155,34 @@ TEST_F(TourTest, EveryStepAgreesWithSsAndProcSelfFd) {
       for (const auto& f : step.fds) held = held || f.info.inode == row.inode;
       EXPECT_TRUE(held) << row.state << " " << row.local << " " << row.peer;
     }
+    // The sockets without an fd are the ones ss shows without an inode, and /proc/net/tcp
+    // (which sockets() may not have read) counts them in the same states.
+    std::vector<std::string> kernel_only;
+    for (const SsRow& row : rows) {
+      if (row.inode == 0) kernel_only.push_back(row.state + " " + row.local + " " + row.peer);
+    }
+    std::vector<std::string> shown;
+    for (const auto& socket : step.without_fd.sockets) {
+      shown.push_back(socket.state + " " + socket.local + " " + socket.peer);
+      const std::uint16_t local_port =
+          static_cast<std::uint16_t>(std::stoul(socket.local.substr(socket.local.rfind(':') + 1)));
+      const std::map<std::string, const char*> proc_code = {
+          {"ESTAB", "01"}, {"FIN-WAIT-2", "05"}, {"TIME-WAIT", "06"}};
+      ASSERT_EQ(proc_code.count(socket.state), 1u) << socket.state;
+      EXPECT_EQ(test::sockets_in_state(local_port, proc_code.at(socket.state)), 1)
+          << socket.state << " " << socket.local;
+    }
+    std::sort(kernel_only.begin(), kernel_only.end());
+    std::sort(shown.begin(), shown.end());
+    EXPECT_EQ(shown, kernel_only);
+    without_fd.push_back(
+        step.without_fd.sockets.empty()
+            ? ""
+            : step.without_fd.sockets.front().state +
+                  (step.without_fd.sockets.front().local == client ? " client" : " server"));
+    if (const auto* c = held_by(step, "client"); c != nullptr && !c->local.empty()) {
+      client = c->local;
+    }
     if (step.number == 5) {
       EXPECT_EQ(held_by(step, "server")->recv_queue, 1u) << "accept queue";
     }
@@ -174,6 +205,8 @@ TEST_F(TourTest, EveryStepAgreesWithSsAndProcSelfFd) {
                       "server:LISTEN conn:CLOSE-WAIT",
                       "server:LISTEN",
                   }));
+  EXPECT_EQ(without_fd, (std::vector<std::string>{"", "", "", "", "ESTAB server", "", "", "",
+                                                  "FIN-WAIT-2 client", "TIME-WAIT client"}));
   ASSERT_NE(port, 0);
   for (const SsRow& row : ss_rows(port)) {
     EXPECT_NE(row.state, "LISTEN") << "the tour closed its listener";
@@ -263,7 +296,8 @@ for s in steps:
     names = {fd: name for name, fd in s['names'].items()}
     fds = ' '.join(names[f['fd']] + ':' + (f['state'] or '-') + ':' + str(f['recv_queue'])
                    for f in s['fds'])
-    print(s['number'], s['settled'], bool(s['python']) and bool(s['wire']), fds)
+    gone = ' '.join(k['state'] for k in s['without_fd']['sockets'])
+    print(s['number'], s['settled'], bool(s['python']) and bool(s['wire']), fds + '|' + gone)
 )";
   Child python({"/usr/bin/python3", "-c", script},
                Child::Options::files(dir.file("tour.json"), dir.file("summary")));
@@ -274,19 +308,20 @@ for s in steps:
   for (std::string line; std::getline(lines, line);) got.push_back(line);
   ASSERT_EQ(got.size(), 10u) << summary;
   const std::vector<std::string> expected = {
-      "1 True True server:-:0",
-      "2 True True server:-:0",
-      "3 True True server:LISTEN:0",
-      "4 True True server:LISTEN:0 client:-:0",
-      "5 True True server:LISTEN:1 client:ESTAB:0",
-      "6 True True server:LISTEN:0 client:ESTAB:0 conn:ESTAB:0",
-      "7 True True server:LISTEN:0 client:ESTAB:0 conn:ESTAB:5",
-      "8 True True server:LISTEN:0 client:ESTAB:0 conn:ESTAB:0",
+      "1 True True server:-:0|",
+      "2 True True server:-:0|",
+      "3 True True server:LISTEN:0|",
+      "4 True True server:LISTEN:0 client:-:0|",
+      "5 True True server:LISTEN:1 client:ESTAB:0|ESTAB",
+      "6 True True server:LISTEN:0 client:ESTAB:0 conn:ESTAB:0|",
+      "7 True True server:LISTEN:0 client:ESTAB:0 conn:ESTAB:5|",
+      "8 True True server:LISTEN:0 client:ESTAB:0 conn:ESTAB:0|",
   };
   for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(got[i], expected[i]);
   // The FIN counts in the receive queue of a CLOSE-WAIT socket: its queue is not checked.
   EXPECT_EQ(got[8].rfind("9 True True server:LISTEN:0 conn:CLOSE-WAIT:", 0), 0u) << got[8];
-  EXPECT_EQ(got[9], "10 True True server:LISTEN:0");
+  EXPECT_EQ(got[8].substr(got[8].find('|')), "|FIN-WAIT-2") << got[8];
+  EXPECT_EQ(got[9], "10 True True server:LISTEN:0|TIME-WAIT");
 }
 
 TEST_F(TourTest, PauseWithInputRunsAStepPerLine) {

@@ -2,8 +2,10 @@
 
 #include <cstdio>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 
+#include "json_string.hpp"
 #include "wire/socket.hpp"
 
 namespace wire::diag {
@@ -30,22 +32,13 @@ bool in_state(const TourStep& step, std::string_view name, std::string_view stat
   return info != nullptr && info->state == state;
 }
 
-void append_json_string(std::string& out, std::string_view text) {
-  out += '"';
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte < 0x20 || byte == 0x7f) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", byte);
-      out += escaped;
-    } else {
-      out += c;
-    }
+// The one socket without an fd in `state` at `local`, or nullptr.
+const SocketInfo* socket_without_fd(const TourStep& step, std::string_view state,
+                                    const std::string& local) {
+  for (const SocketInfo& socket : step.without_fd.sockets) {
+    if (socket.state == state && socket.local == local) return &socket;
   }
-  out += '"';
+  return nullptr;
 }
 
 // The three sockets of the tutorial, in this process, and the steps that move them along.
@@ -106,9 +99,11 @@ class Tour {
              " is ESTAB. The server's end of the connection exists too, but no program holds "
              "it yet: it waits in fd " +
              std::to_string(server_fd) + "'s accept queue, which its RECV-Q counts.",
-         [](const TourStep& step) {
+         [this](const TourStep& step) {
            const FdInfo* server = held_by(step, "server");
-           return in_state(step, "client", "ESTAB") && server != nullptr && server->recv_queue == 1;
+           return in_state(step, "client", "ESTAB") && server != nullptr &&
+                  server->recv_queue == 1 &&
+                  socket_without_fd(step, "ESTAB", host_port(server_address_)) != nullptr;
          });
 
     auto accepted = server_.accept();
@@ -121,7 +116,9 @@ class Tour {
              host_port(accepted.peer) + "). fd " + std::to_string(server_fd) +
              " goes on listening for the next one: FD " + std::to_string(server_fd) +
              " listening, FD " + std::to_string(conn_fd) + " client A, and so on.",
-         [](const TourStep& step) { return in_state(step, "conn", "ESTAB"); });
+         [](const TourStep& step) {
+           return in_state(step, "conn", "ESTAB") && step.without_fd.sockets.empty();
+         });
 
     client_.send_all(greeting);
     const std::size_t sent = std::string_view(greeting).size();
@@ -150,9 +147,13 @@ class Tour {
              " and the kernel sent a FIN. The client's socket outlives its fd: once the FIN "
              "is acknowledged it is FIN-WAIT-2, waiting for the server's FIN. The server's fd " +
              std::to_string(conn_fd) +
-             " is CLOSE-WAIT: the peer is done and the socket stays until this program closes "
-             "it. A server that never does keeps one such zombie per client.",
-         [](const TourStep& step) { return in_state(step, "conn", "CLOSE-WAIT"); });
+             " is CLOSE-WAIT: the peer is done (the FIN counts as one byte in its RECV-Q) and the "
+             "socket stays until this program closes it. A server that never does keeps one "
+             "such zombie per client.",
+         [this](const TourStep& step) {
+           return in_state(step, "conn", "CLOSE-WAIT") &&
+                  socket_without_fd(step, "FIN-WAIT-2", host_port(client_address_)) != nullptr;
+         });
 
     conn_.close();
     show("close: the server hangs up too", "conn.close()", "conn.close();",
@@ -162,26 +163,44 @@ class Tour {
              "without fd or program, so that a late packet of this connection is not taken "
              "for part of a new one. fd " +
              std::to_string(server_fd) + " still listens.",
-         [](const TourStep& step) { return held_by(step, "conn") == nullptr; });
+         [this](const TourStep& step) {
+           return held_by(step, "conn") == nullptr && step.without_fd.sockets.size() == 1 &&
+                  socket_without_fd(step, "TIME-WAIT", host_port(client_address_)) != nullptr;
+         });
   }
 
  private:
   using Settled = std::function<bool(const TourStep&)>;
 
-  // The tour's fds as the kernel shows them now, each with the variable holding it.
-  std::vector<TourFd> held() const {
-    const std::pair<const char*, const Socket*> sockets[] = {
+  // What the kernel shows now: the tour's fds, each with the variable holding it, and the
+  // sockets of its connection that no fd of this process holds.
+  void read_kernel(TourStep& step) const {
+    const std::pair<const char*, const Socket*> held[] = {
         {"server", &server_}, {"client", &client_}, {"conn", &conn_}};
-    std::vector<TourFd> rows;
+    step.fds.clear();
+    std::unordered_set<std::uint64_t> inodes;
     for (FdInfo& info : fd_table()) {
-      for (const auto& [name, socket] : sockets) {
+      if (info.inode != 0) inodes.insert(info.inode);
+      for (const auto& [name, socket] : held) {
         if (socket->is_open() && socket->fileno() == info.fd) {
-          rows.push_back({name, std::move(info)});
+          step.fds.push_back({name, std::move(info)});
           break;
         }
       }
     }
-    return rows;
+    step.without_fd = {};
+    if (client_address_.empty()) return;  // no connection yet: nothing can be without an fd
+    SocketFilter filter;
+    filter.tcp = true;
+    filter.port = server_address_.port();
+    step.without_fd = sockets(filter);
+    const std::string server = host_port(server_address_);
+    const std::string client = host_port(client_address_);
+    std::erase_if(step.without_fd.sockets, [&](const SocketInfo& socket) {
+      const bool ours = (socket.local == server && socket.peer == client) ||
+                        (socket.local == client && socket.peer == server);
+      return !ours || (socket.inode != 0 && inodes.count(socket.inode) != 0);
+    });
   }
 
   // Reads the kernel until `settled` holds or settle_limit passes, then reports the step.
@@ -195,7 +214,7 @@ class Tour {
     step.explanation = std::move(explanation);
     const auto deadline = std::chrono::steady_clock::now() + options_.settle_limit;
     for (;;) {
-      step.fds = held();
+      read_kernel(step);
       step.settled = !settled || settled(step);
       if (step.settled || std::chrono::steady_clock::now() >= deadline) break;
       // The kernel offers no wait for a TCP state change short of sock_diag events:
@@ -223,19 +242,19 @@ void run_tour(const TourOptions& options, const std::function<void(const TourSte
 
 std::string tour_step_json(const TourStep& step) {
   std::string out = "{\"number\": " + std::to_string(step.number) + ", \"title\": ";
-  append_json_string(out, step.title);
+  internal::append_json_string(out, step.title);
   out += ", \"python\": ";
-  append_json_string(out, step.python);
+  internal::append_json_string(out, step.python);
   out += ", \"wire\": ";
-  append_json_string(out, step.wire);
+  internal::append_json_string(out, step.wire);
   out += ", \"explanation\": ";
-  append_json_string(out, step.explanation);
+  internal::append_json_string(out, step.explanation);
   out += std::string(", \"settled\": ") + (step.settled ? "true" : "false");
   out += ", \"names\": {";
   std::vector<FdInfo> rows;
   for (const TourFd& held : step.fds) {
     if (!rows.empty()) out += ", ";
-    append_json_string(out, held.name);
+    internal::append_json_string(out, held.name);
     out += ": " + std::to_string(held.info.fd);
     rows.push_back(held.info);
   }
@@ -243,7 +262,9 @@ std::string tour_step_json(const TourStep& step) {
   std::string table = to_json(rows);
   while (!table.empty() && table.back() == '\n') table.pop_back();
   out += table;
-  out += "}";
+  std::string list = to_json(step.without_fd);
+  while (!list.empty() && list.back() == '\n') list.pop_back();
+  out += ", \"without_fd\": " + list + "}";
   return out;
 }
 

@@ -2,6 +2,7 @@
 // with the fd table and socket states the kernel reports after each step.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -13,8 +14,6 @@
 
 namespace wire::cli {
 namespace {
-
-constexpr int tour_steps = 10;
 
 // `text` in lines of at most `width` columns (a longer word stands alone), each indented.
 std::string wrapped(const std::string& text, std::size_t width, const std::string& indent) {
@@ -36,9 +35,26 @@ std::string wrapped(const std::string& text, std::size_t width, const std::strin
   return out;
 }
 
+// `rows` in columns padded to their widest cell (the last one not), each line indented.
+std::string aligned(const std::vector<std::vector<std::string>>& rows, const std::string& indent) {
+  std::vector<std::size_t> width(rows.front().size() - 1, 0);
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::string text;
+  for (const auto& row : rows) {
+    text += indent;
+    for (std::size_t i = 0; i < width.size(); ++i) {
+      text += row[i] + std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    text += row.back() + "\n";
+  }
+  return text;
+}
+
 std::string step_text(const diag::TourStep& step, std::chrono::milliseconds settle_limit) {
-  std::string text = "Step " + std::to_string(step.number) + "/" + std::to_string(tour_steps) +
-                     ". " + step.title + "\n";
+  std::string text = "Step " + std::to_string(step.number) + "/" +
+                     std::to_string(diag::tour_steps) + ". " + step.title + "\n";
   text += "  python  " + step.python + "\n";
   text += "  wire    " + step.wire + "\n\n";
   text += wrapped(step.explanation, 78, "  ");
@@ -62,6 +78,17 @@ std::string step_text(const diag::TourStep& step, std::chrono::milliseconds sett
       text += "  " + table.substr(start, end - start) + "\n";
       start = end == std::string::npos ? table.size() : end + 1;
     }
+  }
+  if (!step.without_fd.sockets.empty()) {
+    const bool netlink = step.without_fd.source == diag::Source::netlink;
+    text += std::string("\n  held by the kernel, no fd (from ") +
+            (netlink ? "sock_diag netlink" : "/proc/net/tcp") + "):\n";
+    std::vector<std::vector<std::string>> rows{{"STATE", "RECV-Q", "SEND-Q", "LOCAL", "PEER"}};
+    for (const diag::SocketInfo& socket : step.without_fd.sockets) {
+      rows.push_back({socket.state, std::to_string(socket.recv_queue),
+                      std::to_string(socket.send_queue), socket.local, socket.peer});
+    }
+    text += aligned(rows, "  ");
   }
   return text + "\n";
 }
@@ -104,8 +131,9 @@ Command add_tour(CLI::App& app) {
       }
       first = false;
       if (std::fflush(stdout) != 0) throw Error(detail::last_error(), "tour", "stdout");
-      if (pausing && step.number < tour_steps) {
-        std::fprintf(stderr, "wire tour: Enter for step %d/%d\n", step.number + 1, tour_steps);
+      if (pausing && step.number < diag::tour_steps) {
+        std::fprintf(stderr, "wire tour: Enter for step %d/%d\n", step.number + 1,
+                     diag::tour_steps);
         // End of input (or no stdin at all) stops the waiting, never the tour.
         int c = 0;
         while ((c = std::getchar()) != EOF && c != '\n') {

@@ -2,7 +2,8 @@
 // for real on 127.0.0.1: socket, bind, listen, a client's socket, connect, accept, send, recv,
 // the client's close and the server's close. After each step, what the kernel now holds is
 // read back from it: this process's fd table (the tour's fds only) and the tour's sockets
-// that no fd holds any more (or yet). `wire tour` prints it.
+// that no fd holds (not yet: a connection waiting in the accept queue; not any more: the
+// client's side after its close, FIN-WAIT-2, then TIME-WAIT). `wire tour` prints it.
 //
 //   wire::diag::run_tour({}, [](const wire::diag::TourStep& step) {
 //     std::printf("%d. %s\n   %s\n", step.number, step.title.c_str(), step.python.c_str());
@@ -28,8 +29,11 @@
 #include <vector>
 
 #include "wire/diag/fd_table.hpp"
+#include "wire/diag/sockets.hpp"
 
 namespace wire::diag {
+
+inline constexpr int tour_steps = 10;
 
 struct TourOptions {
   std::uint16_t port = 0;  // the server's port on 127.0.0.1; 0: the kernel chooses a free one
@@ -50,7 +54,10 @@ struct TourStep {
   std::string wire;  // the same call in wire: "server.bind(wire::Address::inet(...));"
   std::string explanation;  // what the kernel now holds, with this run's fds and ports
   std::vector<TourFd> fds;  // the tour's open fds, from fd_table(), ordered by fd
-  bool settled = true;      // false: the expected state had not come within settle_limit
+  // The sockets of the tour's connection that no fd of this process holds, from sockets()
+  // on the tour's port (a stranger's connection to the port is left out).
+  SocketList without_fd;
+  bool settled = true;  // false: the expected state had not come within settle_limit
 };
 
 // Runs the ten steps, calling `on_step` after each with what the kernel then holds. The
@@ -62,7 +69,7 @@ void run_tour(const TourOptions& options, const std::function<void(const TourSte
 
 // One step as a JSON object: number, title, python, wire, explanation, settled; "names" maps
 // each variable to its fd ({"server": 3}); "fds" is those fds' rows as `wire fds --json`
-// gives them.
+// gives them, "without_fd" the list as `to_json(SocketList)` gives it.
 std::string tour_step_json(const TourStep& step);
 
 }  // namespace wire::diag
