@@ -16,6 +16,24 @@ std::string flag_words(const diag::FdInfo& fd) {
 
 }  // namespace
 
+std::string aligned_columns(const std::vector<std::vector<std::string>>& rows,
+                            const std::string& indent) {
+  if (rows.empty()) return {};
+  std::vector<std::size_t> width(rows.front().size() - 1, 0);
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::string text;
+  for (const auto& row : rows) {
+    text += indent;
+    for (std::size_t i = 0; i < width.size(); ++i) {
+      text += row[i] + std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    text += row.back() + "\n";
+  }
+  return text;
+}
+
 std::string fd_table_text(const std::vector<diag::FdInfo>& table, const FdTableColumns& columns) {
   const bool named = !columns.names.empty();
   std::vector<std::vector<std::string>> rows{{"FD", "KIND", "FLAGS", "STATE"}};
@@ -37,19 +55,7 @@ std::string fd_table_text(const std::vector<diag::FdInfo>& table, const FdTableC
     row.push_back(fd.target.empty() ? "-" : detail::printable(fd.target));
     rows.push_back(std::move(row));
   }
-  // Every column but the last (TARGET, which may be long) is padded to its widest cell.
-  std::vector<std::size_t> width(rows[0].size() - 1, 0);
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  std::string text;
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < width.size(); ++i) {
-      text += row[i] + std::string(width[i] - row[i].size() + 2, ' ');
-    }
-    text += row.back() + "\n";
-  }
-  return text;
+  return aligned_columns(rows, columns.indent);
 }
 
 }  // namespace wire::cli

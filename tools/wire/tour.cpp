@@ -2,7 +2,6 @@
 // with the fd table and socket states the kernel reports after each step.
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -35,23 +34,6 @@ std::string wrapped(const std::string& text, std::size_t width, const std::strin
   return out;
 }
 
-// `rows` in columns padded to their widest cell (the last one not), each line indented.
-std::string aligned(const std::vector<std::vector<std::string>>& rows, const std::string& indent) {
-  std::vector<std::size_t> width(rows.front().size() - 1, 0);
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  std::string text;
-  for (const auto& row : rows) {
-    text += indent;
-    for (std::size_t i = 0; i < width.size(); ++i) {
-      text += row[i] + std::string(width[i] - row[i].size() + 2, ' ');
-    }
-    text += row.back() + "\n";
-  }
-  return text;
-}
-
 std::string step_text(const diag::TourStep& step, std::chrono::milliseconds settle_limit) {
   std::string text = "Step " + std::to_string(step.number) + "/" +
                      std::to_string(diag::tour_steps) + ". " + step.title + "\n";
@@ -72,12 +54,7 @@ std::string step_text(const diag::TourStep& step, std::chrono::milliseconds sett
   if (rows.empty()) {
     text += "  (none of the tour's sockets has an fd)\n";
   } else {
-    const std::string table = fd_table_text(rows, {.names = names, .queues = true});
-    for (std::size_t start = 0; start < table.size();) {
-      const std::size_t end = table.find('\n', start);
-      text += "  " + table.substr(start, end - start) + "\n";
-      start = end == std::string::npos ? table.size() : end + 1;
-    }
+    text += fd_table_text(rows, {.names = names, .queues = true, .indent = "  "});
   }
   if (!step.without_fd.sockets.empty()) {
     const bool netlink = step.without_fd.source == diag::Source::netlink;
@@ -88,7 +65,7 @@ std::string step_text(const diag::TourStep& step, std::chrono::milliseconds sett
       rows.push_back({socket.state, std::to_string(socket.recv_queue),
                       std::to_string(socket.send_queue), socket.local, socket.peer});
     }
-    text += aligned(rows, "  ");
+    text += aligned_columns(rows, "  ");
   }
   return text + "\n";
 }
