@@ -357,7 +357,7 @@ TEST_F(DiagTest, JsonEscapesControlBytes) {
       "[\n  {\"fd\": 7, \"kind\": \"unix-stream\", \"target\": \"@a\\\"b\\\\c\\u000a\\u0001\", "
       "\"local\": \"\", \"peer\": \"\", \"inode\": 0, \"cloexec\": false, \"nonblock\": "
       "false, \"state\": \"\", \"recv_queue\": 0, \"send_queue\": 0}\n]\n");
-  EXPECT_EQ(diag::to_json({}), "[]\n");
+  EXPECT_EQ(diag::to_json(std::vector<FdInfo>{}), "[]\n");
 }
 
 #ifdef WIRE_CLI

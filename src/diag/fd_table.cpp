@@ -1,9 +1,7 @@
 #include "wire/diag/fd_table.hpp"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -12,130 +10,18 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <unordered_map>
 
+#include "json_string.hpp"
+#include "proc_net.hpp"
+#include "socket_state.hpp"
 #include "wire/error.hpp"
 
 namespace wire::diag {
 namespace {
 
-// One row of /proc/PID/net/{tcp,tcp6,udp,udp6,unix,netlink}, keyed by socket inode.
-struct SocketRow {
-  FdKind kind = FdKind::socket;
-  std::string local;
-  std::string peer;
-  std::string state;
-  std::uint64_t recv_queue = 0;
-  std::uint64_t send_queue = 0;
-  std::string target;  // set when it is not "LOCAL" / "LOCAL <- PEER" (unix, netlink)
-};
-using SocketTable = std::unordered_map<std::uint64_t, SocketRow>;
-
-// Codes 01..0B of include/net/tcp_states.h, in the words ss uses. UDP uses 01 and 07 too.
-std::string tcp_state(unsigned code) {
-  static const char* const names[] = {"UNKNOWN",    "ESTAB",      "SYN-SENT",  "SYN-RECV",
-                                      "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "UNCONN",
-                                      "CLOSE-WAIT", "LAST-ACK",   "LISTEN",    "CLOSING"};
-  return code < std::size(names) ? names[code] : "UNKNOWN";
-}
-
-// The kernel prints each 32-bit word of an address with %08X of its in-memory value, so the
-// bytes come back by storing the parsed words in host order; the port is a plain number.
-std::string inet_address(const std::string& hex_address, bool v6) {
-  const auto colon = hex_address.find(':');
-  if (colon == std::string::npos) return {};
-  const std::string words = hex_address.substr(0, colon);
-  const unsigned port = std::stoul(hex_address.substr(colon + 1), nullptr, 16);
-  unsigned char bytes[16] = {};
-  const std::size_t count = v6 ? 4 : 1;
-  if (words.size() != count * 8) return {};
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::uint32_t word = std::stoul(words.substr(i * 8, 8), nullptr, 16);
-    std::memcpy(bytes + i * 4, &word, 4);
-  }
-  char text[INET6_ADDRSTRLEN] = {};
-  ::inet_ntop(v6 ? AF_INET6 : AF_INET, bytes, text, sizeof text);
-  return v6 ? "[" + std::string(text) + "]:" + std::to_string(port)
-            : std::string(text) + ":" + std::to_string(port);
-}
-
-bool is_unspecified_peer(const std::string& hex_address) {
-  return hex_address.find_first_not_of("0:") == std::string::npos;
-}
-
-// /proc/PID/net/tcp and friends: "sl local rem st tx:rx tr:when retrnsmt uid timeout inode".
-void read_inet(const std::string& path, FdKind kind, bool v6, SocketTable& table) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    std::istringstream row(line);
-    std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout;
-    std::uint64_t inode = 0;
-    if (!(row >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
-          timeout >> inode)) {
-      continue;
-    }
-    SocketRow r;
-    r.kind = kind;
-    try {
-      r.local = inet_address(local, v6);
-      if (!is_unspecified_peer(remote)) r.peer = inet_address(remote, v6);
-      r.state = tcp_state(std::stoul(state, nullptr, 16));
-      const auto colon = queues.find(':');
-      r.send_queue = std::stoull(queues.substr(0, colon), nullptr, 16);
-      if (colon != std::string::npos)
-        r.recv_queue = std::stoull(queues.substr(colon + 1), nullptr, 16);
-    } catch (const std::exception&) {
-      continue;  // a line this kernel formats differently: the fd stays a plain "socket"
-    }
-    table[inode] = std::move(r);
-  }
-}
-
-// /proc/PID/net/unix: "Num RefCount Protocol Flags Type St Inode [Path]".
-void read_unix(const std::string& path, SocketTable& table) {
-  constexpr unsigned long listening_flag = 0x10000;  // __SO_ACCEPTCON
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  while (std::getline(in, line)) {
-    std::istringstream row(line);
-    std::string num, refcount, protocol, flags, type, state;
-    std::uint64_t inode = 0;
-    if (!(row >> num >> refcount >> protocol >> flags >> type >> state >> inode)) continue;
-    SocketRow r;
-    try {
-      const unsigned long type_code = std::stoul(type, nullptr, 16);
-      r.kind = type_code == 1   ? FdKind::unix_stream
-               : type_code == 2 ? FdKind::unix_dgram
-               : type_code == 5 ? FdKind::unix_seqpacket
-                                : FdKind::socket;
-      const unsigned long state_code = std::stoul(state, nullptr, 16);
-      if (state_code == 1) {
-        r.state = (std::stoul(flags, nullptr, 16) & listening_flag) ? "LISTEN" : "UNCONN";
-      } else if (state_code == 2) {
-        r.state = "SYN-SENT";
-      } else if (state_code == 3) {
-        r.state = "ESTAB";
-      } else if (state_code == 4) {
-        r.state = "CLOSING";
-      } else {
-        r.state = "UNKNOWN";
-      }
-    } catch (const std::exception&) {
-      continue;
-    }
-    std::string name;
-    std::getline(row, name);
-    if (const auto start = name.find_first_not_of(' '); start != std::string::npos) {
-      r.local = name.substr(start);
-    }
-    r.target = r.local;
-    table[inode] = std::move(r);
-  }
-}
+// A socket as fd_table shows it, keyed by inode in the process's tables.
+using SocketTable = std::unordered_map<std::uint64_t, internal::ProcNetRow>;
 
 std::string netlink_protocol(int protocol) {
   switch (protocol) {
@@ -154,52 +40,20 @@ std::string netlink_protocol(int protocol) {
   }
 }
 
-// /proc/PID/net/netlink: "sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode".
-void read_netlink(const std::string& path, SocketTable& table) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  while (std::getline(in, line)) {
-    std::istringstream row(line);
-    std::string sk, groups;
-    int protocol = 0;
-    long portid = 0;
-    std::uint64_t rmem = 0, wmem = 0, dump = 0, locks = 0, drops = 0, inode = 0;
-    if (!(row >> sk >> protocol >> portid >> groups >> rmem >> wmem >> dump >> locks >> drops >>
-          inode)) {
-      continue;
-    }
-    SocketRow r;
-    r.kind = FdKind::netlink;
-    r.local = std::to_string(portid);
-    r.target = netlink_protocol(protocol) + " portid " + r.local;
-    r.recv_queue = rmem;
-    r.send_queue = wmem;
-    table[inode] = std::move(r);
+// "LOCAL" or "LOCAL <- PEER"; netlink sockets are named by protocol and portid.
+std::string socket_target(const internal::ProcNetRow& row) {
+  if (row.kind == FdKind::netlink) {
+    return netlink_protocol(row.netlink_protocol) + " portid " + row.local;
   }
-}
-
-// Unix and netlink rows carry their own words; an inet socket is "LOCAL" or "LOCAL <- PEER".
-std::string socket_target(const SocketRow& row) {
-  switch (row.kind) {
-    case FdKind::unix_stream:
-    case FdKind::unix_dgram:
-    case FdKind::unix_seqpacket:
-    case FdKind::netlink:
-      return row.target;
-    default:
-      return row.peer.empty() ? row.local : row.local + " <- " + row.peer;
-  }
+  return row.peer.empty() ? row.local : row.local + " <- " + row.peer;
 }
 
 SocketTable read_sockets(const std::string& proc) {
   SocketTable table;
-  read_inet(proc + "/net/tcp", FdKind::tcp, false, table);
-  read_inet(proc + "/net/tcp6", FdKind::tcp6, true, table);
-  read_inet(proc + "/net/udp", FdKind::udp, false, table);
-  read_inet(proc + "/net/udp6", FdKind::udp6, true, table);
-  read_unix(proc + "/net/unix", table);
-  read_netlink(proc + "/net/netlink", table);
+  for (auto& row : internal::read_proc_net(proc + "/net")) {
+    const auto inode = row.inode;
+    table[inode] = std::move(row);
+  }
   return table;
 }
 
@@ -240,24 +94,6 @@ bool read_open_flags(const std::string& path, std::uint32_t& flags) {
 
 [[noreturn]] void fail(int error, pid_t pid) {
   throw Error(std::error_code(error, std::system_category()), "fds", std::to_string(pid));
-}
-
-void append_json_string(std::string& out, std::string_view text) {
-  out += '"';
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte < 0x20 || byte == 0x7f) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", byte);
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
 }
 
 }  // namespace
@@ -382,11 +218,11 @@ std::vector<FdInfo> fd_table(pid_t pid) {
       }
       info.kind = FdKind::socket;
       if (const auto found = sockets.find(inode); found != sockets.end()) {
-        const SocketRow& row = found->second;
+        const internal::ProcNetRow& row = found->second;
         info.kind = row.kind;
         info.local = row.local;
         info.peer = row.peer;
-        info.state = row.state;
+        if (row.kind != FdKind::netlink) info.state = internal::state_name(row.state);
         info.recv_queue = row.recv_queue;
         info.send_queue = row.send_queue;
         info.target = socket_target(row);
@@ -431,18 +267,18 @@ std::string to_json(const std::vector<FdInfo>& table) {
     const FdInfo& f = table[i];
     out += i == 0 ? "\n  {" : ",\n  {";
     out += "\"fd\": " + std::to_string(f.fd) + ", \"kind\": ";
-    append_json_string(out, kind_name(f.kind));
+    internal::append_json_string(out, kind_name(f.kind));
     out += ", \"target\": ";
-    append_json_string(out, f.target);
+    internal::append_json_string(out, f.target);
     out += ", \"local\": ";
-    append_json_string(out, f.local);
+    internal::append_json_string(out, f.local);
     out += ", \"peer\": ";
-    append_json_string(out, f.peer);
+    internal::append_json_string(out, f.peer);
     out += ", \"inode\": " + std::to_string(f.inode);
     out += std::string(", \"cloexec\": ") + (f.cloexec ? "true" : "false");
     out += std::string(", \"nonblock\": ") + (f.nonblock ? "true" : "false");
     out += ", \"state\": ";
-    append_json_string(out, f.state);
+    internal::append_json_string(out, f.state);
     out += ", \"recv_queue\": " + std::to_string(f.recv_queue);
     out += ", \"send_queue\": " + std::to_string(f.send_queue) + "}";
   }

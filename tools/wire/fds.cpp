@@ -11,40 +11,10 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "fd_table_text.hpp"
 #include "wire/diag.hpp"
 
 namespace wire::cli {
-namespace {
-
-std::string flag_words(const diag::FdInfo& fd) {
-  std::string words;
-  if (fd.cloexec) words = "cloexec";
-  if (fd.nonblock) words += words.empty() ? "nonblock" : ",nonblock";
-  return words.empty() ? "-" : words;
-}
-
-void print_table(const std::vector<diag::FdInfo>& table) {
-  std::vector<std::array<std::string, 5>> rows{{"FD", "KIND", "FLAGS", "STATE", "TARGET"}};
-  for (const auto& fd : table) {
-    rows.push_back({std::to_string(fd.fd), std::string(diag::kind_name(fd.kind)), flag_words(fd),
-                    fd.state.empty() ? "-" : fd.state,
-                    fd.target.empty() ? "-" : detail::printable(fd.target)});
-  }
-  std::array<std::size_t, 4> width{};
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < width.size(); ++i) {
-      line += row[i] + std::string(width[i] - row[i].size() + 2, ' ');
-    }
-    line += row[4];
-    std::printf("%s\n", line.c_str());
-  }
-}
-
-}  // namespace
 
 Command add_fds(CLI::App& app) {
   auto* sub = app.add_subcommand("fds",
@@ -76,7 +46,7 @@ Command add_fds(CLI::App& app) {
     if (args->json) {
       std::fputs(diag::to_json(table).c_str(), stdout);
     } else {
-      print_table(table);
+      std::fputs(fd_table_text(table).c_str(), stdout);
     }
     if (std::fflush(stdout) != 0) {
       throw Error(detail::last_error(), "fds", "stdout");

@@ -1,0 +1,182 @@
+#include "socket_owners.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "wire/error.hpp"
+
+namespace wire::diag::internal {
+namespace {
+
+using Directory = std::unique_ptr<DIR, int (*)(DIR*)>;
+
+// "socket:[1234]" -> 1234; 0 for any other link.
+std::uint64_t socket_inode(std::string_view link) {
+  constexpr std::string_view prefix = "socket:[";
+  if (link.size() < prefix.size() + 2 || link.substr(0, prefix.size()) != prefix ||
+      link.back() != ']') {
+    return 0;
+  }
+  std::uint64_t inode = 0;
+  const char* first = link.data() + prefix.size();
+  const char* last = link.data() + link.size() - 1;
+  const auto [end, error] = std::from_chars(first, last, inode);
+  return error == std::errc() && end == last ? inode : 0;
+}
+
+// A pid directory's name as a number; 0 for "self", "net", "sys"...
+pid_t pid_of(const char* name) {
+  pid_t pid = 0;
+  const std::string_view text(name);
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), pid);
+  return error == std::errc() && end == text.data() + text.size() ? pid : 0;
+}
+
+// The comm of `pid` from /proc/PID/comm, "" when it has gone.
+std::string process_name(int proc_fd, pid_t pid) {
+  const std::string path = std::to_string(pid) + "/comm";
+  const int fd = ::openat(proc_fd, path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  char buffer[64];
+  ssize_t n;
+  do {
+    n = ::read(fd, buffer, sizeof buffer);
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  std::string name(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
+  if (!name.empty() && name.back() == '\n') name.pop_back();
+  return name;
+}
+
+enum class Scan { done, gone, denied };
+
+// Adds to `owners` the sockets among `pid`'s fds that `keep` accepts. A fd dir that lists
+// but refuses its links (the ptrace check is made per link) is denied too: its sockets
+// would otherwise go missing without a word.
+template <class Keep>
+Scan scan_process(int proc_fd, pid_t pid, Keep&& keep, SocketOwners& owners) {
+  const std::string path = std::to_string(pid) + "/fd";
+  const int dir_fd = ::openat(proc_fd, path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return errno == ENOENT || errno == ESRCH ? Scan::gone : Scan::denied;
+  const Directory dir(::fdopendir(dir_fd), ::closedir);
+  if (!dir) {
+    ::close(dir_fd);
+    return Scan::denied;
+  }
+  const int own_dir_fd = pid == ::getpid() ? dir_fd : -1;
+  std::string name;
+  std::vector<std::pair<std::uint64_t, int>> found;
+  for (;;) {
+    errno = 0;
+    const ::dirent* entry = ::readdir(dir.get());
+    if (entry == nullptr) {
+      // An exiting process's fd dir can fail to read (ENOENT): it is gone, not hiding.
+      if (errno == ENOENT || errno == ESRCH) return Scan::gone;
+      if (errno != 0) return Scan::denied;
+      break;
+    }
+    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+    char link[64];
+    const ssize_t length = ::readlinkat(dir_fd, entry->d_name, link, sizeof link);
+    if (length < 0) {
+      if (errno == ENOENT) continue;  // closed since the listing
+      return errno == ESRCH ? Scan::gone : Scan::denied;
+    }
+    const std::uint64_t inode =
+        socket_inode(std::string_view(link, static_cast<std::size_t>(length)));
+    if (inode == 0 || !keep(inode)) continue;
+    const int fd = pid_of(entry->d_name);
+    if (fd == own_dir_fd) continue;
+    found.emplace_back(inode, fd);
+  }
+  if (found.empty()) return Scan::done;
+  const std::string comm = process_name(proc_fd, pid);
+  for (const auto& [inode, fd] : found) {
+    owners.by_inode[inode].push_back(SocketOwner{pid, comm, fd});
+  }
+  return Scan::done;
+}
+
+int open_proc() {
+  const int fd = ::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw Error(detail::last_error(), "sockets", "/proc");
+  return fd;
+}
+
+}  // namespace
+
+SocketOwners scan_socket_owners(const std::unordered_set<std::uint64_t>& wanted) {
+  SocketOwners owners;
+  if (wanted.empty()) return owners;
+  const int proc_fd = open_proc();
+  const Directory proc(::fdopendir(proc_fd), ::closedir);
+  if (!proc) {
+    const auto error = detail::last_error();
+    ::close(proc_fd);
+    throw Error(error, "sockets", "/proc");
+  }
+  const auto keep = [&wanted](std::uint64_t inode) { return wanted.count(inode) != 0; };
+  for (;;) {
+    errno = 0;
+    const ::dirent* entry = ::readdir(proc.get());
+    if (entry == nullptr) {
+      if (errno != 0) throw Error(detail::last_error(), "sockets", "/proc");
+      break;
+    }
+    const pid_t pid = pid_of(entry->d_name);
+    if (pid <= 0) continue;
+    if (scan_process(proc_fd, pid, keep, owners) == Scan::denied) {
+      owners.unreadable.push_back(pid);
+    }
+  }
+  std::sort(owners.unreadable.begin(), owners.unreadable.end());
+  for (auto& [inode, list] : owners.by_inode) {
+    std::sort(list.begin(), list.end(), [](const SocketOwner& a, const SocketOwner& b) {
+      return a.pid != b.pid ? a.pid < b.pid : a.fd < b.fd;
+    });
+  }
+  return owners;
+}
+
+SocketOwners scan_socket_owners_of(pid_t pid) {
+  const auto fail = [pid](int error) -> SocketOwners {
+    throw Error(std::error_code(error, std::system_category()), "sockets",
+                "pid " + std::to_string(pid));
+  };
+  if (pid <= 0) return fail(ESRCH);
+  const int proc_fd = open_proc();
+  SocketOwners owners;
+  struct ::stat before {};
+  const std::string pid_dir = std::to_string(pid);
+  Scan scan = Scan::gone;
+  if (::fstatat(proc_fd, pid_dir.c_str(), &before, 0) == 0) {
+    scan = scan_process(
+        proc_fd, pid, [](std::uint64_t) { return true; }, owners);
+  }
+  // A process that exited during the scan leaves links that vanish: no process, not no
+  // sockets.
+  struct ::stat after {};
+  if (scan == Scan::done && ::fstatat(proc_fd, pid_dir.c_str(), &after, 0) != 0) {
+    scan = Scan::gone;
+  }
+  ::close(proc_fd);
+  if (scan == Scan::gone) return fail(ESRCH);
+  if (scan == Scan::denied) return fail(EACCES);
+  for (auto& [inode, list] : owners.by_inode) {
+    std::sort(list.begin(), list.end(),
+              [](const SocketOwner& a, const SocketOwner& b) { return a.fd < b.fd; });
+  }
+  return owners;
+}
+
+}  // namespace wire::diag::internal

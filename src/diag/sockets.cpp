@@ -1,0 +1,221 @@
+#include "wire/diag/sockets.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <system_error>
+#include <tuple>
+#include <unordered_set>
+
+#include "json_string.hpp"
+#include "proc_net.hpp"
+#include "socket_owners.hpp"
+#include "socket_query.hpp"
+#include "socket_state.hpp"
+#include "wire/error.hpp"
+
+namespace wire::diag {
+namespace {
+
+[[noreturn]] void invalid(const std::string& what, const std::string& why) {
+  throw Error(std::make_error_code(std::errc::invalid_argument), "sockets", what, why);
+}
+
+internal::SocketQuery make_query(const SocketFilter& filter) {
+  internal::SocketQuery query;
+  if (filter.tcp || filter.udp || filter.unix_sockets) {
+    query.tcp = filter.tcp;
+    query.udp = filter.udp;
+    query.unix_sockets = filter.unix_sockets;
+  }
+  std::uint32_t states = 0;
+  if (filter.listening) {
+    states |= internal::state_bit(internal::tcp_listen) | internal::state_bit(internal::tcp_close);
+  }
+  for (const auto& name : filter.states) {
+    const auto code = internal::parse_state(name);
+    if (!code) {
+      invalid("state '" + name + "'", "unknown state; one of " + internal::state_names());
+    }
+    states |= internal::state_bit(*code);
+  }
+  if (states != 0) query.states = states;
+  if (filter.port) {
+    if (*filter.port == 0) invalid("port 0", "a port from 1 to 65535");
+    query.port = filter.port;
+  }
+  return query;
+}
+
+Protocol protocol_of(FdKind kind) {
+  switch (kind) {
+    case FdKind::tcp:
+    case FdKind::tcp6:
+      return Protocol::tcp;
+    case FdKind::udp:
+    case FdKind::udp6:
+      return Protocol::udp;
+    case FdKind::unix_dgram:
+      return Protocol::unix_dgram;
+    case FdKind::unix_seqpacket:
+      return Protocol::unix_seqpacket;
+    default:
+      return Protocol::unix_stream;
+  }
+}
+
+int family_of(FdKind kind) {
+  switch (kind) {
+    case FdKind::tcp:
+    case FdKind::udp:
+      return AF_INET;
+    case FdKind::tcp6:
+    case FdKind::udp6:
+      return AF_INET6;
+    default:
+      return AF_UNIX;
+  }
+}
+
+std::vector<SocketInfo> from_proc(const internal::SocketQuery& query) {
+  unsigned tables = 0;
+  if (query.tcp) tables |= internal::proc_tcp | internal::proc_tcp6;
+  if (query.udp) tables |= internal::proc_udp | internal::proc_udp6;
+  if (query.wants(Protocol::unix_stream)) tables |= internal::proc_unix;
+  std::vector<SocketInfo> list;
+  for (auto& row : internal::read_proc_net("/proc/self/net", tables)) {
+    if (row.kind == FdKind::socket) continue;  // a unix type this does not know
+    const Protocol protocol = protocol_of(row.kind);
+    // A request socket (SYN-RECV) is shown by sock_diag as SYN-RECV, as here.
+    const unsigned state =
+        row.state == internal::tcp_new_syn_recv ? internal::tcp_syn_recv : row.state;
+    if (!query.wants(protocol) || !query.wants_state(state) ||
+        (family_of(row.kind) != AF_UNIX && !query.wants_ports(row.local_port, row.peer_port))) {
+      continue;
+    }
+    SocketInfo info;
+    info.protocol = protocol;
+    info.family = family_of(row.kind);
+    info.state = std::string(internal::state_name(state));
+    info.recv_queue = row.recv_queue;
+    info.send_queue = row.send_queue;
+    info.local = std::move(row.local);
+    info.peer = std::move(row.peer);
+    info.inode = row.inode;
+    info.uid = row.uid;
+    list.push_back(std::move(info));
+  }
+  return list;
+}
+
+void add_owners(SocketList& list, internal::SocketOwners owners) {
+  for (auto& socket : list.sockets) {
+    if (const auto found = owners.by_inode.find(socket.inode); found != owners.by_inode.end()) {
+      socket.owners = std::move(found->second);
+    }
+  }
+  list.unreadable = std::move(owners.unreadable);
+}
+
+}  // namespace
+
+std::string_view protocol_name(Protocol protocol) noexcept {
+  switch (protocol) {
+    case Protocol::tcp:
+      return "tcp";
+    case Protocol::udp:
+      return "udp";
+    case Protocol::unix_stream:
+      return "unix-stream";
+    case Protocol::unix_dgram:
+      return "unix-dgram";
+    case Protocol::unix_seqpacket:
+      return "unix-seqpacket";
+  }
+  return "tcp";
+}
+
+std::string_view source_name(Source source) noexcept {
+  switch (source) {
+    case Source::automatic:
+      return "automatic";
+    case Source::netlink:
+      return "netlink";
+    case Source::proc:
+      return "proc";
+  }
+  return "automatic";
+}
+
+SocketList sockets(const SocketFilter& filter) {
+  const internal::SocketQuery query = make_query(filter);
+  // The process first: a pid that is not there is an error before any dump is made.
+  std::optional<internal::SocketOwners> of_pid;
+  if (filter.pid) of_pid = internal::scan_socket_owners_of(*filter.pid);
+
+  SocketList list;
+  if (filter.source == Source::netlink) {
+    throw Error(std::make_error_code(std::errc::protocol_not_supported), "sockets", "netlink");
+  }
+  list.sockets = from_proc(query);
+  list.source = Source::proc;
+
+  if (of_pid) {
+    std::erase_if(list.sockets,
+                  [&](const SocketInfo& s) { return !of_pid->by_inode.count(s.inode); });
+    add_owners(list, std::move(*of_pid));
+  } else if (filter.owners) {
+    std::unordered_set<std::uint64_t> wanted;
+    for (const auto& s : list.sockets) wanted.insert(s.inode);
+    add_owners(list, internal::scan_socket_owners(wanted));
+  }
+  std::sort(list.sockets.begin(), list.sockets.end(), [](const SocketInfo& a, const SocketInfo& b) {
+    return std::tie(a.protocol, a.family, a.local, a.peer, a.inode) <
+           std::tie(b.protocol, b.family, b.local, b.peer, b.inode);
+  });
+  return list;
+}
+
+std::string to_json(const SocketList& list) {
+  std::string out = "{\"source\": ";
+  internal::append_json_string(out, source_name(list.source));
+  out += ", \"unreadable\": [";
+  for (std::size_t i = 0; i < list.unreadable.size(); ++i) {
+    out += (i == 0 ? "" : ", ") + std::to_string(list.unreadable[i]);
+  }
+  out += "], \"sockets\": [";
+  for (std::size_t i = 0; i < list.sockets.size(); ++i) {
+    const SocketInfo& s = list.sockets[i];
+    out += i == 0 ? "\n  {" : ",\n  {";
+    out += "\"protocol\": ";
+    internal::append_json_string(out, protocol_name(s.protocol));
+    out += ", \"family\": ";
+    internal::append_json_string(out, s.family == AF_INET    ? "inet"
+                                      : s.family == AF_INET6 ? "inet6"
+                                                             : "unix");
+    out += ", \"state\": ";
+    internal::append_json_string(out, s.state);
+    out += ", \"recv_queue\": " + std::to_string(s.recv_queue);
+    out += ", \"send_queue\": " + std::to_string(s.send_queue);
+    out += ", \"local\": ";
+    internal::append_json_string(out, s.local);
+    out += ", \"peer\": ";
+    internal::append_json_string(out, s.peer);
+    out += ", \"inode\": " + std::to_string(s.inode);
+    out += ", \"peer_inode\": " + std::to_string(s.peer_inode);
+    out += ", \"uid\": " + (s.uid == unknown_uid ? std::string("null") : std::to_string(s.uid));
+    out += ", \"owners\": [";
+    for (std::size_t k = 0; k < s.owners.size(); ++k) {
+      out += k == 0 ? "{\"pid\": " : ", {\"pid\": ";
+      out += std::to_string(s.owners[k].pid) + ", \"name\": ";
+      internal::append_json_string(out, s.owners[k].name);
+      out += ", \"fd\": " + std::to_string(s.owners[k].fd) + "}";
+    }
+    out += "]}";
+  }
+  out += list.sockets.empty() ? "]}\n" : "\n]}\n";
+  return out;
+}
+
+}  // namespace wire::diag
