@@ -560,6 +560,12 @@ TEST_F(StatusPageCli, OffWithTheFlagAndByDefaultOnOtherAddresses) {
     RawClient client(asked.loopback());
     EXPECT_EQ(client.get("/_wire/status").status, 200);
   }
+  Child help({WIRE_CLI, "serve", "--help"}, Child::Options{});
+  const std::string usage = help.read_all();
+  EXPECT_EQ(help.wait_at_most(5s), 0);
+  for (const char* words : {"--status", "/_wire/status", "/_wire/metrics", "loopback"}) {
+    EXPECT_TRUE(contains(usage, words)) << words << "\n" << usage;
+  }
   Child bad({WIRE_CLI, "serve", "0", site, "--status", "maybe"}, Child::Options::merged());
   EXPECT_EQ(bad.wait_at_most(5s), 2);
   const std::string said = bad.read_all();
