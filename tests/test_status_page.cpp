@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
-#include <regex>
 
 #include "support.hpp"
 #include "wire/http/server.hpp"
@@ -173,6 +172,27 @@ std::uint64_t number_of(const std::map<std::string, std::string>& values, const 
     return 0;
   }
   return std::stoull(at->second);
+}
+
+// Whether `text` holds a row "FD <number> <rest>" (std::regex is avoided: GCC 12 warns
+// inside it under the sanitizer presets).
+bool has_fd_row(const std::string& text, const std::string& rest) {
+  for (auto at = text.find("FD "); at != std::string::npos; at = text.find("FD ", at + 1)) {
+    std::size_t end = at + 3;
+    while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+    if (end > at + 3 && text.compare(end, rest.size() + 1, " " + rest) == 0) return true;
+  }
+  return false;
+}
+
+// A Prometheus label value as the parser script prints it back: a JSON string.
+std::string json_quoted(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
 }
 
 // The page's text as a reader sees it: tags gone, whitespace collapsed.
@@ -520,14 +540,9 @@ TEST_F(StatusPageCli, ChromiumShowsTheListenerAHeldConnectionAndEscapedNames) {
   const std::string dom = chromium_dom(dir, served.url() + "_wire/status");
   const std::string text = visible_text(dom);
   const std::string port = std::to_string(address.port());
-  EXPECT_TRUE(
-      std::regex_search(text, std::regex("FD [0-9]+ listening 127\\.0\\.0\\.1:" + port + " ")))
-      << text;
+  EXPECT_TRUE(has_fd_row(text, "listening 127.0.0.1:" + port + " ")) << text;
   const std::string peer = held.socket().local_address().to_string().substr(6);
-  EXPECT_TRUE(std::regex_search(
-      text, std::regex("FD [0-9]+ client " + std::regex_replace(peer, std::regex("\\."), "\\.") +
-                       " ESTAB")))
-      << text;
+  EXPECT_TRUE(has_fd_row(text, "client " + peer + " ESTAB ")) << text;
   // Markup in names stays text: the DOM holds no element made of it.
   EXPECT_FALSE(contains(dom, "<img")) << dom;
   EXPECT_EQ(occurrences(dom, "<script"), 0u) << dom;
@@ -629,10 +644,7 @@ TEST_F(StatusPageCli, UnixSocketsGetThePageAndLabelValuesAreEscaped) {
   ASSERT_EQ(metrics.status, 200);
   const auto v = parsed_by_python(dir, metrics.body);
   EXPECT_EQ(
-      number_of(v, "sample\twire_listening_sockets{address=\"unix:" +
-                       std::regex_replace(std::regex_replace(path, std::regex("\\\\"), "\\\\"),
-                                          std::regex("\""), "\\\"") +
-                       "\"}"),
+      number_of(v, "sample\twire_listening_sockets{address=" + json_quoted("unix:" + path) + "}"),
       4u)
       << metrics.body;
   EXPECT_EQ(number_of(v, "sample\twire_connection_states{state=\"ESTAB\"}"), 1u);
