@@ -4,6 +4,8 @@
 # by requests per server CPU-second (utime+stime of the server process over the run), with
 # req/s and latency beside it. Cases: a 13-byte file (keep-alive) at -c50 and -c200, and a
 # 1 MiB file at -c50 (MB/s and MB per server CPU-second). Interleaved rounds; medians.
+# `wire` runs as users get it on loopback, counting for its status page; `wire-off` is the
+# same with --status off: their ratio is what the counting costs.
 # Usage: bench/http.sh [BUILD_DIR]   (ROUNDS, DURATION override)
 set -euo pipefail
 build=$(cd "${1:-build/release}" && pwd)
@@ -54,6 +56,7 @@ start() {  # name -> server_pid
   port=$((port + 1))
   case $1 in
     wire) taskset -c 1 "$build/tools/wire/wire" serve "$work/www" --quiet --bind "127.0.0.1:$port" 2>/dev/null & ;;
+    wire-off) taskset -c 1 "$build/tools/wire/wire" serve "$work/www" --quiet --status off --bind "127.0.0.1:$port" 2>/dev/null & ;;
     nginx) nginx_conf "$port"; taskset -c 1 nginx -c "$work/nginx.conf" -p "$work" 2>/dev/null & ;;
     h2o) h2o_conf "$port"; taskset -c 1 h2o -c "$work/h2o.conf" >/dev/null 2>&1 & ;;
     ceiling) taskset -c 1 "$build/bench/epoll_http" "$port" 2>/dev/null & ;;
@@ -84,7 +87,7 @@ for round in $(seq "$rounds"); do
     # The order turns each round, so a drift in the machine's speed favours no server.
     # The ceiling (bench/epoll_http.cpp: canned replies, no parsing, no files) only
     # knows the 13-byte answer.
-    servers=(wire nginx h2o)
+    servers=(wire wire-off nginx h2o)
     [[ $file == hello.txt ]] && servers+=(ceiling)
     shift_by=$(((round - 1) % ${#servers[@]}))
     for name in "${servers[@]:shift_by}" "${servers[@]:0:shift_by}"; do
@@ -112,17 +115,17 @@ for case in "hello.txt 50" "hello.txt 200" "big.bin 50"; do
   read -r file conns <<<"$case"
   echo
   echo "$file, -c$conns"
-  printf "%-6s %12s %10s %14s %16s %10s\n" server "req/s" "MB/s" "server CPU s" "req per CPU-s" "p50"
-  names=(wire nginx h2o)
+  printf "%-8s %12s %10s %14s %16s %10s\n" server "req/s" "MB/s" "server CPU s" "req per CPU-s" "p50"
+  names=(wire wire-off nginx h2o)
   [[ $file == hello.txt ]] && names+=(ceiling)
   for name in "${names[@]}"; do
     sel() { awk -v f="$file" -v c="$conns" -v n="$name" -v k="$1" '$1==f && $2==c && $3==n {print $k}' "$results"; }
     rps=$(sel 5 | median); mb=$(sel 6 | median); cpu=$(sel 7 | median)
     per=$(awk -v f="$file" -v c="$conns" -v n="$name" -v d="$duration" '$1==f && $2==c && $3==n && $7>0 {print $5*d/$7}' "$results" | median)
     p50=$(sel 8 | head -1)
-    printf "%-6s %12.0f %10.1f %14.3f %16.0f %10s\n" "$name" "$rps" "$mb" "$cpu" "$per" "$p50"
+    printf "%-8s %12.0f %10.1f %14.3f %16.0f %10s\n" "$name" "$rps" "$mb" "$cpu" "$per" "$p50"
   done
-  pairs=("wire nginx" "wire h2o")
+  pairs=("wire wire-off" "wire nginx" "wire h2o")
   [[ $file == hello.txt ]] && pairs+=("wire ceiling" "ceiling h2o")
   for pair in "${pairs[@]}"; do
     read -r one ref <<<"$pair"

@@ -185,11 +185,13 @@ class Server::SlotAwaitable {
   Server& server_;
 };
 
-Server::Server(EventLoop& loop, Socket listener, ConnectionHandler handler, ServerLimits limits)
+Server::Server(EventLoop& loop, Socket listener, ConnectionHandler handler, ServerLimits limits,
+               std::shared_ptr<ConnectionCounters> counters)
     : loop_(loop),
       listener_(loop, std::move(listener)),
       handler_(std::move(handler)),
       limits_(limits),
+      counters_(std::move(counters)),
       max_connections_(limits.max_connections != 0 ? limits.max_connections
                                                    : default_max_connections(1)) {}
 
@@ -198,7 +200,9 @@ Server::~Server() {
   loop_.cancel(grace_timer_);
   accept_task_.reset();
   // The connections' tasks belong to the loop, which frees their records when it destroys
-  // them; from now on they must not call back into this server.
+  // them; from now on they must not call back into this server (nor count their end: they
+  // are counted as ended here, the serving being over).
+  if (counters_) counters_->closed.fetch_add(connections_.size(), std::memory_order_release);
   for (Connection* connection : connections_) {
     if (connection->parked) {  // no task holds it: it ends here
       loop_.cancel_io(connection->park);
@@ -260,10 +264,13 @@ void Server::start_connection(AsyncSocket socket) {
   connection->park.owner = connection.get();
   if (limits_.idle_timeout) connection->socket.set_timeout(limits_.idle_timeout);
   connections_.push_back(connection.get());
+  // Counted before the handler runs: it may end the connection (and count that) at once.
+  if (counters_) counters_->accepted.fetch_add(1, std::memory_order_relaxed);
   try {
     run_handler(connection.get());
   } catch (...) {
     connections_.pop_back();
+    if (counters_) counters_->accepted.fetch_sub(1, std::memory_order_relaxed);
     throw;
   }
   connection.release();  // from now on connection_done or end_connection frees it
@@ -340,6 +347,7 @@ void Server::end_connection(Connection* connection) noexcept {
     delete connection;
     return;
   }
+  if (server->counters_) server->counters_->closed.fetch_add(1, std::memory_order_release);
   auto& table = server->connections_;
   table[connection->index] = table.back();
   table[connection->index]->index = connection->index;
@@ -465,7 +473,7 @@ int serve(std::string_view address, ConnectionHandler handler, ServeOptions opti
   run_workers(listeners, [&](Socket listener) {
     EventLoop loop(options.selector);
     ServingRegistration registration(loop);
-    Server server(loop, std::move(listener), handler, limits);
+    Server server(loop, std::move(listener), handler, limits, options.counters);
     server.start();
     loop.run();  // until stop_serving()
     if (options.on_stopping && !announced.exchange(true)) {

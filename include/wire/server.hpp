@@ -27,8 +27,10 @@
 //   shutdown_grace, then close what is left.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -54,10 +56,27 @@ struct ServerLimits {
   std::chrono::nanoseconds shutdown_grace = std::chrono::seconds(5);
 };
 
+// Connection counts that every worker of a serve() shares (ServeOptions::counters), for a
+// status page or metrics: each connection costs one atomic increment when its handler
+// starts and one when it ends, never a lock. On cache lines of their own, so workers
+// counting do not slow each other's neighbours.
+struct ConnectionCounters {
+  alignas(64) std::atomic<std::uint64_t> accepted{0};  // connections a handler was started for
+  alignas(64) std::atomic<std::uint64_t> closed{0};    // of those, the ones that have ended
+  // accepted - closed. A connection's close is counted with release after its start, and
+  // `closed` is read first with acquire, so every close seen has its start seen too.
+  std::uint64_t open() const noexcept {
+    const std::uint64_t ended = closed.load(std::memory_order_acquire);
+    const std::uint64_t started = accepted.load(std::memory_order_relaxed);
+    return started > ended ? started - ended : 0;
+  }
+};
+
 // One loop's server: an accept loop and the connections it spawned.
 class Server {
  public:
-  Server(EventLoop& loop, Socket listener, ConnectionHandler handler, ServerLimits limits = {});
+  Server(EventLoop& loop, Socket listener, ConnectionHandler handler, ServerLimits limits = {},
+         std::shared_ptr<ConnectionCounters> counters = nullptr);
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
   ~Server();
@@ -108,6 +127,7 @@ class Server {
   AsyncSocket listener_;
   ConnectionHandler handler_;
   ServerLimits limits_;
+  std::shared_ptr<ConnectionCounters> counters_;  // may be null
   std::size_t max_connections_;
   std::vector<Connection*> connections_;  // each knows its index: O(1) removal
   bool closing_all_ = false;
@@ -136,6 +156,9 @@ struct ServeOptions {
   // grace the open connections get: for a "stopping..." line. A second SIGINT/SIGTERM (or
   // stop_serving() call) during the grace ends it at once.
   std::function<void(std::chrono::nanoseconds grace)> on_stopping;
+  // Optional: connections started and ended, summed over every worker (an
+  // http::ServerStats is one: give the same object to http::Options::stats).
+  std::shared_ptr<ConnectionCounters> counters;
 };
 
 // Serves `address` until SIGINT/SIGTERM (or stop_serving()), then stops gracefully.

@@ -79,11 +79,20 @@ std::string status_line_and_headers(const Response& response, bool keep_alive,
 // what the client still sends, until it closes or linger_timeout passes without a byte
 // (linger_time in all). Closing with unread bytes would send a reset, and a reset makes the
 // client's kernel drop the response it had not read yet (nginx's lingering_close).
-Task<void> drain_input(AsyncSocket& conn) {
+Task<void> drain_input(AsyncSocket& conn, ServerStats* stats) {
   for (;;) {
     auto data = co_await conn.recv_pooled(std::nothrow);
     if (!data || data->empty()) co_return;
+    if (stats) stats->add_received(data->size());
   }
+}
+
+// Bytes this connection sent since `before` (a bytes_sent() reading), when at least `known`
+// of them are known to have gone (a count that may pass 4 GiB, as a sendfile's): the 32-bit
+// counter then gives the rest exactly.
+std::uint64_t sent_since(const AsyncSocket& conn, std::uint32_t before, std::uint64_t known = 0) {
+  const std::uint32_t delta = conn.bytes_sent() - before;
+  return known + static_cast<std::uint32_t>(delta - static_cast<std::uint32_t>(known));
 }
 
 Task<void> linger_close(AsyncSocket& conn, const Options& options) {
@@ -91,7 +100,7 @@ Task<void> linger_close(AsyncSocket& conn, const Options& options) {
   conn.mark_idle(true);  // nothing is in flight: a graceful stop need not wait for this
   conn.set_timeout(options.linger_timeout);
   try {
-    co_await with_timeout(options.linger_time, drain_input(conn));
+    co_await with_timeout(options.linger_time, drain_input(conn, options.stats.get()));
   } catch (const Error&) {
     // linger_time is over: close anyway
   }
@@ -119,14 +128,17 @@ Task<void> reject(AsyncSocket& conn, int status, const char* reason, const Optio
       status_line_and_headers(response, false, options, response.body.size(), false) +
       response.body;
   conn.set_timeout(options.body_timeout);
-  if (!(co_await conn.send_all(wire_bytes, std::nothrow))) co_return;
+  const std::uint32_t sent_before = conn.bytes_sent();
+  const bool sent = static_cast<bool>(co_await conn.send_all(wire_bytes, std::nothrow));
+  if (options.stats) options.stats->add_response(status, sent_since(conn, sent_before));
+  if (!sent) co_return;
   co_await linger_close(conn, options);
 }
 
 // Reads more bytes into `into`, waiting at most `timeout`; false on timeout, EOF or error
 // (`timed_out` tells which).
-Task<bool> read_more(AsyncSocket& conn, std::string& into, Clock::duration timeout,
-                     bool& timed_out) {
+Task<bool> read_more(AsyncSocket& conn, std::string& into, Clock::duration timeout, bool& timed_out,
+                     ServerStats* stats) {
   if (timeout <= Clock::duration::zero()) {
     timed_out = true;
     co_return false;
@@ -138,6 +150,7 @@ Task<bool> read_more(AsyncSocket& conn, std::string& into, Clock::duration timeo
     co_return false;
   }
   if (data->empty()) co_return false;
+  if (stats) stats->add_received(data->size());
   into.append(data->view());
   co_return true;
 }
@@ -307,6 +320,7 @@ struct Outgoing {
   std::uint32_t sent_before = 0;  // conn.bytes_sent() before the response
   std::uint64_t file_sent = 0;    // bytes of the file sendfile took (exact, errors too)
   std::uint64_t sent_body = 0;    // body bytes, for the access log
+  std::uint64_t known_sent = 0;   // bytes known to have gone (head, file, chunks), for stats
   bool chunked = false;
   bool file_follows = false;
 };
@@ -363,6 +377,7 @@ Task<bool> send_body(AsyncSocket& conn, const Request& request, Response& respon
   if (o.file_follows) {
     auto sent = co_await conn.sendfile(response.file_fd, response.file_offset, response.file_length,
                                        std::nothrow, o.file_sent);
+    o.known_sent += o.file_sent;
     if (!sent) failure = sent.error();
     o.sent_body = response.file_length;
   } else {
@@ -385,6 +400,7 @@ Task<bool> send_body(AsyncSocket& conn, const Request& request, Response& respon
         failure = r.error();
         break;
       }
+      o.known_sent += frame.size();
       o.sent_body += piece.size();
       if (piece.empty()) break;
     }
@@ -404,6 +420,7 @@ Task<bool> send_response(AsyncSocket& conn, const Request& request, Response& re
     report_abort(conn, request, options, o, sent.error(), {});
     co_return false;
   }
+  o.known_sent = out.size();
   if (o.file_follows || o.chunked)
     co_return co_await send_body(conn, request, response, options, o);
   co_return true;
@@ -445,7 +462,8 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
       }
       if (!header_deadline) header_deadline = Clock::now() + options.header_timeout;
       bool timed_out = false;
-      if (!co_await read_more(conn, buffer, *header_deadline - Clock::now(), timed_out)) {
+      if (!co_await read_more(conn, buffer, *header_deadline - Clock::now(), timed_out,
+                              options.stats.get())) {
         if (timed_out) co_await reject(conn, 408, "the request head took too long", options);
         co_return false;
       }
@@ -488,12 +506,17 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
     if (head.body != BodyKind::none) {
       if (head.expect_continue && buffer.empty()) {
         conn.set_timeout(options.body_timeout);
-        if (!co_await conn.send_all("HTTP/1.1 100 Continue\r\n\r\n", std::nothrow)) co_return false;
+        const std::uint32_t sent_before = conn.bytes_sent();
+        const bool sent = static_cast<bool>(
+            co_await conn.send_all("HTTP/1.1 100 Continue\r\n\r\n", std::nothrow));
+        if (options.stats) options.stats->add_sent(sent_since(conn, sent_before));
+        if (!sent) co_return false;
       }
       bool timed_out = false;
       if (head.body == BodyKind::length) {
         while (buffer.size() < head.content_length) {
-          if (!co_await read_more(conn, buffer, options.body_timeout, timed_out)) {
+          if (!co_await read_more(conn, buffer, options.body_timeout, timed_out,
+                                  options.stats.get())) {
             if (timed_out) co_await reject(conn, 408, "the request body stalled", options);
             co_return false;
           }
@@ -515,7 +538,8 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
           if (step.consumed == 0) {
             buffer.erase(0, used);
             used = 0;
-            if (!co_await read_more(conn, buffer, options.body_timeout, timed_out)) {
+            if (!co_await read_more(conn, buffer, options.body_timeout, timed_out,
+                                    options.stats.get())) {
               if (timed_out) co_await reject(conn, 408, "the request body stalled", options);
               co_return false;
             }
@@ -555,8 +579,8 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
     // everything from a child under with_timeout when a total deadline is asked for.
     Response& response = *answer;
     Outgoing outgoing = prepare_response(conn, head, response, keep_alive, options, exchange->out);
+    bool sent = false;
     if (options.response_deadline) {
-      bool sent = false;
       try {
         sent = co_await with_timeout(
             *options.response_deadline,
@@ -564,20 +588,26 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
       } catch (const Error& e) {
         report_abort(conn, request, options, outgoing, e.code(), {});
       }
-      if (!sent) co_return false;
     } else {
       // With a file to follow, the head waits (MSG_MORE) to leave in the file's first segment.
-      auto sent =
+      auto head_sent =
           co_await conn.send_all(exchange->out, outgoing.file_follows ? MSG_MORE : 0, std::nothrow);
-      if (!sent) {
-        report_abort(conn, request, options, outgoing, sent.error(), {});
-        co_return false;
-      }
-      if ((outgoing.file_follows || outgoing.chunked) &&
-          !co_await send_body(conn, request, response, options, outgoing)) {
-        co_return false;
+      if (!head_sent) {
+        report_abort(conn, request, options, outgoing, head_sent.error(), {});
+      } else {
+        outgoing.known_sent = exchange->out.size();
+        sent = true;
+        if (outgoing.file_follows || outgoing.chunked) {
+          sent = co_await send_body(conn, request, response, options, outgoing);
+        }
       }
     }
+    // A response cut short counts too, with what of it went.
+    if (options.stats) {
+      options.stats->add_response(response.status,
+                                  sent_since(conn, outgoing.sent_before, outgoing.known_sent));
+    }
+    if (!sent) co_return false;
     if (options.on_response) options.on_response(request, response.status, outgoing.sent_body);
     if (!keep_alive) {
       co_await linger_close(conn, options);
@@ -608,6 +638,7 @@ Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Opt
       co_return;
     }
     if (!first || first->empty()) co_return;  // idle timeout, close or error: just close
+    if (options.stats) options.stats->add_received(first->size());
     if (!co_await serve_requests(conn, handler, options, first->view())) co_return;
   }
 }

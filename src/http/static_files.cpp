@@ -228,14 +228,24 @@ std::string etag_for(const struct ::stat& st) {
   return text;
 }
 
-// Lists the open folder `fd` (and closes it); names starting with '.' only if `dotfiles`, as
-// a listing must not point to what the server would refuse.
-Response listing(int fd, std::string_view url_path, bool dotfiles) {
+// Whether `relative` (a path beneath the root, without a leading '/') is or lies under one of
+// the hidden names.
+bool is_hidden(std::string_view relative, const std::vector<std::string>& hidden) {
+  const std::string_view top = relative.substr(0, relative.find('/'));
+  return std::find(hidden.begin(), hidden.end(), top) != hidden.end();
+}
+
+// Lists the open folder `fd` (and closes it); names starting with '.' only if `dotfiles`, and
+// at the root (`at_root`) none of `hidden`, as a listing must not point to what the server
+// would refuse.
+Response listing(int fd, std::string_view url_path, bool dotfiles, bool at_root,
+                 const std::vector<std::string>& hidden) {
   std::vector<std::pair<std::string, bool>> entries;
   if (DIR* dir = ::fdopendir(fd)) {
     while (auto* entry = ::readdir(dir)) {
       std::string name = entry->d_name;
       if (name == "." || name == ".." || (!dotfiles && name.front() == '.')) continue;
+      if (at_root && !hidden.empty() && is_hidden(name, hidden)) continue;
       struct ::stat st {};
       bool is_dir = ::fstatat(::dirfd(dir), name.c_str(), &st, 0) == 0 && S_ISDIR(st.st_mode);
       entries.emplace_back(std::move(name), is_dir);
@@ -791,6 +801,7 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
         at = next + 1;
       }
     }
+    if (!options.hidden.empty() && is_hidden(relative, options.hidden)) co_return not_found();
     ThreadCache& cache = root->thread_cache();
     const auto now = loop_time();
     // The cache holds files only: a name asked for as a folder goes to the disk.
@@ -850,7 +861,8 @@ Handler static_files(const std::string& root_text, StaticOptions options) {
           ::close(fd);
           co_return not_found();
         }
-        co_return listing(fd, decoded, options.dotfiles);  // takes fd
+        co_return listing(fd, decoded, options.dotfiles, relative.empty(),
+                          options.hidden);  // takes fd
       }
     }
     if (!S_ISREG(info.st_mode) || (names_folder && file == relative)) {

@@ -9,6 +9,7 @@
 #include "commands.hpp"
 #include "wire/address.hpp"
 #include "wire/http/static_files.hpp"
+#include "wire/http/status_page.hpp"
 #include "wire/server.hpp"
 
 namespace wire::cli {
@@ -67,6 +68,7 @@ Command add_serve(CLI::App& app) {
     int workers = 1;
     bool quiet = false;
     bool dotfiles = false;
+    std::string status;  // "on", "off", or "" (on for loopback and Unix addresses)
     CLI::Option* first_option = nullptr;
     CLI::Option* second_option = nullptr;
     CLI::Option* directory_option = nullptr;
@@ -146,6 +148,13 @@ Command add_serve(CLI::App& app) {
   sub->add_flag("--quiet,-q", args->quiet, "no access log");
   sub->add_flag("--dotfiles", args->dotfiles,
                 "serve and list names starting with '.' (.git, .env): 404 without it");
+  sub->add_option("--status", args->status,
+                  "on|off: the status page at /_wire/status (fds, connections, requests by "
+                  "status, bytes; refreshes itself), /_wire/status.json and Prometheus metrics "
+                  "at /_wire/metrics. Default: on when bound to loopback or a Unix socket, off "
+                  "otherwise. While on, /_wire is the page's: a _wire in the folder is neither "
+                  "served nor listed (said at start)")
+      ->check(CLI::IsMember({"on", "off"}));
   return [args] {
     const Where where = args->where();
     http::Options options;
@@ -183,7 +192,28 @@ Command add_serve(CLI::App& app) {
                    "(Ctrl-C again to stop at once)\n",
                    std::chrono::duration<double>(grace).count());
     };
-    serve_options.on_listening = [where](const Address& bound) {
+    // The status page's default needs the address as it will be bound: a name (localhost)
+    // is resolved as serve() resolves it.
+    const bool status = args->status.empty()
+                            ? http::status_page_on_by_default(resolve(where.address).front())
+                            : args->status == "on";
+    http::StaticOptions static_options;
+    static_options.dotfiles = args->dotfiles;
+    std::optional<std::string> hidden;
+    if (status) {
+      static_options.hidden = {std::string(http::status_page_name)};
+      hidden = http::hidden_by_status_page(where.directory);
+    }
+    auto handler = http::static_files(where.directory, static_options);
+    if (status) {
+      auto stats = std::make_shared<http::ServerStats>();
+      options.stats = stats;
+      serve_options.counters = stats;
+      http::StatusPageOptions page;
+      page.description = "wire serve " + where.directory;
+      handler = http::with_status_page(std::move(handler), stats, std::move(page));
+    }
+    serve_options.on_listening = [where, hidden](const Address& bound) {
       // A URL wire get takes as it is: an abstract socket keeps its '@'.
       std::string url =
           bound.family() == Family::local
@@ -192,10 +222,13 @@ Command add_serve(CLI::App& app) {
                     (bound.family() == Family::inet6 ? "[" + bound.host() + "]" : bound.host()) +
                     ":" + std::to_string(bound.port()) + "/";
       std::fprintf(stderr, "Serving %s at %s\n", where.directory.c_str(), url.c_str());
+      if (hidden) {
+        std::fprintf(stderr,
+                     "wire: %s is not served: /_wire is the status page's (--status off "
+                     "serves it)\n",
+                     detail::printable(*hidden).c_str());
+      }
     };
-    http::StaticOptions static_options;
-    static_options.dotfiles = args->dotfiles;
-    auto handler = http::static_files(where.directory, static_options);
     return serve(where.address, http::connection_handler(std::move(handler), options),
                  serve_options);
   };

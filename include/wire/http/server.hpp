@@ -36,6 +36,7 @@
 
 #include "wire/async_socket.hpp"
 #include "wire/http/parser.hpp"
+#include "wire/http/server_stats.hpp"
 #include "wire/server.hpp"
 
 namespace wire::http {
@@ -125,6 +126,10 @@ struct Options {
   // short ("GET /big.bin: response aborted after 65536 of 2097152 body bytes: Broken pipe").
   // When empty, handler failures are printed to stderr and aborted responses are not.
   std::function<void(const AsyncSocket& connection, std::string_view message)> on_error;
+  // Optional: requests by status and bytes in and out are added to it (a few relaxed atomic
+  // increments per request). Give the same object to ServeOptions::counters for the
+  // connection counts, and to with_status_page() to show it (wire/http/status_page.hpp).
+  std::shared_ptr<ServerStats> stats;
 };
 
 // Serves HTTP on one connection until it closes.

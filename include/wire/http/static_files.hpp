@@ -22,6 +22,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "wire/http/server.hpp"
 
@@ -30,6 +31,9 @@ namespace wire::http {
 struct StaticOptions {
   bool listings = true;   // an HTML listing for folders without index.html or index.htm
   bool dotfiles = false;  // serve and list names starting with '.' (`.git/config`, `.env`)
+  // Names at the top of the root neither served (404, whatever lies beneath) nor listed:
+  // paths the server answers itself, such as the status page's "_wire".
+  std::vector<std::string> hidden;
 };
 
 // Throws wire::Error when `root` is not a readable folder.
