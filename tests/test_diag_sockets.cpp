@@ -48,14 +48,17 @@ std::string inet(const std::string& host, std::uint16_t port, bool v6) {
 }
 
 // TCP on one family: a listener, an established pair, a pair whose client shut down its
-// side (FIN-WAIT-2 / CLOSE-WAIT, the seed's zombie) and a pair closed by both (TIME-WAIT).
+// side (FIN-WAIT-2 / CLOSE-WAIT, the seed's zombie), one whose client closed (an orphan
+// FIN-WAIT-2, which the kernel keeps as a timewait socket) and a pair closed by both
+// (TIME-WAIT).
 struct TcpScene {
   bool v6;
   std::string host;
   Socket listener;
   Socket client, accepted;        // ESTAB, ESTAB
   Socket half_client, half_peer;  // FIN-WAIT-2, CLOSE-WAIT
-  std::uint16_t port = 0, client_port = 0, half_client_port = 0, timed_port = 0;
+  Socket orphan_peer;             // CLOSE-WAIT; its client is closed
+  std::uint16_t port = 0, client_port = 0, half_client_port = 0, orphan_port = 0, timed_port = 0;
 
   explicit TcpScene(bool ipv6) : v6(ipv6), host(ipv6 ? "::1" : "127.0.0.1") {
     const std::string base = ipv6 ? "tcp://[::1]:" : "tcp://127.0.0.1:";
@@ -69,16 +72,22 @@ struct TcpScene {
     half_client_port = half_client.local_address().port();
     half_client.shutdown(Shutdown::write);
     {
+      Socket orphan = create_connection(base + std::to_string(port), std::chrono::seconds(2));
+      orphan_peer = std::move(listener.accept().socket);
+      orphan_port = orphan.local_address().port();
+    }
+    {
       Socket timed = create_connection(base + std::to_string(port), std::chrono::seconds(2));
       Socket timed_peer = std::move(listener.accept().socket);
       timed_port = timed.local_address().port();
       timed.close();  // the active closer ends in TIME-WAIT once the peer closes too
-      if (!eventually([&] { return test::sockets_in_state(port, "08") == 2; }))
+      if (!eventually([&] { return test::sockets_in_state(port, "08") == 3; }))
         throw std::runtime_error("no CLOSE-WAIT");
     }
     if (!eventually([&] {
           return test::sockets_in_state(timed_port, "06") == 1 &&
-                 test::sockets_in_state(half_client_port, "05") == 1;
+                 test::sockets_in_state(half_client_port, "05") == 1 &&
+                 test::sockets_in_state(orphan_port, "05") == 1;
         })) {
       throw std::runtime_error("no TIME-WAIT / FIN-WAIT-2");
     }
@@ -91,6 +100,8 @@ struct TcpScene {
         {inet(host, port, v6), inet(host, client_port, v6), "ESTAB"},
         {inet(host, half_client_port, v6), inet(host, port, v6), "FIN-WAIT-2"},
         {inet(host, port, v6), inet(host, half_client_port, v6), "CLOSE-WAIT"},
+        {inet(host, orphan_port, v6), inet(host, port, v6), "FIN-WAIT-2"},
+        {inet(host, port, v6), inet(host, orphan_port, v6), "CLOSE-WAIT"},
         {inet(host, timed_port, v6), inet(host, port, v6), "TIME-WAIT"},
     };
   }
@@ -200,8 +211,9 @@ std::map<std::uint64_t, std::tuple<std::string, std::string, std::uint64_t>> ss_
   return rows;
 }
 
+// Both backends, each forced: the same live sockets must come out of either.
 std::set<Source> sources_here() {
-  return {Source::proc};
+  return {Source::netlink, Source::proc};
 }
 
 class DiagSocketsTest : public test::Test {};
@@ -309,7 +321,20 @@ TEST_F(DiagSocketsTest, FiltersByStateListeningAndPort) {
     for (const auto& s : zombies.sockets) EXPECT_EQ(s.state, "CLOSE-WAIT");
     EXPECT_EQ(rows_of(zombies, Protocol::tcp, AF_INET, ports),
               (std::set<Row>{{inet(tcp.host, tcp.port, false),
-                              inet(tcp.host, tcp.half_client_port, false), "CLOSE-WAIT"}}));
+                              inet(tcp.host, tcp.half_client_port, false), "CLOSE-WAIT"},
+                             {inet(tcp.host, tcp.port, false),
+                              inet(tcp.host, tcp.orphan_port, false), "CLOSE-WAIT"}}));
+
+    // A closed client's FIN-WAIT-2 is a timewait socket to the kernel: asked for by its
+    // state, it comes all the same, and TIME-WAIT does not come with it.
+    SocketFilter fin_wait;
+    fin_wait.states = {"fin-wait-2"};
+    fin_wait.source = source;
+    EXPECT_EQ(rows_of(diag::sockets(fin_wait), Protocol::tcp, AF_INET, ports),
+              (std::set<Row>{{inet(tcp.host, tcp.half_client_port, false),
+                              inet(tcp.host, tcp.port, false), "FIN-WAIT-2"},
+                             {inet(tcp.host, tcp.orphan_port, false),
+                              inet(tcp.host, tcp.port, false), "FIN-WAIT-2"}}));
 
     SocketFilter several;
     several.states = {"ESTAB", "Fin_Wait-2", "established"};
@@ -382,8 +407,8 @@ TEST_F(DiagSocketsTest, PidFilterIsThatProcessOnly) {
   mine.pid = ::getpid();
   mine.tcp = true;
   std::set<std::uint64_t> ours;
-  for (const Socket* s :
-       {&tcp.listener, &tcp.client, &tcp.accepted, &tcp.half_client, &tcp.half_peer}) {
+  for (const Socket* s : {&tcp.listener, &tcp.client, &tcp.accepted, &tcp.half_client,
+                          &tcp.half_peer, &tcp.orphan_peer}) {
     ours.insert(inode_of(*s));
   }
   std::set<std::uint64_t> listed;
@@ -461,7 +486,7 @@ TEST_F(DiagSocketsTest, JsonIsParsedByPython) {
                "print(d['source'], len(d['sockets']), r['protocol'], r['family'], r['local'], "
                "r['owners'][0]['pid'], r['owners'][0]['fd'])",
                dir.file("s.json")});
-  EXPECT_EQ(check.read_all(), std::string(diag::source_name(list.source)) + " 6 tcp inet " +
+  EXPECT_EQ(check.read_all(), std::string(diag::source_name(list.source)) + " 8 tcp inet " +
                                   inet(tcp.host, tcp.port, false) + " " +
                                   std::to_string(::getpid()) + " " +
                                   std::to_string(tcp.listener.fileno()) + "\n")
