@@ -242,14 +242,16 @@ void dump_unix(DiagSocket& diag, const SocketQuery& query, std::vector<SocketInf
     }
     all.emplace_back(std::move(info), m.udiag_state);
   });
+  // Every peer named before any row is moved out (a name read after its row left is gone).
   std::unordered_map<std::uint64_t, const std::string*> names;
   for (const auto& [s, state] : all) names.emplace(s.inode, &s.local);
   for (auto& [s, state] : all) {
+    if (s.peer_inode == 0) continue;
+    if (const auto peer = names.find(s.peer_inode); peer != names.end()) s.peer = *peer->second;
+  }
+  for (auto& [s, state] : all) {
     if (!query.wants(s.protocol) || !query.wants_state(state)) continue;
     s.state = std::string(state_name(state));
-    if (s.peer_inode != 0) {
-      if (const auto peer = names.find(s.peer_inode); peer != names.end()) s.peer = *peer->second;
-    }
     out.push_back(std::move(s));
   }
 }
