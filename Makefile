@@ -4,9 +4,10 @@
 # Each installs the Debian packages it needs first, only when missing.
 
 BUILD_PACKAGES := cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev zlib1g-dev
-TEST_PACKAGES := socat netcat-openbsd curl python3 nginx-light wrk chromium python3-prometheus-client
+TEST_PACKAGES := socat netcat-openbsd curl python3 nginx-light wrk lsof iproute2 chromium \
+  python3-prometheus-client
 FUZZ_PACKAGES := clang libclang-rt-14-dev
-BENCH_PACKAGES := wrk h2o nginx-light curl
+BENCH_PACKAGES := wrk h2o nginx-light curl lsof iproute2 bc
 FUZZ_SECONDS ?= 30
 ADDRESS ?= tcp://127.0.0.1:8000
 
@@ -92,6 +93,7 @@ bench: build
 	bench/echo.sh build/release
 	bench/idle_memory.sh build/release
 	bench/http.sh build/release
+	bench/sockets.sh build/release
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

@@ -74,10 +74,10 @@ TEST_F(CliTest, AnUnknownCommandIsNamedWithTheNearestOne) {
       {"gte", "wire: unknown command 'gte'; did you mean 'get'?\n"},
       {"bogus",
        "wire: unknown command 'bogus'; the commands are serve, get, echo, connect, listen, "
-       "relay, fds, tour\n"},
+       "relay, fds, sockets, tour\n"},
       {"x\x1b[2J",
        "wire: unknown command 'x\\x1b[2J'; the commands are serve, get, echo, "
-       "connect, listen, relay, fds, tour\n"},
+       "connect, listen, relay, fds, sockets, tour\n"},
       {"--bogus", "wire: unknown option '--bogus' (wire --help lists the commands and options)\n"},
   };
   for (const auto& [typed, expected] : cases) {

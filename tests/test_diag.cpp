@@ -143,6 +143,15 @@ TEST_F(DiagTest, EveryKindOfFdIsNamedWithItsTargetAndState) {
     ASSERT_EQ(::bind(udp.get(), reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
   }
   Fd named = unix_listener(dir.file("s.sock"), false);
+  Fd unix_client = checked(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket");
+  {
+    sockaddr_un to{};
+    to.sun_family = AF_UNIX;
+    std::strcpy(to.sun_path, dir.file("s.sock").c_str());
+    ASSERT_EQ(::connect(unix_client.get(), reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+    ASSERT_EQ(::send(unix_client.get(), "hello", 5, MSG_NOSIGNAL), 5);
+  }
+  Fd unix_accepted = checked(::accept4(named.get(), nullptr, nullptr, SOCK_CLOEXEC), "accept");
   const std::string abstract_name = "wire-diag-" + std::to_string(::getpid());
   Fd abstract = unix_listener(abstract_name, true);
   int pair[2];
@@ -195,15 +204,30 @@ TEST_F(DiagTest, EveryKindOfFdIsNamedWithItsTargetAndState) {
   EXPECT_EQ(n.kind, FdKind::unix_stream);
   EXPECT_EQ(n.state, "LISTEN");
   EXPECT_EQ(n.target, dir.file("s.sock"));
+  const FdInfo& uc = row_of(table, unix_client.get());
+  const FdInfo& ua = row_of(table, unix_accepted.get());
+  EXPECT_EQ(uc.peer, dir.file("s.sock"));  // the accepted end carries the listener's name
+  EXPECT_EQ(uc.peer_inode, ua.inode);
+  EXPECT_EQ(uc.target, "* <- " + dir.file("s.sock"));
+  EXPECT_EQ(ua.peer, "* " + std::to_string(uc.inode));
+  EXPECT_EQ(ua.recv_queue, 5u);
+  EXPECT_EQ(ua.target, dir.file("s.sock") + " <- * " + std::to_string(uc.inode));
   const FdInfo& ab = row_of(table, abstract.get());
   EXPECT_EQ(ab.kind, FdKind::unix_stream);
   EXPECT_EQ(ab.target, "@" + abstract_name);
-  for (const Fd* end : {&pair0, &pair1}) {
+  // Unix peers and queues come from sock_diag: an unnamed peer as ss shows it ("* INODE").
+  for (const auto& [end, other] : {std::pair{&pair0, &pair1}, std::pair{&pair1, &pair0}}) {
     const FdInfo& p = row_of(table, end->get());
+    const FdInfo& o = row_of(table, other->get());
     EXPECT_EQ(p.kind, FdKind::unix_dgram);
     EXPECT_EQ(p.state, "ESTAB");
-    EXPECT_EQ(p.target, "");
+    EXPECT_EQ(p.peer_inode, o.inode);
+    EXPECT_EQ(p.peer, "* " + std::to_string(o.inode));
+    EXPECT_EQ(p.target, "* <- * " + std::to_string(o.inode));
   }
+  EXPECT_EQ(row_of(table, named.get()).peer, "");
+  EXPECT_EQ(row_of(table, named.get()).peer_inode, 0u);
+  EXPECT_EQ(row_of(table, named.get()).send_queue, 8u);  // a listener's backlog limit, as ss
   EXPECT_EQ(row_of(table, pipe_read.get()).kind, FdKind::pipe);
   EXPECT_EQ(row_of(table, pipe_write.get()).inode, row_of(table, pipe_read.get()).inode);
   EXPECT_NE(row_of(table, pipe_read.get()).inode, 0u);
@@ -355,7 +379,8 @@ TEST_F(DiagTest, JsonEscapesControlBytes) {
   EXPECT_EQ(
       diag::to_json({row}),
       "[\n  {\"fd\": 7, \"kind\": \"unix-stream\", \"target\": \"@a\\\"b\\\\c\\u000a\\u0001\", "
-      "\"local\": \"\", \"peer\": \"\", \"inode\": 0, \"cloexec\": false, \"nonblock\": "
+      "\"local\": \"\", \"peer\": \"\", \"inode\": 0, \"peer_inode\": 0, \"cloexec\": false, "
+      "\"nonblock\": "
       "false, \"state\": \"\", \"recv_queue\": 0, \"send_queue\": 0}\n]\n");
   EXPECT_EQ(diag::to_json(std::vector<FdInfo>{}), "[]\n");
 }

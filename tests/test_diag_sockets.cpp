@@ -1,7 +1,11 @@
 // wire::diag::sockets and `wire sockets`: live sockets of this process on loopback, in every
 // state the seed's zombies go through, compared with what ss and lsof say of the same sockets.
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -40,6 +44,36 @@ bool eventually(Done&& done) {
   return false;
 }
 
+// The state code (hex, as /proc/net/tcp prints it) of the TCP socket from local_port to
+// peer_port on loopback, "" when there is none. Both ports: other tests run in parallel on
+// loopback, and a client port number is reused towards other peers.
+std::string tcp_state(bool v6, std::uint16_t local_port, std::uint16_t peer_port) {
+  std::FILE* f = std::fopen(v6 ? "/proc/net/tcp6" : "/proc/net/tcp", "r");
+  if (f == nullptr) return {};
+  char line[512];
+  std::string state;
+  std::fgets(line, sizeof line, f);  // header
+  while (state.empty() && std::fgets(line, sizeof line, f) != nullptr) {
+    char local[128], remote[128], code[8];
+    if (std::sscanf(line, "%*d: %127s %127s %7s", local, remote, code) != 3) continue;
+    const char* l = std::strrchr(local, ':');
+    const char* r = std::strrchr(remote, ':');
+    if (l != nullptr && r != nullptr && std::strtoul(l + 1, nullptr, 16) == local_port &&
+        std::strtoul(r + 1, nullptr, 16) == peer_port) {
+      state = code;
+    }
+  }
+  std::fclose(f);
+  return state;
+}
+
+std::uint16_t port_of(const std::string& address) {
+  const auto colon = address.rfind(':');
+  return colon == std::string::npos || address.back() == '*'
+             ? 0
+             : static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1)));
+}
+
 // What one row says, in a form both ss and wire can be brought to.
 using Row = std::tuple<std::string, std::string, std::string>;  // local, peer, state
 
@@ -48,14 +82,17 @@ std::string inet(const std::string& host, std::uint16_t port, bool v6) {
 }
 
 // TCP on one family: a listener, an established pair, a pair whose client shut down its
-// side (FIN-WAIT-2 / CLOSE-WAIT, the seed's zombie) and a pair closed by both (TIME-WAIT).
+// side (FIN-WAIT-2 / CLOSE-WAIT, the seed's zombie), one whose client closed (an orphan
+// FIN-WAIT-2, which the kernel keeps as a timewait socket) and a pair closed by both
+// (TIME-WAIT).
 struct TcpScene {
   bool v6;
   std::string host;
   Socket listener;
   Socket client, accepted;        // ESTAB, ESTAB
   Socket half_client, half_peer;  // FIN-WAIT-2, CLOSE-WAIT
-  std::uint16_t port = 0, client_port = 0, half_client_port = 0, timed_port = 0;
+  Socket orphan_peer;             // CLOSE-WAIT; its client is closed
+  std::uint16_t port = 0, client_port = 0, half_client_port = 0, orphan_port = 0, timed_port = 0;
 
   explicit TcpScene(bool ipv6) : v6(ipv6), host(ipv6 ? "::1" : "127.0.0.1") {
     const std::string base = ipv6 ? "tcp://[::1]:" : "tcp://127.0.0.1:";
@@ -69,21 +106,32 @@ struct TcpScene {
     half_client_port = half_client.local_address().port();
     half_client.shutdown(Shutdown::write);
     {
+      Socket orphan = create_connection(base + std::to_string(port), std::chrono::seconds(2));
+      orphan_peer = std::move(listener.accept().socket);
+      orphan_port = orphan.local_address().port();
+    }
+    {
       Socket timed = create_connection(base + std::to_string(port), std::chrono::seconds(2));
       Socket timed_peer = std::move(listener.accept().socket);
       timed_port = timed.local_address().port();
       timed.close();  // the active closer ends in TIME-WAIT once the peer closes too
-      if (!eventually([&] { return test::sockets_in_state(port, "08") == 2; }))
+      if (!eventually([&] { return tcp_state(v6, port, timed_port) == "08"; }))
         throw std::runtime_error("no CLOSE-WAIT");
     }
     if (!eventually([&] {
-          return test::sockets_in_state(timed_port, "06") == 1 &&
-                 test::sockets_in_state(half_client_port, "05") == 1;
+          return tcp_state(v6, timed_port, port) == "06" &&
+                 tcp_state(v6, half_client_port, port) == "05" &&
+                 tcp_state(v6, orphan_port, port) == "05" &&
+                 tcp_state(v6, port, half_client_port) == "08" &&
+                 tcp_state(v6, port, orphan_port) == "08";
         })) {
       throw std::runtime_error("no TIME-WAIT / FIN-WAIT-2");
     }
   }
 
+  std::set<std::uint16_t> ports() const {
+    return {port, client_port, half_client_port, orphan_port, timed_port};
+  }
   std::set<Row> expected() const {
     return {
         {inet(host, port, v6), "", "LISTEN"},
@@ -91,6 +139,8 @@ struct TcpScene {
         {inet(host, port, v6), inet(host, client_port, v6), "ESTAB"},
         {inet(host, half_client_port, v6), inet(host, port, v6), "FIN-WAIT-2"},
         {inet(host, port, v6), inet(host, half_client_port, v6), "CLOSE-WAIT"},
+        {inet(host, orphan_port, v6), inet(host, port, v6), "FIN-WAIT-2"},
+        {inet(host, port, v6), inet(host, orphan_port, v6), "CLOSE-WAIT"},
         {inet(host, timed_port, v6), inet(host, port, v6), "TIME-WAIT"},
     };
   }
@@ -111,6 +161,7 @@ struct UdpScene {
     connected.connect(Address::inet(host, port, Type::dgram));
     connected_port = connected.local_address().port();
   }
+  std::set<std::uint16_t> ports() const { return {port, connected_port}; }
   std::set<Row> expected() const {
     return {{inet(host, port, v6), "", "UNCONN"},
             {inet(host, connected_port, v6), inet(host, port, v6), "ESTAB"}};
@@ -148,18 +199,16 @@ std::set<Row> rows_of(const SocketList& list, Protocol protocol, int family,
   std::set<Row> rows;
   for (const auto& s : list.sockets) {
     if (s.protocol != protocol || s.family != family) continue;
-    const auto port_of = [](const std::string& address) -> std::uint16_t {
-      const auto colon = address.rfind(':');
-      return colon == std::string::npos ? 0 : std::stoi(address.substr(colon + 1));
-    };
-    if (!ports.count(port_of(s.local)) && !ports.count(port_of(s.peer))) continue;
+    if (!ports.count(port_of(s.local)) || (!s.peer.empty() && !ports.count(port_of(s.peer))))
+      continue;
     rows.insert({s.local, s.peer, s.state});
   }
   return rows;
 }
 
-// `ss -tanH` / `ss -uanH` rows with any of `ports`, as (local, peer, state), the peer ""
-// where ss writes "0.0.0.0:*" or "[::]:*".
+// `ss -tanH` / `ss -uanH` rows between `ports` (the peer "" where ss writes "0.0.0.0:*" or
+// "[::]:*"), as (local, peer, state). rows_of() selects wire's rows alike: both ends must be
+// the test's own, as other tests run on loopback at the same time.
 std::set<Row> ss_rows(const std::string& protocol_flag, const std::set<std::uint16_t>& ports) {
   std::string filter;
   for (const auto port : ports) {
@@ -176,6 +225,7 @@ std::set<Row> ss_rows(const std::string& protocol_flag, const std::set<std::uint
     std::string state, recvq, sendq, local, peer;
     if (!(fields >> state >> recvq >> sendq >> local >> peer)) continue;
     if (peer.size() >= 2 && peer.compare(peer.size() - 2, 2, ":*") == 0) peer.clear();
+    if (!ports.count(port_of(local)) || (!peer.empty() && !ports.count(port_of(peer)))) continue;
     rows.insert({local, peer, state});
   }
   return rows;
@@ -200,8 +250,9 @@ std::map<std::uint64_t, std::tuple<std::string, std::string, std::uint64_t>> ss_
   return rows;
 }
 
+// Both backends, each forced: the same live sockets must come out of either.
 std::set<Source> sources_here() {
-  return {Source::proc};
+  return {Source::netlink, Source::proc};
 }
 
 class DiagSocketsTest : public test::Test {};
@@ -219,7 +270,7 @@ TEST_F(DiagSocketsTest, TcpRowsAreWhatSsSees) {
     const SocketList list = diag::sockets(filter);
     EXPECT_EQ(list.source, source);
     for (const auto& scene : scenes) {
-      const std::set<std::uint16_t> ports{scene->port};
+      const std::set<std::uint16_t> ports = scene->ports();
       const int family = scene->v6 ? AF_INET6 : AF_INET;
       const auto wire_rows = rows_of(list, Protocol::tcp, family, ports);
       EXPECT_EQ(wire_rows, scene->expected()) << diag::source_name(source);
@@ -242,7 +293,7 @@ TEST_F(DiagSocketsTest, UdpRowsAreWhatSsSees) {
     filter.source = source;
     const SocketList list = diag::sockets(filter);
     for (const auto& scene : scenes) {
-      const std::set<std::uint16_t> ports{scene->port};
+      const std::set<std::uint16_t> ports = scene->ports();
       const auto wire_rows = rows_of(list, Protocol::udp, scene->v6 ? AF_INET6 : AF_INET, ports);
       EXPECT_EQ(wire_rows, scene->expected()) << diag::source_name(source);
       std::set<Row> ss_family;
@@ -300,7 +351,7 @@ TEST_F(DiagSocketsTest, UnixRowsAreWhatSsSees) {
 TEST_F(DiagSocketsTest, FiltersByStateListeningAndPort) {
   TcpScene tcp(false);
   UdpScene udp(false);
-  const std::set<std::uint16_t> ports{tcp.port};
+  const std::set<std::uint16_t> ports = tcp.ports();
   for (const Source source : sources_here()) {
     SocketFilter close_wait;
     close_wait.states = {"close-wait"};
@@ -309,7 +360,20 @@ TEST_F(DiagSocketsTest, FiltersByStateListeningAndPort) {
     for (const auto& s : zombies.sockets) EXPECT_EQ(s.state, "CLOSE-WAIT");
     EXPECT_EQ(rows_of(zombies, Protocol::tcp, AF_INET, ports),
               (std::set<Row>{{inet(tcp.host, tcp.port, false),
-                              inet(tcp.host, tcp.half_client_port, false), "CLOSE-WAIT"}}));
+                              inet(tcp.host, tcp.half_client_port, false), "CLOSE-WAIT"},
+                             {inet(tcp.host, tcp.port, false),
+                              inet(tcp.host, tcp.orphan_port, false), "CLOSE-WAIT"}}));
+
+    // A closed client's FIN-WAIT-2 is a timewait socket to the kernel: asked for by its
+    // state, it comes all the same, and TIME-WAIT does not come with it.
+    SocketFilter fin_wait;
+    fin_wait.states = {"fin-wait-2"};
+    fin_wait.source = source;
+    EXPECT_EQ(rows_of(diag::sockets(fin_wait), Protocol::tcp, AF_INET, ports),
+              (std::set<Row>{{inet(tcp.host, tcp.half_client_port, false),
+                              inet(tcp.host, tcp.port, false), "FIN-WAIT-2"},
+                             {inet(tcp.host, tcp.orphan_port, false),
+                              inet(tcp.host, tcp.port, false), "FIN-WAIT-2"}}));
 
     SocketFilter several;
     several.states = {"ESTAB", "Fin_Wait-2", "established"};
@@ -330,7 +394,7 @@ TEST_F(DiagSocketsTest, FiltersByStateListeningAndPort) {
     }
     EXPECT_EQ(rows_of(listeners, Protocol::tcp, AF_INET, ports),
               (std::set<Row>{{inet(tcp.host, tcp.port, false), "", "LISTEN"}}));
-    EXPECT_EQ(rows_of(listeners, Protocol::udp, AF_INET, {udp.port}),
+    EXPECT_EQ(rows_of(listeners, Protocol::udp, AF_INET, udp.ports()),
               (std::set<Row>{{inet(udp.host, udp.port, false), "", "UNCONN"}}));
 
     // A port: every row has it on one side; no Unix socket (they have no port).
@@ -382,8 +446,8 @@ TEST_F(DiagSocketsTest, PidFilterIsThatProcessOnly) {
   mine.pid = ::getpid();
   mine.tcp = true;
   std::set<std::uint64_t> ours;
-  for (const Socket* s :
-       {&tcp.listener, &tcp.client, &tcp.accepted, &tcp.half_client, &tcp.half_peer}) {
+  for (const Socket* s : {&tcp.listener, &tcp.client, &tcp.accepted, &tcp.half_client,
+                          &tcp.half_peer, &tcp.orphan_peer}) {
     ours.insert(inode_of(*s));
   }
   std::set<std::uint64_t> listed;
@@ -458,10 +522,11 @@ TEST_F(DiagSocketsTest, JsonIsParsedByPython) {
   Child check({"/usr/bin/python3", "-c",
                "import json,sys; d=json.load(open(sys.argv[1])); "
                "r=[s for s in d['sockets'] if s['state']=='LISTEN'][0]; "
-               "print(d['source'], len(d['sockets']), r['protocol'], r['family'], r['local'], "
+               "print(d['source'], len([s for s in d['sockets'] if s['state']=='LISTEN']), "
+               "r['protocol'], r['family'], r['local'], "
                "r['owners'][0]['pid'], r['owners'][0]['fd'])",
                dir.file("s.json")});
-  EXPECT_EQ(check.read_all(), std::string(diag::source_name(list.source)) + " 6 tcp inet " +
+  EXPECT_EQ(check.read_all(), std::string(diag::source_name(list.source)) + " 1 tcp inet " +
                                   inet(tcp.host, tcp.port, false) + " " +
                                   std::to_string(::getpid()) + " " +
                                   std::to_string(tcp.listener.fileno()) + "\n")
@@ -484,3 +549,360 @@ TEST_F(DiagSocketsTest, JsonIsParsedByPython) {
             "\"peer\": \"\", \"inode\": 0, \"peer_inode\": 0, \"uid\": null, \"owners\": "
             "[{\"pid\": 42, \"name\": \"x\\u001b\", \"fd\": 3}]}\n]}\n");
 }
+
+namespace {
+
+// Runs `body` in a forked child whose socket(AF_NETLINK, ...) the kernel refuses with
+// EACCES (a seccomp filter, as some sandboxes install); returns what it wrote to the fd it
+// is given, with its exit code. No mock: the refusal is the kernel's.
+template <class Body>
+std::pair<std::string, int> without_netlink(Body&& body) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork");
+  if (pid == 0) {
+    sock_filter program[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_NETLINK, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog filter{static_cast<unsigned short>(std::size(program)), program};
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter) != 0) {
+      ::_exit(99);
+    }
+    ::_exit(body(out[1]));
+  }
+  ::close(out[1]);
+  std::string text;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(out[0], buffer, sizeof buffer)) > 0;) text.append(buffer, n);
+  ::close(out[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return {text, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)};
+}
+
+void write_all(int fd, const std::string& text) {
+  for (std::size_t done = 0; done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n <= 0) return;
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+}  // namespace
+
+TEST_F(DiagSocketsTest, RefusedNetlinkFallsBackToProcAndSaysSo) {
+  TcpScene tcp(false);
+  const auto [text, code] = without_netlink([&](int out) {
+    SocketFilter filter;
+    filter.port = tcp.port;
+    const SocketList list = diag::sockets(filter);
+    std::string report =
+        std::string(diag::source_name(list.source)) + " " + list.netlink_error.message() + " " +
+        std::to_string(rows_of(list, Protocol::tcp, AF_INET, tcp.ports()) == tcp.expected());
+    filter.source = Source::netlink;
+    try {
+      (void)diag::sockets(filter);
+      report += " forced: no error";
+    } catch (const Error& e) {
+      report += std::string(" forced: ") + e.what();
+    }
+    write_all(out, report);
+    return 0;
+  });
+  ASSERT_EQ(code, 0) << text;
+  EXPECT_EQ(text, "proc Permission denied 1 forced: sock_diag socket: Permission denied");
+}
+
+TEST_F(DiagSocketsTest, OwnersOfLsofAreOwnersOfWire) {
+  if (!test::have_program("lsof")) GTEST_SKIP() << "no lsof";
+  TcpScene v4(false);
+  UnixScene unix_scene;
+  const std::string pid = std::to_string(::getpid());
+  // lsof: "COMMAND PID USER FD TYPE DEVICE SIZE/OFF NODE NAME"; TCP NAME is
+  // "LOCAL->PEER (STATE)" or "LOCAL (LISTEN)"; the socket's inode is DEVICE for inet, NODE
+  // for unix. Both as (fd, inode, what).
+  const auto lsof = [&](const std::vector<std::string>& selection) {
+    std::vector<std::string> args{"lsof", "-nP", "-w", "-a", "-p", pid};
+    args.insert(args.end(), selection.begin(), selection.end());
+    Child child(args);
+    const std::string out = child.read_all();
+    (void)child.wait();
+    std::set<std::tuple<int, std::uint64_t, std::string>> rows;
+    std::istringstream lines(out);
+    std::string line;
+    std::getline(lines, line);  // header
+    while (std::getline(lines, line)) {
+      std::istringstream fields(line);
+      std::string command, owner, user, fd, type, device, offset, node, name, rest;
+      if (!(fields >> command >> owner >> user >> fd >> type >> device >> offset >> node)) continue;
+      std::getline(fields, rest);
+      rest = rest.substr(rest.find_first_not_of(' '));
+      const bool is_unix = type == "unix";
+      rows.insert({std::stoi(fd), std::stoull(is_unix ? node : device), rest});
+    }
+    return rows;
+  };
+  SocketFilter filter;
+  filter.pid = ::getpid();
+  const SocketList list = diag::sockets(filter);
+  std::set<std::tuple<int, std::uint64_t, std::string>> tcp_rows, unix_rows;
+  for (const auto& s : list.sockets) {
+    ASSERT_EQ(s.owners.size(), 1u);
+    const int fd = s.owners[0].fd;
+    if (s.protocol == Protocol::tcp) {
+      if (s.local.rfind("127.0.0.1:", 0) != 0) continue;
+      std::string state = s.state == "ESTAB"        ? "ESTABLISHED"
+                          : s.state == "CLOSE-WAIT" ? "CLOSE_WAIT"
+                          : s.state == "FIN-WAIT-2" ? "FIN_WAIT2"
+                                                    : s.state;
+      tcp_rows.insert(
+          {fd, s.inode, (s.peer.empty() ? s.local : s.local + "->" + s.peer) + " (" + state + ")"});
+    } else if (s.family == AF_UNIX) {
+      const std::string type = s.protocol == Protocol::unix_dgram ? "DGRAM" : "STREAM";
+      const std::string state = s.state == "LISTEN"   ? "LISTEN"
+                                : s.state == "UNCONN" ? "UNCONNECTED"
+                                                      : "CONNECTED";
+      unix_rows.insert(
+          {fd, s.inode,
+           (s.local.empty() ? "" : s.local + " ") + "type=" + type + " (" + state + ")"});
+    }
+  }
+  std::set<std::tuple<int, std::uint64_t, std::string>> lsof_tcp;
+  for (const auto& row : lsof({"-i", "TCP@127.0.0.1"})) lsof_tcp.insert(row);
+  EXPECT_EQ(tcp_rows, lsof_tcp);
+  EXPECT_EQ(tcp_rows.size(), 6u);  // no TIME-WAIT or orphan: they have no fd
+  EXPECT_EQ(unix_rows, lsof({"-U"}));
+  EXPECT_EQ(unix_rows.size(), 5u);
+}
+
+#ifdef WIRE_CLI
+namespace {
+
+std::pair<std::string, int> run_wire(std::vector<std::string> args,
+                                     const std::string& binary = WIRE_CLI,
+                                     std::vector<std::string> prefix = {}) {
+  args.insert(args.begin(), binary);
+  args.insert(args.begin(), prefix.begin(), prefix.end());
+  Child child(std::move(args), Child::Options::merged());
+  std::string out = child.read_all();
+  const std::optional<int> code = child.wait_at_most(std::chrono::seconds(5));
+  if (!code) return {"(still running after 5 s)", -1};
+  return {out, *code};
+}
+
+// A table's lines as words.
+std::vector<std::vector<std::string>> words_of(const std::string& table) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream lines(table);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("wire: ", 0) == 0) continue;  // a note on stderr, merged in
+    std::istringstream fields(line);
+    rows.emplace_back();
+    for (std::string field; fields >> field;) rows.back().push_back(field);
+  }
+  return rows;
+}
+
+std::string own_comm() {
+  std::string name = test::slurp("/proc/self/comm");
+  if (!name.empty() && name.back() == '\n') name.pop_back();
+  return name;
+}
+
+}  // namespace
+
+TEST_F(DiagSocketsTest, WireSocketsTableWithOwners) {
+  TcpScene tcp(false);
+  const auto [table, code] = run_wire({"sockets", "-tp", "--port", std::to_string(tcp.port)});
+  ASSERT_EQ(code, 0) << table;
+  const auto rows = words_of(table);
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows.front(), (std::vector<std::string>{"Netid", "State", "Recv-Q", "Send-Q", "Local",
+                                                    "Peer", "Process"}));
+  const std::string owner = own_comm() + "(" + std::to_string(::getpid()) + ",";
+  const std::string here = inet(tcp.host, tcp.port, false);
+  const auto has = [&](const std::string& state, const std::string& local, const std::string& peer,
+                       const std::string& process) {
+    for (const auto& row : rows) {
+      if (row.size() >= 6 && row[0] == "tcp" && row[1] == state && row[4] == local &&
+          row[5] == peer &&
+          (process.empty() ? row.size() == 6 : row.size() == 7 && row[6] == process)) {
+        return true;
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(has("LISTEN", here, "*", owner + std::to_string(tcp.listener.fileno()) + ")"))
+      << table;
+  EXPECT_TRUE(has("CLOSE-WAIT", here, inet(tcp.host, tcp.half_client_port, false),
+                  owner + std::to_string(tcp.half_peer.fileno()) + ")"))
+      << table;
+  EXPECT_TRUE(has("TIME-WAIT", inet(tcp.host, tcp.timed_port, false), here, "")) << table;
+  const auto ports = tcp.ports();
+  EXPECT_EQ(std::count_if(rows.begin(), rows.end(),
+                          [&](const std::vector<std::string>& row) {
+                            return row.size() >= 6 && ports.count(port_of(row[4])) &&
+                                   (row[5] == "*" || ports.count(port_of(row[5])));
+                          }),
+            8)
+      << table;  // the scene's 8 sockets
+  // Aligned: every line's Local column starts where the header's does.
+  const auto local_column = table.find("Local");
+  std::istringstream lines(table);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("wire: ", 0) == 0) continue;
+    std::size_t at = 0;
+    for (int column = 0; column < 4; ++column) at = line.find_first_not_of(' ', line.find(' ', at));
+    EXPECT_EQ(at, local_column) << line;
+  }
+
+  const auto [json, json_code] =
+      run_wire({"sockets", "--json", "--port", std::to_string(tcp.port)});
+  EXPECT_EQ(json_code, 0) << json;
+  EXPECT_EQ(json.rfind("{\"source\": \"netlink\"", 0), 0u) << json;
+  EXPECT_NE(json.find("\"local\": \"" + here + "\", \"peer\": \"\""), std::string::npos) << json;
+}
+
+TEST_F(DiagSocketsTest, WireSocketsUnixLikeSs) {
+  UnixScene scene;
+  const auto [table, code] = run_wire({"sockets", "-x", "--state", "listen"});
+  ASSERT_EQ(code, 0) << table;
+  const auto rows = words_of(table);
+  const std::vector<std::string> listener{"unix-stream", "LISTEN",
+                                          "0",           std::to_string(SOMAXCONN),
+                                          scene.path,    std::to_string(inode_of(scene.listener)),
+                                          "*",           "0"};
+  EXPECT_EQ(std::count(rows.begin(), rows.end(), listener), 1) << table;
+  for (std::size_t i = 1; i < rows.size(); ++i) EXPECT_EQ(rows[i][1], "LISTEN") << table;
+  // The client's peer is the accepted socket, named after the listener.
+  const auto [all, all_code] = run_wire({"sockets", "-x"});
+  const std::vector<std::string> client{"unix-stream", "ESTAB",
+                                        "0",           "0",
+                                        "*",           std::to_string(inode_of(scene.client)),
+                                        scene.path,    std::to_string(inode_of(scene.accepted))};
+  EXPECT_EQ(all_code, 0) << all;
+  const auto all_rows = words_of(all);
+  EXPECT_EQ(std::count(all_rows.begin(), all_rows.end(), client), 1) << all;
+}
+
+TEST_F(DiagSocketsTest, WireCheckCloseWait) {
+  TcpScene tcp(false);
+  const std::string pid = std::to_string(::getpid());
+  const auto [zombies, code] = run_wire({"sockets", "--check-close-wait", "--pid", pid});
+  EXPECT_EQ(code, 1) << zombies;
+  const auto rows = words_of(zombies);
+  int close_wait = 0;
+  for (const auto& row : rows) {
+    if (row.size() == 7 && row[1] == "CLOSE-WAIT") {
+      ++close_wait;
+      EXPECT_EQ(row[6].rfind(own_comm() + "(" + pid + ",", 0), 0u) << zombies;
+    }
+  }
+  EXPECT_EQ(close_wait, 2) << zombies;
+  EXPECT_NE(zombies.find("wire: 2 sockets in CLOSE-WAIT"), std::string::npos) << zombies;
+
+  Child sleeper({"sleep", "5"});
+  const auto [clean, clean_code] =
+      run_wire({"sockets", "--check-close-wait", "--pid", std::to_string(sleeper.pid())});
+  EXPECT_EQ(clean_code, 0) << clean;
+  EXPECT_EQ(clean, "");
+}
+
+TEST_F(DiagSocketsTest, WireSocketsBadInput) {
+  const auto [state, state_code] = run_wire({"sockets", "--state", "half-open"});
+  EXPECT_EQ(state_code, 2);
+  EXPECT_EQ(state.rfind("wire: sockets state 'half-open': unknown state; one of ESTAB", 0), 0u)
+      << state;
+  EXPECT_EQ(std::count(state.begin(), state.end(), '\n'), 1) << state;
+  for (const char* port : {"70000", "http"}) {
+    const auto [out, code] = run_wire({"sockets", "--port", port});
+    EXPECT_EQ(code, 2) << port << ": " << out;
+    EXPECT_EQ(out.rfind("wire: --port", 0), 0u) << out;
+  }
+  for (const char* pid : {"0", "junk"}) {
+    const auto [out, code] = run_wire({"sockets", "--pid", pid});
+    EXPECT_EQ(code, 2) << pid << ": " << out;
+    EXPECT_EQ(out.rfind("wire: --pid: must be a process id", 0), 0u) << out;
+  }
+  const auto [missing, missing_code] = run_wire({"sockets", "--pid", "2147483632"});
+  EXPECT_EQ(missing_code, 1);
+  EXPECT_EQ(missing, "wire: sockets pid 2147483632: No such process\n");
+  const auto [both, both_code] = run_wire({"sockets", "--check-close-wait", "--state", "listen"});
+  EXPECT_EQ(both_code, 2) << both;
+}
+
+TEST_F(DiagSocketsTest, WireSocketsWithoutNetlinkSaysProc) {
+  TcpScene tcp(false);
+  const auto [out, code] = without_netlink([&](int fd) {
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    const std::string port = std::to_string(tcp.port);
+    ::execl(WIRE_CLI, WIRE_CLI, "sockets", "-t", "--port", port.c_str(), "--state", "listen",
+            static_cast<char*>(nullptr));
+    return 98;
+  });
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(
+      out.find("wire: netlink sock_diag refused (Permission denied): read /proc/net instead\n"),
+      std::string::npos)
+      << out;
+  EXPECT_NE(out.find(inet(tcp.host, tcp.port, false)), std::string::npos) << out;
+  const auto [forced, forced_code] = without_netlink([&](int fd) {
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(WIRE_CLI, WIRE_CLI, "sockets", "--source", "netlink", static_cast<char*>(nullptr));
+    return 98;
+  });
+  EXPECT_EQ(forced_code, 1);
+  EXPECT_EQ(forced, "wire: sock_diag socket: Permission denied\n");
+}
+
+// As `nobody`, a root process's fds are closed: reported as unreadable, never as "no
+// sockets". The binary is copied where nobody may run it (the build tree may be private).
+TEST_F(DiagSocketsTest, NobodyIsToldWhatItCannotRead) {
+  if (!test::have_program("setpriv") || ::geteuid() != 0) GTEST_SKIP() << "needs root and setpriv";
+  TcpScene tcp(false);
+  test::TempDir dir;
+  ASSERT_EQ(::chmod(dir.file("").c_str(), 0755), 0);
+  const std::string wire = dir.file("wire");
+  std::filesystem::copy_file(WIRE_CLI, wire);
+  ASSERT_EQ(::chmod(wire.c_str(), 0755), 0);
+  const std::vector<std::string> as_nobody{"setpriv", "--reuid=nobody", "--regid=nogroup",
+                                           "--clear-groups"};
+  const std::string pid = std::to_string(::getpid());
+
+  const auto [fds, fds_code] = run_wire({"fds", pid}, wire, as_nobody);
+  EXPECT_EQ(fds_code, 1) << fds;
+  EXPECT_EQ(fds, "wire: fds " + pid + ": Permission denied\n");
+
+  const auto [mine, mine_code] = run_wire({"sockets", "-p", "--pid", pid}, wire, as_nobody);
+  EXPECT_EQ(mine_code, 1) << mine;
+  EXPECT_EQ(mine, "wire: sockets pid " + pid + ": Permission denied\n");
+
+  // Every socket is still listed, without the owners nobody may not see, and it is said.
+  const auto [all, all_code] =
+      run_wire({"sockets", "-tp", "--port", std::to_string(tcp.port)}, wire, as_nobody);
+  EXPECT_EQ(all_code, 0) << all;
+  EXPECT_NE(all.find("processes could not be read; run as root to see their owners"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find(inet(tcp.host, tcp.port, false)), std::string::npos) << all;
+  EXPECT_EQ(all.find(own_comm() + "("), std::string::npos) << all;
+  const auto [json, json_code] =
+      run_wire({"sockets", "-p", "--json", "--port", std::to_string(tcp.port)}, wire, as_nobody);
+  EXPECT_EQ(json_code, 0) << json;
+  const std::string listed = json.substr(0, json.find("\"sockets\""));
+  const bool ours_unreadable = listed.find("[" + pid + "]") != std::string::npos ||
+                               listed.find("[" + pid + ",") != std::string::npos ||
+                               listed.find(" " + pid + ",") != std::string::npos ||
+                               listed.find(" " + pid + "]") != std::string::npos;
+  EXPECT_TRUE(ours_unreadable) << json;
+}
+#endif

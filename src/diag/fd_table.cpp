@@ -14,6 +14,7 @@
 
 #include "json_string.hpp"
 #include "proc_net.hpp"
+#include "sock_diag.hpp"
 #include "socket_state.hpp"
 #include "wire/error.hpp"
 
@@ -48,13 +49,38 @@ std::string socket_target(const internal::ProcNetRow& row) {
   return row.peer.empty() ? row.local : row.local + " <- " + row.peer;
 }
 
-SocketTable read_sockets(const std::string& proc) {
+// Unix sockets from unix_diag: their peers and queues, which /proc/net/unix lacks.
+using UnixPeers = std::unordered_map<std::uint64_t, SocketInfo>;
+
+SocketTable read_sockets(const std::string& proc, UnixPeers& unix_peers) {
   SocketTable table;
+  bool has_unix = false;
   for (auto& row : internal::read_proc_net(proc + "/net")) {
     const auto inode = row.inode;
+    has_unix = has_unix || row.kind == FdKind::unix_stream || row.kind == FdKind::unix_dgram ||
+               row.kind == FdKind::unix_seqpacket;
     table[inode] = std::move(row);
   }
+  if (has_unix) {
+    internal::SocketQuery unix_only;
+    unix_only.tcp = unix_only.udp = false;
+    // The dump is of this process's namespace: a socket of another namespace is not in it
+    // and keeps its /proc row. Refused netlink leaves every row as /proc has it.
+    try {
+      for (auto& s : internal::sock_diag_sockets(unix_only)) {
+        const auto inode = s.inode;
+        unix_peers.emplace(inode, std::move(s));
+      }
+    } catch (const Error&) {
+    }
+  }
   return table;
+}
+
+// What ss shows of a Unix peer: its name, or "* INODE" when it has none.
+std::string unix_peer(const SocketInfo& s) {
+  if (s.peer_inode == 0) return {};
+  return s.peer.empty() ? "* " + std::to_string(s.peer_inode) : s.peer;
 }
 
 // "socket:[1234]" -> 1234 for prefix "socket:"; 0 when the link is not of that form.
@@ -194,6 +220,7 @@ std::vector<FdInfo> fd_table(pid_t pid) {
 
   bool sockets_read = false;
   SocketTable sockets;
+  UnixPeers unix_peers;
   std::vector<FdInfo> table;
   for (const int fd : numbers) {
     const std::string link_path = proc + "/fd/" + std::to_string(fd);
@@ -213,7 +240,7 @@ std::vector<FdInfo> fd_table(pid_t pid) {
     if (const auto inode = bracketed_inode(link, "socket:")) {
       info.inode = inode;
       if (!sockets_read) {
-        sockets = read_sockets(proc);
+        sockets = read_sockets(proc, unix_peers);
         sockets_read = true;
       }
       info.kind = FdKind::socket;
@@ -226,6 +253,17 @@ std::vector<FdInfo> fd_table(pid_t pid) {
         info.recv_queue = row.recv_queue;
         info.send_queue = row.send_queue;
         info.target = socket_target(row);
+        if (const auto unix_row = unix_peers.find(inode); unix_row != unix_peers.end()) {
+          const SocketInfo& u = unix_row->second;
+          info.peer = unix_peer(u);
+          info.peer_inode = u.peer_inode;
+          info.recv_queue = u.recv_queue;
+          info.send_queue = u.send_queue;
+          info.state = u.state;
+          if (!info.peer.empty()) {
+            info.target = (info.local.empty() ? "*" : info.local) + " <- " + info.peer;
+          }
+        }
       }
     } else if (const auto pipe_inode = bracketed_inode(link, "pipe:")) {
       info.inode = pipe_inode;
@@ -275,6 +313,7 @@ std::string to_json(const std::vector<FdInfo>& table) {
     out += ", \"peer\": ";
     internal::append_json_string(out, f.peer);
     out += ", \"inode\": " + std::to_string(f.inode);
+    out += ", \"peer_inode\": " + std::to_string(f.peer_inode);
     out += std::string(", \"cloexec\": ") + (f.cloexec ? "true" : "false");
     out += std::string(", \"nonblock\": ") + (f.nonblock ? "true" : "false");
     out += ", \"state\": ";

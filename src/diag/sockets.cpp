@@ -10,6 +10,7 @@
 
 #include "json_string.hpp"
 #include "proc_net.hpp"
+#include "sock_diag.hpp"
 #include "socket_owners.hpp"
 #include "socket_query.hpp"
 #include "socket_state.hpp"
@@ -155,11 +156,20 @@ SocketList sockets(const SocketFilter& filter) {
   if (filter.pid) of_pid = internal::scan_socket_owners_of(*filter.pid);
 
   SocketList list;
-  if (filter.source == Source::netlink) {
-    throw Error(std::make_error_code(std::errc::protocol_not_supported), "sockets", "netlink");
+  if (filter.source == Source::proc) {
+    list.sockets = from_proc(query);
+    list.source = Source::proc;
+  } else {
+    try {
+      list.sockets = internal::sock_diag_sockets(query);
+      list.source = Source::netlink;
+    } catch (const Error& e) {
+      if (filter.source == Source::netlink || !internal::is_refusal(e.code())) throw;
+      list.netlink_error = e.code();
+      list.sockets = from_proc(query);
+      list.source = Source::proc;
+    }
   }
-  list.sockets = from_proc(query);
-  list.source = Source::proc;
 
   if (of_pid) {
     std::erase_if(list.sockets,

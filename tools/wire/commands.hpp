@@ -73,6 +73,7 @@ Command add_serve(CLI::App& app);
 Command add_get(CLI::App& app);
 Command add_relay(CLI::App& app);
 Command add_fds(CLI::App& app);
+Command add_sockets(CLI::App& app);
 Command add_tour(CLI::App& app);
 
 }  // namespace wire::cli

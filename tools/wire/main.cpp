@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
   std::vector<std::pair<CLI::App*, wire::cli::Command>> commands;
   for (auto add :
        {wire::cli::add_serve, wire::cli::add_get, wire::cli::add_echo, wire::cli::add_connect,
-        wire::cli::add_listen, wire::cli::add_relay, wire::cli::add_fds, wire::cli::add_tour}) {
+        wire::cli::add_listen, wire::cli::add_relay, wire::cli::add_fds, wire::cli::add_sockets,
+        wire::cli::add_tour}) {
     std::size_t before = app.get_subcommands({}).size();
     auto command = add(app);
     commands.emplace_back(app.get_subcommands({}).at(before), std::move(command));

@@ -9,8 +9,10 @@
 //   // 4 tcp CLOSE-WAIT 127.0.0.1:8000 <- 127.0.0.1:51234
 //
 // Everything is read from /proc: /proc/PID/fd (the links), /proc/PID/fdinfo (the flags) and
-// /proc/PID/net/* (sockets, in the network namespace of that process). Nothing is asked of
-// the sockets themselves, so another process's fds are described as well as our own.
+// /proc/PID/net/* (sockets, in the network namespace of that process), and for unix sockets
+// their peers and queues from sock_diag netlink (in this process's namespace; without it, or
+// for another namespace's socket, they are left out). Nothing is asked of the sockets
+// themselves, so another process's fds are described as well as our own.
 #pragma once
 
 #include <sys/types.h>
@@ -55,21 +57,27 @@ std::string_view kind_name(FdKind kind) noexcept;
 struct FdInfo {
   int fd = -1;
   FdKind kind = FdKind::other;
-  // A path for files, directories, fifos and devices; "LOCAL" or "LOCAL <- PEER" for inet
-  // sockets ("127.0.0.1:8000", "[::1]:8000"); the path of a unix socket ("@name" when
-  // abstract, "" when unnamed); otherwise the link text ("pipe:[1234]", "anon_inode:[eventfd]").
+  // A path for files, directories, fifos and devices; "LOCAL" or "LOCAL <- PEER" for
+  // sockets ("127.0.0.1:8000", "[::1]:8000"; a unix socket's path, "@name" when abstract,
+  // "*" when unnamed and connected, "" when unnamed and not); otherwise the link text
+  // ("pipe:[1234]", "anon_inode:[eventfd]").
   std::string target;
-  std::string local;        // sockets: the local address; "" otherwise
-  std::string peer;         // inet sockets: the peer ("" when unconnected); unix: always "" for now
-  std::uint64_t inode = 0;  // sockets and pipes: the inode in the link text; 0 otherwise
+  std::string local;  // sockets: the local address; "" otherwise
+  // Sockets: the peer, "" when unconnected. Unix: the name of the socket at the other end,
+  // or "* INODE" (as ss shows it) when that one has no name.
+  std::string peer;
+  std::uint64_t inode = 0;       // sockets and pipes: the inode in the link text; 0 otherwise
+  std::uint64_t peer_inode = 0;  // unix sockets: the other end's inode; 0 otherwise
   bool cloexec = false;
   bool nonblock = false;
   std::uint32_t open_flags = 0;  // the octal `flags:` of /proc/PID/fdinfo/N, as a number
   // Sockets: as `ss` spells it: LISTEN, ESTAB, SYN-SENT, CLOSE-WAIT, TIME-WAIT, FIN-WAIT-2...;
   // UNCONN for an unconnected udp or unix socket. "" for anything else.
   std::string state;
-  std::uint64_t recv_queue = 0;  // tcp/udp: rx_queue; unix: 0 (not in /proc/net/unix)
-  std::uint64_t send_queue = 0;  // tcp/udp: tx_queue
+  // Bytes not yet read and not yet sent (or acknowledged); for LISTEN, connections waiting
+  // for accept() (and for unix the backlog's limit in send_queue, as ss shows it).
+  std::uint64_t recv_queue = 0;
+  std::uint64_t send_queue = 0;
   bool is_socket() const noexcept;
 };
 
@@ -79,7 +87,7 @@ struct FdInfo {
 // when its fds may not be read; never an empty table in place of an error.
 std::vector<FdInfo> fd_table(pid_t pid = ::getpid());
 
-// The table as a JSON array of objects (fd, kind, target, local, peer, inode, cloexec,
+// The table as a JSON array of objects (fd, kind, target, local, peer, inode, peer_inode, cloexec,
 // nonblock, state, recv_queue, send_queue); strings escaped, control bytes as \u00XX.
 std::string to_json(const std::vector<FdInfo>& table);
 

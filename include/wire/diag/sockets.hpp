@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace wire::diag {
@@ -92,11 +93,14 @@ struct SocketList {
   // Processes whose fds could not be read (another user's, without root): their sockets
   // are listed without those owners. Sorted; empty unless owners were asked for.
   std::vector<pid_t> unreadable;
+  // Why netlink was not used when `source` is proc after an automatic choice (EACCES...).
+  std::error_code netlink_error;
 };
 
 // The sockets the filter selects, ordered by protocol, then local and peer address. Throws
-// wire::Error (operation "sockets") for a bad filter (EINVAL), a --pid that cannot be read
-// (ESRCH, EACCES), and a forced source that fails.
+// wire::Error for a bad filter (EINVAL), a pid that cannot be read (ESRCH, EACCES: operation
+// "sockets"), and netlink failing ("sock_diag"): when forced, or for a reason other than a
+// refusal. The /proc fallback has no Unix peers nor uids, and LISTEN's Send-Q is 0 there.
 SocketList sockets(const SocketFilter& filter = {});
 
 // {"source": "netlink", "unreadable": [pids], "sockets": [{"protocol", "family", "state",

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# wire sockets against ss and lsof on a machine with many sockets: CONNECTIONS TCP
+# connections on loopback (a python3 server accepting them all), then the median wall time
+# of RUNS runs of each command, printed with wire's time as a ratio of the other tool's.
+# Pairs: `wire sockets -t` / `ss -tan`, `wire sockets -tp` / `ss -tanp` (the /proc/*/fd
+# scan), `wire sockets -tp` / `lsof -nP -i`.
+# Usage: bench/sockets.sh [BUILD_DIR]   (CONNECTIONS, RUNS override; default 10000, 5)
+set -euo pipefail
+build=$(cd "${1:-build/release}" && pwd)
+wire="$build/tools/wire/wire"
+connections=${CONNECTIONS:-10000}
+runs=${RUNS:-5}
+# Each connection is two fds in the one process holding both ends.
+ulimit -n $((connections * 2 + 256))
+work=$(mktemp -d)
+python3 - "$connections" "$work/ready" <<'PY' &
+import socket, sys, time, os
+count, ready = int(sys.argv[1]), sys.argv[2]
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(4096)
+port = server.getsockname()[1]
+held = []
+for _ in range(count):
+    client = socket.create_connection(("127.0.0.1", port))
+    held.append(client)
+    held.append(server.accept()[0])
+open(ready, "w").write(str(port))
+time.sleep(3600)
+PY
+holder=$!
+trap 'kill $holder 2>/dev/null || true; rm -rf "$work"' EXIT
+while [[ ! -s "$work/ready" ]]; do
+  kill -0 $holder 2>/dev/null || { echo "bench/sockets.sh: the connection holder died" >&2; exit 1; }
+  sleep 0.2
+done
+
+# Median seconds of `runs` runs of the command, output discarded.
+median() {
+  local times=()
+  for ((i = 0; i < runs; i++)); do
+    local start end
+    start=$(date +%s.%N)
+    "$@" >/dev/null 2>&1 || true
+    end=$(date +%s.%N)
+    times+=("$(echo "$end - $start" | bc -l)")
+  done
+  printf '%s\n' "${times[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
+
+compare() {
+  local label=$1 other_label=$2
+  shift 2
+  local split
+  for ((split = 1; split <= $#; split++)); do [[ ${!split} == -- ]] && break; done
+  local mine=("${@:1:split-1}") theirs=("${@:split+1}")
+  local a b
+  a=$(median "${mine[@]}")
+  b=$(median "${theirs[@]}")
+  printf '%-18s %8.3f s   %-14s %8.3f s   ratio %.2f\n' "$label" "$a" "$other_label" "$b" \
+    "$(echo "$a / $b" | bc -l)"
+}
+
+echo "$connections connections ($((connections * 2 + 1)) TCP sockets), median of $runs runs"
+compare "wire sockets -t" "ss -tan" "$wire" sockets -t -- ss -tan
+compare "wire sockets -tp" "ss -tanp" "$wire" sockets -tp -- ss -tanp
+compare "wire sockets -tp" "lsof -nP -i" "$wire" sockets -tp -- lsof -nP -i
