@@ -2,9 +2,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -64,6 +66,16 @@ auto as_usage_error(Step&& step) -> decltype(step()) {
     }
     throw;
   }
+}
+
+// A listing's reader may stop early (`wire sockets | head -1`): then, like ss or ls, the
+// listing ends quietly instead of reporting a "Broken pipe" nobody asked about. Returns false
+// when the reader is gone (EPIPE: SIGPIPE is ignored by main), true when all was written;
+// any other write error (a full disk) is an error naming stdout.
+inline bool flush_listing(const char* command) {
+  if (std::fflush(stdout) == 0) return true;
+  if (errno == EPIPE) return false;
+  throw Error(detail::last_error(), command, "stdout");
 }
 
 Command add_echo(CLI::App& app);

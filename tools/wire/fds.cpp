@@ -48,9 +48,7 @@ Command add_fds(CLI::App& app) {
     } else {
       std::fputs(fd_table_text(table).c_str(), stdout);
     }
-    if (std::fflush(stdout) != 0) {
-      throw Error(detail::last_error(), "fds", "stdout");
-    }
+    flush_listing("fds");
     return 0;
   };
 }

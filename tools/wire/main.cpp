@@ -19,10 +19,9 @@ int main(int argc, char** argv) {
   CLI::App app{"wire: sockets as file descriptors, from the command line", "wire"};
   app.set_version_flag("--version", "wire " + std::string(wire::version()));
   std::vector<std::pair<CLI::App*, wire::cli::Command>> commands;
-  for (auto add :
-       {wire::cli::add_serve, wire::cli::add_get, wire::cli::add_echo, wire::cli::add_connect,
-        wire::cli::add_listen, wire::cli::add_relay, wire::cli::add_fds, wire::cli::add_sockets,
-        wire::cli::add_tour}) {
+  for (auto add : {wire::cli::add_serve, wire::cli::add_get, wire::cli::add_echo,
+                   wire::cli::add_connect, wire::cli::add_listen, wire::cli::add_relay,
+                   wire::cli::add_fds, wire::cli::add_sockets, wire::cli::add_tour}) {
     std::size_t before = app.get_subcommands({}).size();
     auto command = add(app);
     commands.emplace_back(app.get_subcommands({}).at(before), std::move(command));

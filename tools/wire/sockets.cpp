@@ -1,6 +1,8 @@
 // wire sockets [-t] [-u] [-x] [-l] [-p] [--state STATE]... [--pid PID] [--port N] [--json]
 //              [--check-close-wait] [--source auto|netlink|proc]
 // Every socket of the machine as `ss -tuxanp` shows it; --check-close-wait for scripts.
+#include <unistd.h>
+
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -17,6 +19,20 @@
 
 namespace wire::cli {
 namespace {
+
+// Processes whose fds could not be read: named, so the table is never taken as complete.
+// Root is refused too in some places (pid 1 in a container, another user namespace), so
+// "run as root" is advice only for those who are not.
+void print_unreadable(const std::vector<pid_t>& pids) {
+  std::string named;
+  for (std::size_t i = 0; i < pids.size() && i < 5; ++i) {
+    named += (i == 0 ? "" : ", ") + std::to_string(pids[i]);
+  }
+  if (pids.size() > 5) named += ", ...";
+  std::fprintf(stderr, "wire: %zu %s could not be read (pid %s): their sockets show no owner%s\n",
+               pids.size(), pids.size() == 1 ? "process" : "processes", named.c_str(),
+               ::geteuid() == 0 ? "" : "; run as root to see them");
+}
 
 // A Unix end as ss writes it: its name ("*" when unnamed) and its inode.
 std::string unix_end(const std::string& name, std::uint64_t inode) {
@@ -136,12 +152,9 @@ Command add_sockets(CLI::App& app) {
     } else if (!args->check_close_wait || !list.sockets.empty()) {
       print_table(list, filter.owners || filter.pid);
     }
-    if (std::fflush(stdout) != 0) throw Error(detail::last_error(), "sockets", "stdout");
-    if (!list.unreadable.empty()) {
-      const std::size_t count = list.unreadable.size();
-      std::fprintf(stderr, "wire: %zu %s could not be read; run as root to see their owners\n",
-                   count, count == 1 ? "process" : "processes");
-    }
+    // A reader that stopped early does not change the verdict of --check-close-wait.
+    flush_listing("sockets");
+    if (!list.unreadable.empty()) print_unreadable(list.unreadable);
     if (args->check_close_wait && !list.sockets.empty()) {
       std::fprintf(stderr, "wire: %zu sockets in CLOSE-WAIT: their peer closed, they did not\n",
                    list.sockets.size());

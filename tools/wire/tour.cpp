@@ -100,26 +100,32 @@ Command add_tour(CLI::App& app) {
           "After each step, the tables are read back from the kernel.\n\n",
           static_cast<int>(::getpid()));
     }
-    diag::run_tour(options, [&](const diag::TourStep& step) {
-      if (args->json) {
-        std::fputs(((first ? "" : ",\n") + diag::tour_step_json(step)).c_str(), stdout);
-      } else {
-        std::fputs(step_text(step, options.settle_limit).c_str(), stdout);
-      }
-      first = false;
-      if (std::fflush(stdout) != 0) throw Error(detail::last_error(), "tour", "stdout");
-      if (pausing && step.number < diag::tour_steps) {
-        std::fprintf(stderr, "wire tour: Enter for step %d/%d\n", step.number + 1,
-                     diag::tour_steps);
-        // End of input (or no stdin at all) stops the waiting, never the tour.
-        int c = 0;
-        while ((c = std::getchar()) != EOF && c != '\n') {
+    // A reader gone mid-tour (`wire tour | head`) ends it quietly; the tour closes its sockets.
+    struct ReaderGone {};
+    try {
+      diag::run_tour(options, [&](const diag::TourStep& step) {
+        if (args->json) {
+          std::fputs(((first ? "" : ",\n") + diag::tour_step_json(step)).c_str(), stdout);
+        } else {
+          std::fputs(step_text(step, options.settle_limit).c_str(), stdout);
         }
-        if (c == EOF) pausing = false;
-      }
-    });
+        first = false;
+        if (!flush_listing("tour")) throw ReaderGone{};
+        if (pausing && step.number < diag::tour_steps) {
+          std::fprintf(stderr, "wire tour: Enter for step %d/%d\n", step.number + 1,
+                       diag::tour_steps);
+          // End of input (or no stdin at all) stops the waiting, never the tour.
+          int c = 0;
+          while ((c = std::getchar()) != EOF && c != '\n') {
+          }
+          if (c == EOF) pausing = false;
+        }
+      });
+    } catch (const ReaderGone&) {
+      return 0;
+    }
     if (args->json) std::fputs("\n]\n", stdout);
-    if (std::fflush(stdout) != 0) throw Error(detail::last_error(), "tour", "stdout");
+    flush_listing("tour");
     return 0;
   };
 }
