@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     auto [to_server, from_acceptor] = wire::Socket::pair();
     const ::pid_t server = ::fork();
-    if (server < 0) throw wire::Error(wire::detail::last_error(), "fork", "");
+    if (server < 0) throw wire::Error(std::error_code(errno, std::system_category()), "fork", "");
     if (server == 0) {
       listener.close();
       to_server.close();

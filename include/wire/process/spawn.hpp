@@ -24,7 +24,8 @@
 //
 // Ownership: a ChildProcess owns the child's pidfd (pidfd_open, close-on-exec) and the duty to
 // reap the child. It is move-only. Its destructor never leaves a zombie silently: a child that
-// has not been waited for is killed (SIGKILL) and reaped there. To let a child outlive the
+// has not been waited for is killed (SIGKILL) and reaped there (which waits as long as the
+// kernel takes to end it). To let a child outlive the
 // object, call release(): the pidfd is closed and reaping is the caller's job (waitpid), or
 // init's once this process exits. Needs Linux 5.3+ (pidfd_open).
 #pragma once
