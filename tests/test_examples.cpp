@@ -195,6 +195,53 @@ TEST_F(ExamplesTest, SelectServerServesSeveralClientsFromOneThread) {
   }
 }
 
+TEST_F(ExamplesTest, DetachToChildHandsTheConnectionOver) {
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/detach_to_child", "tcp://127.0.0.1:0"});
+  Address address = listening_address(child.read_line());
+  Socket client = create_connection(std::vector<Address>{address}, 5s);
+  client.set_timeout(5s);
+  client.send_all("test");
+  const std::string reply = client.makefile().read_line();
+  int served_by = -1;
+  ASSERT_EQ(std::sscanf(reply.c_str(), "hello test, from child pid %d", &served_by), 1) << reply;
+  EXPECT_EQ(client.recv(1), "") << "the child closed the last copy";
+  const std::string rest = child.read_all();
+  EXPECT_EQ(child.wait(), 0) << rest;
+  EXPECT_NE(rest.find("to child pid " + std::to_string(served_by) + " as its fd 3"),
+            std::string::npos)
+      << rest;
+  EXPECT_NE(rest.find("child pid " + std::to_string(served_by) + ": serving " +
+                      client.local_address().to_string() + " on fd 3"),
+            std::string::npos)
+      << rest;
+  EXPECT_NE(rest.find("parent: /proc/self/fd no longer holds socket:["), std::string::npos) << rest;
+  EXPECT_NE(rest.find("parent: child exit code 0"), std::string::npos) << rest;
+  EXPECT_NE(served_by, child.pid());
+}
+
+TEST_F(ExamplesTest, FdPassingServesFromAnotherProcessThatKnowsTheAcceptor) {
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/fd_passing", "tcp://127.0.0.1:0", "2"});
+  const ::pid_t acceptor = child.pid();
+  Address address = listening_address(child.read_line());
+  int server_pid = -1;
+  for (int i = 0; i < 2; ++i) {
+    Socket client = create_connection(std::vector<Address>{address}, 5s);
+    client.set_timeout(5s);
+    const std::string reply = client.makefile().read_line();
+    ASSERT_EQ(std::sscanf(reply.c_str(), "served by pid %d", &server_pid), 1) << reply;
+    EXPECT_NE(server_pid, acceptor) << "a process other than the one that accepted";
+  }
+  const std::string rest = child.read_all();
+  EXPECT_EQ(child.wait(), 0) << rest;
+  EXPECT_NE(rest.find("server pid " + std::to_string(server_pid) + ": the acceptor is pid " +
+                      std::to_string(acceptor) + " uid " + std::to_string(::getuid()) + " gid " +
+                      std::to_string(::getgid())),
+            std::string::npos)
+      << rest;
+  EXPECT_NE(rest.find("acceptor pid " + std::to_string(acceptor) + ": handed "), std::string::npos)
+      << rest;
+}
+
 #ifdef WIRE_CLI
 // The seed's CLOSE_WAIT zombie, caught: `wire sockets --check-close-wait --pid` fails for the
 // server that forgets to close (naming each leaked socket) and passes the one that closes.
