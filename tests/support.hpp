@@ -367,7 +367,10 @@ inline bool have_program(const std::string& program) {
 
 // Sockets of this process's server in a TCP state, from /proc/net/tcp and tcp6:
 // state "08" is CLOSE_WAIT, "01" ESTABLISHED.
-inline int sockets_in_state(std::uint16_t local_port, const char* state) {
+// remote_port 0: any peer. A test that can name both ends should: other tests reuse port
+// numbers, and their TIME-WAIT sockets on the same local port would be counted too.
+inline int sockets_in_state(std::uint16_t local_port, const char* state,
+                            std::uint16_t remote_port = 0) {
   int count = 0;
   for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
     std::FILE* f = std::fopen(table, "r");
@@ -378,7 +381,9 @@ inline int sockets_in_state(std::uint16_t local_port, const char* state) {
       char local[128], remote[128], st[8];
       if (std::sscanf(line, "%*d: %127s %127s %7s", local, remote, st) != 3) continue;
       const char* colon = std::strrchr(local, ':');
-      if (colon == nullptr) continue;
+      const char* remote_colon = std::strrchr(remote, ':');
+      if (colon == nullptr || remote_colon == nullptr) continue;
+      if (remote_port != 0 && std::strtoul(remote_colon + 1, nullptr, 16) != remote_port) continue;
       if (std::strtoul(colon + 1, nullptr, 16) == local_port && std::strcmp(st, state) == 0) {
         ++count;
       }
