@@ -76,6 +76,32 @@ Error::Error(std::error_code code, std::string operation, std::string address, s
 
 namespace detail {
 
+std::size_t utf8_sequence_at(std::string_view text, std::size_t at, std::uint32_t* code) noexcept {
+  if (at >= text.size()) return 0;
+  const auto c = static_cast<unsigned char>(text[at]);
+  if (c < 0x80) {
+    if (code != nullptr) *code = c;
+    return 1;
+  }
+  const std::size_t length = c >= 0xc2 && c <= 0xdf   ? 2
+                             : c >= 0xe0 && c <= 0xef ? 3
+                             : c >= 0xf0 && c <= 0xf4 ? 4
+                                                      : 0;
+  if (length == 0 || at + length > text.size()) return 0;
+  std::uint32_t value = length == 2 ? c & 0x1f : length == 3 ? c & 0x0f : c & 0x07;
+  for (std::size_t k = 1; k < length; ++k) {
+    const auto next = static_cast<unsigned char>(text[at + k]);
+    if ((next & 0xc0) != 0x80) return 0;
+    value = (value << 6) | (next & 0x3f);
+  }
+  if ((length == 3 && (value < 0x800 || (value >= 0xd800 && value <= 0xdfff))) ||
+      (length == 4 && (value < 0x10000 || value > 0x10ffff))) {
+    return 0;
+  }
+  if (code != nullptr) *code = value;
+  return length;
+}
+
 std::string printable(std::string_view text) {
   static const char* hex = "0123456789abcdef";
   std::string out;
@@ -99,20 +125,9 @@ std::string printable(std::string_view text) {
     }
     // UTF-8 passes as it is, but not the C1 controls (U+0080..U+009F: U+009B is CSI to many
     // terminals) nor bytes that are not UTF-8 (a lone 0x9b is CSI to an 8-bit terminal).
-    const std::size_t length = c >= 0xc2 && c <= 0xdf   ? 2
-                               : c >= 0xe0 && c <= 0xef ? 3
-                               : c >= 0xf0 && c <= 0xf4 ? 4
-                                                        : 0;
-    bool valid = length != 0 && i + length <= text.size();
-    std::uint32_t code = length == 2 ? c & 0x1f : length == 3 ? c & 0x0f : c & 0x07;
-    for (std::size_t k = 1; valid && k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      valid = (next & 0xc0) == 0x80;
-      code = (code << 6) | (next & 0x3f);
-    }
-    valid = valid && !(length == 3 && (code < 0x800 || (code >= 0xd800 && code <= 0xdfff))) &&
-            !(length == 4 && (code < 0x10000 || code > 0x10ffff));
-    if (!valid || code <= 0x9f) {
+    std::uint32_t code = 0;
+    const std::size_t length = utf8_sequence_at(text, i, &code);
+    if (length == 0 || code <= 0x9f) {
       escape(c);
       ++i;
       continue;

@@ -383,6 +383,15 @@ TEST_F(DiagTest, JsonEscapesControlBytes) {
       "\"nonblock\": "
       "false, \"state\": \"\", \"recv_queue\": 0, \"send_queue\": 0}\n]\n");
   EXPECT_EQ(diag::to_json(std::vector<FdInfo>{}), "[]\n");
+
+  // Not UTF-8 (a file named with stray bytes): U+FFFD, so strict parsers still read it;
+  // real UTF-8 passes; < > & are escaped for pages that inline the JSON.
+  row.target = "/tmp/bad\xff\xfe\xc3(\xed\xa0\x80-caf\xc3\xa9-<&>";
+  const std::string json = diag::to_json({row});
+  EXPECT_NE(json.find("\"target\": \"/tmp/bad\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd("
+                      "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd-caf\xc3\xa9-\\u003c\\u0026\\u003e\""),
+            std::string::npos)
+      << json;
 }
 
 #ifdef WIRE_CLI

@@ -636,16 +636,17 @@ TEST_F(StatusPageCli, AWireFolderIsNeitherServedNorListedAndSaidOnce) {
 // On by default on a Unix socket; a path with a quote and a backslash in it comes through
 // Prometheus's parser as the label value it is. Four workers share one listener's queue.
 TEST_F(StatusPageCli, UnixSocketsGetThePageAndLabelValuesAreEscaped) {
-  const std::string path = dir.file("we\"ird\\name.sock");
+  // Quote, backslash and a byte that is not UTF-8 (it becomes U+FFFD: the format is UTF-8).
+  const std::string path = dir.file("we\"ird\\name\xff.sock");
+  std::string label = json_quoted("unix:" + path);  // as python's json.dumps writes it
+  label.replace(label.find('\xff'), 1, "\\ufffd");
   Served served({"serve", site, "-q", "--bind", "unix:" + path, "--workers", "4"});
   RawClient client(Address::unix_path(path));
   EXPECT_EQ(client.get("/a.txt").body, "aaa");
   const Answer metrics = client.get("/_wire/metrics");
   ASSERT_EQ(metrics.status, 200);
   const auto v = parsed_by_python(dir, metrics.body);
-  EXPECT_EQ(
-      number_of(v, "sample\twire_listening_sockets{address=" + json_quoted("unix:" + path) + "}"),
-      4u)
+  EXPECT_EQ(number_of(v, "sample\twire_listening_sockets{address=" + label + "}"), 4u)
       << metrics.body;
   EXPECT_EQ(number_of(v, "sample\twire_connection_states{state=\"ESTAB\"}"), 1u);
   EXPECT_EQ(number_of(v, "sample\twire_http_requests_total{code=\"200\"}"), 1u);

@@ -6,6 +6,8 @@
 // Result<T> holding either the value or a std::error_code. Nothing is cached in a socket.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <new>
 #include <optional>
 #include <string>
@@ -107,6 +109,11 @@ inline std::error_code last_error() noexcept {
 // `text` for an error message: control bytes (a NUL, a CR) shown as \xNN, so a message
 // about hostile input cannot carry them.
 std::string printable(std::string_view text);
+// The length of the UTF-8 sequence that starts at text[at] (1 for ASCII), or 0 when the
+// bytes there are not UTF-8 (a stray continuation byte, an overlong form, a surrogate, a
+// truncated sequence). `code` receives the code point when it is not null.
+std::size_t utf8_sequence_at(std::string_view text, std::size_t at,
+                             std::uint32_t* code = nullptr) noexcept;
 }  // namespace detail
 
 }  // namespace wire

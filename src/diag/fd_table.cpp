@@ -12,7 +12,7 @@
 #include <memory>
 #include <unordered_map>
 
-#include "json_string.hpp"
+#include "../json_string.hpp"
 #include "proc_net.hpp"
 #include "sock_diag.hpp"
 #include "socket_state.hpp"
@@ -305,19 +305,19 @@ std::string to_json(const std::vector<FdInfo>& table) {
     const FdInfo& f = table[i];
     out += i == 0 ? "\n  {" : ",\n  {";
     out += "\"fd\": " + std::to_string(f.fd) + ", \"kind\": ";
-    internal::append_json_string(out, kind_name(f.kind));
+    wire::internal::append_json_string(out, kind_name(f.kind));
     out += ", \"target\": ";
-    internal::append_json_string(out, f.target);
+    wire::internal::append_json_string(out, f.target);
     out += ", \"local\": ";
-    internal::append_json_string(out, f.local);
+    wire::internal::append_json_string(out, f.local);
     out += ", \"peer\": ";
-    internal::append_json_string(out, f.peer);
+    wire::internal::append_json_string(out, f.peer);
     out += ", \"inode\": " + std::to_string(f.inode);
     out += ", \"peer_inode\": " + std::to_string(f.peer_inode);
     out += std::string(", \"cloexec\": ") + (f.cloexec ? "true" : "false");
     out += std::string(", \"nonblock\": ") + (f.nonblock ? "true" : "false");
     out += ", \"state\": ";
-    internal::append_json_string(out, f.state);
+    wire::internal::append_json_string(out, f.state);
     out += ", \"recv_queue\": " + std::to_string(f.recv_queue);
     out += ", \"send_queue\": " + std::to_string(f.send_queue) + "}";
   }

@@ -8,7 +8,7 @@
 #include <tuple>
 #include <unordered_set>
 
-#include "json_string.hpp"
+#include "../json_string.hpp"
 #include "proc_net.hpp"
 #include "sock_diag.hpp"
 #include "socket_owners.hpp"
@@ -189,7 +189,7 @@ SocketList sockets(const SocketFilter& filter) {
 
 std::string to_json(const SocketList& list) {
   std::string out = "{\"source\": ";
-  internal::append_json_string(out, source_name(list.source));
+  wire::internal::append_json_string(out, source_name(list.source));
   out += ", \"unreadable\": [";
   for (std::size_t i = 0; i < list.unreadable.size(); ++i) {
     out += (i == 0 ? "" : ", ") + std::to_string(list.unreadable[i]);
@@ -199,19 +199,19 @@ std::string to_json(const SocketList& list) {
     const SocketInfo& s = list.sockets[i];
     out += i == 0 ? "\n  {" : ",\n  {";
     out += "\"protocol\": ";
-    internal::append_json_string(out, protocol_name(s.protocol));
+    wire::internal::append_json_string(out, protocol_name(s.protocol));
     out += ", \"family\": ";
-    internal::append_json_string(out, s.family == AF_INET    ? "inet"
-                                      : s.family == AF_INET6 ? "inet6"
-                                                             : "unix");
+    wire::internal::append_json_string(out, s.family == AF_INET    ? "inet"
+                                            : s.family == AF_INET6 ? "inet6"
+                                                                   : "unix");
     out += ", \"state\": ";
-    internal::append_json_string(out, s.state);
+    wire::internal::append_json_string(out, s.state);
     out += ", \"recv_queue\": " + std::to_string(s.recv_queue);
     out += ", \"send_queue\": " + std::to_string(s.send_queue);
     out += ", \"local\": ";
-    internal::append_json_string(out, s.local);
+    wire::internal::append_json_string(out, s.local);
     out += ", \"peer\": ";
-    internal::append_json_string(out, s.peer);
+    wire::internal::append_json_string(out, s.peer);
     out += ", \"inode\": " + std::to_string(s.inode);
     out += ", \"peer_inode\": " + std::to_string(s.peer_inode);
     out += ", \"uid\": " + (s.uid == unknown_uid ? std::string("null") : std::to_string(s.uid));
@@ -219,7 +219,7 @@ std::string to_json(const SocketList& list) {
     for (std::size_t k = 0; k < s.owners.size(); ++k) {
       out += k == 0 ? "{\"pid\": " : ", {\"pid\": ";
       out += std::to_string(s.owners[k].pid) + ", \"name\": ";
-      internal::append_json_string(out, s.owners[k].name);
+      wire::internal::append_json_string(out, s.owners[k].name);
       out += ", \"fd\": " + std::to_string(s.owners[k].fd) + "}";
     }
     out += "]}";

@@ -5,7 +5,7 @@
 #include <unordered_set>
 #include <utility>
 
-#include "json_string.hpp"
+#include "../json_string.hpp"
 #include "wire/socket.hpp"
 
 namespace wire::diag {
@@ -242,19 +242,19 @@ void run_tour(const TourOptions& options, const std::function<void(const TourSte
 
 std::string tour_step_json(const TourStep& step) {
   std::string out = "{\"number\": " + std::to_string(step.number) + ", \"title\": ";
-  internal::append_json_string(out, step.title);
+  wire::internal::append_json_string(out, step.title);
   out += ", \"python\": ";
-  internal::append_json_string(out, step.python);
+  wire::internal::append_json_string(out, step.python);
   out += ", \"wire\": ";
-  internal::append_json_string(out, step.wire);
+  wire::internal::append_json_string(out, step.wire);
   out += ", \"explanation\": ";
-  internal::append_json_string(out, step.explanation);
+  wire::internal::append_json_string(out, step.explanation);
   out += std::string(", \"settled\": ") + (step.settled ? "true" : "false");
   out += ", \"names\": {";
   std::vector<FdInfo> rows;
   for (const TourFd& held : step.fds) {
     if (!rows.empty()) out += ", ";
-    internal::append_json_string(out, held.name);
+    wire::internal::append_json_string(out, held.name);
     out += ": " + std::to_string(held.info.fd);
     rows.push_back(held.info);
   }

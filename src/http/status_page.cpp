@@ -11,6 +11,7 @@
 #include <map>
 #include <vector>
 
+#include "../json_string.hpp"
 #include "wire/diag/fd_table.hpp"
 #include "wire/http/static_files.hpp"
 
@@ -125,60 +126,12 @@ FdReport read_fds(std::size_t max_rows) {
   return report;
 }
 
-// JSON string with quotes; control bytes as \u00XX, so any byte a file name holds is safe.
 void append_json(std::string& out, std::string_view text) {
-  out += '"';
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned char>(c));
-          out += escaped;
-        } else if (c == '<' || c == '>' || c == '&') {
-          // Harmless in JSON, but a page that inlines the JSON in a <script> stays safe.
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned char>(c));
-          out += escaped;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
+  internal::append_json_string(out, text);
 }
 
-// A Prometheus label value: backslash, double quote and line feed escaped, as the text
-// format asks.
 void append_label(std::string& out, std::string_view value) {
-  out += '"';
-  for (char c : value) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
+  internal::append_prometheus_label(out, value);
 }
 
 std::string status_label(int status) {
