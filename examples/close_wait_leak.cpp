@@ -43,14 +43,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   const char* where = argc > 2 ? argv[2] : "tcp://127.0.0.1:8080";
-  const int clients = argc > 3 ? std::atoi(argv[3]) : 1;
-
-  // Block the stop signals before any thread could exist; sigwait() takes them at the end.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  char* end = nullptr;
+  const long clients = argc > 3 ? std::strtol(argv[3], &end, 10) : 1;
+  if (argc > 3 && (*end != '\0' || clients < 1 || clients > 100000)) {
+    std::fprintf(stderr, "close_wait_leak: CLIENTS must be a number from 1 to 100000\n");
+    return 2;
+  }
 
   std::vector<wire::Socket> forgotten;  // the leak: nothing ever removes a finished connection
   try {
@@ -58,7 +56,7 @@ int main(int argc, char** argv) {
     std::printf("listening on %s (pid %d, %s)\n", server.local_address().to_string().c_str(),
                 static_cast<int>(::getpid()), leaky ? "leaky" : "correct");
     std::fflush(stdout);
-    for (int i = 0; i < clients; ++i) {
+    for (long i = 0; i < clients; ++i) {
       auto [conn, addr] = server.accept();
       const std::size_t total = echo_until_eof(conn);
       std::printf("client %s closed after %zu bytes; fd %d %s\n", addr.to_string().c_str(), total,
@@ -74,8 +72,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "close_wait_leak: %s\n", e.what());
     return 1;
   }
-  std::printf("served %d clients; %zu sockets still open; waiting for SIGINT or SIGTERM\n", clients,
-              forgotten.size());
+  // Only now are the stop signals blocked, to be taken by sigwait(): while serving, Ctrl-C
+  // ends the program the usual way.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  std::printf("served %ld clients; %zu sockets still open; waiting for SIGINT or SIGTERM\n",
+              clients, forgotten.size());
   std::fflush(stdout);
   int signal_number = 0;
   sigwait(&stop, &signal_number);

@@ -73,9 +73,29 @@ auto as_usage_error(Step&& step) -> decltype(step()) {
 // when the reader is gone (EPIPE: SIGPIPE is ignored by main), true when all was written;
 // any other write error (a full disk) is an error naming stdout.
 inline bool flush_listing(const char* command) {
-  if (std::fflush(stdout) == 0) return true;
-  if (errno == EPIPE) return false;
-  throw Error(detail::last_error(), command, "stdout");
+  // A write that failed earlier (one large fputs to a full disk) leaves the error flag set
+  // and nothing for fflush to fail on: both are checked, and errno still says why.
+  if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return true;
+  const int error = errno != 0 ? errno : EIO;
+  if (error == EPIPE) return false;
+  throw Error(std::error_code(error, std::system_category()), command, "stdout");
+}
+
+// A whole number from low to high (a pid, a port), refused with its range and the text given.
+inline CLI::Validator number_between(const char* what, long low, long high) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const long value = std::strtol(text.c_str(), &end, 10);
+        if (text.empty() || text[0] < '0' || text[0] > '9' || *end != '\0' || errno == ERANGE ||
+            value < low || value > high) {
+          return std::string("must be ") + what + " (a number from " + std::to_string(low) +
+                 " to " + std::to_string(high) + "), not '" + detail::printable(text) + "'";
+        }
+        return {};
+      },
+      what, what);
 }
 
 Command add_echo(CLI::App& app);

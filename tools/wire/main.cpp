@@ -1,5 +1,9 @@
 // wire — sockets from the command line. Arguments are parsed here; libwire does the work.
 // Exit codes: 0 success, 1 a runtime error ("wire: ..." on stderr), 2 a usage error.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <vector>
@@ -16,6 +20,18 @@ int main(int argc, char** argv) {
   // reported, never a death by SIGPIPE in the middle of a log line. An ignored signal stays
   // ignored through exec: whatever wire ever starts must get SIG_DFL back first.
   std::signal(SIGPIPE, SIG_IGN);
+  // Started with stdout or stderr closed (`wire tour >&-`), the first socket would get fd 1
+  // and the tables would be written into it. A /dev/null opened read-only takes the place:
+  // every write there fails (EBADF) and is reported, and no socket can land on 1 or 2.
+  for (int fd = 1; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      const int filler = ::open("/dev/null", O_RDONLY);
+      if (filler != -1 && filler != fd) {
+        ::dup2(filler, fd);
+        ::close(filler);
+      }
+    }
+  }
   CLI::App app{"wire: sockets as file descriptors, from the command line", "wire"};
   app.set_version_flag("--version", "wire " + std::string(wire::version()));
   std::vector<std::pair<CLI::App*, wire::cli::Command>> commands;

@@ -39,11 +39,24 @@ std::string unix_end(const std::string& name, std::uint64_t inode) {
   return (name.empty() ? "*" : detail::printable(name)) + " " + std::to_string(inode);
 }
 
+// A process names itself (prctl PR_SET_NAME): "sshd(1,3),x" would read as two owners. A
+// name holding any of ( ) , " \\ or a space is quoted, with " and \\ escaped inside.
+std::string owner_name(const std::string& comm) {
+  const std::string name = detail::printable(comm);
+  if (name.find_first_of("(),\"\\ ") == std::string::npos && !name.empty()) return name;
+  std::string quoted = "\"";
+  for (const char c : name) {
+    if (c == '"' || c == '\\') quoted += '\\';
+    quoted += c;
+  }
+  return quoted + "\"";
+}
+
 std::string owners_text(const diag::SocketInfo& s) {
   std::string text;
   for (const auto& owner : s.owners) {
     if (!text.empty()) text += ",";
-    text += detail::printable(owner.name) + "(" + std::to_string(owner.pid) + "," +
+    text += owner_name(owner.name) + "(" + std::to_string(owner.pid) + "," +
             std::to_string(owner.fd) + ")";
   }
   return text;
@@ -74,22 +87,6 @@ void print_table(const diag::SocketList& list, bool with_owners) {
     while (!line.empty() && line.back() == ' ') line.pop_back();
     std::printf("%s\n", line.c_str());
   }
-}
-
-CLI::Validator number_between(const char* what, long low, long high) {
-  return CLI::Validator(
-      [=](std::string& text) -> std::string {
-        char* end = nullptr;
-        errno = 0;
-        const long value = std::strtol(text.c_str(), &end, 10);
-        if (text.empty() || text[0] < '0' || text[0] > '9' || *end != '\0' || errno == ERANGE ||
-            value < low || value > high) {
-          return std::string("must be ") + what + " (a number from " + std::to_string(low) +
-                 " to " + std::to_string(high) + "), not '" + detail::printable(text) + "'";
-        }
-        return {};
-      },
-      what, what);
 }
 
 }  // namespace
@@ -125,6 +122,9 @@ Command add_sockets(CLI::App& app) {
                 "print the CLOSE-WAIT sockets with their owners; exit 1 if there is any")
       ->excludes(state)
       ->excludes(listening);
+  // ss -l with a state filter means only that state; here the two would have to be read as a
+  // union or an intersection, and either surprises someone: refuse the pair.
+  listening->excludes(state);
   sub->add_option("--source", args->source,
                   "auto (netlink, or /proc/net if refused), netlink or proc")
       ->check(CLI::IsMember({"auto", "netlink", "proc"}));
@@ -137,6 +137,9 @@ Command add_sockets(CLI::App& app) {
     filter.states = args->states;
     filter.owners = args->owners || args->check_close_wait;
     if (args->pid > 0) filter.pid = args->pid;
+    if (args->port > 0 && args->unix_sockets && !args->tcp && !args->udp) {
+      throw CLI::ValidationError("--port", "Unix sockets have no port: use it with -t or -u");
+    }
     if (args->port > 0) filter.port = static_cast<std::uint16_t>(args->port);
     if (args->check_close_wait) filter.states = {"CLOSE-WAIT"};
     filter.source = args->source == "netlink" ? diag::Source::netlink
@@ -156,8 +159,8 @@ Command add_sockets(CLI::App& app) {
     flush_listing("sockets");
     if (!list.unreadable.empty()) print_unreadable(list.unreadable);
     if (args->check_close_wait && !list.sockets.empty()) {
-      std::fprintf(stderr, "wire: %zu sockets in CLOSE-WAIT: their peer closed, they did not\n",
-                   list.sockets.size());
+      std::fprintf(stderr, "wire: %zu %s in CLOSE-WAIT: their peer closed, they did not\n",
+                   list.sockets.size(), list.sockets.size() == 1 ? "socket" : "sockets");
       return 1;
     }
     return 0;

@@ -86,15 +86,17 @@ Command add_tour(CLI::App& app) {
   sub->add_flag("--pause", args->pause,
                 "wait for Enter after each step (on stderr; end of input runs to the end)");
   sub->add_flag("--json", args->json, "one JSON array of the steps");
-  sub->add_option("--port", args->port, "the server's port on 127.0.0.1 (default 0: a free one)");
+  sub->add_option("--port", args->port, "the server's port on 127.0.0.1 (default 0: a free one)")
+      ->check(number_between("a port", 0, 65535));
   return [args] {
     diag::TourOptions options;
     options.port = args->port;
     bool pausing = args->pause;
     bool first = true;
-    if (args->json) {
-      std::fputs("[\n", stdout);
-    } else {
+    // The JSON document is printed whole at the end: a tour that fails midway (its port
+    // taken) prints none of it, rather than an array a parser cannot close.
+    std::string json = "[\n";
+    if (!args->json) {
       std::printf(
           "wire tour, pid %d: a TCP server and its client on 127.0.0.1, both in this process.\n"
           "After each step, the tables are read back from the kernel.\n\n",
@@ -105,12 +107,12 @@ Command add_tour(CLI::App& app) {
     try {
       diag::run_tour(options, [&](const diag::TourStep& step) {
         if (args->json) {
-          std::fputs(((first ? "" : ",\n") + diag::tour_step_json(step)).c_str(), stdout);
+          json += (first ? "" : ",\n") + diag::tour_step_json(step);
         } else {
           std::fputs(step_text(step, options.settle_limit).c_str(), stdout);
+          if (!flush_listing("tour")) throw ReaderGone{};
         }
         first = false;
-        if (!flush_listing("tour")) throw ReaderGone{};
         if (pausing && step.number < diag::tour_steps) {
           std::fprintf(stderr, "wire tour: Enter for step %d/%d\n", step.number + 1,
                        diag::tour_steps);
@@ -124,7 +126,7 @@ Command add_tour(CLI::App& app) {
     } catch (const ReaderGone&) {
       return 0;
     }
-    if (args->json) std::fputs("\n]\n", stdout);
+    if (args->json) std::fputs((json + "\n]\n").c_str(), stdout);
     flush_listing("tour");
     return 0;
   };
