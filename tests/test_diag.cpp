@@ -10,14 +10,18 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "support.hpp"
+#include "wire/error.hpp"
 
 using namespace wire;
 using diag::FdInfo;
@@ -121,6 +125,26 @@ bool init_fds_denied() {
   }
   ::closedir(dir);
   return denied;
+}
+
+// The inode of a socket or any fd, as its /proc/PID/fd link names it.
+std::uint64_t inode_of(int fd) {
+  struct ::stat st {};
+  if (::fstat(fd, &st) != 0) throw std::runtime_error("fstat");
+  return st.st_ino;
+}
+
+// An abstract Unix name any local user may bind: a newline, then a whole /proc/net/unix row
+// as af_unix.c prints one, claiming that `inode` is a listening Unix socket.
+std::string forged_name(std::uint64_t inode) {
+  return "forge-" + std::to_string(::getpid()) +
+         "\n0000000000000000: 00000002 00000000 00010000 0001 01 " + std::to_string(inode) +
+         " /run/EVIL<script>.sock";
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 class DiagTest : public test::Test {};
@@ -394,6 +418,43 @@ TEST_F(DiagTest, JsonEscapesControlBytes) {
       << json;
 }
 
+TEST_F(DiagTest, AUnixNameCannotForgeAnotherSocketsRow) {
+  Fd listener = tcp_listener();
+  const auto port = port_of(listener.get());
+  const std::string name = forged_name(inode_of(listener.get()));
+  Fd forger = unix_listener(name, true);
+  // The attack is real here: /proc/net/unix carries a line that is the forged row.
+  const std::string forged_line = name.substr(name.find('\n'));
+  ASSERT_NE(read_file("/proc/self/net/unix").find(forged_line + "\n"), std::string::npos);
+
+  const auto table = diag::fd_table();
+  const FdInfo& l = row_of(table, listener.get());
+  EXPECT_EQ(l.kind, FdKind::tcp);
+  EXPECT_EQ(l.state, "LISTEN");
+  EXPECT_EQ(l.local, loopback(port));
+  EXPECT_EQ(l.target, loopback(port));
+  const FdInfo& f = row_of(table, forger.get());
+  EXPECT_EQ(f.kind, FdKind::unix_stream);
+  EXPECT_EQ(f.state, "LISTEN");
+  EXPECT_EQ(f.local, "@" + name);  // whole, newline and all
+  EXPECT_EQ(f.target, "@" + name);
+  std::string escaped = "@" + name;
+  escaped.replace(escaped.find('\n'), 1, "\\u000a");
+  EXPECT_NE(diag::to_json(table).find("\"target\": \"" + escaped + "\""), std::string::npos);
+}
+
+TEST_F(DiagTest, AUnixPathWithANewlineIsShownWhole) {
+  test::TempDir dir;
+  const std::string path = dir.file("a\nb.sock");
+  Fd named = unix_listener(path, false);
+  const auto table = diag::fd_table();
+  const FdInfo& n = row_of(table, named.get());
+  EXPECT_EQ(n.kind, FdKind::unix_stream);
+  EXPECT_EQ(n.state, "LISTEN");
+  EXPECT_EQ(n.local, path);
+  EXPECT_EQ(n.target, path);
+}
+
 #ifdef WIRE_CLI
 static std::pair<std::string, int> run_wire(std::vector<std::string> args) {
   args.insert(args.begin(), WIRE_CLI);
@@ -472,5 +533,34 @@ TEST_F(DiagTest, WireFdsErrors) {
   const auto [self, self_code] = run_wire({"fds"});
   EXPECT_EQ(self_code, 0);
   EXPECT_NE(self.find("\n0 "), std::string::npos) << self;
+}
+
+// `wire fds PID` reads another process's table: the forged row changes nothing there either.
+TEST_F(DiagTest, WireFdsIsNotFooledByAForgedUnixRow) {
+  Fd listener = tcp_listener();
+  const auto port = port_of(listener.get());
+  const std::string name = forged_name(inode_of(listener.get()));
+  Fd forger = unix_listener(name, true);
+  const auto [table, code] = run_wire({"fds", std::to_string(::getpid())});
+  ASSERT_EQ(code, 0) << table;
+  std::istringstream lines(table);
+  int listener_rows = 0, evil_rows = 0;
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    std::vector<std::string> words;
+    for (std::string word; fields >> word;) words.push_back(word);
+    if (line.find("EVIL") != std::string::npos) {
+      ++evil_rows;
+      EXPECT_EQ(words.at(0), std::to_string(forger.get())) << line;
+      EXPECT_NE(line.find("@" + detail::printable(name)), std::string::npos) << line;
+    }
+    if (!words.empty() && words[0] == std::to_string(listener.get())) {
+      ++listener_rows;
+      EXPECT_EQ(words, (std::vector<std::string>{std::to_string(listener.get()), "tcp", "cloexec",
+                                                 "LISTEN", loopback(port)}));
+    }
+  }
+  EXPECT_EQ(listener_rows, 1) << table;
+  EXPECT_EQ(evil_rows, 1) << table;
 }
 #endif

@@ -620,6 +620,94 @@ TEST_F(DiagSocketsTest, RefusedNetlinkFallsBackToProcAndSaysSo) {
   EXPECT_EQ(text, "proc Permission denied 1 forced: sock_diag socket: Permission denied");
 }
 
+namespace {
+
+// An abstract Unix name any local user may bind: a newline, then a whole /proc/net/unix row
+// as af_unix.c prints one, claiming that `inode` is a listening Unix socket.
+std::string forged_name(std::uint64_t inode) {
+  return "forge-" + std::to_string(::getpid()) +
+         "\n0000000000000000: 00000002 00000000 00010000 0001 01 " + std::to_string(inode) +
+         " /run/EVIL<script>.sock";
+}
+
+// A TCP listener, a Unix socket whose abstract name forges a row for the listener's inode,
+// and a Unix listener on a path with a newline in it.
+struct ForgeScene {
+  test::TempDir dir;
+  Socket listener = create_server("tcp://127.0.0.1:0");
+  std::uint16_t port = listener.local_address().port();
+  std::uint64_t inode = inode_of(listener);
+  std::string name = forged_name(inode);
+  Socket forger = create_server(Address::abstract(name));
+  std::string path = dir.file("a\nb.sock");
+  Socket newline = create_server(Address::unix_path(path));
+};
+
+// The rows of `list` with `inode`.
+std::vector<const SocketInfo*> with_inode(const SocketList& list, std::uint64_t inode) {
+  std::vector<const SocketInfo*> rows;
+  for (const auto& s : list.sockets) {
+    if (s.inode == inode) rows.push_back(&s);
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_F(DiagSocketsTest, AUnixNameCannotForgeAnotherSocketsRow) {
+  ForgeScene scene;
+  for (const Source source : {Source::automatic, Source::netlink, Source::proc}) {
+    SCOPED_TRACE(std::string(diag::source_name(source)));
+    SocketFilter all;
+    all.source = source;
+    const SocketList list = diag::sockets(all);
+    const auto tcp = with_inode(list, scene.inode);
+    ASSERT_EQ(tcp.size(), 1u);
+    EXPECT_EQ(tcp[0]->protocol, Protocol::tcp);
+    EXPECT_EQ(tcp[0]->state, "LISTEN");
+    EXPECT_EQ(tcp[0]->local, "127.0.0.1:" + std::to_string(scene.port));
+    const auto forger = with_inode(list, inode_of(scene.forger));
+    ASSERT_EQ(forger.size(), 1u);
+    // /proc/net/unix cannot tell the forged row from a real one: there the name ends at
+    // the newline (docs/design/diag.md); netlink gives it whole.
+    EXPECT_EQ(forger[0]->local, list.source == Source::netlink
+                                    ? "@" + scene.name
+                                    : "@" + scene.name.substr(0, scene.name.find('\n')));
+    // A line that is no row is the rest of a name: the path is whole through either source.
+    const auto newline = with_inode(list, inode_of(scene.newline));
+    ASSERT_EQ(newline.size(), 1u);
+    EXPECT_EQ(newline[0]->local, scene.path);
+    EXPECT_EQ(newline[0]->state, "LISTEN");
+    // Asking for Unix sockets only, the forged row is still known for what it is.
+    SocketFilter unix_only = all;
+    unix_only.unix_sockets = true;
+    EXPECT_TRUE(with_inode(diag::sockets(unix_only), scene.inode).empty());
+  }
+  const std::string json = diag::to_json(diag::sockets());
+  std::string escaped = "@" + scene.name;
+  escaped.replace(escaped.find('\n'), 1, "\\u000a");
+  EXPECT_NE(json.find("\"local\": \"" + escaped + "\""), std::string::npos);
+}
+
+// Without netlink fd_table() reads /proc/self/net/unix, and the forged row still replaces
+// nothing.
+TEST_F(DiagSocketsTest, FdTableWithoutNetlinkIsNotFooledByAForgedRow) {
+  ForgeScene scene;
+  const auto [text, code] = without_netlink([&](int out) {
+    std::string report;
+    for (const auto& fd : diag::fd_table()) {
+      if (fd.fd == scene.listener.fileno() || fd.fd == scene.newline.fileno()) {
+        report += std::string(diag::kind_name(fd.kind)) + " " + fd.state + " " + fd.target + ";";
+      }
+    }
+    write_all(out, report);
+    return 0;
+  });
+  ASSERT_EQ(code, 0) << text;
+  EXPECT_EQ(text, "tcp LISTEN 127.0.0.1:" + std::to_string(scene.port) + ";unix-stream LISTEN " +
+                      scene.path + ";");
+}
+
 TEST_F(DiagSocketsTest, OwnersOfLsofAreOwnersOfWire) {
   if (!test::have_program("lsof")) GTEST_SKIP() << "no lsof";
   TcpScene v4(false);

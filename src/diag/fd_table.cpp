@@ -15,14 +15,26 @@
 #include "../json_string.hpp"
 #include "proc_net.hpp"
 #include "sock_diag.hpp"
+#include "socket_query.hpp"
 #include "socket_state.hpp"
 #include "wire/error.hpp"
 
 namespace wire::diag {
 namespace {
 
-// A socket as fd_table shows it, keyed by inode in the process's tables.
-using SocketTable = std::unordered_map<std::uint64_t, internal::ProcNetRow>;
+// A socket as fd_table shows it: from a /proc/PID/net table, or for Unix from unix_diag.
+struct SocketRow {
+  FdKind kind = FdKind::socket;
+  std::string local, peer, state;
+  std::uint64_t recv_queue = 0, send_queue = 0;
+  std::uint64_t peer_inode = 0;  // unix from netlink
+  int netlink_protocol = -1;     // netlink sockets: NETLINK_ROUTE...; `local` is the portid
+};
+
+// Keyed by inode. The first row for an inode stays: a later one, from another table or the
+// same, is either a kernel race or a row a Unix name forged in /proc/net/unix, and must not
+// turn a TCP listener into someone's socket.
+using SocketTable = std::unordered_map<std::uint64_t, SocketRow>;
 
 std::string netlink_protocol(int protocol) {
   switch (protocol) {
@@ -41,46 +53,85 @@ std::string netlink_protocol(int protocol) {
   }
 }
 
-// "LOCAL" or "LOCAL <- PEER"; netlink sockets are named by protocol and portid.
-std::string socket_target(const internal::ProcNetRow& row) {
+// "LOCAL" or "LOCAL <- PEER" ("* <- PEER" for an unnamed Unix socket, as ss shows it);
+// netlink sockets are named by protocol and portid.
+std::string socket_target(const SocketRow& row) {
   if (row.kind == FdKind::netlink) {
     return netlink_protocol(row.netlink_protocol) + " portid " + row.local;
   }
-  return row.peer.empty() ? row.local : row.local + " <- " + row.peer;
+  if (row.peer.empty()) return row.local;
+  return (row.local.empty() ? "*" : row.local) + " <- " + row.peer;
 }
 
-// Unix sockets from unix_diag: their peers and queues, which /proc/net/unix lacks.
-using UnixPeers = std::unordered_map<std::uint64_t, SocketInfo>;
+SocketRow from_proc(const internal::ProcNetRow& row) {
+  SocketRow r;
+  r.kind = row.kind;
+  r.local = row.local;
+  r.peer = row.peer;
+  if (row.kind != FdKind::netlink) r.state = std::string(internal::state_name(row.state));
+  r.recv_queue = row.recv_queue;
+  r.send_queue = row.send_queue;
+  r.netlink_protocol = row.netlink_protocol;
+  return r;
+}
 
-SocketTable read_sockets(const std::string& proc, UnixPeers& unix_peers) {
-  SocketTable table;
-  bool has_unix = false;
-  for (auto& row : internal::read_proc_net(proc + "/net")) {
-    const auto inode = row.inode;
-    has_unix = has_unix || row.kind == FdKind::unix_stream || row.kind == FdKind::unix_dgram ||
-               row.kind == FdKind::unix_seqpacket;
-    table[inode] = std::move(row);
+// A Unix peer as ss shows it: its name, or "* INODE" when it has none.
+SocketRow from_unix_diag(SocketInfo&& s) {
+  SocketRow r;
+  r.kind = s.protocol == Protocol::unix_dgram       ? FdKind::unix_dgram
+           : s.protocol == Protocol::unix_seqpacket ? FdKind::unix_seqpacket
+                                                    : FdKind::unix_stream;
+  r.local = std::move(s.local);
+  if (s.peer_inode != 0) r.peer = s.peer.empty() ? "* " + std::to_string(s.peer_inode) : s.peer;
+  r.state = std::move(s.state);
+  r.recv_queue = s.recv_queue;
+  r.send_queue = s.send_queue;
+  r.peer_inode = s.peer_inode;
+  return r;
+}
+
+// Whether `proc` is in this process's network namespace: only then is our unix_diag dump
+// the one its sockets are in.
+bool in_our_netns(const std::string& proc) {
+  struct ::stat ours {
+  }, theirs{};
+  return ::stat("/proc/self/ns/net", &ours) == 0 &&
+         ::stat((proc + "/ns/net").c_str(), &theirs) == 0 && ours.st_dev == theirs.st_dev &&
+         ours.st_ino == theirs.st_ino;
+}
+
+void add_proc_rows(SocketTable& table, const std::string& proc, unsigned tables) {
+  for (const auto& row : internal::read_proc_net(proc + "/net", tables)) {
+    table.try_emplace(row.inode, from_proc(row));
   }
-  if (has_unix) {
+}
+
+// The process's sockets, inet first: their tables hold no name anyone chose, so a row a
+// Unix name forges can never replace one. Unix rows come from unix_diag, which gives each
+// name with its exact length, when the process is in our namespace and netlink is not
+// refused; otherwise from /proc/PID/net/unix, whose limits docs/design/diag.md names.
+SocketTable read_sockets(const std::string& proc) {
+  SocketTable table;
+  add_proc_rows(
+      table, proc,
+      internal::proc_tcp | internal::proc_tcp6 | internal::proc_udp | internal::proc_udp6);
+  bool unix_read = false;
+  if (in_our_netns(proc)) {
     internal::SocketQuery unix_only;
     unix_only.tcp = unix_only.udp = false;
-    // The dump is of this process's namespace: a socket of another namespace is not in it
-    // and keeps its /proc row. Refused netlink leaves every row as /proc has it.
     try {
       for (auto& s : internal::sock_diag_sockets(unix_only)) {
         const auto inode = s.inode;
-        unix_peers.emplace(inode, std::move(s));
+        table.try_emplace(inode, from_unix_diag(std::move(s)));
       }
-    } catch (const Error&) {
+      unix_read = true;
+    } catch (const Error& e) {
+      // Refused (a sandbox, no unix_diag): /proc has the rows. Anything else is a bug to see.
+      if (!internal::is_refusal(e.code())) throw;
     }
   }
+  add_proc_rows(table, proc, internal::proc_netlink | (unix_read ? 0u : internal::proc_unix));
   return table;
-}
-
-// What ss shows of a Unix peer: its name, or "* INODE" when it has none.
-std::string unix_peer(const SocketInfo& s) {
-  if (s.peer_inode == 0) return {};
-  return s.peer.empty() ? "* " + std::to_string(s.peer_inode) : s.peer;
 }
 
 // "socket:[1234]" -> 1234 for prefix "socket:"; 0 when the link is not of that form.
@@ -220,7 +271,6 @@ std::vector<FdInfo> fd_table(pid_t pid) {
 
   bool sockets_read = false;
   SocketTable sockets;
-  UnixPeers unix_peers;
   std::vector<FdInfo> table;
   for (const int fd : numbers) {
     const std::string link_path = proc + "/fd/" + std::to_string(fd);
@@ -240,30 +290,20 @@ std::vector<FdInfo> fd_table(pid_t pid) {
     if (const auto inode = bracketed_inode(link, "socket:")) {
       info.inode = inode;
       if (!sockets_read) {
-        sockets = read_sockets(proc, unix_peers);
+        sockets = read_sockets(proc);
         sockets_read = true;
       }
       info.kind = FdKind::socket;
       if (const auto found = sockets.find(inode); found != sockets.end()) {
-        const internal::ProcNetRow& row = found->second;
+        const SocketRow& row = found->second;
         info.kind = row.kind;
         info.local = row.local;
         info.peer = row.peer;
-        if (row.kind != FdKind::netlink) info.state = internal::state_name(row.state);
+        info.peer_inode = row.peer_inode;
+        info.state = row.state;
         info.recv_queue = row.recv_queue;
         info.send_queue = row.send_queue;
         info.target = socket_target(row);
-        if (const auto unix_row = unix_peers.find(inode); unix_row != unix_peers.end()) {
-          const SocketInfo& u = unix_row->second;
-          info.peer = unix_peer(u);
-          info.peer_inode = u.peer_inode;
-          info.recv_queue = u.recv_queue;
-          info.send_queue = u.send_queue;
-          info.state = u.state;
-          if (!info.peer.empty()) {
-            info.target = (info.local.empty() ? "*" : info.local) + " <- " + info.peer;
-          }
-        }
       }
     } else if (const auto pipe_inode = bracketed_inode(link, "pipe:")) {
       info.inode = pipe_inode;

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -125,30 +126,84 @@ void read_inet(const std::string& path, FdKind kind, bool v6, std::vector<ProcNe
   });
 }
 
-// "Num RefCount Protocol Flags Type St Inode [Path]". The path is everything after the
-// inode's separating space (it may hold spaces; a newline in it cannot be told apart from
-// the next row, one reason sock_diag is preferred).
+// Whether `text` is `width` hex digits, as the kernel's %0NX prints them.
+bool is_hex(std::string_view text, std::size_t width) {
+  return text.size() == width &&
+         text.find_first_not_of("0123456789abcdefABCDEF") == std::string_view::npos;
+}
+
+// Takes the field of exactly `width` characters at the start of `line` and the one space after
+// it; false when the line is not laid out so.
+bool fixed_field(std::string_view& line, std::size_t width, std::string_view& field) {
+  if (line.size() <= width || line[width] != ' ') return false;
+  field = line.substr(0, width);
+  line.remove_prefix(width + 1);
+  return true;
+}
+
+// One row of /proc/net/unix, checked against the whole of af_unix.c's seq_show format:
+// "%pK: %08X %08X %08X %04X %02X %5lu", then " NAME" when the socket has one. The socket's
+// address (%pK) is 8 or 16 hex digits (zeros when kptr_restrict hides it), or the
+// "(ptrval)" placeholder of a kernel whose hashing is not ready yet.
+bool parse_unix_row(std::string_view line, ProcNetRow& r, unsigned long& flag_bits,
+                    unsigned& socket_state) {
+  const auto colon = line.find(": ");
+  if (colon == std::string_view::npos) return false;
+  const std::string_view address = line.substr(0, colon);
+  if (!is_hex(address, 16) && !is_hex(address, 8) && address != "(____ptrval____)" &&
+      address != "(ptrval)") {
+    return false;
+  }
+  line.remove_prefix(colon + 2);
+  std::string_view refcount, protocol, flags, type, state;
+  unsigned type_code = 0;
+  if (!fixed_field(line, 8, refcount) || !is_hex(refcount, 8) || !fixed_field(line, 8, protocol) ||
+      !is_hex(protocol, 8) || !fixed_field(line, 8, flags) || !parse_number(flags, flag_bits, 16) ||
+      !fixed_field(line, 4, type) || !parse_number(type, type_code, 16) ||
+      !fixed_field(line, 2, state) || !parse_number(state, socket_state, 16)) {
+    return false;
+  }
+  // %5lu: right-aligned in five columns, so short inodes come with leading spaces.
+  const auto digits = line.find_first_not_of(' ');
+  if (digits == std::string_view::npos) return false;
+  const auto inode_end = std::min(line.find(' ', digits), line.size());
+  if (inode_end < 5 || (digits > 0 && inode_end != 5) ||
+      !parse_number(line.substr(digits, inode_end - digits), r.inode, 10)) {
+    return false;
+  }
+  line.remove_prefix(inode_end);
+  if (!line.empty()) {
+    if (line.size() < 2) return false;  // " " and no name
+    r.local = std::string(line.substr(1));
+  }
+  r.kind = type_code == SOCK_STREAM      ? FdKind::unix_stream
+           : type_code == SOCK_DGRAM     ? FdKind::unix_dgram
+           : type_code == SOCK_SEQPACKET ? FdKind::unix_seqpacket
+                                         : FdKind::socket;
+  return true;
+}
+
+// "Num RefCount Protocol Flags Type St Inode [Path]". The name is everything after the
+// inode's separating space, and the kernel prints its bytes as they are (a NUL as '@'), so a
+// name may hold a newline: a line that is not a whole row is the rest of the previous row's
+// name. A line that is a whole row cannot be told from one a name forged (sock_diag can:
+// it is the first choice); the callers never let such a row replace one they already have.
 void read_unix(const std::string& path, std::vector<ProcNetRow>& rows) {
   constexpr unsigned long listening_flag = 0x10000;  // __SO_ACCEPTCON
   const auto text = read_whole(path);
   if (!text) return;
+  const std::size_t first = rows.size();
   for_each_row(*text, [&](std::string_view line) {
-    next_field(line);  // Num
-    next_field(line);  // RefCount
-    next_field(line);  // Protocol
-    const std::string_view flags = next_field(line), type = next_field(line),
-                           state = next_field(line), inode = next_field(line);
     ProcNetRow r;
     unsigned long flag_bits = 0;
-    unsigned type_code = 0, socket_state = 0;
-    if (!parse_number(flags, flag_bits, 16) || !parse_number(type, type_code, 16) ||
-        !parse_number(state, socket_state, 16) || !parse_number(inode, r.inode, 10)) {
+    unsigned socket_state = 0;
+    if (!parse_unix_row(line, r, flag_bits, socket_state)) {
+      if (rows.size() > first && !rows.back().local.empty()) {
+        rows.back().local += '\n';
+        rows.back().local += line;
+      }
       return;
     }
-    r.kind = type_code == SOCK_STREAM      ? FdKind::unix_stream
-             : type_code == SOCK_DGRAM     ? FdKind::unix_dgram
-             : type_code == SOCK_SEQPACKET ? FdKind::unix_seqpacket
-                                           : FdKind::socket;
     // St is the socket's SS_* state (1 unconnected, 2 connecting, 3 connected, 4
     // disconnecting), which becomes the TCP-style code sock_diag would report.
     switch (socket_state) {
@@ -167,7 +222,6 @@ void read_unix(const std::string& path, std::vector<ProcNetRow>& rows) {
       default:
         r.state = 0;
     }
-    if (!line.empty()) r.local = std::string(line.substr(1));
     rows.push_back(std::move(r));
   });
 }

@@ -40,7 +40,8 @@ enum ProcNetTables : unsigned {
 
 // The rows of the `tables` under `net_dir` ("/proc/PID/net", "/proc/self/net"). A table
 // that does not exist (no IPv6) has no rows; a line this kernel formats differently is
-// skipped rather than guessed at.
+// skipped rather than guessed at. A Unix name can forge a whole row (a newline, then a row
+// naming any inode): callers keep the first row of an inode, reading inet tables first.
 std::vector<ProcNetRow> read_proc_net(const std::string& net_dir, unsigned tables = proc_all);
 
 }  // namespace wire::diag::internal

@@ -83,9 +83,15 @@ std::vector<SocketInfo> from_proc(const internal::SocketQuery& query) {
   unsigned tables = 0;
   if (query.tcp) tables |= internal::proc_tcp | internal::proc_tcp6;
   if (query.udp) tables |= internal::proc_udp | internal::proc_udp6;
-  if (query.wants(Protocol::unix_stream)) tables |= internal::proc_unix;
+  // The inet tables come first and are read even when only Unix is asked for: a name in
+  // /proc/net/unix can forge a whole row, and one naming an inet socket's inode is known
+  // for what it is only when that socket's own row was seen first.
+  if (query.wants(Protocol::unix_stream)) tables |= internal::proc_all & ~internal::proc_netlink;
   std::vector<SocketInfo> list;
+  std::unordered_set<std::uint64_t> seen;
   for (auto& row : internal::read_proc_net("/proc/self/net", tables)) {
+    // One socket, one row: a second row for an inode is dropped (0 is no inode: TIME-WAIT).
+    if (row.inode != 0 && !seen.insert(row.inode).second) continue;
     if (row.kind == FdKind::socket) continue;  // a unix type this does not know
     const Protocol protocol = protocol_of(row.kind);
     // A request socket (SYN-RECV) is shown by sock_diag as SYN-RECV, as here.

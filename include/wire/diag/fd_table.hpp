@@ -9,9 +9,11 @@
 //   // 4 tcp CLOSE-WAIT 127.0.0.1:8000 <- 127.0.0.1:51234
 //
 // Everything is read from /proc: /proc/PID/fd (the links), /proc/PID/fdinfo (the flags) and
-// /proc/PID/net/* (sockets, in the network namespace of that process), and for unix sockets
-// their peers and queues from sock_diag netlink (in this process's namespace; without it, or
-// for another namespace's socket, they are left out). Nothing is asked of the sockets
+// /proc/PID/net/* (inet and netlink sockets, in the network namespace of that process). Unix
+// sockets come from sock_diag netlink, with their names exact, peers and queues, when the
+// process is in this one's namespace; otherwise, or where netlink is refused, from
+// /proc/PID/net/unix (no peers; a name with a newline followed by a whole row is cut there,
+// and that row is never let replace another socket's). Nothing is asked of the sockets
 // themselves, so another process's fds are described as well as our own.
 #pragma once
 
@@ -84,7 +86,8 @@ struct FdInfo {
 // Every fd of `pid` (default: this process), ordered by fd number. An fd that closes while
 // the table is read is left out. Throws wire::Error: operation "fds", address the pid;
 // ESRCH ("No such process") when there is no such process, EACCES ("Permission denied")
-// when its fds may not be read; never an empty table in place of an error.
+// when its fds may not be read; never an empty table in place of an error. Netlink failing
+// for a reason other than a refusal throws too (operation "sock_diag").
 std::vector<FdInfo> fd_table(pid_t pid = ::getpid());
 
 // The table as a JSON array of objects (fd, kind, target, local, peer, inode, peer_inode, cloexec,
