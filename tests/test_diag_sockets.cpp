@@ -1030,3 +1030,70 @@ TEST(DiagSocketsCli, AReaderThatStopsEarlyEndsTheListingQuietly) {
     EXPECT_EQ(said.find("Broken pipe"), std::string::npos) << said;
   }
 }
+
+// Careless and hostile use of the listing commands, each found by a review.
+TEST(DiagSocketsCli, CarelessUseGetsAClearAnswer) {
+  // A write that fails after the first buffer (a full disk) is an error, not exit 0.
+  {
+    Child child({"/bin/sh", "-c", std::string(WIRE_CLI) + " sockets --json > /dev/full"},
+                Child::Options::merged());
+    const std::string said = child.read_all();
+    EXPECT_EQ(child.wait(), 1) << said;
+    EXPECT_NE(said.find("No space left on device"), std::string::npos) << said;
+  }
+  // Started with stdout closed: no socket may take fd 1 and receive the tables.
+  {
+    Child child({"/bin/sh", "-c", std::string(WIRE_CLI) + " tour >&-"}, Child::Options::merged());
+    const std::string said = child.read_all();
+    EXPECT_EQ(child.wait(), 1) << said;
+    EXPECT_NE(said.find("tour stdout: Bad file descriptor"), std::string::npos) << said;
+  }
+  EXPECT_EQ(run_wire({"sockets", "-l", "--state", "established"}).second, 2);
+  EXPECT_EQ(run_wire({"sockets", "-x", "--port", "80"}).second, 2);
+  const auto [port_said, port_code] = run_wire({"tour", "--port", "65536"});
+  EXPECT_EQ(port_code, 2);
+  EXPECT_NE(port_said.find("a number from 0 to 65535"), std::string::npos) << port_said;
+  // A tour that fails midway prints no half of a JSON document.
+  Socket taken = create_server("tcp://127.0.0.1:0");
+  Child tour({WIRE_CLI, "tour", "--json", "--port", std::to_string(taken.local_address().port())});
+  EXPECT_EQ(tour.read_all(), "");
+  EXPECT_EQ(tour.wait(), 1);
+}
+
+// A process names itself: "s(1,3),x" must not read as two owners, one of them pid 1.
+TEST(DiagSocketsCli, OwnerNamesThatLookLikeStructureAreQuoted) {
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::prctl(PR_SET_NAME, "s(1,3),x \"y\"");
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+        ::listen(fd, 1) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      ::_exit(1);
+    }
+    const std::uint16_t port = ntohs(address.sin_port);
+    if (::write(ready[1], &port, sizeof port) != sizeof port) ::_exit(1);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  std::uint16_t port = 0;
+  const bool got = ::read(ready[0], &port, sizeof port) == sizeof port;
+  ::close(ready[0]);
+  std::pair<std::string, int> result;
+  if (got) result = run_wire({"sockets", "-tp", "--port", std::to_string(port)});
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(result.second, 0) << result.first;
+  EXPECT_NE(result.first.find("\"s(1,3),x \\\"y\\\"\"(" + std::to_string(child) + ","),
+            std::string::npos)
+      << result.first;
+}
