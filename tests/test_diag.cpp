@@ -440,6 +440,10 @@ TEST_F(DiagTest, AUnixNameCannotForgeAnotherSocketsRow) {
   EXPECT_EQ(f.target, "@" + name);
   std::string escaped = "@" + name;
   escaped.replace(escaped.find('\n'), 1, "\\u000a");
+  for (const auto& [c, code] : {std::pair<char, const char*>{'<', "\\u003c"}, {'>', "\\u003e"}}) {
+    for (auto at = escaped.find(c); at != std::string::npos; at = escaped.find(c))
+      escaped.replace(at, 1, code);
+  }
   EXPECT_NE(diag::to_json(table).find("\"target\": \"" + escaped + "\""), std::string::npos);
 }
 

@@ -686,6 +686,10 @@ TEST_F(DiagSocketsTest, AUnixNameCannotForgeAnotherSocketsRow) {
   const std::string json = diag::to_json(diag::sockets());
   std::string escaped = "@" + scene.name;
   escaped.replace(escaped.find('\n'), 1, "\\u000a");
+  for (const auto& [c, code] : {std::pair<char, const char*>{'<', "\\u003c"}, {'>', "\\u003e"}}) {
+    for (auto at = escaped.find(c); at != std::string::npos; at = escaped.find(c))
+      escaped.replace(at, 1, code);
+  }
   EXPECT_NE(json.find("\"local\": \"" + escaped + "\""), std::string::npos);
 }
 
