@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <thread>
 
 #include "support.hpp"
 #include "wire/http/server.hpp"
@@ -230,9 +231,11 @@ TEST_P(StatusPageWorkers, CountersMatchTheRequestsAndPrometheusParsesThem) {
   ServeOptions serve_options;
   serve_options.workers = GetParam();
   serve_options.counters = stats;
+  http::StatusPageOptions page;
+  page.fd_table_interval = 0ms;  // the fd rows below are checked against this very moment
   BackgroundServer server(
       "tcp://127.0.0.1:0",
-      http::connection_handler(http::with_status_page(router.handler(), stats), options),
+      http::connection_handler(http::with_status_page(router.handler(), stats, page), options),
       serve_options);
 
   // One connection per request, so with 4 workers they spread over several.
@@ -320,7 +323,7 @@ INSTANTIATE_TEST_SUITE_P(StatusPageWorkers, StatusPageWorkers, ::testing::Values
 // with_status_page in front of a user's own Router, as its header shows it.
 class StatusPageLibrary : public test::Test {
  protected:
-  void start(http::StatusPageOptions page = {}) {
+  void start(http::StatusPageOptions page = {}, int workers = 1) {
     stats = std::make_shared<http::ServerStats>();
     http::Router router;
     router.add("GET", "/hello", [](http::Request&) -> Task<http::Response> {
@@ -334,6 +337,7 @@ class StatusPageLibrary : public test::Test {
     options.stats = stats;
     ServeOptions serve_options;
     serve_options.counters = stats;
+    serve_options.workers = workers;
     server = std::make_unique<BackgroundServer>(
         "tcp://127.0.0.1:0",
         http::connection_handler(http::with_status_page(router.handler(), stats, page), options),
@@ -383,12 +387,84 @@ TEST_F(StatusPageLibrary, GetAndHeadOnlyNeverCachedNothingLoadedAndTheRestPasses
     const Answer moved = client.get(target);
     EXPECT_EQ(moved.status, 302) << target;
     EXPECT_EQ(moved.header("location"), "/_wire/status");
+    // Nothing there takes a POST: a redirect would send the client on to a 405.
+    const Answer post = client.exchange(std::string("POST ") + target +
+                                        " HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+    EXPECT_EQ(post.status, 405) << target;
+    EXPECT_EQ(post.header("allow"), "GET, HEAD") << target;
+    EXPECT_EQ(post.header("location"), "") << target;
   }
   EXPECT_EQ(client.get("/_wire/mine").status, 404);
   EXPECT_EQ(client.get("/_wire/status/").status, 404);
   EXPECT_EQ(client.get("/_wire/status?refresh=1").status, 200) << "a query is no other page";
   EXPECT_EQ(client.get("/hello").body, "hello\n");
   EXPECT_EQ(client.get("/_wirex").status, 404) << "the inner's 404: only /_wire is taken";
+}
+
+// Four workers answering twenty views from four clients at once read the fd table once: it is
+// the whole machine's /proc/net, and a worker reading it answers nobody. A connection opened
+// after that read is not in what they show (the interval here is an hour), and every page says
+// how old its table is.
+TEST_F(StatusPageLibrary, ViewsWithinTheIntervalShareOneReadOfTheFdTable) {
+  http::StatusPageOptions page;
+  page.fd_table_interval = std::chrono::hours(1);
+  start(page, 4);
+  std::vector<std::thread> viewers;
+  for (int i = 0; i < 4; ++i) {
+    viewers.emplace_back([this] {
+      RawClient client(server->address());
+      for (const char* target : {"/_wire/status", "/_wire/status.json", "/_wire/metrics",
+                                 "/_wire/status.json", "/_wire/status"}) {
+        const Answer answer = client.get(target);
+        EXPECT_EQ(answer.status, 200) << target;
+        EXPECT_FALSE(contains(answer.body, "not read yet")) << "the first view waits for it";
+      }
+    });
+  }
+  for (auto& viewer : viewers) viewer.join();
+
+  RawClient late(server->address());
+  EXPECT_EQ(late.get("/hello").status, 200);
+  const Answer json = late.get("/_wire/status.json");
+  const Answer metrics = late.get("/_wire/metrics");
+  const Answer html = late.get("/_wire/status");
+  const auto v = parsed_by_python(dir, metrics.body, json.body);
+  EXPECT_EQ(number_of(v, "json\tfd_table_reads"), 1u) << json.body;
+  EXPECT_EQ(number_of(v, "sample\twire_fd_table_reads_total{}"), 1u) << metrics.body;
+  EXPECT_TRUE(v.count("json\tfds.age_seconds")) << json.body;
+  EXPECT_TRUE(v.count("sample\twire_fd_table_age_seconds{}")) << metrics.body;
+  EXPECT_EQ(number_of(v, "json\tfds.listening#"), 4u) << "read while the server listened";
+  const std::string late_peer = late.socket().local_address().to_string().substr(6);
+  EXPECT_FALSE(contains(json.body, "\"" + late_peer + "\"")) << "read before it connected";
+  EXPECT_TRUE(contains(visible_text(html.body), " s ago")) << html.body;
+}
+
+// Past the interval, the next views bring a fresh read: a connection opened after the first
+// read shows up (waited for with a bounded poll), and no view made more than one read.
+TEST_F(StatusPageLibrary, ANewConnectionShowsUpOnceTheIntervalHasPassed) {
+  http::StatusPageOptions page;
+  page.fd_table_interval = 50ms;
+  start(page);
+  RawClient viewer(server->address());
+  ASSERT_EQ(viewer.get("/_wire/status.json").status, 200);
+  RawClient newcomer(server->address());
+  EXPECT_EQ(newcomer.get("/hello").status, 200);
+  const std::string peer = "\"" + newcomer.socket().local_address().to_string().substr(6) + "\"";
+  int views = 1;
+  Answer json;
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  for (;;) {
+    json = viewer.get("/_wire/status.json");
+    ++views;
+    ASSERT_EQ(json.status, 200);
+    if (contains(json.body, "\"peer\": " + peer)) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << json.body;
+    std::this_thread::sleep_for(5ms);
+  }
+  const auto v = parsed_by_python(dir, "", json.body);
+  const auto reads = number_of(v, "json\tfd_table_reads");
+  EXPECT_GE(reads, 2u) << "a second read found the newcomer";
+  EXPECT_LE(reads, static_cast<std::uint64_t>(views));
 }
 
 // A file name, a description and a path with markup in them: shown as text everywhere.
@@ -449,6 +525,7 @@ class Served {
     if (line.rfind("Serving ", 0) != 0 || at == std::string::npos) {
       throw std::runtime_error("unexpected first line: " + line + child_.read_all());
     }
+    first_line_ = line;
     url_ = line.substr(at + 4);
     while (!url_.empty() && url_.back() == '\n') url_.pop_back();
   }
@@ -464,6 +541,7 @@ class Served {
     return rest;
   }
   const std::string& url() const { return url_; }
+  const std::string& first_line() const { return first_line_; }
   // 127.0.0.1 and the port printed, whatever host the URL names (0.0.0.0 included).
   Address loopback() const {
     const auto colon = url_.rfind(':');
@@ -477,6 +555,7 @@ class Served {
     return args;
   }
   Child child_;
+  std::string first_line_;
   std::string url_;
   bool stopped_ = false;
 };
@@ -650,5 +729,23 @@ TEST_F(StatusPageCli, UnixSocketsGetThePageAndLabelValuesAreEscaped) {
       << metrics.body;
   EXPECT_EQ(number_of(v, "sample\twire_connection_states{state=\"ESTAB\"}"), 1u);
   EXPECT_EQ(number_of(v, "sample\twire_http_requests_total{code=\"200\"}"), 1u);
+  served.stop();
+}
+
+// A folder and a socket path named with terminal escapes: the "Serving" line shows them as
+// \xNN, as every other line naming them does, so a name cannot retitle or recolour the terminal.
+TEST_F(StatusPageCli, TheServingLineShowsControlBytesEscaped) {
+  const std::string folder = dir.file("x\x1b]0;owned\x07\x1b[31m");
+  std::filesystem::create_directories(folder);
+  write_file(folder + "/a.txt", "aaa");
+  const std::string path = dir.file("s\x1b[2J.sock");
+  Served served({"serve", folder, "-q", "--bind", "unix:" + path});
+  const std::string& line = served.first_line();
+  EXPECT_EQ(line.find('\x1b'), std::string::npos) << line;
+  EXPECT_EQ(line.find('\x07'), std::string::npos) << line;
+  EXPECT_TRUE(contains(line, "x\\x1b]0;owned\\x07\\x1b[31m at ")) << line;
+  EXPECT_TRUE(contains(line, "s\\x1b[2J.sock:/")) << line;
+  RawClient client(Address::unix_path(path));
+  EXPECT_EQ(client.get("/a.txt").body, "aaa") << "served all the same";
   served.stop();
 }

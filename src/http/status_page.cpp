@@ -12,126 +12,31 @@
 #include <vector>
 
 #include "../json_string.hpp"
-#include "wire/diag/fd_table.hpp"
+#include "fd_report.hpp"
 #include "wire/http/static_files.hpp"
+#include "wire/loop.hpp"
 
 namespace wire::http {
 namespace {
 
-// What one fd is to the server: a listener, a connection a listener accepted, or anything else.
-enum class Role { listening, client, other };
+using internal::FdReport;
+using internal::FdReportReader;
+using internal::FdRole;
+using Row = internal::FdRow;
 
-struct Row {
-  int fd = -1;
-  Role role = Role::other;
-  std::string kind;     // "tcp", "unix-stream", "file"...
-  std::string address;  // listening: where; client: the peer (or the socket's path); other: target
-  std::string local;    // client: the local address it was accepted on
-  std::string state;    // sockets: ESTAB, CLOSE-WAIT...
+// The fds a view shows: the latest report (or none yet), its age, and the reads so far.
+struct FdView {
+  const FdReport& report;
+  std::optional<double> age_seconds;  // none: no read has finished yet
+  std::uint64_t reads = 0;
 };
-
-// The process's fds, read back from the kernel, sorted into roles.
-struct FdReport {
-  std::vector<Row> listening;
-  std::vector<Row> clients;
-  std::vector<Row> others;
-  std::map<std::string, std::uint64_t> clients_by_state;
-  std::map<std::string, std::uint64_t> listening_by_address;
-  std::size_t open = 0;
-  std::size_t left_out = 0;  // clients and others beyond max_fd_rows
-  std::string error;         // why the table could not be read, or ""
-};
-
-bool is_unix(diag::FdKind kind) {
-  return kind == diag::FdKind::unix_stream || kind == diag::FdKind::unix_seqpacket ||
-         kind == diag::FdKind::unix_dgram;
-}
-
-bool is_tcp(diag::FdKind kind) {
-  return kind == diag::FdKind::tcp || kind == diag::FdKind::tcp6;
-}
-
-// "127.0.0.1:8000" -> 8000; "[::]:8000" -> 8000.
-std::string_view port_of(std::string_view address) {
-  const auto colon = address.rfind(':');
-  return colon == std::string_view::npos ? std::string_view() : address.substr(colon + 1);
-}
-
-bool is_wildcard(std::string_view address) {
-  return address.rfind("0.0.0.0:", 0) == 0 || address.rfind("[::]:", 0) == 0;
-}
-
-// Whether a connected socket with local address `local` was accepted by `listener`: the same
-// address, or the same port under a wildcard listener (dual-stack included).
-bool accepted_by(const diag::FdInfo& socket, const diag::FdInfo& listener) {
-  if (is_unix(socket.kind) != is_unix(listener.kind)) return false;
-  if (is_unix(socket.kind)) return !socket.local.empty() && socket.local == listener.local;
-  if (socket.local == listener.local) return true;
-  return is_wildcard(listener.local) && port_of(socket.local) == port_of(listener.local);
-}
-
-FdReport read_fds(std::size_t max_rows) {
-  FdReport report;
-  std::vector<diag::FdInfo> table;
-  try {
-    table = diag::fd_table();
-  } catch (const std::exception& e) {
-    report.error = e.what();
-    return report;
-  }
-  report.open = table.size();
-  std::vector<const diag::FdInfo*> listeners;
-  for (const auto& fd : table) {
-    if ((is_tcp(fd.kind) || is_unix(fd.kind)) && fd.state == "LISTEN") listeners.push_back(&fd);
-  }
-  std::size_t rows = 0;
-  for (const auto& fd : table) {
-    Row row;
-    row.fd = fd.fd;
-    row.kind = std::string(diag::kind_name(fd.kind));
-    row.state = fd.state;
-    if (fd.state == "LISTEN" && (is_tcp(fd.kind) || is_unix(fd.kind))) {
-      row.role = Role::listening;
-      row.address = is_unix(fd.kind) ? "unix:" + fd.local : fd.local;
-      ++report.listening_by_address[row.address];
-      report.listening.push_back(std::move(row));
-      continue;
-    }
-    bool client = false;
-    if (fd.is_socket() && (is_tcp(fd.kind) || is_unix(fd.kind))) {
-      for (const auto* listener : listeners) {
-        if (accepted_by(fd, *listener)) {
-          client = true;
-          break;
-        }
-      }
-    }
-    if (client) {
-      row.role = Role::client;
-      // /proc/net/unix names no peer: the socket's own path says which listener it came from.
-      row.address = is_unix(fd.kind) ? "unix:" + fd.local : fd.peer;
-      row.local = is_unix(fd.kind) ? "unix:" + fd.local : fd.local;
-      ++report.clients_by_state[fd.state];
-    } else {
-      row.role = Role::other;
-      row.address = fd.target;
-    }
-    if (rows >= max_rows) {
-      ++report.left_out;
-      continue;
-    }
-    ++rows;
-    (client ? report.clients : report.others).push_back(std::move(row));
-  }
-  return report;
-}
 
 void append_json(std::string& out, std::string_view text) {
-  internal::append_json_string(out, text);
+  wire::internal::append_json_string(out, text);
 }
 
 void append_label(std::string& out, std::string_view value) {
-  internal::append_prometheus_label(out, value);
+  wire::internal::append_prometheus_label(out, value);
 }
 
 std::string status_label(int status) {
@@ -184,8 +89,9 @@ std::string utc_text(std::chrono::system_clock::time_point t) {
   return text;
 }
 
-std::string render_json(const ServerStats::Snapshot& s, const FdReport& fds,
+std::string render_json(const ServerStats::Snapshot& s, const FdView& view,
                         const StatusPageOptions& options) {
+  const FdReport& fds = view.report;
   std::string out = "{\n  \"description\": ";
   append_json(out, options.description);
   out += ",\n  \"pid\": " + std::to_string(::getpid());
@@ -203,7 +109,9 @@ std::string render_json(const ServerStats::Snapshot& s, const FdReport& fds,
   out += "}}";
   out += ",\n  \"bytes\": {\"received\": " + std::to_string(s.received) +
          ", \"sent\": " + std::to_string(s.sent) + "}";
+  out += ",\n  \"fd_table_reads\": " + std::to_string(view.reads);
   out += ",\n  \"fds\": {\"open\": " + std::to_string(fds.open);
+  if (view.age_seconds) out += ", \"age_seconds\": " + format("%.3f", *view.age_seconds);
   if (!fds.error.empty()) {
     out += ", \"error\": ";
     append_json(out, fds.error);
@@ -290,7 +198,8 @@ void sample(std::string& out, const char* name, const char* label, std::string_v
   out += '\n';
 }
 
-std::string render_metrics(const ServerStats::Snapshot& s, const FdReport& fds) {
+std::string render_metrics(const ServerStats::Snapshot& s, const FdView& view) {
+  const FdReport& fds = view.report;
   std::string out;
   family(out, "wire_connections_accepted_total", "counter",
          "Connections accepted (a handler was started for them).");
@@ -322,6 +231,15 @@ std::string render_metrics(const ServerStats::Snapshot& s, const FdReport& fds) 
     family(out, "process_open_fds", "gauge", "Number of open file descriptors.");
     sample(out, "process_open_fds", std::to_string(fds.open));
   }
+  if (view.age_seconds) {
+    family(out, "wire_fd_table_age_seconds", "gauge",
+           "Seconds since the fd table behind process_open_fds, wire_connection_states and "
+           "wire_listening_sockets was read.");
+    sample(out, "wire_fd_table_age_seconds", format("%.3f", *view.age_seconds));
+  }
+  family(out, "wire_fd_table_reads_total", "counter",
+         "Reads of the fd table (each walks the whole machine's /proc/net tables).");
+  sample(out, "wire_fd_table_reads_total", std::to_string(view.reads));
   family(out, "wire_start_time_seconds", "gauge",
          "When the server's counting started, in seconds since the Unix epoch.");
   sample(out, "wire_start_time_seconds", format("%.3f", unix_seconds(s.started)));
@@ -342,12 +260,13 @@ void fd_row(std::string& out, const Row& r, std::string_view what) {
   cell(out, "FD " + std::to_string(r.fd));
   cell(out, what);
   cell(out, r.address);
-  cell(out, r.role == Role::listening ? std::string() : r.state);
+  cell(out, r.role == FdRole::listening ? std::string() : r.state);
   out += "</tr>\n";
 }
 
-std::string render_html(const ServerStats::Snapshot& s, const FdReport& fds,
+std::string render_html(const ServerStats::Snapshot& s, const FdView& view,
                         const StatusPageOptions& options) {
+  const FdReport& fds = view.report;
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   if (options.refresh_seconds > 0) {
     out += "<meta http-equiv=\"refresh\" content=\"" + std::to_string(options.refresh_seconds) +
@@ -395,6 +314,9 @@ std::string render_html(const ServerStats::Snapshot& s, const FdReport& fds,
   out += "</tr>\n</table>\n";
 
   out += "<h2>File descriptors: " + std::to_string(fds.open) + " open</h2>\n";
+  if (view.age_seconds) {
+    out += "<p id=\"fds-age\">as of " + format("%.1f", *view.age_seconds) + " s ago</p>\n";
+  }
   if (!fds.error.empty()) {
     out += "<p>The fd table could not be read: " + html_escape(fds.error) + "</p>\n";
   } else {
@@ -427,6 +349,12 @@ Response page(std::string body, const char* content_type) {
   return r;
 }
 
+// How long a view waits for a fresh fd table before it shows the previous one, and how often
+// it looks meanwhile: the loop has no wake-up from another thread, and a view is rare enough
+// that a timer every few milliseconds while it waits costs nothing.
+constexpr std::chrono::seconds fd_wait{2};
+constexpr std::chrono::milliseconds fd_poll{5};
+
 enum class Page { none, html, json, metrics };
 
 Page page_for(std::string_view path) {
@@ -447,18 +375,15 @@ bool under_status_path(std::string_view path) {
 
 Handler with_status_page(Handler inner, std::shared_ptr<const ServerStats> stats,
                          StatusPageOptions options) {
+  auto reader = std::make_shared<FdReportReader>(options.max_fd_rows, options.fd_table_interval);
   auto shared = std::make_shared<const StatusPageOptions>(std::move(options));
-  return [inner = std::move(inner), stats = std::move(stats),
-          options = std::move(shared)](Request& request) -> Task<Response> {
+  return [inner = std::move(inner), stats = std::move(stats), options = std::move(shared),
+          reader = std::move(reader)](Request& request) -> Task<Response> {
     if (!under_status_path(request.path)) co_return co_await inner(request);
     const Page which = page_for(request.path);
-    if (which == Page::none) {
-      if (request.path == "/_wire" || request.path == "/_wire/") {
-        Response moved = Response::text(302, "302 Found\n");
-        moved.header("Location", "/_wire/status");
-        moved.header("Cache-Control", "no-store");
-        co_return moved;
-      }
+    const bool to_page =
+        which == Page::none && (request.path == "/_wire" || request.path == "/_wire/");
+    if (which == Page::none && !to_page) {
       Response missing = Response::text(404, "404 Not Found\n");
       missing.header("Cache-Control", "no-store");
       co_return missing;
@@ -469,15 +394,47 @@ Handler with_status_page(Handler inner, std::shared_ptr<const ServerStats> stats
       r.header("Cache-Control", "no-store");
       co_return r;
     }
-    const ServerStats::Snapshot snapshot = stats ? stats->snapshot() : ServerStats::Snapshot{};
-    const FdReport fds = read_fds(options->max_fd_rows);
+    if (to_page) {
+      Response moved = Response::text(302, "302 Found\n");
+      moved.header("Location", "/_wire/status");
+      moved.header("Cache-Control", "no-store");
+      co_return moved;
+    }
+    // The frame's own references: the view may wait below, and must not lean on the
+    // closure's captures meanwhile.
+    const auto counters = stats;
+    const auto page_options = options;
+    const auto fd_reader = reader;
+    // A report older than the interval: the reader's thread makes a new one while this view
+    // waits on its loop's timer (the worker answers others meanwhile), up to fd_wait; after
+    // that the view shows what there is, with its age.
+    const auto asked = FdReportReader::Clock::now();
+    FdReportReader::Latest fds = fd_reader->latest(asked);
+    if (!fds.recent) {
+      if (EventLoop* loop = EventLoop::current()) {
+        while (!fds.recent && FdReportReader::Clock::now() - asked < fd_wait) {
+          co_await loop->sleep(fd_poll);
+          fds = fd_reader->latest(asked);
+        }
+      }
+    }
+    static const FdReport not_read = [] {
+      FdReport report;
+      report.error = "not read yet: the first read of the fd table is still running";
+      return report;
+    }();
+    std::optional<double> age;
+    if (fds.report) age = seconds(FdReportReader::Clock::now() - fds.report->read_at);
+    const FdView view{fds.report ? *fds.report : not_read, age, fd_reader->reads()};
+    const ServerStats::Snapshot snapshot =
+        counters ? counters->snapshot() : ServerStats::Snapshot{};
     switch (which) {
       case Page::json:
-        co_return page(render_json(snapshot, fds, *options), "application/json");
+        co_return page(render_json(snapshot, view, *page_options), "application/json");
       case Page::metrics:
-        co_return page(render_metrics(snapshot, fds), "text/plain; version=0.0.4; charset=utf-8");
+        co_return page(render_metrics(snapshot, view), "text/plain; version=0.0.4; charset=utf-8");
       default:
-        co_return page(render_html(snapshot, fds, *options), "text/html; charset=utf-8");
+        co_return page(render_html(snapshot, view, *page_options), "text/html; charset=utf-8");
     }
   };
 }

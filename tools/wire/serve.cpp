@@ -221,7 +221,9 @@ Command add_serve(CLI::App& app) {
               : "http://" +
                     (bound.family() == Family::inet6 ? "[" + bound.host() + "]" : bound.host()) +
                     ":" + std::to_string(bound.port()) + "/";
-      std::fprintf(stderr, "Serving %s at %s\n", where.directory.c_str(), url.c_str());
+      // Both may hold any byte (a folder or socket named with an escape sequence): shown safe.
+      std::fprintf(stderr, "Serving %s at %s\n", detail::printable(where.directory).c_str(),
+                   detail::printable(url).c_str());
       if (hidden) {
         std::fprintf(stderr,
                      "wire: %s is not served: /_wire is the status page's (--status off "

@@ -25,11 +25,15 @@
 // and out, uptime. Everything shown is escaped (HTML, JSON, Prometheus label values); the
 // page loads nothing (a Content-Security-Policy of default-src 'none' says so to the
 // browser) and runs no script; answers are Cache-Control: no-store; GET and HEAD only.
-// Reading the fd table costs a walk of /proc/self/fd and the /proc/net tables on the
-// requesting worker: meant for people and scrapers, not for every request.
+// Reading the fd table walks /proc/self/fd and the whole machine's /proc/net tables (a good
+// fraction of a second on a host with many sockets): it is done on a thread of the page's own,
+// when a view finds the last read older than fd_table_interval, and shared by every worker;
+// the view waits for it on its loop's timer, so the worker answers others meanwhile. Every
+// page says how old its fd table is and how many reads there have been.
 // See docs/design/status-page.md.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -53,6 +57,10 @@ struct StatusPageOptions {
   // At most this many fds are listed one by one (listening sockets always are); the counts
   // cover them all.
   std::size_t max_fd_rows = 1000;
+  // The fd table is read at most once per this interval (start to start), whatever the
+  // number of views and workers; a view within it shows the last read. 0: a fresh read for
+  // every view (views that come together share it).
+  std::chrono::milliseconds fd_table_interval{1000};
 };
 
 // Answers /_wire/status, /_wire/status.json and /_wire/metrics from `stats` and the fd table;
