@@ -10,8 +10,9 @@ build=$(cd "${1:-build/release}" && pwd)
 wire="$build/tools/wire/wire"
 connections=${CONNECTIONS:-10000}
 runs=${RUNS:-5}
-# Each connection is two fds in the one process holding both ends.
-ulimit -n $((connections * 2 + 256))
+# Each connection is two fds: the accepting ends are held by one process and the connecting
+# ends by another, so each needs CONNECTIONS fds (a hard limit of 20,000 is common).
+ulimit -n $((connections + 256))
 work=$(mktemp -d)
 python3 - "$connections" "$work/ready" <<'PY' &
 import socket, sys, time, os
@@ -20,16 +21,17 @@ server = socket.socket()
 server.bind(("127.0.0.1", 0))
 server.listen(4096)
 port = server.getsockname()[1]
-held = []
-for _ in range(count):
-    client = socket.create_connection(("127.0.0.1", port))
-    held.append(client)
-    held.append(server.accept()[0])
+if os.fork() == 0:  # the connecting side, in a process of its own
+    server.close()
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+    time.sleep(3600)
+    os._exit(0)
+held = [server.accept()[0] for _ in range(count)]
 open(ready, "w").write(str(port))
 time.sleep(3600)
 PY
 holder=$!
-trap 'kill $holder 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'pkill -P $holder 2>/dev/null || true; kill $holder 2>/dev/null || true; rm -rf "$work"' EXIT
 while [[ ! -s "$work/ready" ]]; do
   kill -0 $holder 2>/dev/null || { echo "bench/sockets.sh: the connection holder died" >&2; exit 1; }
   sleep 0.2

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <string>
 #include <unordered_map>
@@ -130,10 +131,15 @@ std::string inet_text(int family, const __be32* words, __be16 port_be, bool& uns
   const std::uint16_t port = ntohs(port_be);
   unspecified = port == 0;
   for (std::size_t i = 0; unspecified && i < size; ++i) unspecified = bytes[i] == 0;
-  char text[INET6_ADDRSTRLEN] = {};
-  ::inet_ntop(family, bytes, text, sizeof text);
-  return family == AF_INET6 ? "[" + std::string(text) + "]:" + std::to_string(port)
-                            : std::string(text) + ":" + std::to_string(port);
+  // Built in place, one string per address: a dump of 20,000 sockets makes 40,000 of them.
+  char text[INET6_ADDRSTRLEN + 8] = {'['};
+  const std::size_t start = family == AF_INET6 ? 1 : 0;
+  ::inet_ntop(family, bytes, text + start, INET6_ADDRSTRLEN);
+  char* end = text + start + std::strlen(text + start);
+  if (family == AF_INET6) *end++ = ']';
+  *end++ = ':';
+  end = std::to_chars(end, text + sizeof text, port).ptr;
+  return std::string(text, end);
 }
 
 void dump_inet(DiagSocket& diag, const SocketQuery& query, int family, Protocol protocol,
@@ -256,11 +262,42 @@ void dump_unix(DiagSocket& diag, const SocketQuery& query, std::vector<SocketInf
   }
 }
 
+// How many sockets the dumps may bring, from /proc/net/sockstat{,6} ("TCP: inuse N orphan O
+// tw T ..."): the list is reserved once instead of growing by moves of 20,000 SocketInfos
+// (perf showed the growth beside the kernel's own dump). A guess only: 0 when unreadable.
+std::size_t expected_sockets(const SocketQuery& query) {
+  std::size_t total = 0;
+  for (const char* path : {"/proc/net/sockstat", "/proc/net/sockstat6"}) {
+    std::FILE* file = std::fopen(path, "re");
+    if (file == nullptr) continue;
+    char line[256];
+    while (std::fgets(line, sizeof line, file) != nullptr) {
+      unsigned long inuse = 0, orphan = 0, tw = 0;
+      const bool tcp = std::strncmp(line, "TCP", 3) == 0;
+      const bool udp = std::strncmp(line, "UDP:", 4) == 0 || std::strncmp(line, "UDP6:", 5) == 0;
+      if (tcp && query.wants(Protocol::tcp) &&
+          std::sscanf(std::strchr(line, ':') + 1, " inuse %lu orphan %lu tw %lu", &inuse, &orphan,
+                      &tw) >= 1) {
+        total += inuse + tw;
+      } else if (udp && query.wants(Protocol::udp) &&
+                 std::sscanf(std::strchr(line, ':') + 1, " inuse %lu", &inuse) == 1) {
+        total += inuse;
+      } else if (std::strncmp(line, "sockets:", 8) == 0 && query.wants(Protocol::unix_stream)) {
+        std::sscanf(line + 8, " used %lu", &inuse);
+        total += inuse;
+      }
+    }
+    std::fclose(file);
+  }
+  return std::min<std::size_t>(total, 1 << 22);
+}
+
 }  // namespace
 
 std::vector<SocketInfo> sock_diag_sockets(const SocketQuery& query) {
   DiagSocket diag;
   std::vector<SocketInfo> list;
+  if (!query.port && query.states == SocketQuery{}.states) list.reserve(expected_sockets(query));
   for (const Protocol protocol : {Protocol::tcp, Protocol::udp}) {
     if (!query.wants(protocol)) continue;
     dump_inet(diag, query, AF_INET, protocol, list);
