@@ -18,10 +18,11 @@ struct SocketOwners {
   std::vector<pid_t> unreadable;  // sorted
 };
 
-// The owners of the sockets in `wanted` (inodes) among every process of /proc. A process
-// that exits during the scan is skipped; one whose fds may not be read (another user's,
-// without CAP_SYS_PTRACE) is listed in `unreadable`.
-SocketOwners scan_socket_owners(const std::unordered_set<std::uint64_t>& wanted);
+// The owners of the sockets in `wanted` (inodes; every socket when null) among every process
+// of /proc. A process that exits during the scan is skipped; one whose fds may not be read
+// (another user's, without CAP_SYS_PTRACE) is listed in `unreadable`. Safe to run on another
+// thread while the sockets are dumped.
+SocketOwners scan_socket_owners(const std::unordered_set<std::uint64_t>* wanted);
 
 // Every socket `pid` holds. Throws wire::Error (operation "sockets", address "pid N"):
 // ESRCH when there is no such process (or it exits during the scan), EACCES when its fds

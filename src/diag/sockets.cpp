@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <future>
 #include <system_error>
 #include <tuple>
 #include <unordered_set>
@@ -160,6 +161,13 @@ SocketList sockets(const SocketFilter& filter) {
   // The process first: a pid that is not there is an error before any dump is made.
   std::optional<internal::SocketOwners> of_pid;
   if (filter.pid) of_pid = internal::scan_socket_owners_of(*filter.pid);
+  // The owners of every socket are read while the kernel dumps the sockets: the scan (a
+  // readlink per fd of the machine) and the dump take about as long, and use other cores.
+  std::future<internal::SocketOwners> every_owner;
+  if (filter.owners && !filter.pid) {
+    every_owner =
+        std::async(std::launch::async, [] { return internal::scan_socket_owners(nullptr); });
+  }
 
   SocketList list;
   if (filter.source == Source::proc) {
@@ -181,10 +189,8 @@ SocketList sockets(const SocketFilter& filter) {
     std::erase_if(list.sockets,
                   [&](const SocketInfo& s) { return !of_pid->by_inode.count(s.inode); });
     add_owners(list, std::move(*of_pid));
-  } else if (filter.owners) {
-    std::unordered_set<std::uint64_t> wanted;
-    for (const auto& s : list.sockets) wanted.insert(s.inode);
-    add_owners(list, internal::scan_socket_owners(wanted));
+  } else if (every_owner.valid()) {
+    add_owners(list, every_owner.get());
   }
   // Sorted through pointers, then moved once: a SocketInfo is large, and sorting 20,000 of
   // them in place moved more bytes than the kernel's dump took to make (perf, bench/sockets.sh).
