@@ -4,14 +4,17 @@
 #include <sys/stat.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
+#include "wire/owned_fd.hpp"
 #include "wire/wire.hpp"
 
 namespace wire {
@@ -22,6 +25,17 @@ inline void PrintTo(const Address& address, std::ostream* os) {
 }  // namespace wire
 
 namespace wire::test {
+
+// A pipe whose ends close with the object (close-on-exec).
+struct Pipe {
+  OwnedFd read_end, write_end;
+  Pipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
+    read_end = OwnedFd(fds[0]);
+    write_end = OwnedFd(fds[1]);
+  }
+};
 
 inline int open_fd_count() {
   int count = 0;

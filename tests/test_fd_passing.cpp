@@ -23,17 +23,6 @@ bool has_cloexec(int fd) {
   return (::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0;
 }
 
-// A pipe whose ends close with the object (close-on-exec).
-struct Pipe {
-  OwnedFd read_end, write_end;
-  Pipe() {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
-    read_end = OwnedFd(fds[0]);
-    write_end = OwnedFd(fds[1]);
-  }
-};
-
 // Reads exactly n bytes from a pipe end, 5 s at most.
 std::string read_exactly(int fd, std::size_t n) {
   Stream in(fd, std::chrono::seconds(5));
@@ -94,7 +83,7 @@ TEST_F(FdPassingTest, ASocketSurvivesTheTripAndCarriesTheConnection) {
 
 TEST_F(FdPassingTest, ReceivedFdsAreCloseOnExecAndNewNumbers) {
   auto [sender, receiver] = unix_pair();
-  Pipe pipe;
+  test::Pipe pipe;
   ASSERT_EQ(::fcntl(pipe.write_end.fd(), F_SETFD, 0), 0);  // sent without the flag
   send_fds(sender, {pipe.write_end.fd()}, "p");
   ReceivedFds got = recv_fds(receiver, 1, 1);
@@ -107,7 +96,7 @@ TEST_F(FdPassingTest, ReceivedFdsAreCloseOnExecAndNewNumbers) {
 TEST_F(FdPassingTest, APipeAFileAndASocketTogetherInOrder) {
   test::TempDir dir;
   auto [sender, receiver] = unix_pair();
-  Pipe pipe;
+  test::Pipe pipe;
   OwnedFd file(::open(dir.file("data").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   ASSERT_TRUE(file);
   auto [client, server_side] = tcp_pair();
@@ -136,7 +125,7 @@ TEST_F(FdPassingTest, APipeAFileAndASocketTogetherInOrder) {
 
 TEST_F(FdPassingTest, TheMostOneMessageCarries) {
   auto [sender, receiver] = unix_pair();
-  Pipe pipe;
+  test::Pipe pipe;
   std::vector<int> fds(max_fds_per_message, pipe.write_end.fd());  // 253 copies of one end
   send_fds(sender, fds, "many");
   ReceivedFds got = recv_fds(receiver, max_fds_per_message, 16);
@@ -160,7 +149,7 @@ TEST_F(FdPassingTest, TheMostOneMessageCarries) {
 
 TEST_F(FdPassingTest, TruncationClosesEveryFdThatArrived) {
   auto [sender, receiver] = unix_pair();
-  Pipe pipe;
+  test::Pipe pipe;
   const int four[] = {pipe.write_end.fd(), pipe.write_end.fd(), pipe.write_end.fd(),
                       pipe.write_end.fd()};
   send_fds(sender, four, "4");
@@ -183,7 +172,7 @@ TEST_F(FdPassingTest, TruncationClosesEveryFdThatArrived) {
 
 TEST_F(FdPassingTest, AShortDatagramIsAnErrorAndItsFdsAreClosed) {
   auto [sender, receiver] = unix_pair(Type::dgram);
-  Pipe pipe;
+  test::Pipe pipe;
   send_fds(sender, {pipe.write_end.fd()}, "a long datagram");
   const int before = test::open_fd_count();
   auto got = recv_fds(receiver, 1, 4, std::nothrow);
@@ -199,7 +188,7 @@ TEST_F(FdPassingTest, AShortDatagramIsAnErrorAndItsFdsAreClosed) {
 
 TEST_F(FdPassingTest, ALongMessageOnAStreamComesInPiecesWithItsFdsFirst) {
   auto [sender, receiver] = unix_pair();
-  Pipe pipe;
+  test::Pipe pipe;
   send_fds(sender, {pipe.write_end.fd()}, "abcdef");
   ReceivedFds first = recv_fds(receiver, 1, 2);
   EXPECT_EQ(first.bytes, "ab");
@@ -211,7 +200,7 @@ TEST_F(FdPassingTest, ALongMessageOnAStreamComesInPiecesWithItsFdsFirst) {
 
 TEST_F(FdPassingTest, APeerThatClosesAfterSendingStillDeliversThenEof) {
   auto [sender, receiver] = unix_pair();
-  Pipe pipe;
+  test::Pipe pipe;
   send_fds(sender, {pipe.write_end.fd()}, "last words");
   sender.close();
   ReceivedFds got = recv_fds(receiver, 1, 4);
@@ -241,7 +230,7 @@ TEST_F(FdPassingTest, ATimeoutBoundsTheWait) {
 
 TEST_F(FdPassingTest, BadInputGetsAClearError) {
   auto [sender, receiver] = unix_pair();
-  Pipe pipe;
+  test::Pipe pipe;
 
   // An fd that is not open: EBADF, and the message names it.
   const int closed_fd = ::dup(pipe.write_end.fd());
@@ -286,7 +275,7 @@ TEST_F(FdPassingTest, BadInputGetsAClearError) {
 
 TEST_F(FdPassingTest, ANonUnixSocketIsRefusedBeforeAnythingIsSent) {
   auto [client, server_side] = tcp_pair();
-  Pipe pipe;
+  test::Pipe pipe;
   auto sent = send_fds(client, {pipe.write_end.fd()}, "x", std::nothrow);
   ASSERT_FALSE(sent);
   EXPECT_EQ(sent.error(), FdPassingErrc::not_unix_socket);
@@ -303,7 +292,7 @@ TEST_F(FdPassingTest, ANonUnixSocketIsRefusedBeforeAnythingIsSent) {
 TEST_F(FdPassingTest, NoSigpipeWhenThePeerIsGone) {
   auto [sender, receiver] = unix_pair();
   receiver.close();
-  Pipe pipe;
+  test::Pipe pipe;
   // A SIGPIPE would kill the test binary here.
   auto sent = send_fds(sender, {pipe.write_end.fd()}, "x", std::nothrow);
   ASSERT_FALSE(sent);
@@ -333,7 +322,7 @@ print(os.read(r, 100).decode(), flush=True)
   auto [conn, peer] = listener.accept();
   conn.set_timeout(5s);
 
-  Pipe pipe;
+  test::Pipe pipe;
   send_fds(conn, {pipe.write_end.fd()}, "hello");
   EXPECT_EQ(read_exactly(pipe.read_end.fd(), 18), "python wrote hello");
 
@@ -387,7 +376,7 @@ TEST_F(FdPassingTest, AwaitableFormsThroughTheLoop) {
   AsyncSocket receiver(loop, std::move(b));
   sender.set_timeout(5s);
   receiver.set_timeout(5s);
-  Pipe pipe;
+  test::Pipe pipe;
   EXPECT_EQ(loop.run_until_complete(relay_a_pipe_async(sender, receiver, pipe.write_end.fd())),
             "async");
   EXPECT_EQ(read_exactly(pipe.read_end.fd(), 12), "via the loop");
@@ -405,7 +394,7 @@ TEST_F(FdPassingTest, AwaitableSendWaitsForRoomAndDeliversEveryByte) {
   sender.set_timeout(5s);
   Socket& reader = b;
   reader.set_timeout(0ms);  // drained from the loop's thread: it must never block there
-  Pipe pipe;
+  test::Pipe pipe;
   const std::string big = test::random_bytes(256 * 1024);
   std::string received;
   int fds_seen = 0;

@@ -25,16 +25,6 @@ namespace {
 
 constexpr const char* python = "/usr/bin/python3";
 
-struct Pipe {
-  OwnedFd read_end, write_end;
-  Pipe() {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
-    read_end = OwnedFd(fds[0]);
-    write_end = OwnedFd(fds[1]);
-  }
-};
-
 // Everything until EOF on fd, 5 s at most per read.
 std::string read_to_eof(int fd) {
   Stream in(fd, std::chrono::seconds(5));
@@ -48,7 +38,7 @@ std::string read_to_eof(int fd) {
 std::pair<std::string, ExitStatus> run(const std::vector<std::string>& argv,
                                        std::vector<std::pair<int, int>> more = {},
                                        SpawnOptions options = {}) {
-  Pipe out;
+  test::Pipe out;
   OwnedFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   options.pass_fds = {{null.fd(), 0}, {out.write_end.fd(), 1}, {out.write_end.fd(), 2}};
   options.pass_fds.insert(options.pass_fds.end(), more.begin(), more.end());
@@ -108,7 +98,7 @@ TEST_F(SpawnTest, TheChildHasOnlyThePassedFdsAtTheNumbersAsked) {
 }
 
 TEST_F(SpawnTest, MappingsThatCrossAreResolved) {
-  Pipe a, b;
+  test::Pipe a, b;
   const int a_fd = a.write_end.fd(), b_fd = b.write_end.fd();
   // a's write end becomes b's number in the child and the other way round.
   auto [printed, status] =
@@ -124,7 +114,7 @@ TEST_F(SpawnTest, MappingsThatCrossAreResolved) {
 }
 
 TEST_F(SpawnTest, TheSourceFdsAreLeftAsTheyWere) {
-  Pipe pipe;
+  test::Pipe pipe;
   for (int i = 0; i < 2; ++i) {  // one source, two children
     auto [printed, status] = run({"/bin/sh", "-c", "echo child >&5"}, {{pipe.write_end.fd(), 5}});
     EXPECT_TRUE(status.success()) << printed;
@@ -256,7 +246,7 @@ TEST_F(SpawnTest, AProgramThatCannotRunIsAnErrorHereNotAnExit127) {
 
 TEST_F(SpawnTest, BadArgumentsAreClearErrors) {
   EXPECT_NE(error_of([] { spawn({}); }).find("no program given"), std::string::npos);
-  Pipe pipe;
+  test::Pipe pipe;
   const int fd = pipe.write_end.fd();
   EXPECT_NE(error_of([&] {
               spawn({"/bin/true"}, {.pass_fds = {{fd, -1}}});
@@ -319,7 +309,7 @@ TEST_F(InheritableTest, TurnsCloseOnExecOffAndOn) {
 TEST_F(InheritableTest, AnInheritableFdSurvivesAPlainExec) {
   // The flag is what exec looks at: a child spawned by other means (here test::Child's own
   // posix_spawn, which closes nothing) keeps an inheritable fd and loses a close-on-exec one.
-  Pipe kept, dropped;
+  test::Pipe kept, dropped;
   set_inheritable(kept.write_end.fd(), true);
   test::Child child({"/bin/sh", "-c",
                      "echo kept >&" + std::to_string(kept.write_end.fd()) +
