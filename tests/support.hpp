@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -25,6 +26,16 @@ inline void PrintTo(const Address& address, std::ostream* os) {
 }  // namespace wire
 
 namespace wire::test {
+
+// What `call` throws as a wire::Error, or "(no error)".
+inline std::string error_of(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 // A pipe whose ends close with the object (close-on-exec).
 struct Pipe {

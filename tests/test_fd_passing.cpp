@@ -48,15 +48,6 @@ std::pair<Socket, Socket> unix_pair(Type type = Type::stream) {
   return pair;
 }
 
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 }  // namespace
 
 TEST_F(FdPassingTest, ASocketSurvivesTheTripAndCarriesTheConnection) {
@@ -143,7 +134,7 @@ TEST_F(FdPassingTest, TheMostOneMessageCarries) {
   auto refused = send_fds(sender, fds, "too many", std::nothrow);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error(), FdPassingErrc::too_many_fds);
-  EXPECT_NE(error_of([&] { send_fds(sender, fds, "too many"); }).find("at most 253 fds"),
+  EXPECT_NE(test::error_of([&] { send_fds(sender, fds, "too many"); }).find("at most 253 fds"),
             std::string::npos);
 }
 
@@ -161,8 +152,9 @@ TEST_F(FdPassingTest, TruncationClosesEveryFdThatArrived) {
 
   // Two sent, room for one: the kernel's rounding would deliver both; still an error.
   send_fds(sender, std::span<const int>(four, 2), "2");
-  EXPECT_NE(error_of([&] { recv_fds(receiver, 1, 16); }).find("more fds arrived than max_fds"),
-            std::string::npos);
+  EXPECT_NE(
+      test::error_of([&] { recv_fds(receiver, 1, 16); }).find("more fds arrived than max_fds"),
+      std::string::npos);
   EXPECT_EQ(test::open_fd_count(), before);
 
   // The stream goes on: the next message is whole.
@@ -239,12 +231,12 @@ TEST_F(FdPassingTest, BadInputGetsAClearError) {
   auto bad = send_fds(sender, fds, "x", std::nothrow);
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error(), std::errc::bad_file_descriptor);
-  const std::string message = error_of([&] { send_fds(sender, fds, "x"); });
+  const std::string message = test::error_of([&] { send_fds(sender, fds, "x"); });
   EXPECT_NE(message.find("send_fds "), std::string::npos) << message;
   EXPECT_NE(message.find("fd " + std::to_string(closed_fd) + " is not open: Bad file descriptor"),
             std::string::npos)
       << message;
-  EXPECT_NE(error_of([&] { send_fds(sender, {987654}, "x"); }).find("fd 987654 is not open"),
+  EXPECT_NE(test::error_of([&] { send_fds(sender, {987654}, "x"); }).find("fd 987654 is not open"),
             std::string::npos);
 
   // Zero bytes of data.
@@ -252,7 +244,7 @@ TEST_F(FdPassingTest, BadInputGetsAClearError) {
   ASSERT_FALSE(empty);
   EXPECT_EQ(empty.error(), FdPassingErrc::no_data);
   EXPECT_EQ(empty.error(), std::errc::invalid_argument);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(test::error_of([&] {
               send_fds(sender, {pipe.write_end.fd()}, "");
             }).find("at least one byte of data"),
             std::string::npos);
@@ -279,7 +271,7 @@ TEST_F(FdPassingTest, ANonUnixSocketIsRefusedBeforeAnythingIsSent) {
   auto sent = send_fds(client, {pipe.write_end.fd()}, "x", std::nothrow);
   ASSERT_FALSE(sent);
   EXPECT_EQ(sent.error(), FdPassingErrc::not_unix_socket);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(test::error_of([&] {
               send_fds(client, {pipe.write_end.fd()}, "x");
             }).find("only be passed over a Unix domain socket"),
             std::string::npos);
@@ -475,13 +467,14 @@ TEST_F(PeerCredentialsTest, NoPeerOrNotUnixIsAClearError) {
   auto tcp = peer_credentials(client, std::nothrow);
   ASSERT_FALSE(tcp);
   EXPECT_EQ(tcp.error(), std::errc::address_family_not_supported);
-  EXPECT_NE(error_of([&] { peer_credentials(client); }).find("not a Unix domain socket"),
+  EXPECT_NE(test::error_of([&] { peer_credentials(client); }).find("not a Unix domain socket"),
             std::string::npos);
   EXPECT_EQ(peer_pidfd(client, std::nothrow).error(), std::errc::address_family_not_supported);
 
   Socket unconnected(Family::local, Type::stream);
   EXPECT_EQ(peer_credentials(unconnected, std::nothrow).error(), std::errc::not_connected);
-  EXPECT_NE(error_of([&] { peer_credentials(unconnected); }).find("no peer"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { peer_credentials(unconnected); }).find("no peer"),
+            std::string::npos);
   Socket closed;
   EXPECT_EQ(peer_credentials(closed, std::nothrow).error(), errc::socket_closed);
 }

@@ -63,15 +63,6 @@ for name in os.listdir('/proc/self/fd'):
 print(*sorted(alive))
 )";
 
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 bool has_cloexec(int fd) {
   return (::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0;
 }
@@ -229,7 +220,7 @@ TEST_F(SpawnTest, AProgramThatCannotRunIsAnErrorHereNotAnExit127) {
   auto missing = spawn({"/nonexistent/wire-no-such-program"}, {}, std::nothrow);
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error(), std::errc::no_such_file_or_directory);
-  EXPECT_EQ(error_of([] { spawn({"/nonexistent/wire-no-such-program"}); }),
+  EXPECT_EQ(test::error_of([] { spawn({"/nonexistent/wire-no-such-program"}); }),
             "spawn /nonexistent/wire-no-such-program: No such file or directory");
   EXPECT_EQ(spawn({"wire-no-such-program-in-path"}, {}, std::nothrow).error(),
             std::errc::no_such_file_or_directory);
@@ -245,28 +236,28 @@ TEST_F(SpawnTest, AProgramThatCannotRunIsAnErrorHereNotAnExit127) {
 }
 
 TEST_F(SpawnTest, BadArgumentsAreClearErrors) {
-  EXPECT_NE(error_of([] { spawn({}); }).find("no program given"), std::string::npos);
+  EXPECT_NE(test::error_of([] { spawn({}); }).find("no program given"), std::string::npos);
   test::Pipe pipe;
   const int fd = pipe.write_end.fd();
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(test::error_of([&] {
               spawn({"/bin/true"}, {.pass_fds = {{fd, -1}}});
             }).find("child fd -1 is negative"),
             std::string::npos);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(test::error_of([&] {
               spawn({"/bin/true"}, {.pass_fds = {{fd, 4}, {fd, 4}}});
             }).find("child fd 4 is named twice"),
             std::string::npos);
-  EXPECT_EQ(error_of([&] {
+  EXPECT_EQ(test::error_of([&] {
               spawn({"/bin/true"}, {.pass_fds = {{987654, 3}}});
             }),
             "spawn /bin/true: pass_fds: fd 987654 is not open: Bad file descriptor");
   EXPECT_EQ(spawn({"/bin/true"}, {.pass_fds = {{987654, 3}}}, std::nothrow).error(),
             std::errc::bad_file_descriptor);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(test::error_of([] {
               spawn({"/bin/true", std::string("a\0b", 3)});
             }).find("NUL byte"),
             std::string::npos);
-  EXPECT_NE(error_of([] {
+  EXPECT_NE(test::error_of([] {
               spawn({"/bin/true"}, {.cwd = "/nonexistent/wire-dir"});
             }).find("cwd /nonexistent/wire-dir: No such file or directory"),
             std::string::npos);
@@ -301,7 +292,7 @@ TEST_F(InheritableTest, TurnsCloseOnExecOffAndOn) {
   EXPECT_FALSE(has_cloexec(fd.fd()));
   set_inheritable(fd.fd(), false);
   EXPECT_TRUE(has_cloexec(fd.fd()));
-  EXPECT_EQ(error_of([] { set_inheritable(987654, true); }),
+  EXPECT_EQ(test::error_of([] { set_inheritable(987654, true); }),
             "set_inheritable fd 987654: Bad file descriptor");
   EXPECT_EQ(is_inheritable(987654, std::nothrow).error(), std::errc::bad_file_descriptor);
 }
