@@ -15,7 +15,12 @@ runs=${RUNS:-5}
 ulimit -n $((connections + 256))
 work=$(mktemp -d)
 python3 - "$connections" "$work/ready" <<'PY' &
-import socket, sys, time, os
+import socket, struct, sys, time, os
+# Closed with a reset when the bench ends (SO_LINGER 0): 20,000 TIME-WAIT sockets left
+# behind would be dumped by the next run, for a minute.
+def abortive(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return s
 count, ready = int(sys.argv[1]), sys.argv[2]
 server = socket.socket()
 server.bind(("127.0.0.1", 0))
@@ -23,10 +28,10 @@ server.listen(4096)
 port = server.getsockname()[1]
 if os.fork() == 0:  # the connecting side, in a process of its own
     server.close()
-    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+    held = [abortive(socket.create_connection(("127.0.0.1", port))) for _ in range(count)]
     time.sleep(3600)
     os._exit(0)
-held = [server.accept()[0] for _ in range(count)]
+held = [abortive(server.accept()[0]) for _ in range(count)]
 open(ready, "w").write(str(port))
 time.sleep(3600)
 PY
@@ -37,33 +42,35 @@ while [[ ! -s "$work/ready" ]]; do
   sleep 0.2
 done
 
-# Median seconds of `runs` runs of the command, output discarded.
-median() {
-  local times=()
-  for ((i = 0; i < runs; i++)); do
-    local start end
-    start=$(date +%s.%N)
-    "$@" >/dev/null 2>&1 || true
-    end=$(date +%s.%N)
-    times+=("$(echo "$end - $start" | bc -l)")
-  done
-  printf '%s\n' "${times[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+# Seconds one run of the command takes, output discarded (bash's clock: no fork of date).
+seconds() {
+  local start=$EPOCHREALTIME
+  "$@" >/dev/null 2>&1 || true
+  echo "$EPOCHREALTIME - $start" | bc -l
 }
 
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# The two commands run in turns, so a machine that slows down or speeds up part-way (this
+# one does, by 20 % and more) slows both alike; the ratio is the median of the runs' ratios.
 compare() {
   local label=$1 other_label=$2
   shift 2
   local split
   for ((split = 1; split <= $#; split++)); do [[ ${!split} == -- ]] && break; done
   local mine=("${@:1:split-1}") theirs=("${@:split+1}")
-  local a b
-  a=$(median "${mine[@]}")
-  b=$(median "${theirs[@]}")
-  printf '%-18s %8.3f s   %-14s %8.3f s   ratio %.2f\n' "$label" "$a" "$other_label" "$b" \
-    "$(echo "$a / $b" | bc -l)"
+  local a b ours=() others=() ratios=()
+  for ((i = 0; i < runs; i++)); do
+    a=$(seconds "${mine[@]}")
+    b=$(seconds "${theirs[@]}")
+    ours+=("$a") others+=("$b") ratios+=("$(echo "$a / $b" | bc -l)")
+  done
+  printf '%-18s %8.3f s   %-14s %8.3f s   ratio %.2f\n' "$label" \
+    "$(printf '%s\n' "${ours[@]}" | median)" "$other_label" \
+    "$(printf '%s\n' "${others[@]}" | median)" "$(printf '%s\n' "${ratios[@]}" | median)"
 }
 
-echo "$connections connections ($((connections * 2 + 1)) TCP sockets), median of $runs runs"
+echo "$connections connections ($((connections * 2 + 1)) TCP sockets), median of $runs runs in turns"
 compare "wire sockets -t" "ss -tan" "$wire" sockets -t -- ss -tan
 compare "wire sockets -tp" "ss -tanp" "$wire" sockets -tp -- ss -tanp
 compare "wire sockets -tp" "lsof -nP -i" "$wire" sockets -tp -- lsof -nP -i

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "wire/error.hpp"
 
@@ -62,11 +63,10 @@ std::string process_name(int proc_fd, pid_t pid) {
 
 enum class Scan { done, gone, denied };
 
-// Adds to `owners` the sockets among `pid`'s fds that `keep` accepts. A fd dir that lists
-// but refuses its links (the ptrace check is made per link) is denied too: its sockets
-// would otherwise go missing without a word.
-template <class Keep>
-Scan scan_process(int proc_fd, pid_t pid, Keep&& keep, SocketOwners& owners) {
+// Adds to `owners` the sockets among `pid`'s fds. A fd dir that lists but refuses its links
+// (the ptrace check is made per link) is denied too: its sockets would otherwise go missing
+// without a word.
+Scan scan_process(int proc_fd, pid_t pid, SocketOwners& owners) {
   const std::string path = std::to_string(pid) + "/fd";
   const int dir_fd = ::openat(proc_fd, path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) return errno == ENOENT || errno == ESRCH ? Scan::gone : Scan::denied;
@@ -76,15 +76,18 @@ Scan scan_process(int proc_fd, pid_t pid, Keep&& keep, SocketOwners& owners) {
     return Scan::denied;
   }
   const int own_dir_fd = pid == ::getpid() ? dir_fd : -1;
-  std::string name;
-  std::vector<std::pair<std::uint64_t, int>> found;
+  const std::size_t first = owners.held.size();
+  const auto drop_found = [&](Scan scan) {
+    owners.held.resize(first);
+    return scan;
+  };
   for (;;) {
     errno = 0;
     const ::dirent* entry = ::readdir(dir.get());
     if (entry == nullptr) {
       // An exiting process's fd dir can fail to read (ENOENT): it is gone, not hiding.
-      if (errno == ENOENT || errno == ESRCH) return Scan::gone;
-      if (errno != 0) return Scan::denied;
+      if (errno == ENOENT || errno == ESRCH) return drop_found(Scan::gone);
+      if (errno != 0) return drop_found(Scan::denied);
       break;
     }
     if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
@@ -92,20 +95,16 @@ Scan scan_process(int proc_fd, pid_t pid, Keep&& keep, SocketOwners& owners) {
     const ssize_t length = ::readlinkat(dir_fd, entry->d_name, link, sizeof link);
     if (length < 0) {
       if (errno == ENOENT) continue;  // closed since the listing
-      return errno == ESRCH ? Scan::gone : Scan::denied;
+      return drop_found(errno == ESRCH ? Scan::gone : Scan::denied);
     }
     const std::uint64_t inode =
         socket_inode(std::string_view(link, static_cast<std::size_t>(length)));
-    if (inode == 0 || !keep(inode)) continue;
+    if (inode == 0) continue;
     const int fd = pid_of(entry->d_name);
     if (fd == own_dir_fd) continue;
-    found.emplace_back(inode, fd);
+    owners.held.push_back(HeldSocket{inode, pid, fd});
   }
-  if (found.empty()) return Scan::done;
-  const std::string comm = process_name(proc_fd, pid);
-  for (const auto& [inode, fd] : found) {
-    owners.by_inode[inode].push_back(SocketOwner{pid, comm, fd});
-  }
+  if (owners.held.size() > first) owners.names.emplace_back(pid, process_name(proc_fd, pid));
   return Scan::done;
 }
 
@@ -117,9 +116,22 @@ int open_proc() {
 
 }  // namespace
 
-SocketOwners scan_socket_owners(const std::unordered_set<std::uint64_t>* wanted) {
-  SocketOwners owners;
-  if (wanted != nullptr && wanted->empty()) return owners;
+std::span<const HeldSocket> SocketOwners::holding(std::uint64_t inode) const {
+  const auto [from, to] =
+      std::equal_range(held.begin(), held.end(), HeldSocket{inode, 0, 0},
+                       [](const HeldSocket& a, const HeldSocket& b) { return a.inode < b.inode; });
+  return {from, to};
+}
+
+const std::string& SocketOwners::name_of(pid_t pid) const {
+  static const std::string none;
+  const auto found =
+      std::lower_bound(names.begin(), names.end(), pid,
+                       [](const std::pair<pid_t, std::string>& a, pid_t b) { return a.first < b; });
+  return found != names.end() && found->first == pid ? found->second : none;
+}
+
+SocketOwners scan_socket_owners() {
   const int proc_fd = open_proc();
   std::vector<pid_t> pids;
   {
@@ -146,16 +158,13 @@ SocketOwners scan_socket_owners(const std::unordered_set<std::uint64_t>* wanted)
   // One readlinkat per fd of the machine is the whole cost (20,000 fds: 0.1 s, 5 us each in
   // the kernel's dentry lookups), and it spreads over cores: up to 4 threads take the next
   // process in turn, so two large processes are read at once. Each thread fills its own
-  // SocketOwners; `wanted` and proc_fd are only read.
-  const auto keep = [wanted](std::uint64_t inode) {
-    return wanted == nullptr || wanted->count(inode) != 0;
-  };
+  // SocketOwners; proc_fd is only read.
   const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
   std::vector<SocketOwners> parts(threads);
   std::atomic<std::size_t> next{0};
   const auto work = [&](SocketOwners& part) {
     for (std::size_t i = next++; i < pids.size(); i = next++) {
-      if (scan_process(proc_fd, pids[i], keep, part) == Scan::denied) {
+      if (scan_process(proc_fd, pids[i], part) == Scan::denied) {
         part.unreadable.push_back(pids[i]);
       }
     }
@@ -168,21 +177,19 @@ SocketOwners scan_socket_owners(const std::unordered_set<std::uint64_t>* wanted)
     work(parts[0]);
   }
   ::close(proc_fd);
-  for (auto& part : parts) {
+  SocketOwners owners = std::move(parts[0]);
+  for (std::size_t t = 1; t < parts.size(); ++t) {
+    auto& part = parts[t];
+    owners.held.insert(owners.held.end(), part.held.begin(), part.held.end());
+    owners.names.insert(owners.names.end(), std::make_move_iterator(part.names.begin()),
+                        std::make_move_iterator(part.names.end()));
     owners.unreadable.insert(owners.unreadable.end(), part.unreadable.begin(),
                              part.unreadable.end());
-    for (auto& [inode, list] : part.by_inode) {
-      auto& into = owners.by_inode[inode];
-      into.insert(into.end(), std::make_move_iterator(list.begin()),
-                  std::make_move_iterator(list.end()));
-    }
   }
+  std::sort(owners.held.begin(), owners.held.end());
+  std::sort(owners.names.begin(), owners.names.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
   std::sort(owners.unreadable.begin(), owners.unreadable.end());
-  for (auto& [inode, list] : owners.by_inode) {
-    std::sort(list.begin(), list.end(), [](const SocketOwner& a, const SocketOwner& b) {
-      return a.pid != b.pid ? a.pid < b.pid : a.fd < b.fd;
-    });
-  }
   return owners;
 }
 
@@ -198,8 +205,7 @@ SocketOwners scan_socket_owners_of(pid_t pid) {
   const std::string pid_dir = std::to_string(pid);
   Scan scan = Scan::gone;
   if (::fstatat(proc_fd, pid_dir.c_str(), &before, 0) == 0) {
-    scan = scan_process(
-        proc_fd, pid, [](std::uint64_t) { return true; }, owners);
+    scan = scan_process(proc_fd, pid, owners);
   }
   // A process that exited during the scan leaves links that vanish: no process, not no
   // sockets.
@@ -210,10 +216,7 @@ SocketOwners scan_socket_owners_of(pid_t pid) {
   ::close(proc_fd);
   if (scan == Scan::gone) return fail(ESRCH);
   if (scan == Scan::denied) return fail(EACCES);
-  for (auto& [inode, list] : owners.by_inode) {
-    std::sort(list.begin(), list.end(),
-              [](const SocketOwner& a, const SocketOwner& b) { return a.fd < b.fd; });
-  }
+  std::sort(owners.held.begin(), owners.held.end());
   return owners;
 }
 

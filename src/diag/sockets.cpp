@@ -119,11 +119,45 @@ std::vector<SocketInfo> from_proc(const internal::SocketQuery& query) {
 
 void add_owners(SocketList& list, internal::SocketOwners owners) {
   for (auto& socket : list.sockets) {
-    if (const auto found = owners.by_inode.find(socket.inode); found != owners.by_inode.end()) {
-      socket.owners = std::move(found->second);
+    const auto holding = owners.holding(socket.inode);
+    if (holding.empty()) continue;
+    socket.owners.reserve(holding.size());
+    for (const auto& held : holding) {
+      socket.owners.push_back(SocketOwner{held.pid, owners.name_of(held.pid), held.fd});
     }
   }
   list.unreadable = std::move(owners.unreadable);
+}
+
+// Sorted through pointers, then moved once: a SocketInfo is large, and sorting 20,000 of
+// them in place moved more bytes than the kernel's dump took to make (perf, bench/sockets.sh).
+void sort_sockets(std::vector<SocketInfo>& sockets) {
+  std::vector<SocketInfo*> order;
+  order.reserve(sockets.size());
+  for (auto& s : sockets) order.push_back(&s);
+  std::sort(order.begin(), order.end(), [](const SocketInfo* a, const SocketInfo* b) {
+    return std::tie(a->protocol, a->family, a->local, a->peer, a->inode) <
+           std::tie(b->protocol, b->family, b->local, b->peer, b->inode);
+  });
+  // The order is applied in place, cycle by cycle, so no second list is made: on a VM every
+  // fresh page is a costly fault, and a second copy of 20,000 SocketInfos is 1,000 of them.
+  std::vector<std::size_t> source(order.size());
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    source[i] = static_cast<std::size_t>(order[i] - sockets.data());
+  }
+  for (std::size_t start = 0; start < source.size(); ++start) {
+    if (source[start] == start) continue;
+    SocketInfo held = std::move(sockets[start]);
+    std::size_t at = start;
+    while (source[at] != start) {
+      sockets[at] = std::move(sockets[source[at]]);
+      const std::size_t next = source[at];
+      source[at] = at;
+      at = next;
+    }
+    sockets[at] = std::move(held);
+    source[at] = at;
+  }
 }
 
 }  // namespace
@@ -165,8 +199,7 @@ SocketList sockets(const SocketFilter& filter) {
   // readlink per fd of the machine) and the dump take about as long, and use other cores.
   std::future<internal::SocketOwners> every_owner;
   if (filter.owners && !filter.pid) {
-    every_owner =
-        std::async(std::launch::async, [] { return internal::scan_socket_owners(nullptr); });
+    every_owner = std::async(std::launch::async, [] { return internal::scan_socket_owners(); });
   }
 
   SocketList list;
@@ -187,38 +220,14 @@ SocketList sockets(const SocketFilter& filter) {
 
   if (of_pid) {
     std::erase_if(list.sockets,
-                  [&](const SocketInfo& s) { return !of_pid->by_inode.count(s.inode); });
+                  [&](const SocketInfo& s) { return of_pid->holding(s.inode).empty(); });
+  }
+  // Sorted while the owner scan may still run: it is the longer of the two.
+  sort_sockets(list.sockets);
+  if (of_pid) {
     add_owners(list, std::move(*of_pid));
   } else if (every_owner.valid()) {
     add_owners(list, every_owner.get());
-  }
-  // Sorted through pointers, then moved once: a SocketInfo is large, and sorting 20,000 of
-  // them in place moved more bytes than the kernel's dump took to make (perf, bench/sockets.sh).
-  std::vector<SocketInfo*> order;
-  order.reserve(list.sockets.size());
-  for (auto& s : list.sockets) order.push_back(&s);
-  std::sort(order.begin(), order.end(), [](const SocketInfo* a, const SocketInfo* b) {
-    return std::tie(a->protocol, a->family, a->local, a->peer, a->inode) <
-           std::tie(b->protocol, b->family, b->local, b->peer, b->inode);
-  });
-  // The order is applied in place, cycle by cycle, so no second list is made: on a VM every
-  // fresh page is a costly fault, and a second copy of 20,000 SocketInfos is 1,000 of them.
-  std::vector<std::size_t> source(order.size());
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    source[i] = static_cast<std::size_t>(order[i] - list.sockets.data());
-  }
-  for (std::size_t start = 0; start < source.size(); ++start) {
-    if (source[start] == start) continue;
-    SocketInfo held = std::move(list.sockets[start]);
-    std::size_t at = start;
-    while (source[at] != start) {
-      list.sockets[at] = std::move(list.sockets[source[at]]);
-      const std::size_t next = source[at];
-      source[at] = at;
-      at = next;
-    }
-    list.sockets[at] = std::move(held);
-    source[at] = at;
   }
   return list;
 }

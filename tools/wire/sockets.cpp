@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "commands.hpp"
@@ -54,15 +55,55 @@ std::string owner_name(const std::string& comm) {
   return quoted + "\"";
 }
 
-std::string owners_text(const diag::SocketInfo& s) {
-  std::string text;
-  for (const auto& owner : s.owners) {
-    if (!text.empty()) text += ",";
-    text += owner_name(owner.name) + "(" + std::to_string(owner.pid) + "," +
-            std::to_string(owner.fd) + ")";
+// Owner cells are measured, then written straight into the table: a string per row was
+// 20,000 allocations and 600 fresh pages (perf, bench/sockets.sh). Names are made once per
+// process.
+class OwnerCells {
+ public:
+  std::size_t width(const diag::SocketInfo& s) {
+    std::size_t size = s.owners.empty() ? 0 : s.owners.size() - 1;  // the commas
+    for (const auto& owner : s.owners) {
+      size += shown(owner).size() + digits(static_cast<std::uint64_t>(owner.pid)) +
+              digits(static_cast<std::uint64_t>(owner.fd)) + 3;
+    }
+    return size;
   }
-  return text;
-}
+
+  void append(std::string& out, const diag::SocketInfo& s) {
+    char number[24];
+    for (std::size_t i = 0; i < s.owners.size(); ++i) {
+      const auto& owner = s.owners[i];
+      if (i > 0) out += ',';
+      out += shown(owner);
+      out += '(';
+      out.append(number, std::to_chars(number, number + sizeof number, owner.pid).ptr);
+      out += ',';
+      out.append(number, std::to_chars(number, number + sizeof number, owner.fd).ptr);
+      out += ')';
+    }
+  }
+
+  static std::size_t digits(std::uint64_t n) {
+    std::size_t count = 1;
+    while (n >= 10) n /= 10, ++count;
+    return count;
+  }
+
+ private:
+  const std::string& shown(const diag::SocketOwner& owner) {
+    if (owner.pid != last_pid_ || !last_) {
+      auto [at, added] = names_.try_emplace(owner.pid);
+      if (added) at->second = owner_name(owner.name);
+      last_pid_ = owner.pid;
+      last_ = &at->second;
+    }
+    return *last_;
+  }
+
+  std::unordered_map<pid_t, std::string> names_;
+  pid_t last_pid_ = 0;
+  const std::string* last_ = nullptr;
+};
 
 // The widths come from all rows before anything is written, and the table is built in one
 // string written at once, straight from the list: with 20,000 sockets, a copy of every cell
@@ -73,28 +114,24 @@ void print_table(const diag::SocketList& list, bool with_owners) {
   const std::array<std::string_view, 7> titles = {"Netid", "State", "Recv-Q", "Send-Q",
                                                   "Local", "Peer",  "Process"};
   struct Made {
-    std::string local, peer, owners;
+    std::string local, peer;
   };
-  // Made cells exist only where a row has one (unix rows, owners): most rows of a busy host
-  // are TCP, and 20,000 empty Made would be 2 MB of fresh pages for nothing.
+  // Made cells exist only where a row has one (unix rows): most rows of a busy host are TCP,
+  // and 20,000 empty Made would be 1 MB of fresh pages for nothing.
   const bool any_unix = std::any_of(list.sockets.begin(), list.sockets.end(),
                                     [](const diag::SocketInfo& s) { return s.family == AF_UNIX; });
-  std::vector<Made> made(any_unix || with_owners ? list.sockets.size() : 0);
+  std::vector<Made> made(any_unix ? list.sockets.size() : 0);
   std::array<std::size_t, 7> width{};
   for (std::size_t i = 0; i < columns; ++i) width[i] = titles[i].size();
-  const auto digits = [](std::uint64_t n) {
-    std::size_t count = 1;
-    while (n >= 10) n /= 10, ++count;
-    return count;
-  };
+  const auto digits = OwnerCells::digits;
   for (std::size_t r = 0; r < made.size(); ++r) {
     const auto& s = list.sockets[r];
     if (s.family == AF_UNIX) {
       made[r].local = unix_end(s.local, s.inode);
       made[r].peer = unix_end(s.peer, s.peer_inode);
     }
-    if (with_owners) made[r].owners = owners_text(s);
   }
+  OwnerCells owner_cells;
   const auto local_of = [&](std::size_t r) -> const std::string& {
     return list.sockets[r].family == AF_UNIX ? made[r].local : list.sockets[r].local;
   };
@@ -112,7 +149,7 @@ void print_table(const diag::SocketList& list, bool with_owners) {
                                   digits(s.send_queue),
                                   local_of(r).size(),
                                   peer_of(r).size(),
-                                  with_owners ? made[r].owners.size() : 0};
+                                  with_owners ? owner_cells.width(s) : 0};
     for (std::size_t i = 0; i < columns; ++i) width[i] = std::max(width[i], sizes[i]);
   }
   for (std::size_t i = 0; i < columns; ++i) total += width[i] + 2;
@@ -142,7 +179,7 @@ void print_table(const diag::SocketList& list, bool with_owners) {
                 number, std::to_chars(number, number + sizeof number, s.send_queue).ptr - number));
     cell(4, local_of(r));
     cell(5, peer_of(r));
-    if (with_owners) cell(6, made[r].owners);
+    if (with_owners) owner_cells.append(out, s);  // the last column: no padding
     end_line();
     if (out.size() >= piece) {
       std::fwrite(out.data(), 1, out.size(), stdout);
