@@ -344,7 +344,20 @@ std::vector<SocketInfo> sock_diag_sockets(const SocketQuery& query) {
     list.reserve(expected_sockets(query));
     populate(list.data(), list.capacity() * sizeof(SocketInfo));
   }
-  if (query.wants(Protocol::tcp)) dump_inet(diag, query, AF_UNSPEC, Protocol::tcp, list);
+  if (query.wants(Protocol::tcp)) {
+    const std::size_t before = list.size();
+    try {
+      dump_inet(diag, query, AF_UNSPEC, Protocol::tcp, list);
+    } catch (const Error& e) {
+      // A kernel built without the older request answers it with an error before any
+      // socket: ask per family, as for UDP.
+      const int code = e.code().value();
+      if (code != EINVAL && code != ENOENT && code != EOPNOTSUPP) throw;
+      list.resize(before);
+      dump_inet(diag, query, AF_INET, Protocol::tcp, list);
+      dump_inet(diag, query, AF_INET6, Protocol::tcp, list);
+    }
+  }
   if (query.wants(Protocol::udp)) {
     dump_inet(diag, query, AF_INET, Protocol::udp, list);
     dump_inet(diag, query, AF_INET6, Protocol::udp, list);
