@@ -4,13 +4,16 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "wire/socket_file.hpp"
 
@@ -95,6 +98,17 @@ class SignalScope {
   struct ::sigaction previous_term_ {};
 };
 
+// A listener's copy, for a worker that shares its queue.
+Socket duplicate(const Socket& listener) {
+  const int copy = ::fcntl(listener.fileno(), F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) throw Error(detail::last_error(), "dup", listener.local_address().to_string());
+  auto adopted = Socket::adopt(copy, std::nothrow);
+  if (!adopted) {
+    ::close(copy);  // adopt failed, so the copy is still ours to close
+    throw Error(adopted.error(), "adopt", listener.local_address().to_string());
+  }
+  return std::move(*adopted);
+}
 // One listener per worker: SO_REUSEPORT for IP (the kernel spreads connections), a dup of
 // the first for Unix sockets (the workers share its queue).
 std::vector<Socket> open_listeners(const Address& address, ServeOptions& options) {
@@ -109,14 +123,7 @@ std::vector<Socket> open_listeners(const Address& address, ServeOptions& options
     if (ip) {
       listeners.push_back(create_server(bound, socket_options));
     } else {
-      int copy = ::fcntl(listeners.front().fileno(), F_DUPFD_CLOEXEC, 0);
-      if (copy < 0) throw Error(detail::last_error(), "dup", bound.to_string());
-      auto adopted = Socket::adopt(copy, std::nothrow);
-      if (!adopted) {
-        ::close(copy);  // adopt failed, so the copy is still ours to close
-        throw Error(adopted.error(), "adopt", bound.to_string());
-      }
-      listeners.push_back(std::move(*adopted));
+      listeners.push_back(duplicate(listeners.front()));
     }
   }
   return listeners;
@@ -459,10 +466,10 @@ std::vector<Socket> open_to_serve(std::string_view address, Type type, ServeOpti
 }
 }  // namespace
 
-int serve(std::string_view address, ConnectionHandler handler, ServeOptions options) {
-  std::vector<Socket> listeners = open_to_serve(address, Type::stream, options);
-  // serve() made the socket file, so it removes it when it stops (or on_listening throws).
-  const SocketFile file(listeners.front().local_address());
+namespace {
+// What both serve() calls do once they have one listener per worker.
+int serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
+                    ServeOptions& options) {
   if (options.on_listening) options.on_listening(listeners.front().local_address());
   SignalScope signals(options.handle_signals);
   ServerLimits limits = options.limits;
@@ -485,6 +492,42 @@ int serve(std::string_view address, ConnectionHandler handler, ServeOptions opti
     server.shutdown(limits.shutdown_grace);
   });
   return 0;
+}
+
+}  // namespace
+
+int serve(std::string_view address, ConnectionHandler handler, ServeOptions options) {
+  std::vector<Socket> listeners = open_to_serve(address, Type::stream, options);
+  // serve() made the socket file, so it removes it when it stops (or on_listening throws).
+  const SocketFile file(listeners.front().local_address());
+  return serve_listeners(listeners, handler, options);
+}
+
+int serve(std::vector<Socket> listeners, ConnectionHandler handler, ServeOptions options) {
+  stop_requested.store(false);
+  if (listeners.empty()) {
+    throw Error(std::make_error_code(std::errc::invalid_argument), "serve", "",
+                "no listener given");
+  }
+  for (const Socket& listener : listeners) {
+    int listening = 0;
+    int type = 0;
+    ::socklen_t size = sizeof listening;
+    ::socklen_t type_size = sizeof type;
+    if (!listener.is_open() ||
+        ::getsockopt(listener.fileno(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 ||
+        ::getsockopt(listener.fileno(), SOL_SOCKET, SO_TYPE, &type, &type_size) != 0 ||
+        listening == 0 || type != SOCK_STREAM) {
+      throw Error(std::make_error_code(std::errc::invalid_argument), "serve",
+                  listener.is_open() ? "fd " + std::to_string(listener.fileno()) : "",
+                  "not a listening stream socket");
+    }
+  }
+  const std::size_t given = listeners.size();
+  for (std::size_t i = given; i < static_cast<std::size_t>(std::max(1, options.workers)); ++i) {
+    listeners.push_back(duplicate(listeners[i % given]));
+  }
+  return serve_listeners(listeners, handler, options);
 }
 
 int serve_datagrams(std::string_view address, DatagramHandler handler, ServeOptions options) {

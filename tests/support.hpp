@@ -427,14 +427,16 @@ namespace wire::test {
 // serve() on a thread of this process (signals left alone), stopped at destruction.
 class BackgroundServer {
  public:
-  BackgroundServer(std::string address, ConnectionHandler handler, ServeOptions options = {}) {
+  // `where`: an address for serve() to listen on, or a std::vector<Socket> of listeners.
+  template <class Where>
+  BackgroundServer(Where where, ConnectionHandler handler, ServeOptions options = {}) {
     options.handle_signals = false;
     std::promise<Address> bound;
     auto bound_future = bound.get_future();
     options.on_listening = [&bound](const Address& a) { bound.set_value(a); };
-    thread_ = std::thread([this, address, handler, options]() mutable {
+    thread_ = std::thread([this, where = std::move(where), handler, options]() mutable {
       try {
-        exit_code_ = serve(address, handler, options);
+        exit_code_ = serve(std::move(where), handler, options);
       } catch (const std::exception& e) {
         error_ = e.what();
         exit_code_ = -1;

@@ -243,3 +243,71 @@ TEST_F(ServerTest, IdleConnectionsAreParkedWithoutAFrame) {
   EXPECT_EQ(loop.run_until_complete(client(loop, server, server.local_address())),
             "one:1/1 two:1/1 ");
 }
+
+// serve() on listeners made elsewhere (systemd's, or a predecessor's in a handoff).
+TEST_F(ServerTest, ServesGivenListenersWithMoreWorkersThanListeners) {
+  std::vector<Socket> listeners;
+  listeners.push_back(create_server("tcp://127.0.0.1:0"));
+  ServeOptions options;
+  options.workers = 3;  // two of them share dups of the one listener
+  BackgroundServer server(std::move(listeners), echo_connection, options);
+  for (int i = 0; i < 30; ++i) {
+    const std::string m = "given " + std::to_string(i);
+    EXPECT_EQ(echo_once(server.address(), m), m);
+  }
+  EXPECT_EQ(server.stop(), 0);
+}
+
+TEST_F(ServerTest, ServesEveryListenerOfAReusePortGroup) {
+  // The kernel spreads connections over both listeners by hash: a listener left without a
+  // worker would leave about half of these connections waiting forever.
+  ServerOptions group;
+  group.reuse_port = true;
+  std::vector<Socket> listeners;
+  listeners.push_back(create_server("tcp://127.0.0.1:0", group));
+  listeners.push_back(create_server(listeners.front().local_address(), group));
+  ServeOptions options;
+  options.workers = 1;
+  BackgroundServer server(std::move(listeners), echo_connection, options);
+  for (int i = 0; i < 64; ++i) {
+    const std::string m = "group " + std::to_string(i);
+    EXPECT_EQ(echo_once(server.address(), m), m);
+  }
+  EXPECT_EQ(server.stop(), 0);
+}
+
+TEST_F(ServerTest, GivenUnixListenerKeepsItsFileWhenServingStops) {
+  test::TempDir dir;
+  const std::string path = dir.file("given.sock");
+  {
+    std::vector<Socket> listeners;
+    listeners.push_back(create_server("unix:" + path));
+    BackgroundServer server(std::move(listeners), echo_connection);
+    EXPECT_EQ(echo_once(server.address(), "over unix"), "over unix");
+    EXPECT_EQ(server.stop(), 0);
+  }
+  // serve() did not make the file, so it does not remove it: its maker does.
+  EXPECT_EQ(::access(path.c_str(), F_OK), 0);
+}
+
+TEST_F(ServerTest, GivenSocketsThatAreNotListeningStreamSocketsAreRefused) {
+  const auto refused = [](std::vector<Socket> listeners) {
+    try {
+      serve(std::move(listeners), echo_connection);
+    } catch (const Error& e) {
+      return e.code() == std::errc::invalid_argument;
+    }
+    return false;
+  };
+  EXPECT_TRUE(refused({}));
+  std::vector<Socket> bound;
+  bound.emplace_back(Family::inet, Type::stream);
+  bound.back().bind(Address::parse("tcp://127.0.0.1:0"));  // bound, never listening
+  EXPECT_TRUE(refused(std::move(bound)));
+  std::vector<Socket> datagram;
+  datagram.push_back(create_server("udp://127.0.0.1:0"));
+  EXPECT_TRUE(refused(std::move(datagram)));
+  std::vector<Socket> closed;
+  closed.emplace_back();
+  EXPECT_TRUE(refused(std::move(closed)));
+}

@@ -35,6 +35,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "wire/async_socket.hpp"
 #include "wire/connect.hpp"
@@ -165,6 +166,16 @@ struct ServeOptions {
 // Returns 0 after a graceful stop; throws wire::Error if it cannot listen. A unix: path it
 // created is removed when it returns (if it is still the same file).
 int serve(std::string_view address, ConnectionHandler handler, ServeOptions options = {});
+// The same on listeners made elsewhere: inherited from systemd (wire::listen_fds()) or
+// handed over by a running server. Each listener gets a worker of its own (a group of
+// SO_REUSEPORT listeners must all be served, or the connections the kernel sends to one left
+// out would wait forever); workers beyond that share a dup of a listener. The sockets must
+// be listening stream sockets: EINVAL otherwise. A Unix socket file is left in place (this
+// call did not make it).
+//
+//   auto listeners = wire::listen_fds();               // LISTEN_FDS from systemd
+//   return wire::serve(std::move(listeners), handler);
+int serve(std::vector<Socket> listeners, ConnectionHandler handler, ServeOptions options = {});
 // The same for udp:// and unixgram: addresses: `handler` runs on each worker's socket.
 int serve_datagrams(std::string_view address, DatagramHandler handler, ServeOptions options = {});
 // Asks every running serve() in this process to stop gracefully (async-signal-safe).
