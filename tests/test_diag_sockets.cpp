@@ -1101,3 +1101,189 @@ TEST(DiagSocketsCli, OwnerNamesThatLookLikeStructureAreQuoted) {
             std::string::npos)
       << result.first;
 }
+
+// What the hostile review found: one odd fd, or a process that holds nothing, must neither
+// hide a process's sockets nor send the user to run as root for nothing.
+namespace {
+
+// A python3 child that runs `script` and prints one line ("PID PORT"): read it.
+struct PythonHolder {
+  // `prefix` runs it (setpriv, unshare); `args` are its sys.argv[1:].
+  explicit PythonHolder(const std::string& script, const std::vector<std::string>& args = {},
+                        std::vector<std::string> prefix = {})
+      : child([&] {
+          prefix.insert(prefix.end(), {"/usr/bin/python3", "-c", script});
+          prefix.insert(prefix.end(), args.begin(), args.end());
+          return Child(std::move(prefix), Child::Options::merged());
+        }()) {
+    std::istringstream words(child.read_line());
+    words >> pid >> port;
+  }
+  Child child;
+  pid_t pid = 0;
+  int port = 0;
+};
+
+}  // namespace
+
+TEST(DiagSocketsCli, AFileWithAPathLongerThanPathMaxHidesNoSocket) {
+  test::TempDir dir;
+  const std::string root = dir.file("deep");
+  std::pair<std::string, int> owners, by_pid, fds;
+  {
+    // 25 levels of 200-byte names: 5,000 bytes, beyond PATH_MAX, so readlink of that fd
+    // fails with ENAMETOOLONG.
+    PythonHolder holder(
+        "import os, socket, sys, time\n"
+        "os.mkdir(sys.argv[1]); fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+        "for i in range(25):\n"
+        "    os.mkdir('d' * 200, dir_fd=fd)\n"
+        "    n = os.open('d' * 200, os.O_RDONLY, dir_fd=fd); os.close(fd); fd = n\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+        "print(os.getpid(), s.getsockname()[1], flush=True); time.sleep(30)\n",
+        {root});
+    ASSERT_GT(holder.pid, 0);
+    const std::string pid = std::to_string(holder.pid);
+    owners = run_wire({"sockets", "-tp", "--port", std::to_string(holder.port)});
+    by_pid = run_wire({"sockets", "--pid", pid});
+    fds = run_wire({"fds", pid});
+    EXPECT_EQ(owners.second, 0) << owners.first;
+    EXPECT_NE(owners.first.find("(" + pid + ","), std::string::npos) << owners.first;
+    EXPECT_EQ(owners.first.find("could not be read"), std::string::npos) << owners.first;
+    EXPECT_EQ(by_pid.second, 0) << by_pid.first;
+    EXPECT_NE(by_pid.first.find(":" + std::to_string(holder.port)), std::string::npos)
+        << by_pid.first;
+    EXPECT_EQ(fds.second, 0) << fds.first;
+    EXPECT_NE(fds.first.find("(a path longer than PATH_MAX)"), std::string::npos) << fds.first;
+    EXPECT_NE(fds.first.find("LISTEN"), std::string::npos) << fds.first;
+  }
+  // shutil.rmtree walks by fd: std::filesystem would trip over the length too.
+  Child clean({"/usr/bin/python3", "-c", "import shutil, sys; shutil.rmtree(sys.argv[1])", root},
+              Child::Options::merged());
+  EXPECT_EQ(clean.wait(), 0) << clean.read_all();
+}
+
+#ifdef WIRE_CLI
+// A zombie of nobody's own, and every kernel thread, hold no files: nobody is not told they
+// "could not be read", and --pid of the zombie is an empty answer, as it is for root.
+TEST(DiagSocketsCli, ProcessesThatHoldNoFilesAreNotUnreadable) {
+  if (!test::have_program("setpriv") || ::geteuid() != 0) GTEST_SKIP() << "needs root and setpriv";
+  test::TempDir dir;
+  ASSERT_EQ(::chmod(dir.file("").c_str(), 0755), 0);
+  const std::string wire = dir.file("wire");
+  std::filesystem::copy_file(WIRE_CLI, wire);
+  ASSERT_EQ(::chmod(wire.c_str(), 0755), 0);
+  const std::vector<std::string> as_nobody{"setpriv", "--reuid=nobody", "--regid=nogroup",
+                                           "--clear-groups"};
+  PythonHolder holder(
+      "import os, time\n"
+      "child = os.fork()\n"
+      "if child == 0: os._exit(0)\n"
+      "while open('/proc/%d/stat' % child).read().rsplit(')', 1)[1].split()[0] != 'Z':\n"
+      "    time.sleep(0.01)\n"
+      "print(child, 0, flush=True); time.sleep(30)\n",
+      {}, as_nobody);
+  ASSERT_GT(holder.pid, 0);
+  const std::string zombie = std::to_string(holder.pid);
+  const auto [json, json_code] = run_wire({"sockets", "-p", "--json"}, wire, as_nobody);
+  ASSERT_EQ(json_code, 0) << json;
+  const std::string head = json.substr(0, json.find("\"sockets\""));
+  const std::string listed = head.substr(head.find('['));
+  for (const std::string& pid : {zombie, std::string("2")}) {  // 2: kthreadd
+    EXPECT_EQ(listed.find("[" + pid + ","), std::string::npos) << pid << " in " << listed;
+    EXPECT_EQ(listed.find(" " + pid + ","), std::string::npos) << pid << " in " << listed;
+    EXPECT_EQ(listed.find(" " + pid + "]"), std::string::npos) << pid << " in " << listed;
+    EXPECT_EQ(listed.find("[" + pid + "]"), std::string::npos) << pid << " in " << listed;
+  }
+  const auto [by_pid, by_pid_code] = run_wire({"sockets", "--pid", zombie}, wire, as_nobody);
+  EXPECT_EQ(by_pid_code, 0) << by_pid;
+  EXPECT_EQ(by_pid.find("Permission denied"), std::string::npos) << by_pid;
+}
+#endif
+
+// Bound, neither listening nor connected: the kernel (6.7+) dumps it as CLOSE only when asked
+// for a bit of its own; a state filter that asks for CLOSE must still find what the
+// unfiltered list shows as UNCONN.
+TEST_F(DiagSocketsTest, ABoundTcpSocketIsFoundByTheStateItIsShownIn) {
+  Socket bound(Family::inet, Type::stream);
+  bound.bind(Address::parse("tcp://127.0.0.1:0"));
+  SocketFilter filter;
+  filter.tcp = true;
+  filter.port = bound.local_address().port();
+  const auto all = diag::sockets(filter);
+  if (all.sockets.empty()) GTEST_SKIP() << "this kernel does not dump bound TCP sockets";
+  ASSERT_EQ(all.sockets.size(), 1u);
+  EXPECT_EQ(all.sockets[0].state, "UNCONN");
+  for (const char* state : {"UNCONN", "closed"}) {
+    filter.states = {state};
+    const auto some = diag::sockets(filter);
+    ASSERT_EQ(some.sockets.size(), 1u) << state;
+    EXPECT_EQ(some.sockets[0].inode, all.sockets[0].inode) << state;
+  }
+}
+
+// A thread's id names its process: the owner is the process, as in the unfiltered list.
+TEST_F(DiagSocketsTest, APidFilterWithAThreadIdIsItsProcess) {
+  Socket listener = create_server("tcp://127.0.0.1:0");
+  std::promise<pid_t> tid;
+  std::promise<void> done;
+  std::thread thread([&] {
+    tid.set_value(static_cast<pid_t>(::syscall(SYS_gettid)));
+    done.get_future().wait();
+  });
+  SocketFilter filter;
+  filter.pid = tid.get_future().get();
+  filter.port = listener.local_address().port();
+  SocketList list;
+  EXPECT_NO_THROW(list = diag::sockets(filter));
+  done.set_value();
+  thread.join();
+  ASSERT_EQ(list.sockets.size(), 1u);
+  ASSERT_EQ(list.sockets[0].owners.size(), 1u);
+  EXPECT_EQ(list.sockets[0].owners[0].pid, ::getpid());
+  EXPECT_EQ(list.sockets[0].owners[0].fd, listener.fileno());
+}
+
+#ifdef WIRE_CLI
+// A process in a network namespace of its own: its sockets are not in this namespace's
+// dump, so they come from its /proc/PID/net, and the user is told.
+TEST(DiagSocketsCli, APidInAnotherNetworkNamespaceShowsItsSockets) {
+  if (::geteuid() != 0 || !test::have_program("unshare")) GTEST_SKIP() << "needs root";
+  PythonHolder holder(
+      "import os, socket, time\n"
+      "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+      "print(os.getpid(), s.getsockname()[1], flush=True); time.sleep(30)\n",
+      {}, {"unshare", "-n"});
+  if (holder.pid <= 0) GTEST_SKIP() << "unshare -n refused here";
+  const auto [said, code] = run_wire({"sockets", "--pid", std::to_string(holder.pid)});
+  EXPECT_EQ(code, 0) << said;
+  EXPECT_NE(said.find("127.0.0.1:" + std::to_string(holder.port)), std::string::npos) << said;
+  EXPECT_NE(said.find("in another network namespace"), std::string::npos) << said;
+  const auto [forced, forced_code] =
+      run_wire({"sockets", "--pid", std::to_string(holder.pid), "--source", "netlink"});
+  EXPECT_EQ(forced_code, 2) << forced;
+}
+
+// A name with a newline and a name that spells backslash-x-0-a are two names in the table.
+TEST(DiagSocketsCli, OwnerNamesStayDistinctOnceEscaped) {
+  const auto named = [](const char* name) {
+    return PythonHolder(
+        "import ctypes, os, socket, sys, time\n"
+        "ctypes.CDLL(None).prctl(15, sys.argv[1].encode('latin-1'), 0, 0, 0)\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+        "print(os.getpid(), s.getsockname()[1], flush=True); time.sleep(30)\n",
+        {name});
+  };
+  PythonHolder newline = named("a\nb");
+  PythonHolder spelled = named("a\\x0ab");
+  ASSERT_GT(newline.pid, 0);
+  ASSERT_GT(spelled.pid, 0);
+  const auto [one, one_code] = run_wire({"sockets", "-tp", "--port", std::to_string(newline.port)});
+  const auto [two, two_code] = run_wire({"sockets", "-tp", "--port", std::to_string(spelled.port)});
+  EXPECT_EQ(one_code, 0);
+  EXPECT_EQ(two_code, 0);
+  EXPECT_NE(one.find("\"a\\x0ab\"(" + std::to_string(newline.pid) + ","), std::string::npos) << one;
+  EXPECT_NE(two.find("\"a\\\\x0ab\"(" + std::to_string(spelled.pid) + ","), std::string::npos)
+      << two;
+}
+#endif

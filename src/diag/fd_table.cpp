@@ -276,17 +276,22 @@ std::vector<FdInfo> fd_table(pid_t pid) {
     const std::string link_path = proc + "/fd/" + std::to_string(fd);
     char buffer[4096];
     const ssize_t length = ::readlink(link_path.c_str(), buffer, sizeof buffer);
-    if (length < 0) {
-      if (errno == ENOENT) continue;  // closed since the listing
+    std::string link;
+    if (length >= 0) {
+      link.assign(buffer, static_cast<std::size_t>(length));
+    } else if (errno == ENOENT) {
+      continue;  // closed since the listing
+    } else if (errno != ENAMETOOLONG) {
       fail(errno, pid);
     }
+    // ENAMETOOLONG: a file whose path is longer than PATH_MAX cannot be named, but stat()
+    // through the link still says what it is; one such fd must not hide the whole table.
     FdInfo info;
     info.fd = fd;
-    const std::string link(buffer, static_cast<std::size_t>(length));
     if (!read_open_flags(proc + "/fdinfo/" + std::to_string(fd), info.open_flags)) continue;
     info.cloexec = (info.open_flags & O_CLOEXEC) != 0;
     info.nonblock = (info.open_flags & O_NONBLOCK) != 0;
-    info.target = link;
+    info.target = length >= 0 ? link : "(a path longer than PATH_MAX)";
     if (const auto inode = bracketed_inode(link, "socket:")) {
       info.inode = inode;
       if (!sockets_read) {

@@ -174,6 +174,11 @@ void dump_inet(DiagSocket& diag, const SocketQuery& query, int family, Protocol 
   std::uint32_t states = query.states;
   if (states & state_bit(tcp_fin_wait2)) states |= state_bit(tcp_time_wait);
   if (states & state_bit(tcp_syn_recv)) states |= state_bit(tcp_new_syn_recv);
+  // A TCP socket bound but neither listening nor connected is dumped (since 6.7) only when
+  // this bit is asked for, and then reported as CLOSE (UNCONN): ask for it whenever CLOSE is
+  // wanted, or `--state closed` would drop what the unfiltered list shows as UNCONN.
+  constexpr unsigned tcp_bound_inactive = 13;
+  if (states & state_bit(tcp_close)) states |= 1u << tcp_bound_inactive;
   std::string payload;
   __u16 type = SOCK_DIAG_BY_FAMILY;
   if (family == AF_UNSPEC) {

@@ -9,6 +9,8 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -63,13 +65,58 @@ std::string process_name(int proc_fd, pid_t pid) {
 
 enum class Scan { done, gone, denied };
 
+// What a process's /proc/PID/stat says: its state letter and flags ('\0' when unreadable).
+struct ProcessStat {
+  char state = '\0';
+  unsigned long flags = 0;
+};
+
+ProcessStat process_stat(int proc_fd, pid_t pid) {
+  ProcessStat stat;
+  const std::string path = std::to_string(pid) + "/stat";
+  const int fd = ::openat(proc_fd, path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return stat;
+  char buffer[512];
+  ssize_t n;
+  do {
+    n = ::read(fd, buffer, sizeof buffer - 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  if (n <= 0) return stat;
+  buffer[n] = '\0';
+  // "pid (comm) S ppid pgrp session tty tpgid flags ...": the comm may hold ')' and spaces,
+  // so the fields are counted from its last ')'.
+  const char* close = std::strrchr(buffer, ')');
+  if (close == nullptr) return stat;
+  unsigned long flags = 0;
+  char state = '\0';
+  if (std::sscanf(close + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) == 2) {
+    stat.state = state;
+    stat.flags = flags;
+  }
+  return stat;
+}
+
+// A fd dir that refuses us may belong to a process with no files to show: a zombie, or one
+// exiting (its fd dir turns root's once its memory is gone, even to its own user), or a
+// kernel thread. Those hold no sockets; calling them unreadable sent users to run as root
+// for nothing (the hostile review saw it for every kernel thread, and under fork churn).
+bool holds_no_files(int proc_fd, pid_t pid) {
+  constexpr unsigned long kernel_thread = 0x00200000;  // PF_KTHREAD
+  const ProcessStat stat = process_stat(proc_fd, pid);
+  return stat.state == 'Z' || stat.state == 'X' || (stat.flags & kernel_thread) != 0;
+}
+
 // Adds to `owners` the sockets among `pid`'s fds. A fd dir that lists but refuses its links
 // (the ptrace check is made per link) is denied too: its sockets would otherwise go missing
 // without a word.
 Scan scan_process(int proc_fd, pid_t pid, SocketOwners& owners) {
   const std::string path = std::to_string(pid) + "/fd";
   const int dir_fd = ::openat(proc_fd, path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return errno == ENOENT || errno == ESRCH ? Scan::gone : Scan::denied;
+  if (dir_fd < 0) {
+    if (errno == ENOENT || errno == ESRCH) return Scan::gone;
+    return holds_no_files(proc_fd, pid) ? Scan::done : Scan::denied;
+  }
   const Directory dir(::fdopendir(dir_fd), ::closedir);
   if (!dir) {
     ::close(dir_fd);
@@ -87,15 +134,23 @@ Scan scan_process(int proc_fd, pid_t pid, SocketOwners& owners) {
     if (entry == nullptr) {
       // An exiting process's fd dir can fail to read (ENOENT): it is gone, not hiding.
       if (errno == ENOENT || errno == ESRCH) return drop_found(Scan::gone);
-      if (errno != 0) return drop_found(Scan::denied);
+      if (errno != 0) {
+        return drop_found(holds_no_files(proc_fd, pid) ? Scan::done : Scan::denied);
+      }
       break;
     }
     if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
     char link[64];
     const ssize_t length = ::readlinkat(dir_fd, entry->d_name, link, sizeof link);
     if (length < 0) {
-      if (errno == ENOENT) continue;  // closed since the listing
-      return drop_found(errno == ESRCH ? Scan::gone : Scan::denied);
+      if (errno == ESRCH) return drop_found(Scan::gone);
+      if (errno == EACCES || errno == EPERM) {
+        return drop_found(holds_no_files(proc_fd, pid) ? Scan::done : Scan::denied);
+      }
+      // ENOENT: closed since the listing. Anything else (ENAMETOOLONG: a file whose path is
+      // longer than PATH_MAX) is not a socket, whose link is short: one such fd must not hide
+      // the process's sockets (the hostile review did that with a deep directory).
+      continue;
     }
     const std::uint64_t inode =
         socket_inode(std::string_view(link, static_cast<std::size_t>(length)));
@@ -106,6 +161,27 @@ Scan scan_process(int proc_fd, pid_t pid, SocketOwners& owners) {
   }
   if (owners.held.size() > first) owners.names.emplace_back(pid, process_name(proc_fd, pid));
   return Scan::done;
+}
+
+// The process a thread id belongs to (itself for a process), from /proc/ID/status.
+pid_t thread_group_of(int proc_fd, pid_t id) {
+  const std::string path = std::to_string(id) + "/status";
+  const int fd = ::openat(proc_fd, path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return id;
+  char buffer[4096];
+  ssize_t n;
+  do {
+    n = ::read(fd, buffer, sizeof buffer - 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  if (n <= 0) return id;
+  buffer[n] = '\0';
+  const char* line = std::strstr(buffer, "\nTgid:");
+  long tgid = 0;
+  if (line != nullptr && std::sscanf(line + 6, " %ld", &tgid) == 1 && tgid > 0) {
+    return static_cast<pid_t>(tgid);
+  }
+  return id;
 }
 
 int open_proc() {
@@ -200,6 +276,9 @@ SocketOwners scan_socket_owners_of(pid_t pid) {
   };
   if (pid <= 0) return fail(ESRCH);
   const int proc_fd = open_proc();
+  // A thread's id reads as a process under /proc (hidden from its listing): its fds are the
+  // process's, and so is its name as an owner.
+  pid = thread_group_of(proc_fd, pid);
   SocketOwners owners;
   struct ::stat before {};
   const std::string pid_dir = std::to_string(pid);

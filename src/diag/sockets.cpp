@@ -1,6 +1,7 @@
 #include "wire/diag/sockets.hpp"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -80,7 +81,8 @@ int family_of(FdKind kind) {
   }
 }
 
-std::vector<SocketInfo> from_proc(const internal::SocketQuery& query) {
+std::vector<SocketInfo> from_proc(const internal::SocketQuery& query,
+                                  const std::string& net_dir = "/proc/self/net") {
   unsigned tables = 0;
   if (query.tcp) tables |= internal::proc_tcp | internal::proc_tcp6;
   if (query.udp) tables |= internal::proc_udp | internal::proc_udp6;
@@ -90,7 +92,7 @@ std::vector<SocketInfo> from_proc(const internal::SocketQuery& query) {
   if (query.wants(Protocol::unix_stream)) tables |= internal::proc_all & ~internal::proc_netlink;
   std::vector<SocketInfo> list;
   std::unordered_set<std::uint64_t> seen;
-  for (auto& row : internal::read_proc_net("/proc/self/net", tables)) {
+  for (auto& row : internal::read_proc_net(net_dir, tables)) {
     // One socket, one row: a second row for an inode is dropped (0 is no inode: TIME-WAIT).
     if (row.inode != 0 && !seen.insert(row.inode).second) continue;
     if (row.kind == FdKind::socket) continue;  // a unix type this does not know
@@ -160,6 +162,18 @@ void sort_sockets(std::vector<SocketInfo>& sockets) {
   }
 }
 
+// Whether `pid` lives in another network namespace than this process: sock_diag dumps only
+// this one's sockets, so its own would all be missing.
+bool in_other_network_namespace(pid_t pid) {
+  struct ::stat ours {};
+  struct ::stat theirs {};
+  const std::string path = "/proc/" + std::to_string(pid) + "/ns/net";
+  if (::stat("/proc/self/ns/net", &ours) != 0 || ::stat(path.c_str(), &theirs) != 0) {
+    return false;  // unknown: the dump is the best guess
+  }
+  return ours.st_ino != theirs.st_ino || ours.st_dev != theirs.st_dev;
+}
+
 }  // namespace
 
 std::string_view protocol_name(Protocol protocol) noexcept {
@@ -203,7 +217,16 @@ SocketList sockets(const SocketFilter& filter) {
   }
 
   SocketList list;
-  if (filter.source == Source::proc) {
+  if (filter.pid && filter.source != Source::proc && in_other_network_namespace(*filter.pid)) {
+    if (filter.source == Source::netlink) {
+      invalid("pid " + std::to_string(*filter.pid),
+              "it is in another network namespace, which netlink from here does not see; "
+              "use the proc source");
+    }
+    // Its namespace's tables, as that process sees them.
+    list.sockets = from_proc(query, "/proc/" + std::to_string(*filter.pid) + "/net");
+    list.source = Source::proc;
+  } else if (filter.source == Source::proc) {
     list.sockets = from_proc(query);
     list.source = Source::proc;
   } else {

@@ -43,15 +43,23 @@ std::string unix_end(const std::string& name, std::uint64_t inode) {
 }
 
 // A process names itself (prctl PR_SET_NAME): "sshd(1,3),x" would read as two owners. A
-// name holding any of ( ) , " \\ or a space is quoted, with " and \\ escaped inside.
+// name holding any of ( ) , " \\ a space or an unprintable byte is quoted. Inside, the
+// quote and the backslash are escaped and the rest goes through printable(), so a name with a
+// newline (\x0a) and one that spells "\x0a" stay two names.
 std::string owner_name(const std::string& comm) {
   const std::string name = detail::printable(comm);
-  if (name.find_first_of("(),\"\\ ") == std::string::npos && !name.empty()) return name;
-  std::string quoted = "\"";
-  for (const char c : name) {
-    if (c == '"' || c == '\\') quoted += '\\';
-    quoted += c;
+  if (!name.empty() && name == comm && name.find_first_of("(),\"\\ ") == std::string::npos) {
+    return name;
   }
+  std::string quoted = "\"";
+  std::size_t from = 0;
+  for (std::size_t at = comm.find_first_of("\"\\"); at != std::string::npos;
+       from = at + 1, at = comm.find_first_of("\"\\", from)) {
+    quoted += detail::printable(std::string_view(comm).substr(from, at - from));
+    quoted += '\\';
+    quoted += comm[at];
+  }
+  quoted += detail::printable(std::string_view(comm).substr(from));
   return quoted + "\"";
 }
 
@@ -246,6 +254,13 @@ Command add_sockets(CLI::App& app) {
                     : args->source == "proc"  ? diag::Source::proc
                                               : diag::Source::automatic;
     const auto list = as_usage_error([&] { return diag::sockets(filter); });
+    if (filter.pid && list.source == diag::Source::proc && !list.netlink_error &&
+        filter.source != diag::Source::proc) {
+      std::fprintf(stderr,
+                   "wire: pid %d is in another network namespace: its sockets were read from "
+                   "/proc/%d/net\n",
+                   *filter.pid, *filter.pid);
+    }
     if (list.netlink_error) {
       std::fprintf(stderr, "wire: netlink sock_diag refused (%s): read /proc/net instead\n",
                    list.netlink_error.message().c_str());
@@ -257,7 +272,11 @@ Command add_sockets(CLI::App& app) {
     }
     // A reader that stopped early does not change the verdict of --check-close-wait.
     flush_listing("sockets");
-    if (!list.unreadable.empty()) print_unreadable(list.unreadable);
+    // Unreadable processes matter only when a socket shown has no owner: with every socket
+    // accounted for, naming them (every kernel thread, to a user who is not root) is noise.
+    const bool unowned = std::any_of(list.sockets.begin(), list.sockets.end(),
+                                     [](const diag::SocketInfo& s) { return s.owners.empty(); });
+    if (!list.unreadable.empty() && unowned) print_unreadable(list.unreadable);
     if (args->check_close_wait && !list.sockets.empty()) {
       std::fprintf(stderr, "wire: %zu %s in CLOSE-WAIT: their peer closed, they did not\n",
                    list.sockets.size(), list.sockets.size() == 1 ? "socket" : "sockets");

@@ -78,7 +78,9 @@ struct SocketFilter {
   // name throws wire::Error with EINVAL naming the valid ones.
   std::vector<std::string> states;
   // Only the sockets this process holds; implies owners (of that process only). A process
-  // that does not exist throws ESRCH, one whose fds may not be read throws EACCES.
+  // that does not exist throws ESRCH, one whose fds may not be read throws EACCES. A thread
+  // id stands for its process. A process in another network namespace has its sockets read
+  // from /proc/PID/net (`source` proc; Source::netlink forced throws EINVAL).
   std::optional<pid_t> pid;
   // Only inet sockets with this local or peer port (1-65535; 0 throws EINVAL).
   std::optional<std::uint16_t> port;
