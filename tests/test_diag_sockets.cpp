@@ -1287,3 +1287,31 @@ TEST(DiagSocketsCli, OwnerNamesStayDistinctOnceEscaped) {
       << two;
 }
 #endif
+
+#ifdef WIRE_CLI
+// The main thread exits (the raw exit syscall), another thread keeps the process and its
+// sockets: the owners are found under that thread, where ss and lsof see nothing.
+TEST(DiagSocketsCli, OwnersSurviveTheirMainThread) {
+  PythonHolder holder(
+      "import ctypes, os, socket, threading, time\n"
+      "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+      "threading.Thread(target=time.sleep, args=(30,)).start()\n"
+      "print(os.getpid(), s.getsockname()[1], flush=True)\n"
+      "ctypes.CDLL(None).syscall(60, 0)\n");
+  ASSERT_GT(holder.pid, 0);
+  const std::string pid = std::to_string(holder.pid);
+  // Wait until the main thread is a zombie, so the scan meets the case it is about.
+  const std::string stat_path = "/proc/" + pid + "/stat";
+  ASSERT_TRUE(eventually([&] {
+    std::ifstream in(stat_path);
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return stat.size() > stat.rfind(')') + 2 && stat[stat.rfind(')') + 2] == 'Z';
+  }));
+  const auto [all, all_code] = run_wire({"sockets", "-tp", "--port", std::to_string(holder.port)});
+  EXPECT_EQ(all_code, 0) << all;
+  EXPECT_NE(all.find("(" + pid + ","), std::string::npos) << all;
+  const auto [mine, mine_code] = run_wire({"sockets", "--pid", pid});
+  EXPECT_EQ(mine_code, 0) << mine;
+  EXPECT_NE(mine.find("127.0.0.1:" + std::to_string(holder.port)), std::string::npos) << mine;
+}
+#endif

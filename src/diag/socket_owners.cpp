@@ -107,15 +107,14 @@ bool holds_no_files(int proc_fd, pid_t pid) {
   return stat.state == 'Z' || stat.state == 'X' || (stat.flags & kernel_thread) != 0;
 }
 
-// Adds to `owners` the sockets among `pid`'s fds. A fd dir that lists but refuses its links
-// (the ptrace check is made per link) is denied too: its sockets would otherwise go missing
-// without a word.
-Scan scan_process(int proc_fd, pid_t pid, SocketOwners& owners) {
-  const std::string path = std::to_string(pid) + "/fd";
+// Adds to `owners` the sockets in one fd dir of `pid` (`path` under /proc), counting its
+// fds in `entries`. A fd dir that lists but refuses its links (the ptrace check is made per
+// link) is denied too: its sockets would otherwise go missing without a word.
+Scan scan_fd_dir(int proc_fd, pid_t pid, const std::string& path, SocketOwners& owners,
+                 std::size_t& entries) {
   const int dir_fd = ::openat(proc_fd, path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) {
-    if (errno == ENOENT || errno == ESRCH) return Scan::gone;
-    return holds_no_files(proc_fd, pid) ? Scan::done : Scan::denied;
+    return errno == ENOENT || errno == ESRCH ? Scan::gone : Scan::denied;
   }
   const Directory dir(::fdopendir(dir_fd), ::closedir);
   if (!dir) {
@@ -134,19 +133,16 @@ Scan scan_process(int proc_fd, pid_t pid, SocketOwners& owners) {
     if (entry == nullptr) {
       // An exiting process's fd dir can fail to read (ENOENT): it is gone, not hiding.
       if (errno == ENOENT || errno == ESRCH) return drop_found(Scan::gone);
-      if (errno != 0) {
-        return drop_found(holds_no_files(proc_fd, pid) ? Scan::done : Scan::denied);
-      }
+      if (errno != 0) return drop_found(Scan::denied);
       break;
     }
     if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+    ++entries;
     char link[64];
     const ssize_t length = ::readlinkat(dir_fd, entry->d_name, link, sizeof link);
     if (length < 0) {
       if (errno == ESRCH) return drop_found(Scan::gone);
-      if (errno == EACCES || errno == EPERM) {
-        return drop_found(holds_no_files(proc_fd, pid) ? Scan::done : Scan::denied);
-      }
+      if (errno == EACCES || errno == EPERM) return drop_found(Scan::denied);
       // ENOENT: closed since the listing. Anything else (ENAMETOOLONG: a file whose path is
       // longer than PATH_MAX) is not a socket, whose link is short: one such fd must not hide
       // the process's sockets (the hostile review did that with a deep directory).
@@ -159,8 +155,53 @@ Scan scan_process(int proc_fd, pid_t pid, SocketOwners& owners) {
     if (fd == own_dir_fd) continue;
     owners.held.push_back(HeldSocket{inode, pid, fd});
   }
-  if (owners.held.size() > first) owners.names.emplace_back(pid, process_name(proc_fd, pid));
   return Scan::done;
+}
+
+// A process whose main thread has exited while others run shows an empty (or refused) fd
+// dir under its pid, its state Z; its files are still there under a live thread's
+// /proc/PID/task/TID/fd (ss and lsof miss them; the hostile review found it).
+Scan scan_live_thread(int proc_fd, pid_t pid, SocketOwners& owners) {
+  const std::string tasks = std::to_string(pid) + "/task";
+  const int tasks_fd = ::openat(proc_fd, tasks.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (tasks_fd < 0) return Scan::gone;
+  const Directory dir(::fdopendir(tasks_fd), ::closedir);
+  if (!dir) {
+    ::close(tasks_fd);
+    return Scan::gone;
+  }
+  Scan result = Scan::done;
+  while (const ::dirent* entry = ::readdir(dir.get())) {
+    const pid_t tid = pid_of(entry->d_name);
+    if (tid <= 0 || tid == pid) continue;
+    std::size_t entries = 0;
+    const Scan scan =
+        scan_fd_dir(proc_fd, pid, tasks + "/" + entry->d_name + "/fd", owners, entries);
+    if (scan == Scan::done && entries > 0) return Scan::done;
+    if (scan == Scan::denied) result = Scan::denied;
+  }
+  return result;
+}
+
+// Adds to `owners` the sockets among `pid`'s fds.
+Scan scan_process(int proc_fd, pid_t pid, SocketOwners& owners) {
+  const std::size_t first = owners.held.size();
+  std::size_t entries = 0;
+  Scan scan = scan_fd_dir(proc_fd, pid, std::to_string(pid) + "/fd", owners, entries);
+  if ((scan == Scan::done && entries == 0) || scan == Scan::denied) {
+    const ProcessStat stat = process_stat(proc_fd, pid);
+    if (stat.state == 'Z') {
+      const Scan threads = scan_live_thread(proc_fd, pid, owners);
+      // A true zombie has no live thread: it holds nothing, and is not unreadable.
+      scan = threads == Scan::denied ? Scan::denied : Scan::done;
+    } else if (scan == Scan::denied && holds_no_files(proc_fd, pid)) {
+      scan = Scan::done;
+    }
+  }
+  if (scan == Scan::done && owners.held.size() > first) {
+    owners.names.emplace_back(pid, process_name(proc_fd, pid));
+  }
+  return scan;
 }
 
 // The process a thread id belongs to (itself for a process), from /proc/ID/status.
