@@ -209,13 +209,19 @@ std::set<Row> rows_of(const SocketList& list, Protocol protocol, int family,
 // `ss -tanH` / `ss -uanH` rows between `ports` (the peer "" where ss writes "0.0.0.0:*" or
 // "[::]:*"), as (local, peer, state). rows_of() selects wire's rows alike: both ends must be
 // the test's own, as other tests run on loopback at the same time.
-std::set<Row> ss_rows(const std::string& protocol_flag, const std::set<std::uint16_t>& ports) {
+// `states`: an ss state or group ("connected"), which must select more than one state (ss
+// leaves the State column out for one).
+std::set<Row> ss_rows(const std::string& protocol_flag, const std::set<std::uint16_t>& ports,
+                      const std::string& states = "") {
   std::string filter;
   for (const auto port : ports) {
     if (!filter.empty()) filter += " or ";
     filter += "sport = :" + std::to_string(port) + " or dport = :" + std::to_string(port);
   }
-  Child ss({"ss", protocol_flag + "anH", filter});
+  std::vector<std::string> args{"ss", protocol_flag + "anH"};
+  if (!states.empty()) args.insert(args.end(), {"state", states});
+  args.insert(args.end(), {"(", filter, ")"});
+  Child ss(std::move(args));
   const std::string out = ss.read_all();
   if (ss.wait() != 0) throw std::runtime_error("ss failed: " + out);
   std::set<Row> rows;
@@ -396,6 +402,16 @@ TEST_F(DiagSocketsTest, FiltersByStateListeningAndPort) {
               (std::set<Row>{{inet(tcp.host, tcp.port, false), "", "LISTEN"}}));
     EXPECT_EQ(rows_of(listeners, Protocol::udp, AF_INET, udp.ports()),
               (std::set<Row>{{inet(udp.host, udp.port, false), "", "UNCONN"}}));
+
+    // ss's groups of states select what ss selects with them.
+    for (const char* group : {"all", "connected", "synchronized", "bucket", "big"}) {
+      SocketFilter grouped;
+      grouped.states = {group};
+      grouped.source = source;
+      EXPECT_EQ(rows_of(diag::sockets(grouped), Protocol::tcp, AF_INET, ports),
+                ss_rows("-t", ports, group))
+          << group;
+    }
 
     // A port: every row has it on one side; no Unix socket (they have no port).
     SocketFilter by_port;

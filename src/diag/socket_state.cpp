@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <iterator>
+#include <utility>
 
 namespace wire::diag::internal {
 namespace {
@@ -55,6 +56,25 @@ std::optional<unsigned> parse_state(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<std::uint32_t> parse_states(std::string_view name) {
+  if (const auto code = parse_state(name)) return state_bit(*code);
+  std::uint32_t every = 0;
+  for (const auto& w : words) every |= state_bit(w.code);
+  const std::uint32_t bucket = state_bit(tcp_syn_recv) | state_bit(tcp_time_wait);
+  const std::uint32_t connected = every & ~(state_bit(tcp_listen) | state_bit(tcp_close));
+  const std::pair<std::string_view, std::uint32_t> groups[] = {
+      {"all", every},
+      {"connected", connected},
+      {"synchronized", connected & ~state_bit(tcp_syn_sent)},
+      {"bucket", bucket},
+      {"big", every & ~bucket},
+  };
+  for (const auto& [group, mask] : groups) {
+    if (same_word(name, group)) return mask;
+  }
+  return std::nullopt;
+}
+
 std::string state_names() {
   std::string names;
   for (const auto& w : words) {
@@ -62,7 +82,7 @@ std::string state_names() {
     names += w.printed;
     if (!w.alias.empty()) names += " (" + std::string(w.alias) + ")";
   }
-  return names;
+  return names + "; or ss's groups all, connected, synchronized, bucket, big";
 }
 
 }  // namespace wire::diag::internal

@@ -39,6 +39,11 @@ std::string_view state_name(unsigned code) noexcept;
 // "ESTAB", "established", "close_wait", "listening", "closed"... nullopt when unknown.
 std::optional<unsigned> parse_state(std::string_view name);
 
+// A state or one of ss's groups of them, as a mask of state_bit()s: all, connected (all but
+// LISTEN and UNCONN), synchronized (connected but SYN-SENT), bucket (SYN-RECV, TIME-WAIT),
+// big (all but bucket). nullopt when unknown.
+std::optional<std::uint32_t> parse_states(std::string_view name);
+
 // The names parse_state accepts, for an error message: "ESTAB (established), SYN-SENT, ..."
 std::string state_names();
 

@@ -37,11 +37,11 @@ internal::SocketQuery make_query(const SocketFilter& filter) {
     states |= internal::state_bit(internal::tcp_listen) | internal::state_bit(internal::tcp_close);
   }
   for (const auto& name : filter.states) {
-    const auto code = internal::parse_state(name);
-    if (!code) {
+    const auto mask = internal::parse_states(name);
+    if (!mask) {
       invalid("state '" + name + "'", "unknown state; one of " + internal::state_names());
     }
-    states |= internal::state_bit(*code);
+    states |= *mask;
   }
   if (states != 0) query.states = states;
   if (filter.port) {

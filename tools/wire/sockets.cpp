@@ -220,7 +220,8 @@ Command add_sockets(CLI::App& app) {
   sub->add_flag("-p,--processes", args->owners, "the processes holding each socket (ss -p)");
   auto* state = sub->add_option("--state", args->states,
                                 "only this state (repeatable): ESTAB, CLOSE-WAIT, TIME-WAIT, "
-                                "LISTEN... or ss's names (established, close-wait...)");
+                                "LISTEN... or ss's names (established, close-wait...) and groups "
+                                "(connected, synchronized, bucket, big, all)");
   sub->add_option("--pid", args->pid, "only the sockets this process holds (implies -p)")
       ->check(number_between("a process id", 1, 0x7fffffff));
   sub->add_option("--port", args->port, "only inet sockets with this local or peer port")

@@ -74,8 +74,10 @@ struct SocketFilter {
   // Only LISTEN and UNCONN sockets (ss -l); with `states`, those states as well.
   bool listening = false;
   // Names as ss prints them or as its `state` filter takes them, in any case, '-' or '_':
-  // "established", "ESTAB", "close-wait", "CLOSE_WAIT", "listening", "closed"... An unknown
-  // name throws wire::Error with EINVAL naming the valid ones.
+  // "established", "ESTAB", "close-wait", "CLOSE_WAIT", "listening", "closed"..., or ss's
+  // groups: all, connected (all but LISTEN and UNCONN), synchronized (connected but
+  // SYN-SENT), bucket (SYN-RECV, TIME-WAIT), big (all but bucket). An unknown name throws
+  // wire::Error with EINVAL naming the valid ones.
   std::vector<std::string> states;
   // Only the sockets this process holds; implies owners (of that process only). A process
   // that does not exist throws ESRCH, one whose fds may not be read throws EACCES. A thread
