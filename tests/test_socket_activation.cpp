@@ -283,3 +283,26 @@ TEST_F(ActivationTest, SpawnRefusesWhatCannotBeActivatedAndLeavesNoChild) {
   EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "a child was left behind";
   EXPECT_EQ(errno, ECHILD);
 }
+
+TEST_F(ActivationTest, TheForkedChildStartsWithNoSignalBlockedLikeAnyOtherSpawn) {
+  Socket listener = create_server("tcp://127.0.0.1:0");
+  // A thread that blocked SIGTERM for itself (to sigwait on it) must not start a child that
+  // cannot be stopped.
+  ::sigset_t term, previous;
+  ::sigemptyset(&term);
+  ::sigaddset(&term, SIGTERM);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &term, &previous), 0);
+  test::Pipe out;
+  // grep reads its own status (a shell would clear its mask itself and hide a fault here).
+  auto child =
+      spawn({"grep", "^SigBlk", "/proc/self/status"},
+            {.pass_fds = {{out.write_end.fd(), 1}}, .listen_fds = {{listener.fileno(), "a"}}},
+            std::nothrow);
+  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  ASSERT_TRUE(child) << child.error().message();
+  out.write_end.close();
+  EXPECT_EQ(read_to_eof(out.read_end.fd()), "SigBlk:\t0000000000000000\n");
+  const auto status = child->wait_for(5s);
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(status->success()) << status->describe();
+}
