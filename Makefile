@@ -4,7 +4,7 @@
 # Each installs the Debian packages it needs first, only when missing.
 
 BUILD_PACKAGES := cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev zlib1g-dev
-TEST_PACKAGES := socat netcat-openbsd curl python3 nginx-light wrk lsof iproute2 chromium \
+TEST_PACKAGES := socat netcat-openbsd curl python3 nginx-light wrk lsof iproute2 chromium systemd \
   python3-prometheus-client
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 BENCH_PACKAGES := wrk h2o nginx-light curl lsof iproute2 bc

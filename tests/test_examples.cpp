@@ -219,6 +219,23 @@ TEST_F(ExamplesTest, DetachToChildHandsTheConnectionOver) {
   EXPECT_NE(served_by, child.pid());
 }
 
+TEST_F(ExamplesTest, SocketActivationHandsTheListenerToAChildAsSystemdWould) {
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/socket_activation", "tcp://127.0.0.1:0"});
+  Address address = listening_address(child.read_line());
+  Socket client = create_connection(std::vector<Address>{address}, 5s);
+  client.set_timeout(5s);
+  const std::string reply = client.makefile().read_line();
+  int served_by = -1;
+  ASSERT_EQ(std::sscanf(reply.c_str(), "hello from pid %d, socket-activated", &served_by), 1)
+      << reply;
+  EXPECT_NE(served_by, child.pid());
+  const std::string rest = child.read_all();
+  EXPECT_EQ(child.wait(), 0) << rest;
+  EXPECT_EQ(rest, "pid " + std::to_string(served_by) + ": socket-activated, fd 3 is " +
+                      address.to_string() + "\nsupervisor: child pid " + std::to_string(served_by) +
+                      " exit code 0\n");
+}
+
 TEST_F(ExamplesTest, FdPassingServesFromAnotherProcessThatKnowsTheAcceptor) {
   Child child({std::string(WIRE_EXAMPLES_DIR) + "/fd_passing", "tcp://127.0.0.1:0", "2"});
   const ::pid_t acceptor = child.pid();

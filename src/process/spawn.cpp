@@ -10,7 +10,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <string_view>
 
 extern char** environ;
 
@@ -34,15 +37,39 @@ std::error_code invalid() {
   return std::make_error_code(std::errc::invalid_argument);
 }
 
+// Where the listen_fds go in the child: 3, 4, ... (SD_LISTEN_FDS_START).
+constexpr int first_listen_fd = 3;
+
+// systemd's rule for a name in LISTEN_FDNAMES (fdname_is_valid): it must survive the join
+// with ':' and a log line.
+bool valid_listen_name(const std::string& name) {
+  return !name.empty() && name.size() <= 255 && std::all_of(name.begin(), name.end(), [](char c) {
+    return c >= ' ' && c < 127 && c != ':';
+  });
+}
+
+// Every {source, child number}: pass_fds, then listen_fds at 3, 4, ...
+std::vector<std::pair<int, int>> all_mappings(const SpawnOptions& options) {
+  std::vector<std::pair<int, int>> mappings = options.pass_fds;
+  for (std::size_t i = 0; i < options.listen_fds.size(); ++i) {
+    mappings.emplace_back(options.listen_fds[i].first, first_listen_fd + static_cast<int>(i));
+  }
+  return mappings;
+}
+
 // Checks what spawn() can check before starting anything; {} when all is well.
-std::error_code check(const std::vector<std::string>& argv, const SpawnOptions& options) {
+std::error_code check(const std::vector<std::string>& argv, const SpawnOptions& options,
+                      const std::vector<std::pair<int, int>>& mappings) {
   if (argv.empty() || argv[0].empty()) return invalid();
   if (std::any_of(argv.begin(), argv.end(), has_nul) || has_nul(options.cwd)) return invalid();
   if (options.env && std::any_of(options.env->begin(), options.env->end(), has_nul)) {
     return invalid();
   }
+  for (const auto& listener : options.listen_fds) {
+    if (!valid_listen_name(listener.second)) return invalid();
+  }
   std::vector<int> targets;
-  for (const auto& [source, target] : options.pass_fds) {
+  for (const auto& [source, target] : mappings) {
     if (target < 0) return invalid();
     targets.push_back(target);
   }
@@ -71,30 +98,243 @@ std::error_code from_rc(int rc) {
   return {rc, std::system_category()};
 }
 
+// A pidfd for the child just started, or (killing and reaping it) the error.
+Result<ChildProcess> own_child(::pid_t pid) {
+  const int pidfd = open_pidfd(pid);
+  if (pidfd < 0) {
+    const auto ec = detail::last_error();
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return ec;
+  }
+  return ChildProcess(pid, OwnedFd(pidfd));
+}
+
+// The environment for a socket-activated child: `base` without its LISTEN_* variables, then
+// LISTEN_FDS, LISTEN_FDNAMES, and last LISTEN_PID with room for the digits the child writes.
+constexpr std::string_view listen_pid_prefix = "LISTEN_PID=";
+constexpr std::size_t pid_digits_room = 24;  // any pid_t in decimal, and its NUL
+
+std::vector<std::string> activation_env(const SpawnOptions& options) {
+  std::vector<std::string> env;
+  auto keep = [&env](std::string_view entry) {
+    if (!entry.starts_with("LISTEN_PID=") && !entry.starts_with("LISTEN_FDS=") &&
+        !entry.starts_with("LISTEN_FDNAMES=")) {
+      env.emplace_back(entry);
+    }
+  };
+  if (options.env) {
+    for (const auto& entry : *options.env) keep(entry);
+  } else {
+    for (char** entry = environ; *entry != nullptr; ++entry) keep(*entry);
+  }
+  env.push_back("LISTEN_FDS=" + std::to_string(options.listen_fds.size()));
+  std::string names = "LISTEN_FDNAMES=";
+  for (std::size_t i = 0; i < options.listen_fds.size(); ++i) {
+    if (i > 0) names += ':';
+    names += options.listen_fds[i].second;
+  }
+  env.push_back(std::move(names));
+  env.push_back(std::string(listen_pid_prefix) + std::string(pid_digits_room, '\0'));
+  return env;
+}
+
+// Where a program name is looked for, in order, as posix_spawnp and execvp look: the name
+// itself when it holds a '/', else in each directory of this process's PATH (an empty entry
+// is the working directory).
+std::vector<std::string> program_paths(const std::string& name) {
+  if (name.find('/') != std::string::npos) return {name};
+  const char* path = std::getenv("PATH");
+  const std::string_view dirs = path != nullptr ? path : "/bin:/usr/bin";  // glibc's default
+  std::vector<std::string> paths;
+  for (std::size_t start = 0;;) {
+    const std::size_t end = std::min(dirs.find(':', start), dirs.size());
+    const std::string_view dir = dirs.substr(start, end - start);
+    paths.push_back(dir.empty() ? name : std::string(dir) + "/" + name);
+    if (end == dirs.size()) break;
+    start = end + 1;
+  }
+  return paths;
+}
+
+// Everything the forked child needs, made before the fork: the child allocates nothing
+// (another thread may have held malloc's lock at the fork) and calls only async-signal-safe
+// functions.
+struct ForkPlan {
+  std::vector<std::pair<int, int>> moves;  // {copy above every target, child number}
+  std::vector<int> to_close;               // 3 .. highest target, not targets
+  int first_free = 3;                      // everything from here is closed, but report_fd
+  int report_fd = -1;                      // the exec's errno goes here, if it fails
+  int fd_limit = 0;                        // for closing one by one without close_range
+  const char* cwd = nullptr;
+  std::vector<const char*> programs;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  char* pid_digits = nullptr;  // pid_digits_room bytes in LISTEN_PID's entry
+};
+
+void close_fds_between(int first, int last, int fd_limit) noexcept {
+  if (first > last) return;
+  if (::syscall(SYS_close_range, static_cast<unsigned>(first), static_cast<unsigned>(last), 0u) ==
+      0) {
+    return;
+  }
+  for (int fd = first; fd <= last && fd < fd_limit; ++fd) ::close(fd);
+}
+
+[[noreturn]] void report_and_exit(int report_fd, int error) noexcept {
+  while (::write(report_fd, &error, sizeof error) < 0 && errno == EINTR) {
+  }
+  ::_exit(127);
+}
+
+// The child's side of the fork. Every signal is blocked on entry (the parent blocked them
+// around fork), so no handler of the parent's runs here; handlers are reset to the default,
+// then the mask emptied just before exec, as posix_spawn leaves them.
+[[noreturn]] void run_child(const ForkPlan& plan) noexcept {
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct ::sigaction current {};
+    if (::sigaction(sig, nullptr, &current) != 0) continue;  // 32, 33: glibc's own
+    if (current.sa_handler == SIG_IGN || current.sa_handler == SIG_DFL) continue;
+    struct ::sigaction by_default {};
+    by_default.sa_handler = SIG_DFL;
+    ::sigaction(sig, &by_default, nullptr);
+  }
+  for (const auto& [copy, target] : plan.moves) {
+    // dup2 clears FD_CLOEXEC on the new number: the program keeps it across exec.
+    if (::dup2(copy, target) < 0) report_and_exit(plan.report_fd, errno);
+  }
+  for (const int fd : plan.to_close) ::close(fd);
+  close_fds_between(plan.first_free, plan.report_fd - 1, plan.fd_limit);
+  close_fds_between(plan.report_fd + 1, std::numeric_limits<int>::max(), plan.fd_limit);
+  if (plan.cwd != nullptr && ::chdir(plan.cwd) != 0) report_and_exit(plan.report_fd, errno);
+
+  // LISTEN_PID: this process's pid, by hand (snprintf is not async-signal-safe).
+  char digits[pid_digits_room];
+  int count = 0;
+  for (auto pid = static_cast<unsigned long>(::getpid()); pid > 0 || count == 0; pid /= 10) {
+    digits[count++] = static_cast<char>('0' + pid % 10);
+  }
+  for (int i = 0; i < count; ++i) plan.pid_digits[i] = digits[count - 1 - i];
+  plan.pid_digits[count] = '\0';
+
+  ::sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  // execvp's rules: a directory without the program (or one that cannot be searched) is
+  // skipped; EACCES is reported only when no later directory has a program to run.
+  int error = ENOENT;
+  bool denied = false;
+  for (const char* program : plan.programs) {
+    ::execve(program, plan.argv, plan.envp);
+    error = errno;
+    if (error == EACCES) {
+      denied = true;
+    } else if (error != ENOENT && error != ENOTDIR && error != ESTALE && error != ENODEV &&
+               error != ETIMEDOUT) {
+      break;
+    }
+  }
+  report_and_exit(plan.report_fd, denied && (error == ENOENT || error == ENOTDIR) ? EACCES : error);
+}
+
+// spawn() with listen_fds: fork; the fds and LISTEN_PID are set in the child; exec.
+Result<ChildProcess> start_activated(const std::vector<std::string>& argv,
+                                     const SpawnOptions& options,
+                                     const std::vector<std::pair<int, int>>& mappings,
+                                     const std::vector<OwnedFd>& copies, int highest_target) {
+  ForkPlan plan;
+  for (std::size_t i = 0; i < copies.size(); ++i) {
+    plan.moves.emplace_back(copies[i].fd(), mappings[i].second);
+  }
+  std::vector<bool> is_target(static_cast<std::size_t>(highest_target) + 1, false);
+  for (const auto& mapping : mappings) is_target[mapping.second] = true;
+  for (int fd = 3; fd <= highest_target; ++fd) {
+    if (!is_target[fd]) plan.to_close.push_back(fd);
+  }
+  plan.first_free = highest_target + 1;
+  ::rlimit limit{};
+  constexpr int most = 1 << 20;
+  plan.fd_limit = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < most
+                      ? static_cast<int>(limit.rlim_cur)
+                      : most;
+  if (!options.cwd.empty()) plan.cwd = options.cwd.c_str();
+  const std::vector<std::string> programs = program_paths(argv[0]);
+  for (const auto& program : programs) plan.programs.push_back(program.c_str());
+
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> env_strings = activation_env(options);
+  std::vector<char*> env;
+  env.reserve(env_strings.size() + 1);
+  for (auto& entry : env_strings) env.push_back(entry.data());
+  env.push_back(nullptr);
+  plan.argv = args.data();
+  plan.envp = env.data();
+  plan.pid_digits = env_strings.back().data() + listen_pid_prefix.size();
+
+  // The report pipe's write end sits above every target, where the child keeps it open
+  // (close-on-exec) while it closes the rest: EOF on the read end means the exec happened.
+  int ends[2];
+  if (::pipe2(ends, O_CLOEXEC) != 0) return detail::last_error();
+  OwnedFd report_read(ends[0]), report_low(ends[1]);
+  OwnedFd report_write(::fcntl(report_low.fd(), F_DUPFD_CLOEXEC, plan.first_free));
+  if (!report_write) return detail::last_error();
+  report_low.close();
+  plan.report_fd = report_write.fd();
+
+  ::sigset_t all, previous;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &previous);
+  const ::pid_t pid = ::fork();
+  if (pid == 0) run_child(plan);
+  const int fork_error = errno;
+  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  if (pid < 0) return from_rc(fork_error);
+  report_write.close();
+
+  int child_error = 0;
+  ::ssize_t n;
+  while ((n = ::read(report_read.fd(), &child_error, sizeof child_error)) < 0 && errno == EINTR) {
+  }
+  if (n == static_cast<::ssize_t>(sizeof child_error)) {
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return from_rc(child_error);
+  }
+  return own_child(pid);
+}
+
 Result<ChildProcess> start(const std::vector<std::string>& argv, const SpawnOptions& options) {
-  if (auto ec = check(argv, options)) return ec;
+  const std::vector<std::pair<int, int>> mappings = all_mappings(options);
+  if (auto ec = check(argv, options, mappings)) return ec;
 
   int highest_target = 2;
-  for (const auto& mapping : options.pass_fds)
-    highest_target = std::max(highest_target, mapping.second);
+  for (const auto& mapping : mappings) highest_target = std::max(highest_target, mapping.second);
 
   // Each source is first copied above every target number (close-on-exec, in this process),
   // and the child dup2s the copies into place: a source whose number is another mapping's
   // target can then never be overwritten before it is used. It also finds a bad source here,
   // with its number, instead of as a failed spawn.
   std::vector<OwnedFd> copies;
-  copies.reserve(options.pass_fds.size());
-  for (const auto& mapping : options.pass_fds) {
+  copies.reserve(mappings.size());
+  for (const auto& mapping : mappings) {
     const int copy = ::fcntl(mapping.first, F_DUPFD_CLOEXEC, highest_target + 1);
     if (copy < 0) return detail::last_error();
     copies.emplace_back(copy);
+  }
+  if (!options.listen_fds.empty()) {
+    return start_activated(argv, options, mappings, copies, highest_target);
   }
 
   SpawnPlan plan;
   for (std::size_t i = 0; i < copies.size(); ++i) {
     // dup2 clears FD_CLOEXEC on the new number: the child keeps it across exec.
-    if (int rc = ::posix_spawn_file_actions_adddup2(&plan.actions, copies[i].fd(),
-                                                    options.pass_fds[i].second)) {
+    if (int rc =
+            ::posix_spawn_file_actions_adddup2(&plan.actions, copies[i].fd(), mappings[i].second)) {
       return from_rc(rc);
     }
   }
@@ -103,7 +343,7 @@ Result<ChildProcess> start(const std::vector<std::string>& argv, const SpawnOpti
   // (the copies too) with closefrom in the child, which also catches fds other threads opened
   // without O_CLOEXEC while this ran.
   std::vector<bool> is_target(static_cast<std::size_t>(highest_target) + 1, false);
-  for (const auto& mapping : options.pass_fds) is_target[mapping.second] = true;
+  for (const auto& mapping : mappings) is_target[mapping.second] = true;
   for (int fd = 3; fd <= highest_target; ++fd) {
     if (is_target[fd]) continue;
     if (int rc = ::posix_spawn_file_actions_addclose(&plan.actions, fd)) return from_rc(rc);
@@ -141,15 +381,7 @@ Result<ChildProcess> start(const std::vector<std::string>& argv, const SpawnOpti
                               options.env ? env.data() : environ)) {
     return from_rc(rc);
   }
-  const int pidfd = open_pidfd(pid);
-  if (pidfd < 0) {
-    const auto ec = detail::last_error();
-    ::kill(pid, SIGKILL);
-    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    return ec;
-  }
-  return ChildProcess(pid, OwnedFd(pidfd));
+  return own_child(pid);
 }
 
 // What the message says beyond the errno: which argument was at fault.
@@ -157,6 +389,19 @@ std::string reason(std::error_code ec, const std::vector<std::string>& argv,
                    const SpawnOptions& options) {
   if (ec == std::errc::invalid_argument) {
     if (argv.empty() || argv[0].empty()) return "no program given";
+    for (const auto& [source, name] : options.listen_fds) {
+      if (!valid_listen_name(name)) {
+        return "listen_fds: name '" + detail::printable(name) +
+               "' is not 1-255 printable ASCII characters without ':'";
+      }
+    }
+    const int listen_end = first_listen_fd + static_cast<int>(options.listen_fds.size());
+    for (const auto& [source, target] : options.pass_fds) {
+      if (target >= first_listen_fd && target < listen_end) {
+        return "pass_fds: child fd " + std::to_string(target) + " is taken by listen_fds (fds " +
+               std::to_string(first_listen_fd) + "-" + std::to_string(listen_end - 1) + ")";
+      }
+    }
     for (const auto& [source, target] : options.pass_fds) {
       if (target < 0) return "pass_fds: child fd " + std::to_string(target) + " is negative";
       const auto same = std::count_if(options.pass_fds.begin(), options.pass_fds.end(),
@@ -179,6 +424,11 @@ std::string reason(std::error_code ec, const std::vector<std::string>& argv,
     for (const auto& [source, target] : options.pass_fds) {
       if (::fcntl(source, F_GETFD) < 0) {
         return "pass_fds: fd " + std::to_string(source) + " is not open: " + ec.message();
+      }
+    }
+    for (const auto& [source, name] : options.listen_fds) {
+      if (::fcntl(source, F_GETFD) < 0) {
+        return "listen_fds: fd " + std::to_string(source) + " is not open: " + ec.message();
       }
     }
   }

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "inherited.hpp"
 #include "wire/address.hpp"
 #include "wire/echo.hpp"
 #include "wire/server.hpp"
@@ -12,15 +13,20 @@ Command add_echo(CLI::App& app) {
   auto* sub = app.add_subcommand("echo", "Echo server: sends back every byte (or datagram)");
   struct Args {
     std::string address;
+    std::string bind;
     int workers = 1;
     std::size_t max_connections = 0;
     double idle_timeout = 0;
     bool quiet = false;
   };
   auto args = std::make_shared<Args>();
-  sub->add_option("ADDRESS", args->address,
-                  "tcp://HOST:PORT, udp://HOST:PORT, unix:/PATH, unix:@NAME, unixgram:/PATH")
-      ->required();
+  auto* address = sub->add_option(
+      "ADDRESS", args->address,
+      "tcp://HOST:PORT, udp://HOST:PORT, unix:/PATH, unix:@NAME, unixgram:/PATH, or fd:3 / "
+      "fd:NAME: a socket inherited from systemd (LISTEN_FDS). Needed unless started under "
+      "socket activation, where wire serves every inherited socket");
+  sub->add_option("--bind,-b", args->bind, "the same as ADDRESS (as wire serve takes it)")
+      ->excludes(address);
   sub->add_option("--workers", args->workers, "threads, each with its own loop")
       ->check(CLI::Range(1, 256));
   sub->add_option("--max-connections", args->max_connections,
@@ -35,12 +41,29 @@ Command add_echo(CLI::App& app) {
     if (args->idle_timeout > 0) {
       options.limits.idle_timeout = seconds_duration(args->idle_timeout);
     }
+    const std::string given = args->bind.empty() ? args->address : args->bind;
+    std::optional<Inherited> inherited =
+        inherited_listeners(given, args->bind.empty() ? "ADDRESS" : "--bind");
+    if (inherited) {
+      std::string at;
+      for (const Socket& listener : inherited->listeners) {
+        at += (at.empty() ? "" : " and ") + listener.local_address().to_string();
+      }
+      at += " (" + inherited->summary + ")";
+      options.on_listening = [quiet = args->quiet, at](const Address&) {
+        if (!quiet) std::fprintf(stderr, "wire: echo on %s\n", detail::printable(at).c_str());
+      };
+      return serve(std::move(inherited->listeners), echo_connection, options);
+    }
+    if (given.empty()) {
+      throw CLI::ValidationError("ADDRESS", "required (unless started by socket activation)");
+    }
     options.on_listening = [quiet = args->quiet](const Address& bound) {
       if (!quiet) std::fprintf(stderr, "wire: echo on %s\n", bound.to_string().c_str());
     };
-    const Address where = resolve(args->address).front();
-    if (where.type() == Type::dgram) return serve_datagrams(args->address, echo_datagrams, options);
-    return serve(args->address, echo_connection, options);
+    const Address where = resolve(given).front();
+    if (where.type() == Type::dgram) return serve_datagrams(given, echo_datagrams, options);
+    return serve(given, echo_connection, options);
   };
 }
 

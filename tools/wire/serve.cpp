@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "inherited.hpp"
 #include "wire/address.hpp"
 #include "wire/http/static_files.hpp"
 #include "wire/http/status_page.hpp"
@@ -45,6 +46,15 @@ bool is_port_text(std::string_view text) {
 bool same_folder(const std::string& a, const std::string& b) {
   std::error_code ec;
   return a == b || std::filesystem::equivalent(a, b, ec);
+}
+
+// How the start line and wire get write where a listener is: an abstract socket keeps its '@'.
+std::string url_of(const Address& bound) {
+  return bound.family() == Family::local
+             ? "http+unix:" + std::string(bound.is_abstract() ? "@" : "") + bound.path() + ":/"
+             : "http://" +
+                   (bound.family() == Family::inet6 ? "[" + bound.host() + "]" : bound.host()) +
+                   ":" + std::to_string(bound.port()) + "/";
 }
 
 // Where `wire serve` listens and what it serves.
@@ -110,6 +120,15 @@ Command add_serve(CLI::App& app) {
         have_directory = true;
       }
       if (!have_directory) out.directory = ".";
+      if (names_inherited(bind)) {  // a socket passed by systemd: inherited_listeners() finds it
+        if (port) {
+          throw CLI::ValidationError("PORT", std::to_string(*port) + " and --bind " +
+                                                 detail::printable(bind) +
+                                                 " both say where to listen; give one");
+        }
+        out.address = bind;
+        return out;
+      }
       try {
         out.address = listen_address(bind, port.value_or(8000));
         // A --bind that names its own port (or a Unix socket) ignores the one it is given.
@@ -137,12 +156,14 @@ Command add_serve(CLI::App& app) {
   args->directory_option = sub->add_option("-d,--directory", args->directory,
                                            "the folder to serve, as python3 -m http.server -d "
                                            "takes it (the same as DIR)");
-  args->bind_option =
-      sub->add_option("--bind,-b", args->bind,
-                      "where to listen: :PORT, HOST, HOST:PORT, [IPV6]:PORT, unix:/PATH or "
-                      "unix:@NAME. Default 127.0.0.1:8000, this machine only (python3 -m "
-                      "http.server listens on every interface); name a host to open up, as "
-                      "in --bind 0.0.0.0. A port alone (:8000) stays on 127.0.0.1");
+  args->bind_option = sub->add_option(
+      "--bind,-b", args->bind,
+      "where to listen: :PORT, HOST, HOST:PORT, [IPV6]:PORT, unix:/PATH or "
+      "unix:@NAME. Default 127.0.0.1:8000, this machine only (python3 -m "
+      "http.server listens on every interface); name a host to open up, as "
+      "in --bind 0.0.0.0. A port alone (:8000) stays on 127.0.0.1. fd:3 or fd:NAME: a socket "
+      "inherited from systemd (LISTEN_FDS); started so with no --bind, wire "
+      "serves every inherited socket");
   sub->add_option("--workers", args->workers, "threads, each with its own loop")
       ->check(CLI::Range(1, 256));
   sub->add_flag("--quiet,-q", args->quiet, "no access log");
@@ -157,6 +178,13 @@ Command add_serve(CLI::App& app) {
       ->check(CLI::IsMember({"on", "off"}));
   return [args] {
     const Where where = args->where();
+    // Under socket activation (systemd, systemd-socket-activate) the listeners are inherited.
+    const bool bind_given = args->bind_option->count() > 0;
+    const bool port_given = args->first_option->count() > 0 && is_port_text(args->first);
+    std::optional<Inherited> inherited = inherited_listeners(bind_given   ? args->bind
+                                                             : port_given ? args->first
+                                                                          : "",
+                                                             bind_given ? "--bind" : "PORT");
     http::Options options;
     if (!args->quiet) {
       // One line per request on stderr, as python3 -m http.server prints them; a refused
@@ -195,7 +223,9 @@ Command add_serve(CLI::App& app) {
     // The status page's default needs the address as it will be bound: a name (localhost)
     // is resolved as serve() resolves it.
     const bool status = args->status.empty()
-                            ? http::status_page_on_by_default(resolve(where.address).front())
+                            ? http::status_page_on_by_default(
+                                  inherited ? inherited->listeners.front().local_address()
+                                            : resolve(where.address).front())
                             : args->status == "on";
     http::StaticOptions static_options;
     static_options.dotfiles = args->dotfiles;
@@ -213,17 +243,19 @@ Command add_serve(CLI::App& app) {
       page.description = "wire serve " + where.directory;
       handler = http::with_status_page(std::move(handler), stats, std::move(page));
     }
-    serve_options.on_listening = [where, hidden](const Address& bound) {
-      // A URL wire get takes as it is: an abstract socket keeps its '@'.
-      std::string url =
-          bound.family() == Family::local
-              ? "http+unix:" + std::string(bound.is_abstract() ? "@" : "") + bound.path() + ":/"
-              : "http://" +
-                    (bound.family() == Family::inet6 ? "[" + bound.host() + "]" : bound.host()) +
-                    ":" + std::to_string(bound.port()) + "/";
+    // Where it serves: the address bound, or every inherited listener and where it came from.
+    std::string inherited_at;
+    if (inherited) {
+      for (const Socket& listener : inherited->listeners) {
+        inherited_at += (inherited_at.empty() ? "" : " and ") + url_of(listener.local_address());
+      }
+      inherited_at += " (" + inherited->summary + ")";
+    }
+    serve_options.on_listening = [where, hidden, inherited_at](const Address& bound) {
+      const std::string at = inherited_at.empty() ? url_of(bound) : inherited_at;
       // Both may hold any byte (a folder or socket named with an escape sequence): shown safe.
       std::fprintf(stderr, "Serving %s at %s\n", detail::printable(where.directory).c_str(),
-                   detail::printable(url).c_str());
+                   detail::printable(at).c_str());
       if (hidden) {
         std::fprintf(stderr,
                      "wire: %s is not served: /_wire is the status page's (--status off "
@@ -231,8 +263,9 @@ Command add_serve(CLI::App& app) {
                      detail::printable(*hidden).c_str());
       }
     };
-    return serve(where.address, http::connection_handler(std::move(handler), options),
-                 serve_options);
+    auto connection_handler = http::connection_handler(std::move(handler), options);
+    if (inherited) return serve(std::move(inherited->listeners), connection_handler, serve_options);
+    return serve(where.address, connection_handler, serve_options);
   };
 }
 

@@ -22,6 +22,11 @@
 // when set. The child starts with no signals blocked; ignored signals stay ignored (exec keeps
 // them), as with any exec.
 //
+// With listen_fds (socket activation) the child is started by fork rather than posix_spawn:
+// LISTEN_PID must be the child's own pid, known only in the child, which writes it into an
+// environment prepared beforehand (nothing allocated after the fork) just before its exec.
+// The fds, the closing of all others, the signal mask and the errors are as above.
+//
 // Ownership: a ChildProcess owns the child's pidfd (pidfd_open, close-on-exec) and the duty to
 // reap the child. It is move-only. Its destructor never leaves a zombie silently: a child that
 // has not been waited for is killed (SIGKILL) and reaped there (which waits as long as the
@@ -51,6 +56,12 @@ struct SpawnOptions {
   std::optional<std::vector<std::string>> env{};
   // The child's working directory; empty: this process's.
   std::string cwd{};
+  // Socket activation (wire/process/socket_activation.hpp): {fd in this process, its name}.
+  // The child gets them at 3, 4, ... in this order, with LISTEN_FDS, LISTEN_FDNAMES and
+  // LISTEN_PID (the child's own pid) set in its environment and any LISTEN_* of `env` (or of
+  // this process's) left out. A name is 1-255 printable ASCII characters without ':'.
+  // pass_fds may not use the numbers they take.
+  std::vector<std::pair<int, std::string>> listen_fds{};
 };
 
 // How a child ended: an exit code, or the signal that killed it.
@@ -103,8 +114,9 @@ class ChildProcess {
 };
 
 // Starts argv[0] with arguments argv[1...]. Errors: EINVAL for an empty argv, a child fd
-// below 0 or named twice, or a NUL byte in a string; EBADF for a source fd that is not open;
-// the exec's errno (ENOENT, EACCES) when the program cannot run; chdir's for a bad cwd.
+// below 0 or named twice, a NUL byte in a string, or a listen_fds name that is not valid; EBADF for
+// a source fd that is not open; the exec's errno (ENOENT, EACCES) when the program cannot run;
+// chdir's for a bad cwd.
 ChildProcess spawn(const std::vector<std::string>& argv, const SpawnOptions& options = {});
 Result<ChildProcess> spawn(const std::vector<std::string>& argv, const SpawnOptions& options,
                            std::nothrow_t) noexcept;
