@@ -323,7 +323,20 @@ std::vector<std::string> own_command_line() {
     from = end + 1;
   }
   if (args.empty()) args.emplace_back("wire");
-  args[0] = "/proc/self/exe";  // the same binary, wherever it was started from
+  // The same binary, wherever it was started from: /proc/self/exe, named by its own path
+  // while that is still the same file (so ps and ss show its name, not "exe").
+  args[0] = "/proc/self/exe";
+  char target[4096];
+  const ::ssize_t n = ::readlink("/proc/self/exe", target, sizeof target - 1);
+  struct ::stat running {};
+  struct ::stat named {};
+  if (n > 0) {
+    target[n] = '\0';
+    if (::stat("/proc/self/exe", &running) == 0 && ::stat(target, &named) == 0 &&
+        running.st_dev == named.st_dev && running.st_ino == named.st_ino) {
+      args[0] = target;
+    }
+  }
   return args;
 }
 

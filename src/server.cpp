@@ -545,6 +545,10 @@ bool serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
       takeover->ready(
           std::chrono::duration_cast<std::chrono::milliseconds>(options.handoff_timeout));
       if (control) control->publish();
+      if (options.on_handoff) {
+        options.on_handoff("took over from pid " + std::to_string(takeover->previous_pid) +
+                           " (control socket " + takeover->control_path + ")");
+      }
     } catch (...) {
       group.stop_all(false, std::current_exception());
     }

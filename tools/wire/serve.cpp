@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "handoff_flags.hpp"
 #include "wire/address.hpp"
 #include "wire/http/static_files.hpp"
 #include "wire/http/status_page.hpp"
@@ -155,7 +156,9 @@ Command add_serve(CLI::App& app) {
                   "otherwise. While on, /_wire is the page's: a _wire in the folder is neither "
                   "served nor listed (said at start)")
       ->check(CLI::IsMember({"on", "off"}));
-  return [args] {
+  auto handoff = std::make_shared<HandoffFlags>();
+  add_handoff_flags(sub, *handoff);
+  return [args, handoff] {
     const Where where = args->where();
     http::Options options;
     if (!args->quiet) {
@@ -231,8 +234,9 @@ Command add_serve(CLI::App& app) {
                      detail::printable(*hidden).c_str());
       }
     };
-    return serve(where.address, http::connection_handler(std::move(handler), options),
-                 serve_options);
+    return serve_handing_over(*handoff, where.address,
+                              http::connection_handler(std::move(handler), options),
+                              std::move(serve_options));
   };
 }
 
