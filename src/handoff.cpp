@@ -357,35 +357,38 @@ std::vector<std::string> successor_environment(const std::string& control) {
 }
 }  // namespace
 
+RestartSignal::RestartSignal(int signal_number) : signal_number_(signal_number) {
+  auto [reader, writer] = Socket::pair(Type::stream);
+  reader_ = std::move(reader);
+  restart_wake_fd.store(writer.detach());
+  struct ::sigaction action {};
+  action.sa_handler = on_restart_signal;
+  ::sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  ::sigaction(signal_number_, &action, &previous_restart_action);
+}
+
+RestartSignal::~RestartSignal() {
+  ::sigaction(signal_number_, &previous_restart_action, nullptr);
+  const int fd = restart_wake_fd.exchange(-1);
+  if (fd >= 0) ::close(fd);
+}
+
 ControlServer::ControlServer(EventLoop& loop, Socket listener, std::vector<Socket> listeners,
-                             const ServeOptions& options, std::function<void()> on_handed_off)
+                             Socket restart_reader, const ServeOptions& options,
+                             std::function<void()> on_handed_off)
     : loop_(loop),
       listener_(loop, std::move(listener)),
       listeners_(std::move(listeners)),
       options_(options),
       on_handed_off_(std::move(on_handed_off)) {
-  if (options_.restart_signal > 0) {
-    auto [reader, writer] = Socket::pair(Type::stream);
-    restart_wake_ = AsyncSocket(loop_, std::move(reader));
-    restart_wake_fd.store(writer.detach());
-    struct ::sigaction action {};
-    action.sa_handler = on_restart_signal;
-    ::sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESTART;
-    ::sigaction(options_.restart_signal, &action, &previous_restart_action);
-    restart_signal_ = options_.restart_signal;
-  }
+  if (restart_reader.is_open()) restart_wake_ = AsyncSocket(loop_, std::move(restart_reader));
 }
 
 ControlServer::~ControlServer() {
   loop_.cancel(start_timer_);
   accept_task_.reset();
   restart_task_.reset();
-  if (restart_signal_ > 0) {
-    ::sigaction(restart_signal_, &previous_restart_action, nullptr);
-    const int fd = restart_wake_fd.exchange(-1);
-    if (fd >= 0) ::close(fd);
-  }
   // A successor started on the signal runs on: it is ours to reap only while we live.
   reap_restarts();
   for (ChildProcess& child : restarted_) (void)child.release();
@@ -393,7 +396,7 @@ ControlServer::~ControlServer() {
 
 void ControlServer::start() {
   accept_task_ = accept_loop();
-  if (restart_signal_ > 0) restart_task_ = restart_loop();
+  if (restart_wake_.is_open()) restart_task_ = restart_loop();
   start_timer_ = loop_.call_later(std::chrono::nanoseconds(0), [this] {
     start_timer_ = 0;
     accept_task_.handle().resume();

@@ -47,13 +47,32 @@ class ControlEndpoint {
   std::unique_ptr<SocketFile> file_;
 };
 
+// The restart signal's handler, installed from construction to destruction (before the
+// server says it listens, so a signal sent on that word never meets the default action,
+// which ends the process). Each signal writes a byte that the reader's loop receives.
+class RestartSignal {
+ public:
+  explicit RestartSignal(int signal_number);
+  RestartSignal(const RestartSignal&) = delete;
+  RestartSignal& operator=(const RestartSignal&) = delete;
+  ~RestartSignal();
+  // The end the bytes arrive on (owns that fd), for one ControlServer.
+  Socket take_reader() { return std::move(reader_); }
+
+ private:
+  int signal_number_;
+  Socket reader_;
+};
+
 // What a worker needs to hand over: its loop's conversation with successors, the listeners
 // (dups, so each stays valid whatever the workers do with theirs), and what to call once
 // a successor said ready.
 class ControlServer {
  public:
+  // `restart_reader`: a RestartSignal's reader, or an empty Socket for no restarts.
   ControlServer(EventLoop& loop, Socket listener, std::vector<Socket> listeners,
-                const ServeOptions& options, std::function<void()> on_handed_off);
+                Socket restart_reader, const ServeOptions& options,
+                std::function<void()> on_handed_off);
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
   ~ControlServer();
@@ -78,7 +97,6 @@ class ControlServer {
   Task<void> restart_task_;
   AsyncSocket restart_wake_;             // a byte per restart signal
   std::vector<ChildProcess> restarted_;  // successors started on the signal, until they end
-  int restart_signal_ = 0;
   EventLoop::TimerId start_timer_ = 0;
 };
 

@@ -529,6 +529,10 @@ bool serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
     for (const Socket& listener : listeners) copies.push_back(duplicate(listener));
     if (takeover == nullptr) control->publish();
   }
+  std::unique_ptr<detail::RestartSignal> restart;
+  if (control && options.restart_signal > 0) {
+    restart = std::make_unique<detail::RestartSignal>(options.restart_signal);
+  }
   if (options.on_listening) options.on_listening(listeners.front().local_address());
   SignalScope signals(options.handle_signals);
   ServerLimits limits = options.limits;
@@ -561,9 +565,9 @@ bool serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
     server.start();
     std::unique_ptr<detail::ControlServer> control_server;
     if (index == 0 && control) {
-      control_server =
-          std::make_unique<detail::ControlServer>(loop, control->take_listener(), std::move(copies),
-                                                  options, [&group] { group.stop_all(true); });
+      control_server = std::make_unique<detail::ControlServer>(
+          loop, control->take_listener(), std::move(copies),
+          restart ? restart->take_reader() : Socket(), options, [&group] { group.stop_all(true); });
       control_server->start();
     }
     // After the server's own start (timers of one deadline fire in the order armed): by

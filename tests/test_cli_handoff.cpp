@@ -358,3 +358,36 @@ TEST_F(CliHandoffTest, ASuccessorForAnotherAddressLeavesTheServerServing) {
   old.signal(SIGTERM);
   EXPECT_EQ(old.wait_at_most(5000ms), 0);
 }
+
+// kill -USR2 when the restart cannot start (its folder is gone): the failure is reported
+// and the server goes on serving; a later signal, once the cause is fixed, hands over.
+TEST_F(CliHandoffTest, AFailedRestartIsReportedAndTheServerKeepsServing) {
+  const std::string site = dir_.file("site");
+  ASSERT_EQ(::mkdir(site.c_str(), 0755), 0);
+  std::ofstream(site + "/small.txt") << "hello\n";
+  Child old({wire_binary, "serve", "0", site, "-q", "--control", control_},
+            Child::Options::merged());
+  const std::uint16_t port = serving_port(old);
+  const std::string moved = dir_.file("moved");
+  ASSERT_EQ(::rename(site.c_str(), moved.c_str()), 0);
+  old.signal(SIGUSR2);
+  const std::string said = read_until(old, "before taking over; still serving");
+  EXPECT_NE(said.find("not a readable folder"), std::string::npos) << said;
+  EXPECT_NE(said.find("ended with exit code 1"), std::string::npos) << said;
+  EXPECT_FALSE(old.wait_at_most(0ms));
+
+  ASSERT_EQ(::rename(moved.c_str(), site.c_str()), 0);
+  old.signal(SIGUSR2);
+  const std::string again = read_until(old, "handed over to pid");
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(again, match, std::regex("started pid ([0-9]+)"))) << again;
+  EXPECT_EQ(old.wait_at_most(5000ms), 0);
+  Socket s = create_connection(std::vector<Address>{Address::inet("127.0.0.1", port)}, 5s);
+  s.set_timeout(5s);
+  s.send_all("GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string answer;
+  for (std::string chunk; !(chunk = s.recv(4096)).empty();) answer += chunk;
+  EXPECT_EQ(answer.substr(answer.size() - 6), "hello\n");
+  ::kill(std::stoi(match[1]), SIGTERM);
+  EXPECT_TRUE(gone_within(std::stoi(match[1]), 5000ms));
+}

@@ -351,3 +351,10 @@ TEST_F(HandoffTest, DefaultControlPathsAreOnePerAddressInAPrivateFolder) {
   const Address long_path = Address::unix_path("/" + std::string(90, 'x') + "/server.sock");
   EXPECT_LT(default_control_path(long_path).size(), 108u);
 }
+
+TEST_F(HandoffTest, TheRestartPathComesFromTheEnvironmentOnce) {
+  ::setenv("WIRE_HANDOFF", "/run/user/1000/wire/tcp-127.0.0.1-8000", 1);
+  EXPECT_EQ(handoff_path_from_environment(), "/run/user/1000/wire/tcp-127.0.0.1-8000");
+  EXPECT_EQ(::getenv("WIRE_HANDOFF"), nullptr);  // not passed on to what we start
+  EXPECT_EQ(handoff_path_from_environment(), std::nullopt);
+}
