@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <fstream>
-#include <regex>
 #include <set>
 
 #include "support.hpp"
@@ -32,6 +31,17 @@ namespace {
 
 const std::string wire_binary = WIRE_CLI;
 
+// The digits right after `marker` in `text`, from `from` on ("" if none), and where they end.
+std::string digits_after(const std::string& text, const std::string& marker,
+                         std::size_t* from = nullptr) {
+  const std::size_t start = text.find(marker, from ? *from : 0);
+  if (start == std::string::npos) return "";
+  std::size_t end = start + marker.size();
+  while (end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
+  if (from) *from = end;
+  return text.substr(start + marker.size(), end - start - marker.size());
+}
+
 // Reads `child`'s lines until one contains `text`; all of them, for messages.
 std::string read_until(Child& child, const std::string& text) {
   std::string seen;
@@ -46,11 +56,9 @@ std::string read_until(Child& child, const std::string& text) {
 // The port in "Serving DIR at http://127.0.0.1:PORT/".
 std::uint16_t serving_port(Child& child) {
   const std::string said = read_until(child, "Serving ");
-  std::smatch match;
-  if (!std::regex_search(said, match, std::regex("127\\.0\\.0\\.1:([0-9]+)/"))) {
-    throw std::runtime_error("no port in: " + said);
-  }
-  return static_cast<std::uint16_t>(std::stoi(match[1]));
+  const std::string port = digits_after(said, "http://127.0.0.1:");
+  if (port.empty()) throw std::runtime_error("no port in: " + said);
+  return static_cast<std::uint16_t>(std::stoi(port));
 }
 
 // The pids owning listening sockets on `port`, as ss shows them ("" without ss).
@@ -60,11 +68,8 @@ std::string listening_pids(std::uint16_t port) {
   const std::string table = ss.read_all();
   (void)ss.wait();
   std::set<std::string> pids;
-  const std::regex pid("pid=([0-9]+)");
-  for (auto it = std::sregex_iterator(table.begin(), table.end(), pid);
-       it != std::sregex_iterator(); ++it) {
-    pids.insert((*it)[1]);
-  }
+  std::size_t at = 0;
+  for (std::string pid; !(pid = digits_after(table, "pid=", &at)).empty();) pids.insert(pid);
   std::string out;
   for (const auto& p : pids) out += (out.empty() ? "" : ",") + p;
   return out;
@@ -132,9 +137,13 @@ void expect_clean_wrk(const std::string& out) {
   EXPECT_NE(out.find("requests in"), std::string::npos) << out;
   EXPECT_EQ(out.find("Socket errors"), std::string::npos) << out;
   EXPECT_EQ(out.find("Non-2xx"), std::string::npos) << out;
-  std::smatch match;
-  ASSERT_TRUE(std::regex_search(out, match, std::regex("([0-9]+) requests in"))) << out;
-  EXPECT_GT(std::stol(match[1]), 0) << out;
+  // "  65432 requests in 2.00s, ...": the count is the number before it.
+  const std::size_t in = out.find(" requests in");
+  ASSERT_NE(in, std::string::npos) << out;
+  std::size_t start = in;
+  while (start > 0 && out[start - 1] >= '0' && out[start - 1] <= '9') --start;
+  ASSERT_LT(start, in) << out;
+  EXPECT_GT(std::stol(out.substr(start, in - start)), 0) << out;
 }
 
 // Whether process `pid` ended (gone, or a zombie) within `limit`.
@@ -210,9 +219,8 @@ TEST_F(CliHandoffTest, Usr2RestartsWithTwoWorkersUnderLoad) {
   old.signal(SIGUSR2);
   // The restarted process writes to the same stderr: its "took over" comes through here.
   const std::string said = read_until(old, "handed over to pid");
-  std::smatch match;
-  ASSERT_TRUE(std::regex_search(said, match, std::regex("started pid ([0-9]+)"))) << said;
-  const std::string new_pid = match[1];
+  const std::string new_pid = digits_after(said, "started pid ");
+  ASSERT_FALSE(new_pid.empty()) << said;
   EXPECT_EQ(old.wait_at_most(5000ms), 0) << said;
 
   const std::string wrk_said = wrk.read_all();
@@ -379,8 +387,8 @@ TEST_F(CliHandoffTest, AFailedRestartIsReportedAndTheServerKeepsServing) {
   ASSERT_EQ(::rename(moved.c_str(), site.c_str()), 0);
   old.signal(SIGUSR2);
   const std::string again = read_until(old, "handed over to pid");
-  std::smatch match;
-  ASSERT_TRUE(std::regex_search(again, match, std::regex("started pid ([0-9]+)"))) << again;
+  const std::string new_pid = digits_after(again, "started pid ");
+  ASSERT_FALSE(new_pid.empty()) << again;
   EXPECT_EQ(old.wait_at_most(5000ms), 0);
   Socket s = create_connection(std::vector<Address>{Address::inet("127.0.0.1", port)}, 5s);
   s.set_timeout(5s);
@@ -388,6 +396,6 @@ TEST_F(CliHandoffTest, AFailedRestartIsReportedAndTheServerKeepsServing) {
   std::string answer;
   for (std::string chunk; !(chunk = s.recv(4096)).empty();) answer += chunk;
   EXPECT_EQ(answer.substr(answer.size() - 6), "hello\n");
-  ::kill(std::stoi(match[1]), SIGTERM);
-  EXPECT_TRUE(gone_within(std::stoi(match[1]), 5000ms));
+  ::kill(std::stoi(new_pid), SIGTERM);
+  EXPECT_TRUE(gone_within(std::stoi(new_pid), 5000ms));
 }
