@@ -76,10 +76,12 @@ std::string listening_pids(std::uint16_t port) {
 }
 
 // A client making a new connection per request until the file STOP exists, counting what
-// failed: prints "started" after its first answer, then "ok N fail M".
+// failed: prints "started" after its first answer, then "ok N fail M". An optional PAUSE
+// (seconds) between requests leaves the CPU to the servers where load is not the point.
 const char* const new_connection_client = R"(
-import os, socket, sys
+import os, socket, sys, time
 port, stop = int(sys.argv[1]), sys.argv[2]
+pause = float(sys.argv[3]) if len(sys.argv) > 3 else 0
 ok = fail = 0
 while not os.path.exists(stop):
     try:
@@ -102,14 +104,16 @@ while not os.path.exists(stop):
         print('error', e, flush=True)
     if ok + fail == 1:
         print('started', flush=True)
+    time.sleep(pause)
 print('ok', ok, 'fail', fail, flush=True)
 )";
 
 // The same on one keep-alive connection (http.client opens another after a Connection:
 // close).
 const char* const keep_alive_client = R"(
-import http.client, os, sys
+import http.client, os, sys, time
 port, stop = int(sys.argv[1]), sys.argv[2]
+pause = float(sys.argv[3]) if len(sys.argv) > 3 else 0
 conn = http.client.HTTPConnection('127.0.0.1', port, timeout=5)
 ok = fail = 0
 while not os.path.exists(stop):
@@ -129,6 +133,7 @@ while not os.path.exists(stop):
         conn.close()
     if ok + fail == 1:
         print('started', flush=True)
+    time.sleep(pause)
 print('ok', ok, 'fail', fail, flush=True)
 )";
 
@@ -249,10 +254,14 @@ TEST_F(CliHandoffTest, AChainOfTwentyHandoffsLosesNothing) {
                                                        "-q", "--control", control_},
                               Child::Options::merged()));
   const std::uint16_t port = serving_port(*servers.back());
-  Child keep_alive({"/usr/bin/python3", "-c", keep_alive_client, std::to_string(port), stop_},
-                   Child::Options::merged());
-  Child fresh({"/usr/bin/python3", "-c", new_connection_client, std::to_string(port), stop_},
-              Child::Options::merged());
+  // Paced (1 ms between requests): twenty process starts are the load here, and two clients
+  // spinning on two cores would only slow those (each handoff still crosses many requests).
+  Child keep_alive(
+      {"/usr/bin/python3", "-c", keep_alive_client, std::to_string(port), stop_, "0.001"},
+      Child::Options::merged());
+  Child fresh(
+      {"/usr/bin/python3", "-c", new_connection_client, std::to_string(port), stop_, "0.001"},
+      Child::Options::merged());
   EXPECT_EQ(keep_alive.read_line(), "started\n");
   EXPECT_EQ(fresh.read_line(), "started\n");
   for (int i = 0; i < 20; ++i) {
