@@ -374,12 +374,13 @@ RestartSignal::~RestartSignal() {
   if (fd >= 0) ::close(fd);
 }
 
-ControlServer::ControlServer(EventLoop& loop, Socket listener, std::vector<Socket> listeners,
+ControlServer::ControlServer(EventLoop& loop, Socket listener,
+                             std::function<std::vector<Socket>()> copy_listeners,
                              Socket restart_reader, const ServeOptions& options,
                              std::function<void()> on_handed_off)
     : loop_(loop),
       listener_(loop, std::move(listener)),
-      listeners_(std::move(listeners)),
+      copy_listeners_(std::move(copy_listeners)),
       options_(options),
       on_handed_off_(std::move(on_handed_off)) {
   if (restart_reader.is_open()) restart_wake_ = AsyncSocket(loop_, std::move(restart_reader));
@@ -461,15 +462,21 @@ Task<void> ControlServer::converse(AsyncSocket conn) {
     report("ignored pid " + pid + " on the control socket: not a takeover request");
     co_return;
   }
-  std::string header = std::string(header_start) + std::to_string(listeners_.size()) + "\n";
-  for (const Socket& listener : listeners_) {
+  // Copies, held for this conversation only: each stays valid whatever its worker does.
+  const std::vector<Socket> listeners = copy_listeners_();
+  if (listeners.empty()) {
+    report("handoff to pid " + pid + " refused: this server is stopping (or out of fds)");
+    co_return;
+  }
+  std::string header = std::string(header_start) + std::to_string(listeners.size()) + "\n";
+  for (const Socket& listener : listeners) {
     auto address = listener.local_address(std::nothrow);
     header += address ? address->to_string() : std::string("?");
     header += '\n';
   }
   header += '\n';
   std::vector<int> fds;
-  for (const Socket& listener : listeners_) fds.push_back(listener.fileno());
+  for (const Socket& listener : listeners) fds.push_back(listener.fileno());
   for (std::size_t from = 0; from < fds.size(); from += max_fds_per_message) {
     const std::size_t count = std::min(max_fds_per_message, fds.size() - from);
     const std::span<const int> piece(fds.data() + from, count);
@@ -506,7 +513,6 @@ Task<void> ControlServer::converse(AsyncSocket conn) {
   // From now on the successor owns the path; what is left is to stop accepting and drain.
   (void)co_await conn.send_all("bye\n", std::nothrow);
   report("handed over to pid " + pid + "; finishing the open connections");
-  listeners_.clear();
   listener_.close();
   on_handed_off_();
 }

@@ -64,15 +64,16 @@ class RestartSignal {
   Socket reader_;
 };
 
-// What a worker needs to hand over: its loop's conversation with successors, the listeners
-// (dups, so each stays valid whatever the workers do with theirs), and what to call once
-// a successor said ready.
+// What a worker needs to hand over: its loop's conversation with successors, a way to get
+// copies of every worker's listener (made only for a conversation, so the fd table shows
+// each listener once; empty once the workers are stopping), and what to call once a
+// successor said ready.
 class ControlServer {
  public:
   // `restart_reader`: a RestartSignal's reader, or an empty Socket for no restarts.
-  ControlServer(EventLoop& loop, Socket listener, std::vector<Socket> listeners,
-                Socket restart_reader, const ServeOptions& options,
-                std::function<void()> on_handed_off);
+  ControlServer(EventLoop& loop, Socket listener,
+                std::function<std::vector<Socket>()> copy_listeners, Socket restart_reader,
+                const ServeOptions& options, std::function<void()> on_handed_off);
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
   ~ControlServer();
@@ -89,7 +90,7 @@ class ControlServer {
 
   EventLoop& loop_;
   AsyncSocket listener_;
-  std::vector<Socket> listeners_;
+  std::function<std::vector<Socket>()> copy_listeners_;
   const ServeOptions& options_;
   std::function<void()> on_handed_off_;
   bool handed_off_ = false;

@@ -490,7 +490,9 @@ namespace {
 struct WorkerGroup {
   std::mutex mutex;
   std::vector<EventLoop*> loops;
-  bool handed_off = false;  // under mutex
+  std::vector<int> listener_fds;  // every worker's, open until stopping is set
+  bool stopping = false;          // under mutex, like the rest
+  bool handed_off = false;
   std::exception_ptr failure;
 
   // Registers a worker's loop; a group already handed over stops it at once.
@@ -509,6 +511,29 @@ struct WorkerGroup {
     if (error) failure = error;
     for (EventLoop* loop : loops) loop->stop();
   }
+  // A worker about to close its listener says so first.
+  void stop_accepting() {
+    std::lock_guard lock(mutex);
+    stopping = true;
+  }
+  // A copy of every listener for a successor; none once a worker is stopping (its fd may be
+  // closed, and its number reused, at any moment after).
+  std::vector<Socket> copy_listeners() {
+    std::lock_guard lock(mutex);
+    std::vector<Socket> copies;
+    if (stopping || handed_off) return copies;
+    for (int fd : listener_fds) {
+      const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      if (copy < 0) return {};  // out of fds: no handoff this time (it says so)
+      auto adopted = Socket::adopt(copy, std::nothrow);
+      if (!adopted) {
+        ::close(copy);
+        return {};
+      }
+      copies.push_back(std::move(*adopted));
+    }
+    return copies;
+  }
   bool was_handed_off() {
     std::lock_guard lock(mutex);
     return handed_off;
@@ -520,13 +545,13 @@ struct WorkerGroup {
 // Returns whether a successor took them over.
 bool serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
                      ServeOptions& options, Takeover* takeover) {
-  // The control socket, and a copy of every listener for successors: the workers close
-  // their own when they stop, whatever a conversation on the control socket is doing.
+  // The control socket, and the listeners' numbers, copied for a successor under the
+  // group's lock while no worker is stopping (a stopping worker closes its own).
   std::unique_ptr<detail::ControlEndpoint> control;
-  std::vector<Socket> copies;
+  WorkerGroup group;
   if (!options.control.empty()) {
     control = std::make_unique<detail::ControlEndpoint>(options.control, takeover != nullptr);
-    for (const Socket& listener : listeners) copies.push_back(duplicate(listener));
+    for (const Socket& listener : listeners) group.listener_fds.push_back(listener.fileno());
     if (takeover == nullptr) control->publish();
   }
   std::unique_ptr<detail::RestartSignal> restart;
@@ -539,7 +564,6 @@ bool serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
   if (limits.max_connections == 0) {
     limits.max_connections = default_max_connections(static_cast<int>(listeners.size()));
   }
-  WorkerGroup group;
   const std::size_t workers = listeners.size();
   std::atomic<std::size_t> accepting{0};
   // Once every worker accepts: the previous server may stop, and its path is ours.
@@ -566,7 +590,7 @@ bool serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
     std::unique_ptr<detail::ControlServer> control_server;
     if (index == 0 && control) {
       control_server = std::make_unique<detail::ControlServer>(
-          loop, control->take_listener(), std::move(copies),
+          loop, control->take_listener(), [&group] { return group.copy_listeners(); },
           restart ? restart->take_reader() : Socket(), options, [&group] { group.stop_all(true); });
       control_server->start();
     }
@@ -576,8 +600,9 @@ bool serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
       if (accepting.fetch_add(1) + 1 == workers) all_accepting();
     });
     group.join(loop);
-    loop.run();              // until stop_serving(), or a successor took over
-    control_server.reset();  // its copies of the listeners go now: a stop refuses new clients
+    loop.run();  // until stop_serving(), or a successor took over
+    group.stop_accepting();
+    control_server.reset();
     if (group.was_handed_off()) {
       server.drain(limits.shutdown_grace);
     } else {
