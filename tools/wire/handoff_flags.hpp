@@ -25,17 +25,20 @@ struct HandoffFlags {
 };
 
 inline void add_handoff_flags(CLI::App* sub, HandoffFlags& flags) {
-  flags.control_option = sub->add_option(
-      "--control", flags.control,
-      "the Unix control socket a successor takes the listeners over from (made 0600 in a "
-      "private 0700 folder). Default: one per address in $XDG_RUNTIME_DIR/wire or "
-      "/tmp/wire-UID; none for port 0 unless given. kill -USR2 PID restarts through it");
+  flags.control_option =
+      sub->add_option(
+             "--control", flags.control,
+             "the Unix control socket a successor takes the listeners over from (made 0600 in a "
+             "private 0700 folder). Default: one per address in $XDG_RUNTIME_DIR/wire or "
+             "/tmp/wire-UID; none for port 0 unless given. kill -USR2 PID restarts through it")
+          ->type_name("PATH");
   flags.takeover_option =
       sub->add_option("--takeover", flags.takeover,
                       "take the listening sockets over from the server running with this "
                       "control socket (default: the one for this address), serve them, and "
                       "let it finish its connections and exit: a restart without dropping one")
-          ->expected(0, 1);
+          ->expected(0, 1)
+          ->type_name("[PATH]");
 }
 
 // The control path for `address`: --control, or the default when the port is known.
