@@ -11,10 +11,13 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "handoff_control.hpp"
+#include "wire/handoff.hpp"
 #include "wire/socket_file.hpp"
 
 namespace wire {
@@ -133,9 +136,9 @@ template <class Worker>
 void run_workers(std::vector<Socket>& sockets, Worker worker) {
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < sockets.size(); ++i) {
-    threads.emplace_back([&worker, &sockets, i] { worker(std::move(sockets[i])); });
+    threads.emplace_back([&worker, &sockets, i] { worker(std::move(sockets[i]), i); });
   }
-  worker(std::move(sockets[0]));
+  worker(std::move(sockets[0]), std::size_t{0});
   for (auto& t : threads) t.join();
 }
 
@@ -308,7 +311,9 @@ void Server::connection_done(void* context, std::exception_ptr error) noexcept {
   } else if (server != nullptr && connection->socket.is_open() && connection->socket.parkable() &&
              // Stopping: a connection marked idle (nothing in flight) ends now; any other
              // (a byte stream quiet for a moment) is kept until the grace period is over.
-             !(server->stopping_ && connection->socket.idle()) && server->park(connection)) {
+             // Draining, it is kept parked: its next request may already be on its way.
+             !(server->stopping_ && !server->draining_ && connection->socket.idle()) &&
+             server->park(connection)) {
     return;
   }
   end_connection(connection);
@@ -425,6 +430,18 @@ void Server::shutdown(std::chrono::nanoseconds grace) {
   stop_accepting();
   // Connections idle between requests have nothing in flight: close them now.
   close_connections(true);
+  wait_for_connections(grace);
+}
+
+void Server::drain(std::chrono::nanoseconds grace) {
+  stopping_ = true;
+  draining_ = true;
+  stop_accepting();
+  for (Connection* connection : connections_) connection->socket.mark_draining(true);
+  wait_for_connections(grace);
+}
+
+void Server::wait_for_connections(std::chrono::nanoseconds grace) {
   if (connections_.empty()) return;
   grace_timer_ = loop_.call_later(grace, [this] {
     grace_timer_ = 0;
@@ -467,43 +484,146 @@ std::vector<Socket> open_to_serve(std::string_view address, Type type, ServeOpti
 }  // namespace
 
 namespace {
-// What both serve() calls do once they have one listener per worker.
-int serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
-                    ServeOptions& options) {
+
+// What the workers of one serve() share for a handoff: their loops, to stop them all once
+// a successor took over (or could not be told it may).
+struct WorkerGroup {
+  std::mutex mutex;
+  std::vector<EventLoop*> loops;
+  std::vector<int> listener_fds;  // every worker's, open until stopping is set
+  bool stopping = false;          // under mutex, like the rest
+  bool handed_off = false;
+  std::exception_ptr failure;
+
+  // Registers a worker's loop; a group already handed over stops it at once.
+  void join(EventLoop& loop) {
+    std::lock_guard lock(mutex);
+    loops.push_back(&loop);
+    if (handed_off || failure) loop.stop();
+  }
+  void leave(EventLoop& loop) {
+    std::lock_guard lock(mutex);
+    loops.erase(std::find(loops.begin(), loops.end(), &loop));
+  }
+  void stop_all(bool handoff, std::exception_ptr error = nullptr) {
+    std::lock_guard lock(mutex);
+    if (handoff) handed_off = true;
+    if (error) failure = error;
+    for (EventLoop* loop : loops) loop->stop();
+  }
+  // A worker about to close its listener says so first.
+  void stop_accepting() {
+    std::lock_guard lock(mutex);
+    stopping = true;
+  }
+  // A copy of every listener for a successor; none once a worker is stopping (its fd may be
+  // closed, and its number reused, at any moment after).
+  std::vector<Socket> copy_listeners() {
+    std::lock_guard lock(mutex);
+    std::vector<Socket> copies;
+    if (stopping || handed_off) return copies;
+    for (int fd : listener_fds) {
+      const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      if (copy < 0) return {};  // out of fds: no handoff this time (it says so)
+      auto adopted = Socket::adopt(copy, std::nothrow);
+      if (!adopted) {
+        ::close(copy);
+        return {};
+      }
+      copies.push_back(std::move(*adopted));
+    }
+    return copies;
+  }
+  bool was_handed_off() {
+    std::lock_guard lock(mutex);
+    return handed_off;
+  }
+};
+
+// What every serve() on stream listeners does once it has one listener per worker.
+// `takeover`: they came from a running server, told "ready" once every worker accepts.
+// Returns whether a successor took them over.
+bool serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
+                     ServeOptions& options, Takeover* takeover) {
+  // The control socket, and the listeners' numbers, copied for a successor under the
+  // group's lock while no worker is stopping (a stopping worker closes its own).
+  std::unique_ptr<detail::ControlEndpoint> control;
+  WorkerGroup group;
+  if (!options.control.empty()) {
+    control = std::make_unique<detail::ControlEndpoint>(options.control, takeover != nullptr);
+    for (const Socket& listener : listeners) group.listener_fds.push_back(listener.fileno());
+    if (takeover == nullptr) control->publish();
+  }
+  std::unique_ptr<detail::RestartSignal> restart;
+  if (control && options.restart_signal > 0) {
+    restart = std::make_unique<detail::RestartSignal>(options.restart_signal);
+  }
   if (options.on_listening) options.on_listening(listeners.front().local_address());
   SignalScope signals(options.handle_signals);
   ServerLimits limits = options.limits;
   if (limits.max_connections == 0) {
     limits.max_connections = default_max_connections(static_cast<int>(listeners.size()));
   }
+  const std::size_t workers = listeners.size();
+  std::atomic<std::size_t> accepting{0};
+  // Once every worker accepts: the previous server may stop, and its path is ours.
+  auto all_accepting = [&] {
+    if (takeover == nullptr) return;
+    try {
+      takeover->ready(
+          std::chrono::duration_cast<std::chrono::milliseconds>(options.handoff_timeout));
+      if (control) control->publish();
+      if (options.on_handoff) {
+        options.on_handoff("took over from pid " + std::to_string(takeover->previous_pid) +
+                           " (control socket " + takeover->control_path + ")");
+      }
+    } catch (...) {
+      group.stop_all(false, std::current_exception());
+    }
+  };
   std::atomic<bool> announced{false};
-  run_workers(listeners, [&](Socket listener) {
+  run_workers(listeners, [&](Socket listener, std::size_t index) {
     EventLoop loop(options.selector);
     ServingRegistration registration(loop);
     Server server(loop, std::move(listener), handler, limits, options.counters);
     server.start();
-    loop.run();  // until stop_serving()
-    if (options.on_stopping && !announced.exchange(true)) {
-      try {
-        options.on_stopping(limits.shutdown_grace);
-      } catch (...) {
-      }
+    std::unique_ptr<detail::ControlServer> control_server;
+    if (index == 0 && control) {
+      control_server = std::make_unique<detail::ControlServer>(
+          loop, control->take_listener(), [&group] { return group.copy_listeners(); },
+          restart ? restart->take_reader() : Socket(), options, [&group] { group.stop_all(true); });
+      control_server->start();
     }
-    server.shutdown(limits.shutdown_grace);
+    // After the server's own start (timers of one deadline fire in the order armed): by
+    // then its accept loop waits on the listener.
+    loop.call_later(std::chrono::nanoseconds(0), [&] {
+      if (accepting.fetch_add(1) + 1 == workers) all_accepting();
+    });
+    group.join(loop);
+    loop.run();  // until stop_serving(), or a successor took over
+    group.stop_accepting();
+    control_server.reset();
+    if (group.was_handed_off()) {
+      server.drain(limits.shutdown_grace);
+    } else {
+      if (options.on_stopping && !announced.exchange(true)) {
+        try {
+          options.on_stopping(limits.shutdown_grace);
+        } catch (...) {
+        }
+      }
+      server.shutdown(limits.shutdown_grace);
+    }
+    group.leave(loop);
   });
-  return 0;
+  const bool handed_off = group.was_handed_off();
+  if (control && handed_off) control->keep();
+  if (group.failure) std::rethrow_exception(group.failure);
+  return handed_off;
 }
 
-}  // namespace
-
-int serve(std::string_view address, ConnectionHandler handler, ServeOptions options) {
-  std::vector<Socket> listeners = open_to_serve(address, Type::stream, options);
-  // serve() made the socket file, so it removes it when it stops (or on_listening throws).
-  const SocketFile file(listeners.front().local_address());
-  return serve_listeners(listeners, handler, options);
-}
-
-int serve(std::vector<Socket> listeners, ConnectionHandler handler, ServeOptions options) {
+// The listeners given to serve(): checked, and dup'd for workers beyond them.
+void prepare_given(std::vector<Socket>& listeners, const ServeOptions& options) {
   stop_requested.store(false);
   if (listeners.empty()) {
     throw Error(std::make_error_code(std::errc::invalid_argument), "serve", "",
@@ -527,7 +647,32 @@ int serve(std::vector<Socket> listeners, ConnectionHandler handler, ServeOptions
   for (std::size_t i = given; i < static_cast<std::size_t>(std::max(1, options.workers)); ++i) {
     listeners.push_back(duplicate(listeners[i % given]));
   }
-  return serve_listeners(listeners, handler, options);
+}
+
+}  // namespace
+
+int serve(std::string_view address, ConnectionHandler handler, ServeOptions options) {
+  std::vector<Socket> listeners = open_to_serve(address, Type::stream, options);
+  // serve() made the socket file, so it removes it when it stops (or on_listening throws),
+  // unless a successor serves it now.
+  SocketFile file(listeners.front().local_address());
+  if (serve_listeners(listeners, handler, options, nullptr)) file.keep();
+  return 0;
+}
+
+int serve(std::vector<Socket> listeners, ConnectionHandler handler, ServeOptions options) {
+  prepare_given(listeners, options);
+  serve_listeners(listeners, handler, options, nullptr);
+  return 0;
+}
+
+int serve(Takeover takeover, ConnectionHandler handler, ServeOptions options) {
+  std::vector<Socket> listeners = std::move(takeover.listeners);
+  prepare_given(listeners, options);
+  // Reachable where the previous server was, so the next successor finds us there.
+  if (options.control.empty()) options.control = takeover.control_path;
+  serve_listeners(listeners, handler, options, &takeover);
+  return 0;
 }
 
 int serve_datagrams(std::string_view address, DatagramHandler handler, ServeOptions options) {
@@ -535,7 +680,7 @@ int serve_datagrams(std::string_view address, DatagramHandler handler, ServeOpti
   const SocketFile file(sockets.front().local_address());
   if (options.on_listening) options.on_listening(sockets.front().local_address());
   SignalScope signals(options.handle_signals);
-  run_workers(sockets, [&](Socket socket) {
+  run_workers(sockets, [&](Socket socket, std::size_t) {
     EventLoop loop(options.selector);
     ServingRegistration registration(loop);
     AsyncSocket bound(loop, std::move(socket));

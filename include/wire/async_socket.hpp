@@ -80,6 +80,10 @@ class AsyncSocket {
   // its record, no frame) and call the handler again once the peer sends more.
   void mark_parkable(bool parkable) noexcept { parkable_ = parkable; }
   bool parkable() const noexcept { return parkable_; }
+  // Set by a Server handing its work to a successor: the protocol should end the connection
+  // at its next natural end (HTTP: answer the next request with Connection: close).
+  void mark_draining(bool draining) noexcept { draining_ = draining; }
+  bool draining() const noexcept { return draining_; }
   // Bytes the kernel took from send, send_now, send_all and sendfile on this socket, counted
   // modulo 2^32 (it lives in padding: every idle connection carries one): the difference of
   // two readings is exact for anything under 4 GiB. Tells whether a handler wrote anything;
@@ -163,6 +167,7 @@ class AsyncSocket {
   bool read_drained_ = false;
   bool idle_ = false;
   bool parkable_ = false;
+  bool draining_ = false;
 };
 
 struct AsyncSocket::Accepted {

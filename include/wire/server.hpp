@@ -34,6 +34,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -96,6 +97,10 @@ class Server {
   // closing, whatever they wait on; a stop() of the loop meanwhile (a second SIGINT) cuts
   // the grace short. The loop must not be running.
   void shutdown(std::chrono::nanoseconds grace);
+  // shutdown() after a handoff: the service goes on elsewhere, so an idle connection is not
+  // closed (a request may be on its way): each connection is marked draining (an HTTP one
+  // answers its next request with Connection: close) and gets the grace to end.
+  void drain(std::chrono::nanoseconds grace);
 
   std::size_t connection_count() const noexcept { return connections_.size(); }
   std::size_t accepted_count() const noexcept { return accepted_; }
@@ -123,6 +128,7 @@ class Server {
   void unpark(Connection* connection) noexcept;
   void resume_accept() noexcept;
   void close_connections(bool only_idle) noexcept;
+  void wait_for_connections(std::chrono::nanoseconds grace);
 
   EventLoop& loop_;
   AsyncSocket listener_;
@@ -141,6 +147,7 @@ class Server {
   std::size_t handler_failures_ = 0;
   EventLoop::TimerId grace_timer_ = 0;
   bool stopping_ = false;
+  bool draining_ = false;
   bool in_shutdown_run_ = false;  // shutdown() runs the loop until the last connection ends
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for callbacks queued on the loop
 };
@@ -160,6 +167,19 @@ struct ServeOptions {
   // Optional: connections started and ended, summed over every worker (an
   // http::ServerStats is one: give the same object to http::Options::stats).
   std::shared_ptr<ConnectionCounters> counters;
+  // Handoff (wire/handoff.hpp): a path for a Unix control socket (made 0600 in a private
+  // 0700 folder, created if missing and refused if not ours), where a successor started
+  // with take_over() receives these listeners; this serve() then drains and returns 0.
+  // Removed when serve() stops, unless a successor took it over. "": none.
+  std::string control;
+  // How long a successor has, once it holds the listeners, to say it serves them.
+  std::chrono::nanoseconds handoff_timeout = std::chrono::seconds(10);
+  // Called (from a worker thread) with one line on each handoff event: given, refused,
+  // failed, a restart started. Without it nothing is printed.
+  std::function<void(const std::string& message)> on_handoff;
+  // With `control` set: on this signal (SIGUSR2, as nginx), start this program again
+  // (/proc/self/exe with this process's arguments) to take over. 0: none.
+  int restart_signal = 0;
 };
 
 // Serves `address` until SIGINT/SIGTERM (or stop_serving()), then stops gracefully.

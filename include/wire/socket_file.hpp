@@ -36,6 +36,8 @@ class SocketFile {
   SocketFile& operator=(const SocketFile&) = delete;
   ~SocketFile();
 
+  // Leaves the file in place at the end (a successor serves it now).
+  void keep() noexcept { path_.clear(); }
   // The path removed at the end; "" when the address has no file.
   const std::string& path() const noexcept { return path_; }
 

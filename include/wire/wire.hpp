@@ -7,6 +7,7 @@
 #include "wire/connect.hpp"
 #include "wire/echo.hpp"
 #include "wire/error.hpp"
+#include "wire/handoff.hpp"
 #include "wire/http/client.hpp"
 #include "wire/http/parser.hpp"
 #include "wire/http/server.hpp"

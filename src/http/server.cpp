@@ -552,7 +552,8 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
     // Whatever a handler throws (a wire::Error from its own upstream connection included)
     // is its failure, not the client's: a 500 if nothing went out yet, a report, and this
     // connection closes after the answer.
-    bool keep_alive = head.keep_alive;
+    // A server handing over to a successor ends each connection after its next answer.
+    bool keep_alive = head.keep_alive && !conn.draining();
     std::optional<Response> answer;
     const std::uint32_t sent_before_handler = conn.bytes_sent();
     std::string failure;

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "handoff_flags.hpp"
 #include "inherited.hpp"
 #include "wire/address.hpp"
 #include "wire/echo.hpp"
@@ -34,7 +35,9 @@ Command add_echo(CLI::App& app) {
   sub->add_option("--idle-timeout", args->idle_timeout, "seconds before an idle connection closes")
       ->check(seconds_option(true));
   sub->add_flag("--quiet,-q", args->quiet, "print nothing at start");
-  return [args] {
+  auto handoff = std::make_shared<HandoffFlags>();
+  add_handoff_flags(sub, *handoff);
+  return [args, handoff] {
     ServeOptions options;
     options.workers = args->workers;
     options.limits.max_connections = args->max_connections;
@@ -62,8 +65,14 @@ Command add_echo(CLI::App& app) {
       if (!quiet) std::fprintf(stderr, "wire: echo on %s\n", bound.to_string().c_str());
     };
     const Address where = resolve(given).front();
-    if (where.type() == Type::dgram) return serve_datagrams(given, echo_datagrams, options);
-    return serve(given, echo_connection, options);
+    if (where.type() == Type::dgram) {
+      if (handoff->takeover_option->count() > 0 || handoff->control_option->count() > 0) {
+        throw CLI::ValidationError("--takeover",
+                                   "datagram servers cannot be handed over (stream only)");
+      }
+      return serve_datagrams(given, echo_datagrams, options);
+    }
+    return serve_handing_over(*handoff, given, echo_connection, options);
   };
 }
 

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "handoff_flags.hpp"
 #include "inherited.hpp"
 #include "wire/address.hpp"
 #include "wire/http/static_files.hpp"
@@ -176,7 +177,9 @@ Command add_serve(CLI::App& app) {
                   "otherwise. While on, /_wire is the page's: a _wire in the folder is neither "
                   "served nor listed (said at start)")
       ->check(CLI::IsMember({"on", "off"}));
-  return [args] {
+  auto handoff = std::make_shared<HandoffFlags>();
+  add_handoff_flags(sub, *handoff);
+  return [args, handoff] {
     const Where where = args->where();
     // Under socket activation (systemd, systemd-socket-activate) the listeners are inherited.
     const bool bind_given = args->bind_option->count() > 0;
@@ -265,7 +268,8 @@ Command add_serve(CLI::App& app) {
     };
     auto connection_handler = http::connection_handler(std::move(handler), options);
     if (inherited) return serve(std::move(inherited->listeners), connection_handler, serve_options);
-    return serve(where.address, connection_handler, serve_options);
+    return serve_handing_over(*handoff, where.address, std::move(connection_handler),
+                              std::move(serve_options));
   };
 }
 

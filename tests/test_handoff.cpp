@@ -1,0 +1,361 @@
+// Handing a running server's listeners to a successor (wire/handoff.hpp), in one process:
+// two serve() calls on their own threads, real sockets on loopback and in a TempDir.
+#include <sys/stat.h>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+
+#include "http_reader.hpp"
+#include "support.hpp"
+#include "wire/handoff.hpp"
+#include "wire/http/server.hpp"
+
+using namespace wire;
+using namespace std::chrono_literals;
+
+class HandoffTest : public test::Test {};
+
+namespace {
+
+// Echoes each read with `tag` in front: which server answered.
+Task<void> tagged_echo(AsyncSocket& conn, std::string tag) {
+  for (;;) {
+    Buffer data = co_await conn.recv_pooled();
+    if (data.empty()) co_return;
+    co_await conn.send_all(tag + std::string(data.view()));
+  }
+}
+ConnectionHandler tagged(std::string tag) {
+  return [tag](AsyncSocket& conn) { return tagged_echo(conn, tag); };
+}
+
+ConnectionHandler http_saying(std::string body) {
+  http::Router router;
+  router.add("GET", "/", [body](http::Request&) -> Task<http::Response> {
+    co_return http::Response::text(200, body);
+  });
+  return http::connection_handler(router.handler());
+}
+
+std::string ask(Socket& s, const std::string& message) {
+  s.send_all(message);
+  return s.recv(4096);
+}
+std::string ask_once(const Address& address, const std::string& message) {
+  Socket s = create_connection(std::vector<Address>{address}, 5s);
+  s.set_timeout(5s);
+  return ask(s, message);
+}
+
+// The handoff events one server reported, waited for by their first words.
+class Events {
+ public:
+  void add(const std::string& line) {
+    std::lock_guard lock(mutex_);
+    lines_.push_back(line);
+    changed_.notify_all();
+  }
+  bool wait_for(const std::string& start, std::chrono::milliseconds limit = 5000ms) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, limit, [&] {
+      for (const auto& line : lines_) {
+        if (line.rfind(start, 0) == 0) return true;
+      }
+      return false;
+    });
+  }
+  std::string all() {
+    std::lock_guard lock(mutex_);
+    std::string out;
+    for (const auto& line : lines_) out += line + "\n";
+    return out;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> lines_;
+};
+
+// serve() on a thread: its address once listening, its result (or error) once it returns.
+class Serving {
+ public:
+  template <class Where>
+  Serving(Where where, ConnectionHandler handler, ServeOptions options) {
+    options.handle_signals = false;
+    auto bound = std::make_shared<std::promise<Address>>();
+    auto bound_future = bound->get_future();
+    options.on_listening = [bound](const Address& a) { bound->set_value(a); };
+    options.on_handoff = [this](const std::string& line) { events.add(line); };
+    result_ = std::async(std::launch::async,
+                         [where = std::move(where), handler, options]() mutable -> std::string {
+                           try {
+                             return std::to_string(serve(std::move(where), handler, options));
+                           } catch (const std::exception& e) {
+                             return e.what();
+                           }
+                         });
+    if (bound_future.wait_for(5s) != std::future_status::ready) {
+      throw std::runtime_error("did not start: " + result_.get());
+    }
+    address = bound_future.get();
+  }
+  ~Serving() {
+    if (result_.valid()) {
+      stop_serving();
+      result_.wait();
+    }
+  }
+  // What serve() returned ("0") or threw, if it ended within `limit`.
+  std::optional<std::string> result_within(std::chrono::milliseconds limit) {
+    if (result_.wait_for(limit) != std::future_status::ready) return std::nullopt;
+    return result_.get();
+  }
+
+  Address address;
+  Events events;
+
+ private:
+  std::future<std::string> result_;
+};
+
+ServeOptions with_control(const std::string& path) {
+  ServeOptions options;
+  options.control = path;
+  return options;
+}
+
+::mode_t mode_of(const std::string& path) {
+  struct ::stat st {};
+  return ::lstat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0;
+}
+
+}  // namespace
+
+TEST_F(HandoffTest, SuccessorGetsTheListenerAndThePredecessorFinishesItsConnections) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  auto old = std::make_unique<Serving>("tcp://127.0.0.1:0", tagged("old:"), with_control(control));
+  EXPECT_EQ(mode_of(control), 0600u);
+  Socket open_before = create_connection(std::vector<Address>{old->address}, 5s);
+  open_before.set_timeout(5s);
+  EXPECT_EQ(ask(open_before, "a"), "old:a");
+
+  Takeover takeover = take_over(control, 5000ms);
+  ASSERT_EQ(takeover.listeners.size(), 1u);
+  EXPECT_EQ(takeover.previous_pid, ::getpid());
+  EXPECT_EQ(takeover.listeners.front().local_address(), old->address);
+  Serving successor(std::move(takeover), tagged("new:"), ServeOptions{});
+  ASSERT_TRUE(old->events.wait_for("handed over to pid")) << old->events.all();
+
+  // New clients reach the successor, on the same port; the open connection is still the
+  // old server's, served until its client is done.
+  EXPECT_EQ(successor.address, old->address);
+  EXPECT_EQ(ask_once(old->address, "b"), "new:b");
+  EXPECT_EQ(ask(open_before, "c"), "old:c");
+  EXPECT_FALSE(old->result_within(0ms));
+  open_before.close();
+  EXPECT_EQ(old->result_within(3000ms), "0");
+  // The control path is the successor's now (the predecessor left it alone): 0600 again.
+  EXPECT_EQ(mode_of(control), 0600u);
+  EXPECT_EQ(ask_once(old->address, "d"), "new:d");
+  old.reset();
+}
+
+TEST_F(HandoffTest, AnIdleKeepAliveConnectionIsAnsweredOnceMoreWithConnectionClose) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  Serving old("tcp://127.0.0.1:0", http_saying("old"), with_control(control));
+  Socket idle = test::connect_to(old.address);
+  test::Reader reader(idle);
+  const std::string request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  idle.send_all(request);
+  test::Reply first = reader.next();
+  EXPECT_EQ(first.body, "old");
+  EXPECT_FALSE(first.closed);
+
+  Serving successor(take_over(control), http_saying("new"), ServeOptions{});
+  ASSERT_TRUE(old.events.wait_for("handed over"));
+  // Closing it now could cross a request already on its way: instead the request is
+  // answered, and the answer says the connection ends.
+  idle.send_all(request);
+  test::Reply last = reader.next();
+  EXPECT_EQ(last.body, "old");
+  EXPECT_EQ(last.headers["connection"], "close");
+  EXPECT_EQ(idle.recv(16), "");  // then it closes
+  idle.close();  // as a client does (the server lingers for that, up to linger_timeout)
+  EXPECT_EQ(old.result_within(3000ms), "0");
+
+  Socket fresh = test::connect_to(old.address);
+  test::Reader fresh_reader(fresh);
+  fresh.send_all(request);
+  EXPECT_EQ(fresh_reader.next().body, "new");
+}
+
+TEST_F(HandoffTest, EveryListenerOfAReusePortGroupMoves) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  ServeOptions options = with_control(control);
+  options.workers = 2;  // two SO_REUSEPORT listeners
+  Serving old("tcp://127.0.0.1:0", tagged("old:"), options);
+  Takeover takeover = take_over(control);
+  ASSERT_EQ(takeover.listeners.size(), 2u);
+  Serving successor(std::move(takeover), tagged("new:"), ServeOptions{});
+  ASSERT_TRUE(old.events.wait_for("handed over"));
+  EXPECT_EQ(old.result_within(3000ms), "0");
+  // The kernel spreads clients over both listeners: each must be served by the successor.
+  for (int i = 0; i < 32; ++i) {
+    EXPECT_EQ(ask_once(old.address, std::to_string(i)), "new:" + std::to_string(i));
+  }
+}
+
+TEST_F(HandoffTest, AUnixListenerMovesAndItsFileStays) {
+  test::TempDir dir;
+  const std::string path = dir.file("server.sock");
+  const std::string control = dir.file("control");
+  Serving old("unix:" + path, tagged("old:"), with_control(control));
+  Serving successor(take_over(control), tagged("new:"), ServeOptions{});
+  ASSERT_TRUE(old.events.wait_for("handed over"));
+  EXPECT_EQ(old.result_within(3000ms), "0");
+  // The predecessor made the file, but does not remove what its successor serves.
+  EXPECT_EQ(ask_once(Address::unix_path(path), "u"), "new:u");
+}
+
+TEST_F(HandoffTest, ASuccessorThatNeverSaysReadyLeavesTheServerServing) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  ServeOptions options = with_control(control);
+  options.handoff_timeout = 200ms;
+  Serving old("tcp://127.0.0.1:0", tagged("old:"), options);
+  {
+    // Takes the listeners, then says nothing: the server gives up on it.
+    Takeover silent = take_over(control);
+    ASSERT_TRUE(old.events.wait_for("handoff to pid", 3000ms)) << old.events.all();
+    EXPECT_NE(old.events.all().find("did not say ready within 200 ms; still serving"),
+              std::string::npos)
+        << old.events.all();
+    EXPECT_THROW(silent.ready(1000ms), Error);  // too late: it is told so
+  }
+  EXPECT_EQ(ask_once(old.address, "x"), "old:x");
+  // And a later successor succeeds.
+  Serving successor(take_over(control), tagged("new:"), ServeOptions{});
+  ASSERT_TRUE(old.events.wait_for("handed over"));
+  EXPECT_EQ(old.result_within(3000ms), "0");
+  EXPECT_EQ(ask_once(old.address, "y"), "new:y");
+}
+
+TEST_F(HandoffTest, ALookerWhoSaysNothingIsNotGivenAnything) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  Serving old("tcp://127.0.0.1:0", tagged("old:"), with_control(control));
+  {
+    Socket looker(Family::local, Type::stream);
+    looker.connect(Address::unix_path(control));
+    looker.set_timeout(150ms);
+    // No request: no header, no fds (a read times out instead).
+    EXPECT_THROW(looker.recv(64), Error);
+  }
+  EXPECT_EQ(ask_once(old.address, "still"), "old:still");
+  EXPECT_FALSE(old.result_within(0ms));
+}
+
+TEST_F(HandoffTest, AnotherUserIsRefusedAndReported) {
+  if (::geteuid() != 0 || !test::have_program("/usr/bin/python3")) {
+    GTEST_SKIP() << "needs root, to connect as another user";
+  }
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  Serving old("tcp://127.0.0.1:0", tagged("old:"), with_control(control));
+  // nobody (its effective uid is what SO_PEERCRED reports), keeping root's file access
+  // (fsuid) only to reach the socket inside the private folder.
+  const std::string script =
+      "import ctypes, os, socket, sys\n"
+      "os.seteuid(65534)\n"
+      "ctypes.CDLL(None).setfsuid(0)\n"
+      "s = socket.socket(socket.AF_UNIX)\n"
+      "s.settimeout(5)\n"
+      "s.connect(sys.argv[1])\n"
+      "try:\n"
+      "    s.sendall(b'wire-handoff take\\n')\n"
+      "    data, fds, flags, addr = socket.recv_fds(s, 64, 8)\n"
+      "except (ConnectionResetError, BrokenPipeError):\n"
+      "    data, fds = b'', []\n"
+      "print(len(data), len(fds))\n";
+  test::Child python({"/usr/bin/python3", "-c", script, control}, test::Child::Options::merged());
+  const std::string said = python.read_all();
+  EXPECT_EQ(said, "0 0\n") << said;  // closed (or reset): no header, no fds
+  EXPECT_EQ(python.wait(), 0);
+  ASSERT_TRUE(old.events.wait_for("refused a takeover by pid"));
+  EXPECT_NE(old.events.all().find("it runs as uid 65534"), std::string::npos) << old.events.all();
+  EXPECT_EQ(ask_once(old.address, "z"), "old:z");
+}
+
+TEST_F(HandoffTest, NothingToTakeOverIsAClearError) {
+  test::TempDir dir;
+  const std::string missing = dir.file("nobody-here");
+  const std::string said = test::error_of([&] { (void)take_over(missing, 200ms); });
+  EXPECT_NE(said.find(missing), std::string::npos) << said;
+  EXPECT_NE(said.find("nothing to take over"), std::string::npos) << said;
+
+  // A control socket whose server is gone: refused, said so.
+  const std::string stale = dir.file("stale");
+  { Socket gone = create_server("unix:" + stale); }
+  const std::string stale_said = test::error_of([&] { (void)take_over(stale, 100ms); });
+  EXPECT_NE(stale_said.find("stale"), std::string::npos) << stale_said;
+}
+
+TEST_F(HandoffTest, AFolderThatIsNotPrivateIsRefused) {
+  test::TempDir dir;
+  const std::string open_folder = dir.file("open");
+  ASSERT_EQ(::mkdir(open_folder.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(open_folder.c_str(), 0755), 0);
+  const std::string control = open_folder + "/control";
+  const std::string served = test::error_of([&] {
+    ServeOptions options = with_control(control);
+    options.handle_signals = false;
+    serve("tcp://127.0.0.1:0", tagged("x"), options);
+  });
+  EXPECT_NE(served.find("not private"), std::string::npos) << served;
+  EXPECT_NE(served.find("0755"), std::string::npos) << served;
+  const std::string taken = test::error_of([&] { (void)take_over(control, 100ms); });
+  EXPECT_NE(taken.find("not private"), std::string::npos) << taken;
+
+  // A missing folder is made, private.
+  const std::string made = dir.file("made");
+  {
+    Serving server("tcp://127.0.0.1:0", tagged("m:"), with_control(made + "/control"));
+    EXPECT_EQ(mode_of(made), 0700u);
+    EXPECT_EQ(mode_of(made + "/control"), 0600u);
+  }
+  EXPECT_EQ(mode_of(made + "/control"), 0u) << "removed when serving stopped";
+}
+
+TEST_F(HandoffTest, TwoServersCannotShareAControlPath) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  Serving first("tcp://127.0.0.1:0", tagged("1:"), with_control(control));
+  const std::string said = test::error_of([&] {
+    ServeOptions options = with_control(control);
+    options.handle_signals = false;
+    serve("tcp://127.0.0.1:0", tagged("2:"), options);
+  });
+  EXPECT_NE(said.find("another server answers"), std::string::npos) << said;
+  EXPECT_EQ(ask_once(first.address, "f"), "1:f");
+}
+
+TEST_F(HandoffTest, DefaultControlPathsAreOnePerAddressInAPrivateFolder) {
+  const Address a = Address::inet("127.0.0.1", 8000);
+  const Address b = Address::inet("127.0.0.1", 8001);
+  EXPECT_NE(default_control_path(a), default_control_path(b));
+  EXPECT_EQ(default_control_path(a).rfind(control_folder() + "/", 0), 0u);
+  const Address long_path = Address::unix_path("/" + std::string(90, 'x') + "/server.sock");
+  EXPECT_LT(default_control_path(long_path).size(), 108u);
+}
+
+TEST_F(HandoffTest, TheRestartPathComesFromTheEnvironmentOnce) {
+  ::setenv("WIRE_HANDOFF", "/run/user/1000/wire/tcp-127.0.0.1-8000", 1);
+  EXPECT_EQ(handoff_path_from_environment(), "/run/user/1000/wire/tcp-127.0.0.1-8000");
+  EXPECT_EQ(::getenv("WIRE_HANDOFF"), nullptr);  // not passed on to what we start
+  EXPECT_EQ(handoff_path_from_environment(), std::nullopt);
+}
