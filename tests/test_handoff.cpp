@@ -359,3 +359,56 @@ TEST_F(HandoffTest, TheRestartPathComesFromTheEnvironmentOnce) {
   EXPECT_EQ(::getenv("WIRE_HANDOFF"), nullptr);  // not passed on to what we start
   EXPECT_EQ(handoff_path_from_environment(), std::nullopt);
 }
+
+// The successor takes the listeners and dies before saying ready (its fds close as a dead
+// process's do): the server says so and serves on; a later successor still succeeds.
+TEST_F(HandoffTest, ASuccessorThatDiesWithTheListenersLeavesTheServerServing) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  Serving old("tcp://127.0.0.1:0", tagged("old:"), with_control(control));
+  {
+    Takeover dying = take_over(control);
+    EXPECT_EQ(dying.listeners.size(), 1u);
+  }  // gone: its connection and its copies of the listeners close
+  ASSERT_TRUE(old.events.wait_for("handoff to pid", 3000ms)) << old.events.all();
+  EXPECT_NE(old.events.all().find("closed the control connection before saying ready; still "
+                                  "serving"),
+            std::string::npos)
+      << old.events.all();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(ask_once(old.address, "x"), "old:x");
+  Serving successor(take_over(control), tagged("new:"), ServeOptions{});
+  ASSERT_TRUE(old.events.wait_for("handed over"));
+  EXPECT_EQ(old.result_within(3000ms), "0");
+  EXPECT_EQ(ask_once(old.address, "y"), "new:y");
+}
+
+// Whatever arrives on the control socket that is not the request gets nothing, and is said;
+// the server serves on and can still hand over.
+TEST_F(HandoffTest, GarbageOnTheControlSocketIsIgnored) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  Serving old("tcp://127.0.0.1:0", tagged("old:"), with_control(control));
+  const std::vector<std::string> garbage{
+      "ready\n",
+      "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+      std::string("wire-handoff take\0\n", 19),
+      "wire-handoff take extra\n",
+      std::string(300, 'A'),  // no newline within the bound
+      std::string("\xff\xfe\x00\x01\n", 5),
+      "wire-handoff 1 999999999999\n\n",
+  };
+  for (const std::string& bytes : garbage) {
+    Socket s(Family::local, Type::stream);
+    s.connect(Address::unix_path(control));
+    s.set_timeout(3s);
+    s.send_all(bytes);
+    // The server hangs up: no header, no fds.
+    EXPECT_EQ(s.recv(64), "") << detail::printable(bytes);
+  }
+  EXPECT_TRUE(old.events.wait_for("ignored pid")) << old.events.all();
+  EXPECT_EQ(ask_once(old.address, "still"), "old:still");
+  EXPECT_FALSE(old.result_within(0ms));
+  Serving successor(take_over(control), tagged("new:"), ServeOptions{});
+  ASSERT_TRUE(old.events.wait_for("handed over"));
+  EXPECT_EQ(old.result_within(3000ms), "0");
+}
