@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <set>
 
 #include "support.hpp"
@@ -151,6 +152,19 @@ void expect_clean_wrk(const std::string& out) {
   EXPECT_GT(std::stol(out.substr(start, in - start)), 0) << out;
 }
 
+// The end of a run under load: wrk's summary clean, then the clients stopped (`stop`) and the
+// per-request client's count without a failure.
+void expect_load_lost_nothing(Child& wrk, Child& fresh, const std::function<void()>& stop) {
+  const std::string wrk_said = wrk.read_all();
+  EXPECT_EQ(wrk.wait(), 0);
+  expect_clean_wrk(wrk_said);
+  stop();
+  const std::string fresh_said = fresh.read_all();
+  EXPECT_EQ(fresh.wait(), 0);
+  EXPECT_NE(fresh_said.find(" fail 0\n"), std::string::npos) << fresh_said;
+  EXPECT_EQ(fresh_said.find("error"), std::string::npos) << fresh_said;
+}
+
 // Whether process `pid` ended (gone, or a zombie) within `limit`.
 bool gone_within(pid_t pid, std::chrono::milliseconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
@@ -193,14 +207,7 @@ TEST_F(CliHandoffTest, TakeoverUnderLoadLosesNoRequestAndRefusesNoConnection) {
   const std::string old_said = read_until(old, "handed over to pid");
   EXPECT_EQ(old.wait_at_most(5000ms), 0) << old_said;
 
-  const std::string wrk_said = wrk.read_all();
-  EXPECT_EQ(wrk.wait(), 0);
-  expect_clean_wrk(wrk_said);
-  stop_clients();
-  const std::string fresh_said = fresh.read_all();
-  EXPECT_EQ(fresh.wait(), 0);
-  EXPECT_NE(fresh_said.find(" fail 0\n"), std::string::npos) << fresh_said;
-  EXPECT_EQ(fresh_said.find("error"), std::string::npos) << fresh_said;
+  expect_load_lost_nothing(wrk, fresh, [this] { stop_clients(); });
   if (test::have_program("ss")) {
     EXPECT_EQ(listening_pids(port), std::to_string(successor.pid()));
   }
@@ -228,13 +235,7 @@ TEST_F(CliHandoffTest, Usr2RestartsWithTwoWorkersUnderLoad) {
   ASSERT_FALSE(new_pid.empty()) << said;
   EXPECT_EQ(old.wait_at_most(5000ms), 0) << said;
 
-  const std::string wrk_said = wrk.read_all();
-  EXPECT_EQ(wrk.wait(), 0);
-  expect_clean_wrk(wrk_said);
-  stop_clients();
-  const std::string fresh_said = fresh.read_all();
-  EXPECT_EQ(fresh.wait(), 0);
-  EXPECT_NE(fresh_said.find(" fail 0\n"), std::string::npos) << fresh_said;
+  expect_load_lost_nothing(wrk, fresh, [this] { stop_clients(); });
   if (test::have_program("ss")) {
     EXPECT_EQ(listening_pids(port), new_pid);
   }

@@ -805,6 +805,18 @@ std::pair<std::string, int> run_wire(std::vector<std::string> args,
   return {out, *code};
 }
 
+// `setpriv` running a command as nobody, and a copy of wire in `dir` that nobody may run
+// (the build tree may be closed to it).
+const std::vector<std::string> as_nobody{"setpriv", "--reuid=nobody", "--regid=nogroup",
+                                         "--clear-groups"};
+std::string wire_for_nobody(test::TempDir& dir) {
+  if (::chmod(dir.file("").c_str(), 0755) != 0) throw std::runtime_error("chmod");
+  const std::string wire = dir.file("wire");
+  std::filesystem::copy_file(WIRE_CLI, wire);
+  if (::chmod(wire.c_str(), 0755) != 0) throw std::runtime_error("chmod");
+  return wire;
+}
+
 // A table's lines as words.
 std::vector<std::vector<std::string>> words_of(const std::string& table) {
   std::vector<std::vector<std::string>> rows;
@@ -978,12 +990,7 @@ TEST_F(DiagSocketsTest, NobodyIsToldWhatItCannotRead) {
   if (!test::have_program("setpriv") || ::geteuid() != 0) GTEST_SKIP() << "needs root and setpriv";
   TcpScene tcp(false);
   test::TempDir dir;
-  ASSERT_EQ(::chmod(dir.file("").c_str(), 0755), 0);
-  const std::string wire = dir.file("wire");
-  std::filesystem::copy_file(WIRE_CLI, wire);
-  ASSERT_EQ(::chmod(wire.c_str(), 0755), 0);
-  const std::vector<std::string> as_nobody{"setpriv", "--reuid=nobody", "--regid=nogroup",
-                                           "--clear-groups"};
+  const std::string wire = wire_for_nobody(dir);
   const std::string pid = std::to_string(::getpid());
 
   const auto [fds, fds_code] = run_wire({"fds", pid}, wire, as_nobody);
@@ -1185,12 +1192,7 @@ TEST(DiagSocketsCli, AFileWithAPathLongerThanPathMaxHidesNoSocket) {
 TEST(DiagSocketsCli, ProcessesThatHoldNoFilesAreNotUnreadable) {
   if (!test::have_program("setpriv") || ::geteuid() != 0) GTEST_SKIP() << "needs root and setpriv";
   test::TempDir dir;
-  ASSERT_EQ(::chmod(dir.file("").c_str(), 0755), 0);
-  const std::string wire = dir.file("wire");
-  std::filesystem::copy_file(WIRE_CLI, wire);
-  ASSERT_EQ(::chmod(wire.c_str(), 0755), 0);
-  const std::vector<std::string> as_nobody{"setpriv", "--reuid=nobody", "--regid=nogroup",
-                                           "--clear-groups"};
+  const std::string wire = wire_for_nobody(dir);
   PythonHolder holder(
       "import os, time\n"
       "child = os.fork()\n"

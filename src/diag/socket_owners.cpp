@@ -47,18 +47,23 @@ pid_t pid_of(const char* name) {
   return error == std::errc() && end == text.data() + text.size() ? pid : 0;
 }
 
-// The comm of `pid` from /proc/PID/comm, "" when it has gone.
-std::string process_name(int proc_fd, pid_t pid) {
-  const std::string path = std::to_string(pid) + "/comm";
+// A small file under /proc (`path` relative to it), "" when it cannot be read (gone).
+std::string read_small(int proc_fd, const std::string& path, std::size_t limit) {
   const int fd = ::openat(proc_fd, path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return {};
-  char buffer[64];
+  std::string text(limit, '\0');
   ssize_t n;
   do {
-    n = ::read(fd, buffer, sizeof buffer);
+    n = ::read(fd, text.data(), limit);
   } while (n < 0 && errno == EINTR);
   ::close(fd);
-  std::string name(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
+  text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return text;
+}
+
+// The comm of `pid` from /proc/PID/comm, "" when it has gone.
+std::string process_name(int proc_fd, pid_t pid) {
+  std::string name = read_small(proc_fd, std::to_string(pid) + "/comm", 64);
   if (!name.empty() && name.back() == '\n') name.pop_back();
   return name;
 }
@@ -73,24 +78,14 @@ struct ProcessStat {
 
 ProcessStat process_stat(int proc_fd, pid_t pid) {
   ProcessStat stat;
-  const std::string path = std::to_string(pid) + "/stat";
-  const int fd = ::openat(proc_fd, path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return stat;
-  char buffer[512];
-  ssize_t n;
-  do {
-    n = ::read(fd, buffer, sizeof buffer - 1);
-  } while (n < 0 && errno == EINTR);
-  ::close(fd);
-  if (n <= 0) return stat;
-  buffer[n] = '\0';
+  const std::string text = read_small(proc_fd, std::to_string(pid) + "/stat", 512);
   // "pid (comm) S ppid pgrp session tty tpgid flags ...": the comm may hold ')' and spaces,
   // so the fields are counted from its last ')'.
-  const char* close = std::strrchr(buffer, ')');
-  if (close == nullptr) return stat;
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return stat;
   unsigned long flags = 0;
   char state = '\0';
-  if (std::sscanf(close + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) == 2) {
+  if (std::sscanf(text.c_str() + close + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) == 2) {
     stat.state = state;
     stat.flags = flags;
   }
@@ -206,20 +201,11 @@ Scan scan_process(int proc_fd, pid_t pid, SocketOwners& owners) {
 
 // The process a thread id belongs to (itself for a process), from /proc/ID/status.
 pid_t thread_group_of(int proc_fd, pid_t id) {
-  const std::string path = std::to_string(id) + "/status";
-  const int fd = ::openat(proc_fd, path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return id;
-  char buffer[4096];
-  ssize_t n;
-  do {
-    n = ::read(fd, buffer, sizeof buffer - 1);
-  } while (n < 0 && errno == EINTR);
-  ::close(fd);
-  if (n <= 0) return id;
-  buffer[n] = '\0';
-  const char* line = std::strstr(buffer, "\nTgid:");
+  const std::string text = read_small(proc_fd, std::to_string(id) + "/status", 4096);
+  const auto line = text.find("\nTgid:");
   long tgid = 0;
-  if (line != nullptr && std::sscanf(line + 6, " %ld", &tgid) == 1 && tgid > 0) {
+  if (line != std::string::npos && std::sscanf(text.c_str() + line + 6, " %ld", &tgid) == 1 &&
+      tgid > 0) {
     return static_cast<pid_t>(tgid);
   }
   return id;
