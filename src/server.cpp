@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -540,6 +541,37 @@ struct WorkerGroup {
   }
 };
 
+void report(const ServeOptions& options, const std::string& line) {
+  if (!options.on_handoff) return;
+  try {
+    options.on_handoff(line);
+  } catch (...) {
+  }
+}
+
+extern "C" void on_ignored_signal(int) {}
+
+// The restart signal of a server that has nothing to restart through: caught and dropped
+// (its default action would end the server and every connection). A handler rather than
+// SIG_IGN, so a program it starts does not inherit the ignoring.
+class IgnoredSignal {
+ public:
+  explicit IgnoredSignal(int signal_number) : signal_(signal_number) {
+    struct ::sigaction action {};
+    action.sa_handler = on_ignored_signal;
+    action.sa_flags = SA_RESTART;
+    ::sigemptyset(&action.sa_mask);
+    ::sigaction(signal_, &action, &previous_);
+  }
+  ~IgnoredSignal() { ::sigaction(signal_, &previous_, nullptr); }
+  IgnoredSignal(const IgnoredSignal&) = delete;
+  IgnoredSignal& operator=(const IgnoredSignal&) = delete;
+
+ private:
+  int signal_;
+  struct ::sigaction previous_ {};
+};
+
 // What every serve() on stream listeners does once it has one listener per worker.
 // `takeover`: they came from a running server, told "ready" once every worker accepts.
 // Returns whether a successor took them over.
@@ -550,13 +582,25 @@ bool serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
   std::unique_ptr<detail::ControlEndpoint> control;
   WorkerGroup group;
   if (!options.control.empty()) {
-    control = std::make_unique<detail::ControlEndpoint>(options.control, takeover != nullptr);
-    for (const Socket& listener : listeners) group.listener_fds.push_back(listener.fileno());
-    if (takeover == nullptr) control->publish();
+    try {
+      control = std::make_unique<detail::ControlEndpoint>(options.control, takeover != nullptr);
+      if (takeover == nullptr) control->publish();
+    } catch (const Error& e) {
+      if (!options.control_optional) throw;
+      control.reset();
+      report(options, std::string("no control socket (") + e.what() +
+                          "): a successor cannot take over this server");
+    }
+    if (control) {
+      for (const Socket& listener : listeners) group.listener_fds.push_back(listener.fileno());
+    }
   }
   std::unique_ptr<detail::RestartSignal> restart;
+  std::optional<IgnoredSignal> ignored_restart;
   if (control && options.restart_signal > 0) {
     restart = std::make_unique<detail::RestartSignal>(options.restart_signal);
+  } else if (options.restart_signal > 0) {
+    ignored_restart.emplace(options.restart_signal);
   }
   if (options.on_listening) options.on_listening(listeners.front().local_address());
   SignalScope signals(options.handle_signals);
@@ -678,6 +722,9 @@ int serve(Takeover takeover, ConnectionHandler handler, ServeOptions options) {
 int serve_datagrams(std::string_view address, DatagramHandler handler, ServeOptions options) {
   std::vector<Socket> sockets = open_to_serve(address, Type::dgram, options);
   const SocketFile file(sockets.front().local_address());
+  // Datagram servers are not handed over: a restart signal is only ignored.
+  std::optional<IgnoredSignal> ignored_restart;
+  if (options.restart_signal > 0) ignored_restart.emplace(options.restart_signal);
   if (options.on_listening) options.on_listening(sockets.front().local_address());
   SignalScope signals(options.handle_signals);
   run_workers(sockets, [&](Socket socket, std::size_t) {

@@ -155,6 +155,13 @@ TEST_F(CliActivationTest, WhatIsNotInheritedIsAUsageError) {
       {{WIRE_CLI, "serve", "8080"},
        "wire: PORT: 8080: this process was started with 1 inherited socket(s) (LISTEN_FDS); "
        "give no address to serve them all, or pick with --bind fd:N or fd:NAME\n"},
+      // systemd holds inherited sockets across restarts: no control socket, no takeover.
+      {{WIRE_CLI, "serve", "--control", site.file("control")},
+       "wire: --control: inherited sockets are not handed over: systemd holds them across a "
+       "restart\n"},
+      {{WIRE_CLI, "echo", "--takeover"},
+       "wire: --takeover: inherited sockets are not handed over: systemd holds them across a "
+       "restart\n"},
   };
   for (const auto& [command, said] : cases) {
     SCOPED_TRACE(command.back());

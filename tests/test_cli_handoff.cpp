@@ -409,3 +409,90 @@ TEST_F(CliHandoffTest, AFailedRestartIsReportedAndTheServerKeepsServing) {
   ::kill(std::stoi(new_pid), SIGTERM);
   EXPECT_TRUE(gone_within(std::stoi(new_pid), 5000ms));
 }
+
+// Everything `client` receives until the server closes (Connection: close).
+std::string answer_of(Socket& client) {
+  std::string all;
+  for (std::string piece; !(piece = client.recv(4096)).empty();) all += piece;
+  return all;
+}
+
+// SIGUSR2 to a server with no control socket (port 0, a datagram echo) would end it and every
+// connection with it: it is ignored.
+TEST_F(CliHandoffTest, Usr2WithoutAControlSocketIsIgnored) {
+  Child http({wire_binary, "serve", "0", dir_.file(""), "-q"}, Child::Options::merged());
+  const std::uint16_t port = serving_port(http);
+  Child udp({wire_binary, "echo", "udp://127.0.0.1:0"}, Child::Options::merged());
+  const std::string udp_said = read_until(udp, "echo on ");
+  const std::string udp_port = digits_after(udp_said, "udp://127.0.0.1:");
+  ASSERT_FALSE(udp_port.empty()) << udp_said;
+  for (int i = 0; i < 3; ++i) {
+    http.signal(SIGUSR2);
+    udp.signal(SIGUSR2);
+  }
+  Socket client = create_connection("tcp://127.0.0.1:" + std::to_string(port), 5s);
+  client.set_timeout(5s);
+  client.send_all("GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(answer_of(client).find("hello"), std::string::npos);
+  Socket datagrams(Family::inet, Type::dgram);
+  datagrams.set_timeout(5s);
+  datagrams.sendto("ping", Address::parse("udp://127.0.0.1:" + udp_port));
+  EXPECT_EQ(datagrams.recvfrom(64).data, "ping");
+  http.signal(SIGTERM);
+  udp.signal(SIGTERM);
+  EXPECT_EQ(http.wait_at_most(5000ms), 0);
+  EXPECT_EQ(udp.wait_at_most(5000ms), 0);
+}
+
+// `--takeover PATH` alone: the successor serves its own control socket at PATH, so the next
+// `--takeover PATH` finds it there (it used to move to the default path).
+TEST_F(CliHandoffTest, TheTakeoverPathIsTheNextControlPath) {
+  // A fixed port, which has a default control path of its own (in a private runtime folder
+  // here): the one --takeover names must win over it.
+  test::TempDir runtime;
+  const std::string env = "XDG_RUNTIME_DIR=" + runtime.file("");
+  const std::string port = std::to_string([] {
+    Socket probe = create_server("tcp://127.0.0.1:0");
+    return probe.local_address().port();
+  }());
+  Child first({"env", env, wire_binary, "serve", port, dir_.file(""), "-q", "--control", control_},
+              Child::Options::merged());
+  (void)serving_port(first);
+  std::vector<std::unique_ptr<Child>> chain;
+  pid_t previous = first.pid();
+  for (int i = 0; i < 3; ++i) {
+    chain.push_back(std::make_unique<Child>(
+        std::vector<std::string>{"env", env, wire_binary, "serve", port, dir_.file(""), "-q",
+                                 "--takeover", control_},
+        Child::Options::merged()));
+    read_until(*chain.back(), "took over from pid " + std::to_string(previous));
+    previous = chain.back()->pid();
+  }
+  EXPECT_EQ(first.wait_at_most(5000ms), 0);
+  for (std::size_t i = 0; i + 1 < chain.size(); ++i) EXPECT_EQ(chain[i]->wait_at_most(5000ms), 0);
+  chain.back()->signal(SIGTERM);
+  EXPECT_EQ(chain.back()->wait_at_most(5000ms), 0);
+}
+
+// The default control socket is a convenience: a folder that is not private (or a path too
+// long for a socket) leaves the server serving without one, and says so.
+TEST_F(CliHandoffTest, AnUnusableDefaultControlFolderDoesNotStopServing) {
+  test::TempDir runtime;
+  ASSERT_EQ(::mkdir(runtime.file("wire").c_str(), 0755), 0);
+  const std::uint16_t port = [] {
+    Socket probe = create_server("tcp://127.0.0.1:0");
+    return probe.local_address().port();
+  }();
+  Child server({"env", "XDG_RUNTIME_DIR=" + runtime.file(""), wire_binary, "serve",
+                std::to_string(port), dir_.file("")},
+               Child::Options::merged());
+  const std::string said = read_until(server, "Serving ");
+  EXPECT_NE(said.find("no control socket ("), std::string::npos) << said;
+  EXPECT_NE(said.find("not private"), std::string::npos) << said;
+  Socket client = create_connection("tcp://127.0.0.1:" + std::to_string(port), 5s);
+  client.set_timeout(5s);
+  client.send_all("GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(answer_of(client).find("hello"), std::string::npos);
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait_at_most(5000ms), 0);
+}

@@ -177,8 +177,14 @@ struct ServeOptions {
   // Called (from a worker thread) with one line on each handoff event: given, refused,
   // failed, a restart started. Without it nothing is printed.
   std::function<void(const std::string& message)> on_handoff;
-  // With `control` set: on this signal (SIGUSR2, as nginx), start this program again
-  // (/proc/self/exe with this process's arguments) to take over. 0: none.
+  // When the control socket cannot be made (its folder is not private, the path too long):
+  // false, serve() throws; true, it serves without one and says why through on_handoff (for
+  // a default path the user never asked for).
+  bool control_optional = false;
+  // On this signal (SIGUSR2, as nginx), start this program again (/proc/self/exe with this
+  // process's arguments) to take over through `control`. Without a control socket (none
+  // given, one that could not be made, serve_datagrams) the signal is ignored rather than
+  // left to kill the server. 0: none.
   int restart_signal = 0;
 };
 

@@ -56,6 +56,7 @@ Command add_echo(CLI::App& app) {
       options.on_listening = [quiet = args->quiet, at](const Address&) {
         if (!quiet) std::fprintf(stderr, "wire: echo on %s\n", detail::printable(at).c_str());
       };
+      no_handoff_for(*handoff, inherited_handoff_refusal, options);
       return serve(std::move(inherited->listeners), echo_connection, options);
     }
     if (given.empty()) {
@@ -66,10 +67,7 @@ Command add_echo(CLI::App& app) {
     };
     const Address where = resolve(given).front();
     if (where.type() == Type::dgram) {
-      if (handoff->takeover_option->count() > 0 || handoff->control_option->count() > 0) {
-        throw CLI::ValidationError("--takeover",
-                                   "datagram servers cannot be handed over (stream only)");
-      }
+      no_handoff_for(*handoff, "a datagram server cannot be handed over (stream only)", options);
       return serve_datagrams(given, echo_datagrams, options);
     }
     return serve_handing_over(*handoff, given, echo_connection, options);

@@ -41,6 +41,20 @@ inline void add_handoff_flags(CLI::App* sub, HandoffFlags& flags) {
           ->type_name("[PATH]");
 }
 
+// Inherited sockets (socket activation) are restarted by systemd, which holds them: a control
+// socket or a takeover would be silently dropped, so they are refused. SIGUSR2, which would
+// end the server, is ignored (it also is for a datagram server).
+inline constexpr const char* inherited_handoff_refusal =
+    "inherited sockets are not handed over: systemd holds them across a restart";
+
+inline void no_handoff_for(const HandoffFlags& flags, const std::string& why,
+                           ServeOptions& options) {
+  for (CLI::Option* option : {flags.control_option, flags.takeover_option}) {
+    if (option->count() > 0) throw CLI::ValidationError(option->get_name(), why);
+  }
+  options.restart_signal = SIGUSR2;
+}
+
 // The control path for `address`: --control, or the default when the port is known.
 inline std::optional<std::string> control_path_for(const HandoffFlags& flags,
                                                    const Address& address) {
@@ -68,8 +82,18 @@ inline int serve_handing_over(const HandoffFlags& flags, const std::string& addr
                                  "--takeover PATH");
     }
   }
-  if (auto control = control_path_for(flags, where)) options.control = *control;
-  if (!options.control.empty()) options.restart_signal = SIGUSR2;
+  // The control socket: --control; else the path --takeover named (the successor takes it
+  // over, so the next one finds it there); else the default, which is only a convenience: a
+  // folder that is not private or a path too long must not keep the server from serving.
+  if (flags.control_option->count() > 0) {
+    options.control = flags.control;
+  } else if (flags.takeover_option->count() > 0 && !flags.takeover.empty()) {
+    options.control = flags.takeover;
+  } else if (auto control = control_path_for(flags, where)) {
+    options.control = *control;
+    options.control_optional = true;
+  }
+  options.restart_signal = SIGUSR2;  // ignored by the library when there is no control socket
   auto log = std::make_shared<std::mutex>();
   options.on_handoff = [log](const std::string& line) {
     std::lock_guard lock(*log);

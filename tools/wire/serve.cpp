@@ -267,7 +267,10 @@ Command add_serve(CLI::App& app) {
       }
     };
     auto connection_handler = http::connection_handler(std::move(handler), options);
-    if (inherited) return serve(std::move(inherited->listeners), connection_handler, serve_options);
+    if (inherited) {
+      no_handoff_for(*handoff, inherited_handoff_refusal, serve_options);
+      return serve(std::move(inherited->listeners), connection_handler, serve_options);
+    }
     return serve_handing_over(*handoff, where.address, std::move(connection_handler),
                               std::move(serve_options));
   };
