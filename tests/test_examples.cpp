@@ -304,3 +304,35 @@ TEST_F(ExamplesTest, CloseWaitLeakIsCaughtByWireSockets) {
   }
 }
 #endif
+
+TEST_F(ExamplesTest, ZeroDowntimeRestartHandsTheListenerToItsSuccessorOnUsr2) {
+  test::TempDir dir;
+  Child old({std::string(WIRE_EXAMPLES_DIR) + "/zero_downtime_restart", dir.file("control"),
+             "tcp://127.0.0.1:0"});
+  const std::string first = old.read_line();
+  const std::string prefix = "pid " + std::to_string(old.pid()) + " serving ";
+  ASSERT_EQ(first.rfind(prefix, 0), 0u) << first;
+  const Address address =
+      Address::parse(first.substr(prefix.size(), first.size() - prefix.size() - 1));
+  const auto served_by = [&] {
+    Socket client = create_connection(std::vector<Address>{address}, 5s);
+    client.set_timeout(5s);
+    return client.makefile().read_line();
+  };
+  EXPECT_EQ(served_by(), "served by pid " + std::to_string(old.pid()) + "\n");
+  old.signal(SIGUSR2);
+  // The successor prints to the same stdout; the old one says when it has handed over.
+  std::string said;
+  for (std::string line;
+       (line = old.read_line()).find("handed over to pid") == std::string::npos;) {
+    ASSERT_FALSE(line.empty()) << said;
+    said += line;
+  }
+  EXPECT_EQ(old.wait_at_most(5000ms), 0);
+  const std::string reply = served_by();
+  int successor = -1;
+  ASSERT_EQ(std::sscanf(reply.c_str(), "served by pid %d", &successor), 1) << reply;
+  EXPECT_NE(successor, old.pid());
+  ASSERT_GT(successor, 0);
+  ::kill(successor, SIGTERM);
+}
