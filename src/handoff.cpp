@@ -209,7 +209,9 @@ Takeover take_over(const std::string& control_path, std::chrono::milliseconds ti
   const auto give_up = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     try {
-      return take_over_once(control_path, timeout);
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          give_up - std::chrono::steady_clock::now());
+      return take_over_once(control_path, std::max(left, std::chrono::milliseconds(1)));
     } catch (const ResetWhileQueued&) {
       if (std::chrono::steady_clock::now() >= give_up) {
         throw Error(errno_code(ECONNRESET), operation, control_path,
