@@ -1,5 +1,6 @@
 #include "wire/handoff.hpp"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -86,19 +87,15 @@ std::string control_error_text(std::error_code ec) {
 // ---------------------------------------------------------------------------------------
 // The successor's side.
 
-Takeover take_over(const std::string& control_path, std::chrono::milliseconds timeout) {
+namespace {
+// Thrown by take_over_once when the server reset the connection before a byte of its answer:
+// we waited in its queue while it handed over to another successor (closing its control
+// socket resets whoever is still queued), or while it stopped.
+struct ResetWhileQueued {};
+}  // namespace
+
+Takeover take_over_once(const std::string& control_path, std::chrono::milliseconds timeout) {
   const char* operation = "take over";
-  check_private_folder(parent_of(control_path), operation);
-  struct ::stat st {};
-  if (::lstat(control_path.c_str(), &st) != 0) {
-    const int e = errno;
-    throw Error(errno_code(e), operation, control_path,
-                e == ENOENT ? "nothing to take over (no server's control socket there)"
-                            : std::error_code(e, std::generic_category()).message());
-  }
-  if (!S_ISSOCK(st.st_mode)) {
-    throw Error(errno_code(ENOTSOCK), operation, control_path, "not a control socket");
-  }
   // The server that handed over last closes its control socket a moment before its
   // successor's replaces it: a refusal is tried again for a short while, then reported.
   const auto deadline = std::chrono::steady_clock::now() +
@@ -128,7 +125,12 @@ Takeover take_over(const std::string& control_path, std::chrono::milliseconds ti
                 "the server there runs as uid " + std::to_string(server.uid) + ", not as us");
   }
   channel.set_timeout(timeout);
-  channel.send_all(request_line);
+  if (auto sent = channel.send_all(request_line, std::nothrow); !sent) {
+    if (sent.error() == std::errc::connection_reset || sent.error() == std::errc::broken_pipe) {
+      throw ResetWhileQueued{};
+    }
+    throw Error(sent.error(), operation, control_path, sent.error().message());
+  }
 
   std::string header;
   std::vector<Socket> listeners;
@@ -138,6 +140,9 @@ Takeover take_over(const std::string& control_path, std::chrono::milliseconds ti
   for (;;) {
     auto got = recv_fds(channel, max_fds_per_message, 4096, std::nothrow);
     if (!got) {
+      if (got.error() == std::errc::connection_reset && header.empty() && listeners.empty()) {
+        throw ResetWhileQueued{};
+      }
       throw Error(got.error(), operation, control_path,
                   "receiving the listeners: " + control_error_text(got.error()));
     }
@@ -186,6 +191,37 @@ Takeover take_over(const std::string& control_path, std::chrono::milliseconds ti
   return takeover;
 }
 
+Takeover take_over(const std::string& control_path, std::chrono::milliseconds timeout) {
+  const char* operation = "take over";
+  check_private_folder(parent_of(control_path), operation);
+  struct ::stat st {};
+  if (::lstat(control_path.c_str(), &st) != 0) {
+    const int e = errno;
+    throw Error(errno_code(e), operation, control_path,
+                e == ENOENT ? "nothing to take over (no server's control socket there)"
+                            : std::error_code(e, std::generic_category()).message());
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    throw Error(errno_code(ENOTSOCK), operation, control_path, "not a control socket");
+  }
+  // Queued behind another successor, we are reset when it takes over: the path is then its
+  // control socket, where we ask again (as long as `timeout` lasts).
+  const auto give_up = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    try {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          give_up - std::chrono::steady_clock::now());
+      return take_over_once(control_path, std::max(left, std::chrono::milliseconds(1)));
+    } catch (const ResetWhileQueued&) {
+      if (std::chrono::steady_clock::now() >= give_up) {
+        throw Error(errno_code(ECONNRESET), operation, control_path,
+                    "the server handed over to another successor (or stopped) while we waited "
+                    "for our turn, and no server took our request since");
+      }
+    }
+  }
+}
+
 void Takeover::ready(std::chrono::milliseconds timeout) {
   const char* operation = "take over";
   channel_.set_timeout(timeout);
@@ -221,23 +257,33 @@ std::string control_folder() {
 
 std::string default_control_path(const Address& address) {
   std::string name;
+  std::string whole;  // what the name must tell apart from every other address
   if (address.family() == Family::local) {
-    name = address.is_abstract() ? "unix-@" + address.path() : "unix-" + address.path();
+    std::string path = address.path();
+    if (!address.is_abstract() && !path.empty() && path.front() != '/') {
+      // unix:app.sock is another socket in every folder: named by where it really is.
+      char cwd[4096];
+      if (::getcwd(cwd, sizeof cwd) != nullptr) path = std::string(cwd) + "/" + path;
+    }
+    whole = address.is_abstract() ? "@" + path : path;
+    name = "unix-" + whole;
   } else {
     name = "tcp-" + address.host() + "-" + std::to_string(address.port());
   }
-  // A file name: '/' and anything unprintable become '_', and a long one is cut, with a hash
-  // of the whole so two long addresses still differ (sun_path holds 108 bytes).
+  // A file name: '/' and anything unprintable become '_', and a long one is cut. A Unix
+  // path always gets a hash of its whole (absolute) path: '_' and '/' would otherwise meet.
   std::uint64_t hash = 14695981039346656037ull;
-  for (unsigned char c : name) hash = (hash ^ c) * 1099511628211ull;
+  for (unsigned char c : whole.empty() ? name : whole) hash = (hash ^ c) * 1099511628211ull;
   for (char& c : name) {
     const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                        c == '.' || c == '-' || c == '@' || c == ':';
     if (!plain) c = '_';
   }
-  if (name.size() > 40) {
-    char suffix[24];
-    std::snprintf(suffix, sizeof suffix, "-%016llx", static_cast<unsigned long long>(hash));
+  char suffix[24];
+  std::snprintf(suffix, sizeof suffix, "-%016llx", static_cast<unsigned long long>(hash));
+  if (!whole.empty()) {
+    name = name.substr(0, 40) + suffix;
+  } else if (name.size() > 40) {
     name = name.substr(0, 23) + suffix;
   }
   return control_folder() + "/" + name;
@@ -257,6 +303,10 @@ std::optional<std::string> handoff_path_from_environment() {
 
 namespace detail {
 
+namespace {
+constexpr std::chrono::milliseconds request_timeout{1000};
+}  // namespace
+
 void ensure_private_folder(const std::string& folder) {
   if (::mkdir(folder.c_str(), 0700) != 0 && errno != EEXIST) {
     throw Error(errno_code(errno), "control", folder);
@@ -264,8 +314,52 @@ void ensure_private_folder(const std::string& folder) {
   check_private_folder(folder, "control");
 }
 
+namespace {
+// A socket left at NAME.new.PID by a successor that died before publishing it: nobody will
+// ever remove it but us. Only sockets of pids that no longer exist go.
+void remove_stale_temporaries(const std::string& path) {
+  const std::string folder = parent_of(path);
+  const auto slash = path.find_last_of('/');
+  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".new.";
+  DIR* dir = ::opendir(folder.c_str());
+  if (dir == nullptr) return;
+  while (const ::dirent* entry = ::readdir(dir)) {
+    const std::string_view name(entry->d_name);
+    if (!name.starts_with(prefix) || name.size() == prefix.size()) continue;
+    const std::string_view digits = name.substr(prefix.size());
+    if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        digits.size() > 9) {
+      continue;
+    }
+    const auto pid = static_cast<::pid_t>(std::strtol(std::string(digits).c_str(), nullptr, 10));
+    if (pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    const std::string stale = folder + "/" + std::string(name);
+    struct ::stat st {};
+    if (::lstat(stale.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(stale.c_str());
+  }
+  ::closedir(dir);
+}
+
+// Whatever is at `path` must be a socket (ours to replace) or nothing: a file or a link
+// there is someone's data, never replaced; a symlink is not followed.
+void check_replaceable(const std::string& path) {
+  struct ::stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;
+    throw Error(errno_code(errno), "control", path);
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    throw Error(errno_code(EEXIST), "control", path, "exists and is not a socket: not replaced");
+  }
+}
+}  // namespace
+
 ControlEndpoint::ControlEndpoint(const std::string& path, bool replace_live) : path_(path) {
   ensure_private_folder(parent_of(path));
+  // Everything publish() needs is checked now: a successor must fail before it says ready,
+  // never after (its predecessor would stop and leave the port to nobody).
+  check_replaceable(path);
+  remove_stale_temporaries(path);
   if (!replace_live) {
     // Someone serving there already: refuse rather than steal its successors.
     Socket probe(Family::local, Type::stream);
@@ -292,6 +386,11 @@ void ControlEndpoint::publish() {
   }
   temporary_.clear();
   file_ = std::make_unique<SocketFile>(Address::unix_path(path_));
+}
+
+void ControlEndpoint::abandon() noexcept {
+  if (!temporary_.empty()) ::unlink(temporary_.c_str());
+  temporary_.clear();
 }
 
 void ControlEndpoint::keep() noexcept {
@@ -449,15 +548,28 @@ Task<void> ControlServer::converse(AsyncSocket conn) {
            ", not " + std::to_string(::geteuid()));
     co_return;
   }
-  conn.set_timeout(options_.handoff_timeout);
-  // The request: a peer that closes without one was only looking (is anyone serving?).
+  // The request: a peer that closes without one was only looking (is anyone serving?). A
+  // successor sends it at once; one that does not within request_timeout is dropped, since
+  // conversations go one at a time and it would hold up every takeover behind it.
+  const auto request_deadline = std::chrono::steady_clock::now() + request_timeout;
   std::string request;
   while (request.find('\n') == std::string::npos) {
+    const auto left = request_deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::nanoseconds(0)) break;
+    conn.set_timeout(left);
     auto data = co_await conn.recv_pooled(std::nothrow);
-    if (!data || data->empty()) co_return;
+    if (!data) {
+      if (data.error() == errc::timed_out) {
+        report("dropped pid " + pid + " on the control socket: no request within " +
+               std::to_string(request_timeout.count()) + " ms");
+      }
+      co_return;
+    }
+    if (data->empty()) co_return;
     request.append(data->view());
     if (request.size() > 256) break;
   }
+  conn.set_timeout(options_.handoff_timeout);
   if (request != request_line) {
     report("ignored pid " + pid + " on the control socket: not a takeover request");
     co_return;

@@ -35,7 +35,11 @@ class ControlEndpoint {
   ControlEndpoint& operator=(const ControlEndpoint&) = delete;
   ~ControlEndpoint();
 
+  // Throws wire::Error; everything it needs was checked by the constructor, so only a
+  // change made meanwhile by someone else makes it fail.
   void publish();
+  // After a failed publish(): the socket bound beside the path goes (no one could find it).
+  void abandon() noexcept;
   void keep() noexcept;
   Socket take_listener() { return std::move(listener_); }
   const std::string& path() const noexcept { return path_; }

@@ -616,13 +616,26 @@ bool serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
     try {
       takeover->ready(
           std::chrono::duration_cast<std::chrono::milliseconds>(options.handoff_timeout));
-      if (control) control->publish();
-      if (options.on_handoff) {
-        options.on_handoff("took over from pid " + std::to_string(takeover->previous_pid) +
-                           " (control socket " + takeover->control_path + ")");
-      }
     } catch (...) {
       group.stop_all(false, std::current_exception());
+      return;
+    }
+    // From here on we are the only server: nothing may stop us, least of all the control
+    // socket (the predecessor is draining). Without one we serve on, and say so.
+    std::string published = " (control socket " + takeover->control_path + ")";
+    try {
+      if (control) control->publish();
+    } catch (const std::exception& e) {
+      control->abandon();
+      published =
+          "; serving without a control socket (no handoff from us): " + std::string(e.what());
+    }
+    if (options.on_handoff) {
+      try {
+        options.on_handoff("took over from pid " + std::to_string(takeover->previous_pid) +
+                           published);
+      } catch (...) {
+      }
     }
   };
   std::atomic<bool> announced{false};
@@ -648,7 +661,9 @@ bool serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
     group.stop_accepting();
     control_server.reset();
     if (group.was_handed_off()) {
-      server.drain(limits.shutdown_grace);
+      // A stop asked for as the handoff ended the loop would be lost in the same run.
+      if (stop_requested.load()) loop.stop();
+      server.drain(options.drain_grace);
     } else {
       if (options.on_stopping && !announced.exchange(true)) {
         try {
@@ -715,7 +730,21 @@ int serve(Takeover takeover, ConnectionHandler handler, ServeOptions options) {
   prepare_given(listeners, options);
   // Reachable where the previous server was, so the next successor finds us there.
   if (options.control.empty()) options.control = takeover.control_path;
-  serve_listeners(listeners, handler, options, &takeover);
+  // The socket file the previous server made (and kept for us) is ours now: removed when we
+  // stop, as a plain serve() removes its own, unless we hand it on in turn.
+  std::optional<SocketFile> file;
+  if (!listeners.empty()) {
+    if (auto local = listeners.front().local_address(std::nothrow)) file.emplace(*local);
+  }
+  bool handed_on = false;
+  try {
+    handed_on = serve_listeners(listeners, handler, options, &takeover);
+  } catch (...) {
+    // Most likely we never said ready: the previous server still serves that file.
+    if (file) file->keep();
+    throw;
+  }
+  if (handed_on && file) file->keep();
   return 0;
 }
 

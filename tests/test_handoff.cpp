@@ -2,7 +2,12 @@
 // two serve() calls on their own threads, real sockets on loopback and in a TempDir.
 #include <sys/stat.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <condition_variable>
+#include <fstream>
 #include <future>
 #include <mutex>
 
@@ -86,7 +91,10 @@ class Serving {
     options.handle_signals = false;
     auto bound = std::make_shared<std::promise<Address>>();
     auto bound_future = bound->get_future();
-    options.on_listening = [bound](const Address& a) { bound->set_value(a); };
+    options.on_listening = [bound, before = options.on_listening](const Address& a) {
+      if (before) before(a);
+      bound->set_value(a);
+    };
     options.on_handoff = [this](const std::string& line) { events.add(line); };
     result_ = std::async(std::launch::async,
                          [where = std::move(where), handler, options]() mutable -> std::string {
@@ -129,6 +137,45 @@ ServeOptions with_control(const std::string& path) {
 ::mode_t mode_of(const std::string& path) {
   struct ::stat st {};
   return ::lstat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0;
+}
+
+bool is_socket(const std::string& path) {
+  struct ::stat st {};
+  return ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+// How many sockets /proc/net/unix shows with `path` as their name: a listener, the server
+// ends it accepted, and the connections still waiting in its queue.
+int unix_sockets_named(const std::string& path) {
+  std::ifstream table("/proc/net/unix");
+  std::string line;
+  int count = 0;
+  while (std::getline(table, line)) {
+    if (line.size() > path.size() &&
+        line.compare(line.size() - path.size(), path.size(), path) == 0 &&
+        line[line.size() - path.size() - 1] == ' ') {
+      ++count;
+    }
+  }
+  return count;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// The error of a serve() that must fail before serving; should it serve instead, it is
+// stopped after a while, and says so.
+template <class Where>
+std::string serve_error(Where where, ServeOptions options) {
+  options.handle_signals = false;
+  auto result = std::async(std::launch::async, [&] {
+    return test::error_of([&] { serve(std::move(where), tagged("new:"), options); });
+  });
+  if (result.wait_for(3s) == std::future_status::ready) return result.get();
+  stop_serving();
+  return "it served: " + result.get();
 }
 
 }  // namespace
@@ -411,4 +458,226 @@ TEST_F(HandoffTest, GarbageOnTheControlSocketIsIgnored) {
   Serving successor(take_over(control), tagged("new:"), ServeOptions{});
   ASSERT_TRUE(old.events.wait_for("handed over"));
   EXPECT_EQ(old.result_within(3000ms), "0");
+}
+
+// Everything that could stop a successor from publishing its control socket is checked
+// before it says ready: after "ready" its predecessor stops, and a successor failing then
+// would leave the port to nobody.
+TEST_F(HandoffTest, ASuccessorThatCannotUseTheControlPathFailsBeforeSayingReady) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  Serving old("tcp://127.0.0.1:0", tagged("old:"), with_control(control));
+  Takeover takeover = take_over(control);
+  // The path is no longer a socket it may replace (here: a folder).
+  ASSERT_EQ(::unlink(control.c_str()), 0);
+  ASSERT_EQ(::mkdir(control.c_str(), 0700), 0);
+  const std::string said = serve_error(std::move(takeover), with_control(control));
+  EXPECT_NE(said.find("exists and is not a socket"), std::string::npos) << said;
+  ASSERT_TRUE(old.events.wait_for("handoff to pid")) << old.events.all();
+  EXPECT_EQ(ask_once(old.address, "x"), "old:x");
+  EXPECT_FALSE(old.result_within(0ms));
+}
+
+// Should publishing fail all the same after "ready" (someone changed the path meanwhile),
+// the successor says so and serves on, without a control socket.
+TEST_F(HandoffTest, ASuccessorThatCannotPublishAfterReadyServesOnAndSaysSo) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  Serving old("tcp://127.0.0.1:0", tagged("old:"), with_control(control));
+  ServeOptions options = with_control(control);
+  options.on_listening = [control](const Address&) {
+    // Between the successor's checks and its "ready": the path becomes a folder.
+    ::unlink(control.c_str());
+    ::mkdir(control.c_str(), 0700);
+  };
+  Serving successor(take_over(control), tagged("new:"), options);
+  ASSERT_TRUE(old.events.wait_for("handed over"));
+  EXPECT_EQ(old.result_within(3000ms), "0");
+  ASSERT_TRUE(successor.events.wait_for("took over from pid")) << successor.events.all();
+  EXPECT_NE(successor.events.all().find("serving without a control socket"), std::string::npos)
+      << successor.events.all();
+  EXPECT_FALSE(successor.result_within(0ms)) << "stopped serving";
+  EXPECT_EQ(ask_once(old.address, "y"), "new:y");
+  EXPECT_TRUE(::access((control + ".new." + std::to_string(::getpid())).c_str(), F_OK) != 0)
+      << "the unpublished socket is left behind";
+}
+
+// A control path names a socket we may replace, or nothing: a file or a symlink there is
+// someone's, and neither a server nor a successor replaces (or follows) it.
+TEST_F(HandoffTest, AControlPathThatIsNotASocketIsNeverReplaced) {
+  test::TempDir dir;
+  const std::string file = dir.file("control-file");
+  { std::ofstream(file) << "precious"; }
+  const std::string target = dir.file("target.sock");
+  Socket target_server = create_server("unix:" + target);
+  const std::string link = dir.file("control-link");
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  for (const std::string& control : {file, link}) {
+    const std::string said = serve_error("tcp://127.0.0.1:0", with_control(control));
+    EXPECT_NE(said.find(control), std::string::npos) << said;
+    EXPECT_NE(said.find("exists and is not a socket: not replaced"), std::string::npos) << said;
+  }
+  EXPECT_EQ(read_file(file), "precious");
+  struct ::stat st {};
+  ASSERT_EQ(::lstat(link.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  EXPECT_TRUE(is_socket(target));
+
+  // Nor does a successor told to use such a path.
+  const std::string control = dir.file("control");
+  Serving old("tcp://127.0.0.1:0", tagged("old:"), with_control(control));
+  const std::string said = serve_error(take_over(control), with_control(file));
+  EXPECT_NE(said.find("not replaced"), std::string::npos) << said;
+  EXPECT_EQ(read_file(file), "precious");
+  ASSERT_TRUE(old.events.wait_for("handoff to pid")) << old.events.all();
+  EXPECT_EQ(ask_once(old.address, "x"), "old:x");
+}
+
+TEST_F(HandoffTest, EveryUnixAddressHasADefaultControlPathOfItsOwn) {
+  EXPECT_EQ(default_control_path(Address::inet("127.0.0.1", 8000)),
+            control_folder() + "/tcp-127.0.0.1-8000");
+  auto path_of = [](const std::string& unix_path) {
+    return default_control_path(Address::unix_path(unix_path));
+  };
+  EXPECT_NE(path_of("/run/a/b.sock"), path_of("/run/a_b.sock"));
+  EXPECT_NE(path_of("/run/a-b.sock"), path_of("/run/a_b.sock"));
+  EXPECT_NE(default_control_path(Address::abstract("a/b")),
+            default_control_path(Address::abstract("a_b")));
+  // A relative path is the socket in the working folder.
+  char cwd[4096];
+  ASSERT_NE(::getcwd(cwd, sizeof cwd), nullptr);
+  EXPECT_EQ(path_of("app.sock"), path_of(std::string(cwd) + "/app.sock"));
+  EXPECT_NE(path_of("app.sock"), path_of("/elsewhere/app.sock"));
+  EXPECT_LT(path_of("/" + std::string(90, 'x') + "/s.sock").size(), 108u);
+}
+
+// After a handoff the open connections run on for drain_grace, not shutdown_grace (which
+// only a stop uses): a download longer than a few seconds is not cut.
+TEST_F(HandoffTest, OpenConnectionsRunOnForTheDrainGrace) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  ServeOptions options = with_control(control);
+  options.limits.shutdown_grace = 100ms;
+  options.drain_grace = 3s;
+  Serving old("tcp://127.0.0.1:0", tagged("old:"), options);
+  Socket open_before = create_connection(std::vector<Address>{old.address}, 5s);
+  open_before.set_timeout(5s);
+  EXPECT_EQ(ask(open_before, "a"), "old:a");
+  Serving successor(take_over(control), tagged("new:"), ServeOptions{});
+  ASSERT_TRUE(old.events.wait_for("handed over"));
+  // Well past shutdown_grace, the old server still serves it.
+  EXPECT_FALSE(old.result_within(500ms));
+  EXPECT_EQ(ask(open_before, "late"), "old:late");
+  open_before.close();
+  EXPECT_EQ(old.result_within(3000ms), "0");
+}
+
+TEST_F(HandoffTest, TheDrainEndsAfterItsGraceOrAtOnceOnAStop) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  {
+    ServeOptions options = with_control(control);
+    options.drain_grace = 200ms;
+    Serving old("tcp://127.0.0.1:0", tagged("old:"), options);
+    Socket lingering = create_connection(std::vector<Address>{old.address}, 5s);
+    lingering.set_timeout(5s);
+    EXPECT_EQ(ask(lingering, "a"), "old:a");
+    Serving successor(take_over(control), tagged("new:"), ServeOptions{});
+    ASSERT_TRUE(old.events.wait_for("handed over"));
+    EXPECT_EQ(old.result_within(3000ms), "0");
+    EXPECT_EQ(lingering.recv(16), "") << "closed at the end of the drain";
+  }
+  {
+    // The default grace is a minute: a stop request ends it at once.
+    Serving old("tcp://127.0.0.1:0", tagged("old:"), with_control(control));
+    Socket lingering = create_connection(std::vector<Address>{old.address}, 5s);
+    lingering.set_timeout(5s);
+    EXPECT_EQ(ask(lingering, "a"), "old:a");
+    Serving successor(take_over(control), tagged("new:"), ServeOptions{});
+    ASSERT_TRUE(old.events.wait_for("handed over"));
+    stop_serving();
+    EXPECT_EQ(old.result_within(3000ms), "0");
+    EXPECT_EQ(successor.result_within(3000ms), "0");
+  }
+}
+
+// One peer that connects and says nothing must not hold up the successors behind it.
+TEST_F(HandoffTest, ASilentPeerIsDroppedSoATakeoverBehindItGoesThrough) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  Serving old("tcp://127.0.0.1:0", tagged("old:"), with_control(control));  // handoff_timeout 10 s
+  Socket silent(Family::local, Type::stream);
+  silent.connect(Address::unix_path(control));
+  Takeover takeover = take_over(control, 4000ms);
+  EXPECT_EQ(takeover.listeners.size(), 1u);
+  EXPECT_TRUE(old.events.wait_for("dropped pid")) << old.events.all();
+}
+
+// A successor queued behind another one's conversation is reset when that one takes over
+// (the control socket it waited on closes): it asks again at the same path, where the new
+// owner answers.
+TEST_F(HandoffTest, ASuccessorQueuedBehindAnotherAsksItsSuccessorInstead) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  Serving old("tcp://127.0.0.1:0", tagged("old:"), with_control(control));
+  Takeover first = take_over(control);
+  auto second = std::async(std::launch::async, [&] { return take_over(control, 4000ms); });
+  // The listener, the first conversation, and the second waiting in the queue (the kernel
+  // names them by where the listener was bound, beside the path).
+  const std::string bound = control + ".new." + std::to_string(::getpid());
+  for (int i = 0; i < 500 && unix_sockets_named(bound) < 3; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_GE(unix_sockets_named(bound), 3);
+  Serving first_serving(std::move(first), tagged("first:"), ServeOptions{});
+  ASSERT_TRUE(old.events.wait_for("handed over"));
+  ASSERT_EQ(second.wait_for(5s), std::future_status::ready);
+  std::optional<Takeover> taken;
+  const std::string said = test::error_of([&] { taken.emplace(second.get()); });
+  ASSERT_TRUE(taken) << said;
+  EXPECT_EQ(taken->listeners.size(), 1u);
+  taken.reset();  // never says ready: the first successor serves on, and says so
+  EXPECT_TRUE(first_serving.events.wait_for("handoff to pid")) << first_serving.events.all();
+  EXPECT_EQ(ask_once(old.address, "z"), "first:z");
+}
+
+// The successor owns the socket file it serves: removed when it stops, kept when it hands
+// it on in turn.
+TEST_F(HandoffTest, ASuccessorRemovesTheUnixSocketFileWhenItStops) {
+  test::TempDir dir;
+  const std::string path = dir.file("server.sock");
+  const std::string control = dir.file("control");
+  {
+    Serving old("unix:" + path, tagged("old:"), with_control(control));
+    Serving second(take_over(control), tagged("2:"), ServeOptions{});
+    ASSERT_TRUE(old.events.wait_for("handed over"));
+    EXPECT_EQ(old.result_within(3000ms), "0");
+    ASSERT_TRUE(second.events.wait_for("took over"));
+    Serving third(take_over(control), tagged("3:"), ServeOptions{});
+    ASSERT_TRUE(second.events.wait_for("handed over"));
+    EXPECT_EQ(second.result_within(3000ms), "0");
+    EXPECT_EQ(ask_once(Address::unix_path(path), "u"), "3:u");
+  }
+  EXPECT_FALSE(is_socket(path)) << "left behind by the last server";
+}
+
+// A successor that died between binding PATH.new.PID and publishing it left that socket:
+// the next control socket made in that folder removes it (and nothing else).
+TEST_F(HandoffTest, StaleControlSocketsOfDeadSuccessorsAreRemoved) {
+  test::TempDir dir;
+  const std::string control = dir.file("control");
+  const ::pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ASSERT_EQ(::waitpid(dead, nullptr, 0), dead);
+  const std::string stale = control + ".new." + std::to_string(dead);
+  const std::string live = control + ".new." + std::to_string(::getppid());
+  const std::string not_a_socket = control + ".new." + std::to_string(dead) + "0";
+  { Socket gone = create_server("unix:" + stale); }
+  { Socket gone = create_server("unix:" + live); }
+  { std::ofstream(not_a_socket) << "keep"; }
+  Serving old("tcp://127.0.0.1:0", tagged("old:"), with_control(control));
+  EXPECT_FALSE(is_socket(stale));
+  EXPECT_TRUE(is_socket(live));
+  EXPECT_EQ(read_file(not_a_socket), "keep");
 }

@@ -20,8 +20,13 @@
 // may try again. On "ready" the server stops accepting and drains: requests in flight finish,
 // an idle HTTP keep-alive connection gets its next request answered with Connection: close
 // (closing it at once would race with a request already on its way), and what is still open
-// when ServeOptions::limits.shutdown_grace is over is closed. serve() then returns 0, and
-// the control socket's path now belongs to the successor.
+// when ServeOptions::drain_grace (60 s) is over is closed. serve() then returns 0, and the
+// control socket's path (and a unix: socket file) now belongs to the successor.
+//
+// The successor checks, before it says ready, all that publishing its control socket needs
+// (a private folder; at the path a socket or nothing: a file or a symlink there is never
+// replaced). Should publishing fail anyway, it serves on without one and says so through
+// ServeOptions::on_handoff: once ready it is the only server.
 //
 // ServeOptions::restart_signal (SIGUSR2, nginx's convention) makes a serving process start
 // its own program again (/proc/self/exe, same arguments) with WIRE_HANDOFF naming the control
@@ -61,6 +66,8 @@ class Takeover {
 
  private:
   friend Takeover take_over(const std::string& control_path, std::chrono::milliseconds timeout);
+  friend Takeover take_over_once(const std::string& control_path,
+                                 std::chrono::milliseconds timeout);  // one try of take_over
   Socket channel_;
 };
 
@@ -68,6 +75,8 @@ class Takeover {
 // listeners. Throws wire::Error: ENOENT "nothing to take over" when no control socket is
 // there, ECONNREFUSED when it is stale (its server is gone), EPERM when the folder is not
 // private (0700, ours) or the server runs as another user, timed_out after `timeout`.
+// Waiting behind another successor's conversation, it is reset when that one takes over: it
+// then asks the new owner at the same path (within `timeout`; ECONNRESET, said so, after).
 Takeover take_over(const std::string& control_path,
                    std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
@@ -80,7 +89,9 @@ int serve(Takeover takeover, ConnectionHandler handler, ServeOptions options = {
 // The private per-user folder for control sockets: $XDG_RUNTIME_DIR/wire, or /tmp/wire-UID.
 std::string control_folder();
 // A control path for a server listening on `address` (its port resolved): one name per
-// address inside control_folder(), e.g. /run/user/1000/wire/tcp-127.0.0.1-8000.
+// address inside control_folder(), e.g. /run/user/1000/wire/tcp-127.0.0.1-8000. A Unix path
+// is made absolute (from the working folder) and its name ends with a hash of it, so two
+// sockets never share a control path (unix-_run_app.sock-1f0c...).
 std::string default_control_path(const Address& address);
 
 // The control path a restarting server gave its successor in WIRE_HANDOFF (see

@@ -174,6 +174,11 @@ struct ServeOptions {
   std::string control;
   // How long a successor has, once it holds the listeners, to say it serves them.
   std::chrono::nanoseconds handoff_timeout = std::chrono::seconds(10);
+  // How long, once handed over, the connections still open may run before they are closed
+  // (a download in progress, a long poll): the service goes on, so this is much longer than
+  // limits.shutdown_grace, which a SIGINT/SIGTERM stop keeps. A stop request during the
+  // drain (SIGINT/SIGTERM, stop_serving()) ends it at once.
+  std::chrono::nanoseconds drain_grace = std::chrono::seconds(60);
   // Called (from a worker thread) with one line on each handoff event: given, refused,
   // failed, a restart started. Without it nothing is printed.
   std::function<void(const std::string& message)> on_handoff;
