@@ -496,3 +496,23 @@ TEST_F(CliHandoffTest, AnUnusableDefaultControlFolderDoesNotStopServing) {
   server.signal(SIGTERM);
   EXPECT_EQ(server.wait_at_most(5000ms), 0);
 }
+
+// --drain-grace bounds how long a server that handed over keeps its open connections: an idle
+// echo connection held open does not keep it past a short grace (the default is 60 s).
+TEST_F(CliHandoffTest, DrainGraceBoundsTheOldServersLastConnections) {
+  Child old(
+      {wire_binary, "echo", "tcp://127.0.0.1:0", "--control", control_, "--drain-grace", "0.3"},
+      Child::Options::merged());
+  const Address address = test::announced(old);
+  Socket held = create_connection(std::vector<Address>{address}, 5s);
+  held.set_timeout(5s);
+  held.send_all("held");
+  EXPECT_EQ(held.recv(64), "held");
+  Child successor({wire_binary, "echo", "tcp://127.0.0.1:0", "--takeover", control_},
+                  Child::Options::merged());
+  read_until(successor, "took over from pid " + std::to_string(old.pid()));
+  EXPECT_EQ(old.wait_at_most(3000ms), 0);  // well before 60 s, and held is closed
+  EXPECT_EQ(held.recv(64), "");
+  successor.signal(SIGTERM);
+  EXPECT_EQ(successor.wait_at_most(5000ms), 0);
+}

@@ -18,8 +18,9 @@
 namespace wire::cli {
 
 struct HandoffFlags {
-  std::string control;   // --control PATH
-  std::string takeover;  // --takeover [PATH]
+  std::string control;      // --control PATH
+  std::string takeover;     // --takeover [PATH]
+  double drain_grace = 60;  // --drain-grace SECONDS
   CLI::Option* control_option = nullptr;
   CLI::Option* takeover_option = nullptr;
 };
@@ -39,6 +40,10 @@ inline void add_handoff_flags(CLI::App* sub, HandoffFlags& flags) {
                       "let it finish its connections and exit: a restart without dropping one")
           ->expected(0, 1)
           ->type_name("[PATH]");
+  sub->add_option("--drain-grace", flags.drain_grace,
+                  "seconds the open connections get to finish once a successor took over "
+                  "(default 60; a second SIGTERM ends them at once)")
+      ->check(seconds_option(false));
 }
 
 // Inherited sockets (socket activation) are restarted by systemd, which holds them: a control
@@ -94,6 +99,7 @@ inline int serve_handing_over(const HandoffFlags& flags, const std::string& addr
     options.control_optional = true;
   }
   options.restart_signal = SIGUSR2;  // ignored by the library when there is no control socket
+  options.drain_grace = seconds_duration(flags.drain_grace);
   auto log = std::make_shared<std::mutex>();
   options.on_handoff = [log](const std::string& line) {
     std::lock_guard lock(*log);
