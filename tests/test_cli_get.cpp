@@ -260,7 +260,14 @@ TEST_F(CliGetTest, IncludeStreamsTheBodyInBoundedMemory) {
   EXPECT_EQ(python.wait(), 0);
   EXPECT_EQ(code, 0);
   EXPECT_GT(max_rss_kib, 0);
-  EXPECT_LT(max_rss_kib, 64 * 1024) << "a 256 MiB body was buffered";
+  // Far below the 256 MiB body either way; under ASan the runtime's own shadow and
+  // quarantine put the peak at 64 MiB before wire buffers anything (seen in CI).
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr long bound_kib = 160 * 1024;
+#else
+  constexpr long bound_kib = 64 * 1024;
+#endif
+  EXPECT_LT(max_rss_kib, bound_kib) << "a 256 MiB body was buffered";
 }
 
 TEST_F(CliGetTest, RemoteNameTakesTheUrlsLastSegment) {
