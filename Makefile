@@ -8,7 +8,7 @@ TEST_PACKAGES := socat netcat-openbsd curl python3 nginx-light wrk lsof iproute2
   python3-prometheus-client
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 BENCH_PACKAGES := wrk h2o nginx-light curl lsof iproute2 bc
-FUZZ_SECONDS ?= 15
+FUZZ_SECONDS ?= 10
 ADDRESS ?= tcp://127.0.0.1:8000
 
 .PHONY: all deps test-deps build run test test-asan test-tsan fuzz fuzz-deps bench format clean
@@ -35,7 +35,7 @@ test: test-deps
 	$(MAKE) --no-print-directory fuzz
 
 # libFuzzer under ASan+UBSan on every byte parser: fuzz/NAME_fuzz.cpp with its seeds in
-# fuzz/corpus/NAME/. Each runs FUZZ_SECONDS (6 x 15 s in make test, to keep CI under 25 minutes;
+# fuzz/corpus/NAME/. Each runs FUZZ_SECONDS (6 x 10 s in make test, to keep CI under 25 minutes;
 # `make fuzz FUZZ_SECONDS=600` for a real session); any finding fails, and
 # leaves the input in build/fuzz/findings/. One summary line per target.
 FUZZ_TARGETS := http_parser address url chunked conditional content_decoding
