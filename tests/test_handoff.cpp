@@ -178,6 +178,15 @@ std::string serve_error(Where where, ServeOptions options) {
   return "it served: " + result.get();
 }
 
+// A successor takes `old` over through `control`: old hands over and returns 0, and the
+// successor answers on the same address.
+void expect_a_successor_takes_over(Serving& old, const std::string& control) {
+  Serving successor(take_over(control), tagged("new:"), ServeOptions{});
+  ASSERT_TRUE(old.events.wait_for("handed over")) << old.events.all();
+  EXPECT_EQ(old.result_within(3000ms), "0");
+  EXPECT_EQ(ask_once(old.address, "y"), "new:y");
+}
+
 }  // namespace
 
 TEST_F(HandoffTest, SuccessorGetsTheListenerAndThePredecessorFinishesItsConnections) {
@@ -286,10 +295,7 @@ TEST_F(HandoffTest, ASuccessorThatNeverSaysReadyLeavesTheServerServing) {
   }
   EXPECT_EQ(ask_once(old.address, "x"), "old:x");
   // And a later successor succeeds.
-  Serving successor(take_over(control), tagged("new:"), ServeOptions{});
-  ASSERT_TRUE(old.events.wait_for("handed over"));
-  EXPECT_EQ(old.result_within(3000ms), "0");
-  EXPECT_EQ(ask_once(old.address, "y"), "new:y");
+  expect_a_successor_takes_over(old, control);
 }
 
 TEST_F(HandoffTest, ALookerWhoSaysNothingIsNotGivenAnything) {
@@ -423,10 +429,7 @@ TEST_F(HandoffTest, ASuccessorThatDiesWithTheListenersLeavesTheServerServing) {
             std::string::npos)
       << old.events.all();
   for (int i = 0; i < 5; ++i) EXPECT_EQ(ask_once(old.address, "x"), "old:x");
-  Serving successor(take_over(control), tagged("new:"), ServeOptions{});
-  ASSERT_TRUE(old.events.wait_for("handed over"));
-  EXPECT_EQ(old.result_within(3000ms), "0");
-  EXPECT_EQ(ask_once(old.address, "y"), "new:y");
+  expect_a_successor_takes_over(old, control);
 }
 
 // Whatever arrives on the control socket that is not the request gets nothing, and is said;
