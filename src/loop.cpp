@@ -12,6 +12,9 @@ thread_local EventLoop* current_loop = nullptr;
 
 // The selector's data slot for the wakeup eventfd; real fds use their number instead.
 char wakeup_tag;
+
+// Batches of ready work run back to back before the selector is polled (with no wait).
+constexpr unsigned busy_batches_per_poll = 16;
 }  // namespace
 
 struct EventLoop::CallbackTimer : detail::TimerNode {
@@ -72,10 +75,6 @@ void EventLoop::stop() noexcept {
 void EventLoop::drain_wakeup() noexcept {
   std::uint64_t value;
   [[maybe_unused]] auto n = ::read(wakeup_fd_, &value, sizeof value);
-}
-
-void EventLoop::spawn(Task<void> task) {
-  spawn(std::move(task), nullptr, nullptr);
 }
 
 void EventLoop::spawn(Task<void> task, DoneHook on_done, void* context) {
@@ -142,6 +141,66 @@ void EventLoop::on_task_finished(void* context, std::coroutine_handle<> handle) 
   } else if (error) {
     loop->report(error);
   }
+}
+
+void EventLoop::call_soon_threadsafe(std::function<void()> callback) {
+  {
+    std::lock_guard<std::mutex> lock(remote_mutex_);
+    remote_.push_back(std::move(callback));
+  }
+  remote_pending_.store(true, std::memory_order_release);
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wakeup_fd_, &one, sizeof one);
+}
+
+void EventLoop::take_remote() {
+  std::vector<std::function<void()>> taken;
+  {
+    std::lock_guard<std::mutex> lock(remote_mutex_);
+    taken.swap(remote_);
+    remote_pending_.store(false, std::memory_order_relaxed);
+  }
+  for (auto& callback : taken) ready_.push_back(std::move(callback));
+}
+
+void EventLoop::defer_until_idle(void (*fn)(void*) noexcept, void* context) {
+  if (!running_) {
+    fn(context);
+    return;
+  }
+  deferred_.push_back({fn, context});
+}
+
+void EventLoop::run_deferred_slow() noexcept {
+  // What runs here may defer more (a group cancelling its children): taken in turn.
+  for (std::size_t i = 0; i < deferred_.size(); ++i) {
+    const Deferred next = deferred_[i];
+    next.fn(next.context);
+  }
+  deferred_.clear();
+}
+
+void EventLoop::wake(detail::WakeNode& node) noexcept {
+  if (node.queued) return;
+  node.queued = true;
+  node.next = nullptr;
+  node.prev = woken_tail_;
+  if (woken_tail_ != nullptr) {
+    woken_tail_->next = &node;
+  } else {
+    woken_head_ = &node;
+  }
+  woken_tail_ = &node;
+  ++woken_;
+}
+
+void EventLoop::unwake(detail::WakeNode& node) noexcept {
+  if (!node.queued) return;
+  (node.prev != nullptr ? node.prev->next : woken_head_) = node.next;
+  (node.next != nullptr ? node.next->prev : woken_tail_) = node.prev;
+  node.next = node.prev = nullptr;
+  node.queued = false;
+  --woken_;
 }
 
 void EventLoop::call_soon(std::function<void()> callback) {
@@ -239,6 +298,7 @@ void EventLoop::fire_timers() {
     detail::TimerNode* timer = heap_.front();
     disarm(*timer);
     timer->fire(timer);
+    run_deferred();
   }
 }
 
@@ -324,6 +384,7 @@ void EventLoop::dispatch(int fd, unsigned events) {
     } else if (waiter->ops->complete != nullptr) {
       waiter->ops->complete(waiter);
     }
+    run_deferred();
   }
   // Level-triggered interest nobody waits for would be reported again at once: drop it.
   // With no waiter left at all the fd leaves the selector, so an fd closed behind the
@@ -350,12 +411,23 @@ void EventLoop::run_ready() {
     auto handle = ready_tasks_.front();
     ready_tasks_.pop_front();
     handle.resume();
+    run_deferred();
+  }
+  // Woken coroutines: those woken by this batch wait for the next (their count is taken
+  // now), and one destroyed meanwhile has already taken itself out.
+  std::size_t woken = woken_;
+  while (woken-- > 0 && woken_head_ != nullptr) {
+    detail::WakeNode* node = woken_head_;
+    unwake(*node);
+    node->handle.resume();
+    run_deferred();
   }
   std::size_t callbacks = ready_.size();
   while (callbacks-- > 0) {
     auto callback = std::move(ready_.front());
     ready_.pop_front();
     callback();
+    run_deferred();
   }
 }
 
@@ -366,6 +438,16 @@ void EventLoop::run() {
     EventLoop* previous;
     ~Restore() { current_loop = previous; }
   } restore{previous};
+  // Nested run() (a callback running a loop of its own on this thread) is not supported;
+  // running_ is this loop's own.
+  running_ = true;
+  struct NotRunning {
+    EventLoop& loop;
+    ~NotRunning() {
+      loop.run_deferred();
+      loop.running_ = false;
+    }
+  } not_running{*this};
 
   now_ = detail::Clock::now();
   // A stop() that came before run() (a signal during start-up) still stops it; the flag is
@@ -375,10 +457,17 @@ void EventLoop::run() {
     ~ClearStop() { flag.store(false, std::memory_order_relaxed); }
   } clear_stop{stop_requested_};
   while (!stop_requested_.load(std::memory_order_relaxed)) {
+    if (remote_pending_.load(std::memory_order_acquire)) take_remote();
     run_ready();
     if (stop_requested_.load(std::memory_order_relaxed)) break;
-    const bool has_ready = !ready_.empty() || !ready_tasks_.empty();
-    if (!has_ready && heap_.empty() && io_waiters_ == 0) break;  // nothing could ever wake us
+    const bool has_ready = !ready_.empty() || !ready_tasks_.empty() || woken_ > 0 ||
+                           remote_pending_.load(std::memory_order_relaxed);
+    if (!has_ready && heap_.empty() && io_waiters_ == 0 && tasks_.empty()) break;  // all done
+    // Coroutines waking each other (a Queue's producer and consumer) need no trip to the
+    // kernel between batches; the selector and the timers are still polled every few
+    // batches, so such a pair cannot starve I/O.
+    if (has_ready && ++busy_batches_ < busy_batches_per_poll) continue;
+    busy_batches_ = 0;
 
     std::optional<std::chrono::nanoseconds> timeout;
     if (has_ready) {
@@ -407,5 +496,38 @@ void EventLoop::run() {
     fire_timers();
   }
 }
+
+namespace detail {
+
+std::string describe_duration(std::chrono::nanoseconds duration) {
+  using namespace std::chrono;
+  const auto ns = duration.count();
+  char text[48];
+  if (ns % 1'000'000'000 == 0) {
+    std::snprintf(text, sizeof text, "%lld s", static_cast<long long>(ns / 1'000'000'000));
+  } else if (ns >= 1'000'000'000) {
+    std::snprintf(text, sizeof text, "%.3g s", static_cast<double>(ns) / 1e9);
+  } else if (ns % 1'000'000 == 0) {
+    std::snprintf(text, sizeof text, "%lld ms", static_cast<long long>(ns / 1'000'000));
+  } else if (ns >= 1'000'000) {
+    std::snprintf(text, sizeof text, "%.3g ms", static_cast<double>(ns) / 1e6);
+  } else if (ns >= 1'000) {
+    std::snprintf(text, sizeof text, "%.3g us", static_cast<double>(ns) / 1e3);
+  } else {
+    std::snprintf(text, sizeof text, "%lld ns", static_cast<long long>(ns));
+  }
+  return text;
+}
+
+EventLoop& loop_for_timeout() {
+  EventLoop* loop = EventLoop::current();
+  if (loop == nullptr) {
+    throw Error(std::make_error_code(std::errc::operation_not_permitted), "with_timeout", "",
+                "no EventLoop is running on this thread");
+  }
+  return *loop;
+}
+
+}  // namespace detail
 
 }  // namespace wire

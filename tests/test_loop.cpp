@@ -367,7 +367,7 @@ TEST_F(LoopTest, ClosingWakesTheReaderWhichMayEndTheWritersTask) {
   Task<void> w = writer(s);
   writer_handle = w.handle();
   loop.spawn(reader(s));
-  loop.spawn(std::move(w));
+  loop.spawn(std::move(w), nullptr, nullptr);  // w itself is the loop's task: cancel_task finds it
   loop.call_later(50ms, [&] { s.close(); });
   loop.run();
   EXPECT_EQ(read_error, errc::socket_closed);

@@ -305,13 +305,12 @@ TEST(RelayBetweenCancel, MidTransferLeaksNoFd) {
     const int fds_with_loop = test::open_fd_count();
     Task<RelayBetweenStats> task = relay_between(a, b);
     auto driver = [](Task<RelayBetweenStats>& relay) -> Task<void> { (void)co_await relay; };
-    Task<void> running = driver(task);
-    const auto handle = running.handle();
-    loop.spawn(std::move(running));
+    TaskHandle<void> handle = loop.spawn(driver(task));
     loop.call_later(300ms, [&] { loop.stop(); });
     loop.run();
     EXPECT_EQ(test::open_fd_count(), fds_with_loop + 4) << "two pipes while relaying";
-    EXPECT_TRUE(loop.cancel_task(handle));
+    EXPECT_TRUE(handle.cancel());  // outside run(): the task is destroyed at once
+    EXPECT_TRUE(handle.cancelled());
     task.reset();
     EXPECT_EQ(test::open_fd_count(), fds_with_loop) << "a pipe outlived the cancelled relay";
     EXPECT_TRUE(a.is_open() && b.is_open()) << "the sockets stay with their owner";

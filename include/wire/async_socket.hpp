@@ -205,6 +205,16 @@ class IoAwaitable : IoWaiter, TimerNode {
     if (armed()) owner_->loop_->disarm(*this);
   }
 
+  // For with_timeout's error: "recv 127.0.0.1:8080: timed out after 2 s".
+  TimeoutLabel timeout_label() const noexcept {
+    return {Op::name,
+            {},
+            [](const void* owner) {
+              return static_cast<const AsyncSocket*>(owner)->socket().describe();
+            },
+            owner_};
+  }
+
   bool await_ready() noexcept {
     if (!owner_->socket_.is_open()) {
       result_ = errc::socket_closed;

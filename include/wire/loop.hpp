@@ -26,7 +26,9 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -38,6 +40,8 @@
 namespace wire {
 
 class EventLoop;
+template <class T>
+class TaskHandle;
 
 namespace detail {
 
@@ -76,6 +80,17 @@ struct IoWaiter {
   bool waiting = false;
 };
 
+// A coroutine made ready by something the loop does not watch (an Event, a Queue, a task
+// that finished, yield()): queued for the loop's next batch, and taken back out by its
+// awaiter's destructor if the coroutine is destroyed first. Lives inside the awaiter, so
+// waking allocates nothing.
+struct WakeNode {
+  std::coroutine_handle<> handle;
+  WakeNode* next = nullptr;
+  WakeNode* prev = nullptr;
+  bool queued = false;
+};
+
 }  // namespace detail
 
 class EventLoop {
@@ -91,8 +106,11 @@ class EventLoop {
   // The loop running on this thread, or nullptr.
   static EventLoop* current() noexcept;
 
-  // Runs until stop() is called or nothing is left to wait for (no task waits on an fd or a
-  // timer, and nothing is queued).
+  // Runs until stop() is called or nothing is left: no task is unfinished, no fd or timer is
+  // waited on, and nothing is queued. A task waiting on something the loop does not watch
+  // (an Event, a Queue, an awaitable of your own) keeps run() going, as asyncio's
+  // run_forever does: whatever will wake it (another task, call_soon_threadsafe, a signal)
+  // can still come.
   void run();
   // Makes run() return after the current iteration. Safe from any thread and from signal
   // handlers.
@@ -102,9 +120,12 @@ class EventLoop {
   template <class T>
   T run_until_complete(Task<T> task);
 
-  // Starts `task` on the next iteration; the loop owns it. An exception escaping it goes to
-  // the exception handler (default: print to stderr) and does not stop the loop.
-  void spawn(Task<void> task);
+  // Starts `task` in the next batch; the loop owns it. The handle joins it (co_await),
+  // cancels it or, dropped, detaches it; an exception escaping a detached task goes to the
+  // exception handler (default: print to stderr) and does not stop the loop. See
+  // wire/async/task_handle.hpp.
+  template <class T>
+  TaskHandle<T> spawn(Task<T> task);
   // The same, and calls on_done(context, exception) once the task's frame is gone: when it
   // finished (exception is its escaped exception or null; the handler is then not called)
   // or when the loop destroyed it unfinished (null). For owners of per-task state.
@@ -125,6 +146,10 @@ class EventLoop {
   TimerId call_later(Duration delay, std::function<void()> callback);
   // False when the timer already fired or was cancelled.
   bool cancel(TimerId id) noexcept;
+  // The one way into the loop from another thread: queues `callback` for the loop's next
+  // batch and wakes it. Thread-safe, as are stop() and nothing else (a loop's other calls
+  // belong to the thread running it). Not async-signal-safe (it takes a lock).
+  void call_soon_threadsafe(std::function<void()> callback);
 
   // co_await loop.sleep(100ms);
   class SleepAwaitable;
@@ -135,6 +160,19 @@ class EventLoop {
   BufferPool& buffer_pool() noexcept { return buffer_pool_; }
   // The time when this iteration's wait returned (cheap: read once per iteration).
   detail::Clock::time_point now() const noexcept { return now_; }
+
+  // Queues the coroutine waiting in `node` to run in the loop's next batch (no-op when
+  // queued already); unwake() takes it back out. For awaitables (see docs/design/
+  // awaitables.md, "Writing an awaitable"): the node lives in the awaiter, whose destructor
+  // calls unwake so a destroyed coroutine is never resumed.
+  void wake(detail::WakeNode& node) noexcept;
+  void unwake(detail::WakeNode& node) noexcept;
+
+  // Runs `fn(context)` as soon as no coroutine of this loop is running: at once when
+  // called outside run(), else right after the running coroutine suspends and control is
+  // back in the loop. For cancelling a task that may be on the stack (TaskHandle::cancel):
+  // it is destroyed before anything else is resumed.
+  void defer_until_idle(void (*fn)(void* context) noexcept, void* context);
 
   // Used by awaitables (AsyncSocket's): not for general use.
   std::error_code wait_io(detail::IoWaiter& waiter) noexcept;
@@ -169,6 +207,12 @@ class EventLoop {
   void heap_swap(std::size_t a, std::size_t b) noexcept;
   static void on_task_finished(void* loop, std::coroutine_handle<> handle) noexcept;
   void drain_wakeup() noexcept;
+  // After each coroutine step: what defer_until_idle queued meanwhile.
+  void run_deferred() noexcept {
+    if (!deferred_.empty()) run_deferred_slow();
+  }
+  void run_deferred_slow() noexcept;
+  void take_remote();
   bool is_first(int fd) const noexcept {
     return fd >= 0 && static_cast<std::size_t>(fd) < fds_.size() && fds_[fd].first;
   }
@@ -183,6 +227,16 @@ class EventLoop {
   TimerId next_timer_id_ = 1;
   std::deque<std::function<void()>> ready_;
   std::deque<std::coroutine_handle<>> ready_tasks_;
+  detail::WakeNode* woken_head_ = nullptr;  // FIFO of woken coroutines (intrusive)
+  detail::WakeNode* woken_tail_ = nullptr;
+  std::size_t woken_ = 0;
+  unsigned busy_batches_ = 0;  // batches run since the selector was last polled
+  struct Deferred {
+    void (*fn)(void*) noexcept;
+    void* context;
+  };
+  std::vector<Deferred> deferred_;
+  bool running_ = false;  // inside run(): defer_until_idle waits for the step to end
   struct Spawned {
     std::coroutine_handle<detail::Promise<void>> handle;
     DoneHook on_done;
@@ -195,6 +249,9 @@ class EventLoop {
   std::size_t first_fds_ = 0;  // fds waited on with wait_io_first
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   std::atomic<bool> stop_requested_{false};
+  std::mutex remote_mutex_;
+  std::vector<std::function<void()>> remote_;  // from call_soon_threadsafe
+  std::atomic<bool> remote_pending_{false};
 };
 
 class EventLoop::SleepAwaitable : detail::TimerNode {
@@ -248,7 +305,7 @@ T EventLoop::run_until_complete(Task<T> task) {
   };
   Task<void> wrapped = runner(*this, std::move(task), outcome);
   const std::coroutine_handle<> running = wrapped.handle();
-  spawn(std::move(wrapped));
+  spawn(std::move(wrapped), nullptr, nullptr);
   run();
   if (outcome.error) std::rethrow_exception(outcome.error);
   if (!outcome.value) {
@@ -263,13 +320,36 @@ T EventLoop::run_until_complete(Task<T> task) {
 
 namespace detail {
 
+// "250 ms", "2 s", "1.5 s": for messages.
+std::string describe_duration(std::chrono::nanoseconds duration);
+
+// What with_timeout says timed out: an AsyncSocket operation names itself and its peer
+// (timeout_label()), formatted only if it does time out; anything else is named by the
+// caller, or is "with_timeout".
+struct TimeoutLabel {
+  const char* operation = "with_timeout";
+  std::string what;  // the caller's name for it: replaces operation and address
+  std::string (*describe)(const void* subject) = nullptr;
+  const void* subject = nullptr;
+};
+
+template <class A>
+TimeoutLabel label_of(const A& awaitable) noexcept {
+  if constexpr (requires { awaitable.timeout_label(); }) {
+    return awaitable.timeout_label();
+  } else {
+    return {};
+  }
+}
+
 // with_timeout's awaiter: runs the child inline like Task's awaiter, and destroys it (which
 // cancels what it waits on) if the timer fires first.
 template <class T>
 class TimeoutAwaiter : TimerNode {
  public:
-  TimeoutAwaiter(EventLoop& loop, EventLoop::Duration duration, Task<T> task) noexcept
-      : loop_(loop), duration_(duration), task_(std::move(task)) {}
+  TimeoutAwaiter(EventLoop& loop, EventLoop::Duration duration, Task<T> task,
+                 TimeoutLabel label) noexcept
+      : loop_(loop), duration_(duration), task_(std::move(task)), label_(std::move(label)) {}
   TimeoutAwaiter(const TimeoutAwaiter&) = delete;
   ~TimeoutAwaiter() {
     if (armed()) loop_.disarm(*this);
@@ -290,7 +370,14 @@ class TimeoutAwaiter : TimerNode {
   }
   T await_resume() {
     if (armed()) loop_.disarm(*this);
-    if (timed_out_) throw Error(errc::timed_out, "with_timeout", "");
+    if (timed_out_) {
+      std::string address;
+      if (label_.what.empty() && label_.describe != nullptr) {
+        address = label_.describe(label_.subject);
+      }
+      throw Error(errc::timed_out, label_.what.empty() ? label_.operation : label_.what,
+                  std::move(address), "timed out after " + describe_duration(duration_));
+    }
     return typename Task<T>::Awaiter{task_.handle()}.await_resume();
   }
 
@@ -298,12 +385,26 @@ class TimeoutAwaiter : TimerNode {
   EventLoop& loop_;
   EventLoop::Duration duration_;
   Task<T> task_;
+  TimeoutLabel label_;
   std::coroutine_handle<> parent_;
   bool timed_out_ = false;
 };
 
+// What co_await gives for an awaitable, or for a type with a member operator co_await
+// (Task, TaskHandle).
 template <class A>
-using await_result_t = decltype(std::declval<A&>().await_resume());
+struct awaiter_of {
+  using type = A;
+};
+template <class A>
+requires requires(A& a) {
+  a.operator co_await();
+}
+struct awaiter_of<A> {
+  using type = decltype(std::declval<A&>().operator co_await());
+};
+template <class A>
+using await_result_t = decltype(std::declval<typename awaiter_of<A>::type&>().await_resume());
 
 template <class A>
 Task<await_result_t<A>> as_task(A awaitable) {
@@ -315,25 +416,31 @@ struct is_task : std::false_type {};
 template <class T>
 struct is_task<Task<T>> : std::true_type {};
 
+EventLoop& loop_for_timeout();
+
 }  // namespace detail
 
 // co_await wire::with_timeout(2s, sock.recv(buffer));  co_await wire::with_timeout(2s, task());
 // Throws errc::timed_out when the duration passes first; the operation is then cancelled
-// (its fd registration and timers withdrawn). Uses the loop running on this thread.
+// (its fd registration and timers withdrawn). Uses the loop running on this thread. The
+// error names what timed out: "recv 127.0.0.1:8080: timed out after 2 s" for a socket's
+// operation; pass `what` to name anything else ("fetch /index.html: timed out after 2 s").
 template <class Awaitable>
-auto with_timeout(EventLoop::Duration duration, Awaitable awaitable) {
-  EventLoop* loop = EventLoop::current();
-  if (loop == nullptr) {
-    throw Error(std::make_error_code(std::errc::operation_not_permitted), "with_timeout", "",
-                "no EventLoop is running on this thread");
-  }
+auto with_timeout(EventLoop::Duration duration, Awaitable awaitable, std::string what = {}) {
+  EventLoop& loop = detail::loop_for_timeout();
+  detail::TimeoutLabel label = detail::label_of(awaitable);
+  label.what = std::move(what);
   if constexpr (detail::is_task<Awaitable>::value) {
-    return detail::TimeoutAwaiter<typename Awaitable::value_type>(*loop, duration,
-                                                                  std::move(awaitable));
+    return detail::TimeoutAwaiter<typename Awaitable::value_type>(
+        loop, duration, std::move(awaitable), std::move(label));
   } else {
     using T = detail::await_result_t<Awaitable>;
-    return detail::TimeoutAwaiter<T>(*loop, duration, detail::as_task(std::move(awaitable)));
+    return detail::TimeoutAwaiter<T>(loop, duration, detail::as_task(std::move(awaitable)),
+                                     std::move(label));
   }
 }
 
 }  // namespace wire
+
+// EventLoop::spawn returns a TaskHandle: defined there, once EventLoop is complete.
+#include "wire/async/task_handle.hpp"  // IWYU pragma: export

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "wire/address.hpp"
+#include "wire/async.hpp"
 #include "wire/async_socket.hpp"
 #include "wire/buffer.hpp"
 #include "wire/connect.hpp"

@@ -1,0 +1,81 @@
+#include "wire/async/task_group.hpp"
+
+namespace wire {
+
+TaskGroup::TaskGroup() : loop_(EventLoop::current()) {
+  if (loop_ == nullptr) {
+    throw Error(std::make_error_code(std::errc::operation_not_permitted), "TaskGroup", "",
+                "no EventLoop is running on this thread");
+  }
+}
+
+TaskGroup::~TaskGroup() {
+  joiner_ = nullptr;  // a joiner lives in the same frame, and is gone already
+  // Children may point into the frame that owns this group: none may run after it.
+  while (head_ != nullptr) {
+    detail::TaskState* child = head_;
+    child->cancel_now();
+    if (head_ == child) child_settled(child);  // its loop is gone: just let go
+  }
+}
+
+void TaskGroup::adopt(detail::TaskState* state) noexcept {
+  state->add_ref();
+  state->group = this;
+  state->group_next = head_;
+  if (head_ != nullptr) head_->group_prev = state;
+  head_ = state;
+  ++running_;
+  if (error_) state->cancel();
+}
+
+void TaskGroup::cancel() noexcept {
+  for (detail::TaskState* child = head_; child != nullptr; child = child->group_next) {
+    child->cancel();
+  }
+}
+
+void TaskGroup::child_settled(detail::TaskState* child) noexcept {
+  (child->group_prev != nullptr ? child->group_prev->group_next : head_) = child->group_next;
+  if (child->group_next != nullptr) child->group_next->group_prev = child->group_prev;
+  child->group_next = child->group_prev = nullptr;
+  child->group = nullptr;
+  --running_;
+  if (first_settled_ == nullptr) first_settled_ = child;
+  if (child->status() == detail::TaskState::Status::failed && !child->error_taken) {
+    child->error_taken = true;
+    if (!error_) {
+      error_ = child->error();
+      cancel();
+    } else if (EventLoop* running_on = child->loop()) {
+      running_on->report(child->error());  // a second failure: logged, not lost
+    }
+  }
+  if (joiner_ != nullptr && satisfied(joiner_->until_)) {
+    JoinAwaiter* waiting = std::exchange(joiner_, nullptr);
+    loop_->wake(waiting->node_);
+  }
+  child->release();
+}
+
+TaskGroup::JoinAwaiter::~JoinAwaiter() {
+  if (group_.joiner_ == this) group_.joiner_ = nullptr;
+  if (node_.queued) group_.loop_->unwake(node_);
+}
+
+bool TaskGroup::JoinAwaiter::await_suspend(std::coroutine_handle<> handle) {
+  if (group_.joiner_ != nullptr) {
+    throw Error(std::make_error_code(std::errc::device_or_resource_busy), "join task group", "",
+                "another coroutine is already waiting for this group");
+  }
+  node_.handle = handle;
+  group_.joiner_ = this;
+  return true;
+}
+
+const void* TaskGroup::JoinAwaiter::await_resume() {
+  if (until_ == Until::all && group_.error_) std::rethrow_exception(group_.error_);
+  return group_.first_settled_;
+}
+
+}  // namespace wire
