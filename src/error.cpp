@@ -22,6 +22,8 @@ class WireCategory final : public std::error_category {
         return "invalid address";
       case errc::socket_closed:
         return "socket is closed or detached";
+      case errc::option_size_mismatch:
+        return "the option's value has another size than the type asked for";
     }
     return "unknown wire error";
   }

@@ -1,6 +1,7 @@
 #include "wire/socket.hpp"
 
 #include <fcntl.h>
+#include <netinet/udp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -65,6 +66,151 @@ template <class T, class Operation, class Describe>
 T unwrap(Result<T>&& result, Operation&& operation, Describe&& describe) {
   if (!result) throw Error(result.error(), std::string(operation), describe());
   if constexpr (!std::is_void_v<T>) return std::move(*result);
+}
+
+struct Named {
+  int value;
+  const char* name;
+};
+
+constexpr Named named(int value, const char* name) {
+  return Named{value, name};
+}
+
+// What error messages call levels and options: the common ones by their C names.
+#define WIRE_NAMED(x) named((x), #x)
+constexpr Named levels[] = {
+    WIRE_NAMED(SOL_SOCKET),  WIRE_NAMED(IPPROTO_IP),  WIRE_NAMED(IPPROTO_IPV6),
+    WIRE_NAMED(IPPROTO_TCP), WIRE_NAMED(IPPROTO_UDP),
+};
+constexpr Named socket_options[] = {
+    WIRE_NAMED(SO_REUSEADDR),    WIRE_NAMED(SO_REUSEPORT),    WIRE_NAMED(SO_KEEPALIVE),
+    WIRE_NAMED(SO_BROADCAST),    WIRE_NAMED(SO_LINGER),       WIRE_NAMED(SO_RCVBUF),
+    WIRE_NAMED(SO_SNDBUF),       WIRE_NAMED(SO_RCVBUFFORCE),  WIRE_NAMED(SO_SNDBUFFORCE),
+    WIRE_NAMED(SO_RCVLOWAT),     WIRE_NAMED(SO_SNDLOWAT),     WIRE_NAMED(SO_RCVTIMEO),
+    WIRE_NAMED(SO_SNDTIMEO),     WIRE_NAMED(SO_ERROR),        WIRE_NAMED(SO_TYPE),
+    WIRE_NAMED(SO_DOMAIN),       WIRE_NAMED(SO_PROTOCOL),     WIRE_NAMED(SO_ACCEPTCONN),
+    WIRE_NAMED(SO_BINDTODEVICE), WIRE_NAMED(SO_DONTROUTE),    WIRE_NAMED(SO_OOBINLINE),
+    WIRE_NAMED(SO_PRIORITY),     WIRE_NAMED(SO_MARK),         WIRE_NAMED(SO_PEERCRED),
+    WIRE_NAMED(SO_PASSCRED),     WIRE_NAMED(SO_TIMESTAMP),    WIRE_NAMED(SO_TIMESTAMPNS),
+    WIRE_NAMED(SO_BUSY_POLL),    WIRE_NAMED(SO_INCOMING_CPU), WIRE_NAMED(SO_ZEROCOPY),
+};
+constexpr Named ip_options[] = {
+    WIRE_NAMED(IP_TOS),
+    WIRE_NAMED(IP_TTL),
+    WIRE_NAMED(IP_OPTIONS),
+    WIRE_NAMED(IP_PKTINFO),
+    WIRE_NAMED(IP_RECVTTL),
+    WIRE_NAMED(IP_RECVTOS),
+    WIRE_NAMED(IP_RECVERR),
+    WIRE_NAMED(IP_MTU_DISCOVER),
+    WIRE_NAMED(IP_MTU),
+    WIRE_NAMED(IP_FREEBIND),
+    WIRE_NAMED(IP_TRANSPARENT),
+    WIRE_NAMED(IP_BIND_ADDRESS_NO_PORT),
+    WIRE_NAMED(IP_MULTICAST_IF),
+    WIRE_NAMED(IP_MULTICAST_TTL),
+    WIRE_NAMED(IP_MULTICAST_LOOP),
+    WIRE_NAMED(IP_MULTICAST_ALL),
+    WIRE_NAMED(IP_ADD_MEMBERSHIP),
+    WIRE_NAMED(IP_DROP_MEMBERSHIP),
+    WIRE_NAMED(IP_ADD_SOURCE_MEMBERSHIP),
+    WIRE_NAMED(IP_DROP_SOURCE_MEMBERSHIP),
+};
+constexpr Named ipv6_options[] = {
+    WIRE_NAMED(IPV6_V6ONLY),
+    WIRE_NAMED(IPV6_UNICAST_HOPS),
+    WIRE_NAMED(IPV6_TCLASS),
+    WIRE_NAMED(IPV6_RECVPKTINFO),
+    WIRE_NAMED(IPV6_RECVHOPLIMIT),
+    WIRE_NAMED(IPV6_RECVTCLASS),
+    WIRE_NAMED(IPV6_RECVERR),
+    WIRE_NAMED(IPV6_MTU_DISCOVER),
+    WIRE_NAMED(IPV6_MTU),
+    WIRE_NAMED(IPV6_MULTICAST_IF),
+    WIRE_NAMED(IPV6_MULTICAST_HOPS),
+    WIRE_NAMED(IPV6_MULTICAST_LOOP),
+    WIRE_NAMED(IPV6_MULTICAST_ALL),
+    WIRE_NAMED(IPV6_ADD_MEMBERSHIP),
+    WIRE_NAMED(IPV6_DROP_MEMBERSHIP),
+    WIRE_NAMED(IPV6_FREEBIND),
+    WIRE_NAMED(IPV6_TRANSPARENT),
+};
+constexpr Named tcp_options[] = {
+    WIRE_NAMED(TCP_NODELAY),       WIRE_NAMED(TCP_MAXSEG),       WIRE_NAMED(TCP_CORK),
+    WIRE_NAMED(TCP_KEEPIDLE),      WIRE_NAMED(TCP_KEEPINTVL),    WIRE_NAMED(TCP_KEEPCNT),
+    WIRE_NAMED(TCP_SYNCNT),        WIRE_NAMED(TCP_LINGER2),      WIRE_NAMED(TCP_DEFER_ACCEPT),
+    WIRE_NAMED(TCP_WINDOW_CLAMP),  WIRE_NAMED(TCP_INFO),         WIRE_NAMED(TCP_QUICKACK),
+    WIRE_NAMED(TCP_CONGESTION),    WIRE_NAMED(TCP_USER_TIMEOUT), WIRE_NAMED(TCP_FASTOPEN),
+    WIRE_NAMED(TCP_NOTSENT_LOWAT),
+};
+constexpr Named udp_options[] = {
+    WIRE_NAMED(UDP_CORK),
+    WIRE_NAMED(UDP_SEGMENT),
+    WIRE_NAMED(UDP_GRO),
+};
+#undef WIRE_NAMED
+
+template <std::size_t N>
+const char* name_in(const Named (&table)[N], int value) {
+  for (const Named& entry : table) {
+    if (entry.value == value) return entry.name;
+  }
+  return nullptr;
+}
+
+// "IPPROTO_IP, IP_TOS" for error messages; numbers for what the tables do not know.
+std::string option_text(int level, int name) {
+  const char* level_name = name_in(levels, level);
+  const char* option_name = level == SOL_SOCKET     ? name_in(socket_options, name)
+                            : level == IPPROTO_IP   ? name_in(ip_options, name)
+                            : level == IPPROTO_IPV6 ? name_in(ipv6_options, name)
+                            : level == IPPROTO_TCP  ? name_in(tcp_options, name)
+                            : level == IPPROTO_UDP  ? name_in(udp_options, name)
+                                                    : nullptr;
+  std::string text = level_name ? level_name : "level " + std::to_string(level);
+  text += ", ";
+  text += option_name ? option_name : std::to_string(name);
+  return text;
+}
+
+bool is_tcp(const Socket& socket) {
+  return socket.type() == Type::stream &&
+         (socket.family() == Family::inet || socket.family() == Family::inet6);
+}
+
+// The kernel's limits (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, MAX_TCP_KEEPCNT in net/tcp.h).
+constexpr std::int64_t max_keepalive_seconds = 32767;
+constexpr int max_keepalive_count = 127;
+
+// Why `settings` cannot be given to the kernel: which field breaks which rule, for a
+// message "keepalive FIELD must be RULE". Static strings: the nothrow path must not allocate.
+struct KeepAliveProblem {
+  const char* field = nullptr;  // nullptr: no problem
+  const char* rule = nullptr;
+};
+
+KeepAliveProblem keepalive_problem(const KeepAlive& settings) noexcept {
+  using namespace std::chrono;
+  const std::pair<nanoseconds, const char*> durations[] = {{settings.idle, "idle"},
+                                                           {settings.interval, "interval"}};
+  for (const auto& [duration, field] : durations) {
+    if (duration <= nanoseconds::zero()) return {field, "positive"};
+    if (duration % seconds(1) != nanoseconds::zero()) {
+      return {field, "whole seconds (the kernel counts seconds)"};
+    }
+    if (duration > seconds(max_keepalive_seconds)) return {field, "at most 32767 s"};
+  }
+  if (settings.count < 1 || settings.count > max_keepalive_count) return {"count", "1 to 127"};
+  return {};
+}
+
+std::string duration_text(std::chrono::nanoseconds d) {
+  using namespace std::chrono;
+  if (d % seconds(1) == nanoseconds::zero()) return std::to_string(d / seconds(1)) + " s";
+  if (d % milliseconds(1) == nanoseconds::zero())
+    return std::to_string(d / milliseconds(1)) + " ms";
+  return std::to_string(d.count()) + " ns";
 }
 
 }  // namespace
@@ -490,12 +636,118 @@ Result<void> Socket::set_raw_option(int level, int name, const void* value,
   return {};
 }
 
-Result<void> Socket::get_raw_option(int level, int name, void* value,
-                                    ::socklen_t size) const noexcept {
+void Socket::get_option_exactly(int level, int name, std::span<std::byte> buffer) const {
+  const std::string operation = "getsockopt(" + option_text(level, name) + ")";
+  auto got = get_option(level, name, buffer, std::nothrow);
+  if (!got) throw Error(got.error(), operation, local_text());
+  const std::size_t wanted = buffer.size() - 1;
+  if (*got != wanted) {
+    throw Error(make_error_code(errc::option_size_mismatch), operation, local_text(),
+                "the kernel's value has " +
+                    (*got > wanted ? "more than " + std::to_string(wanted) : std::to_string(*got)) +
+                    " bytes, the type asked for " + std::to_string(wanted));
+  }
+}
+
+Result<void> Socket::set_option(int level, int name, std::span<const std::byte> value,
+                                std::nothrow_t) noexcept {
+  return set_raw_option(level, name, value.data(), static_cast<::socklen_t>(value.size()));
+}
+
+void Socket::set_option(int level, int name, std::span<const std::byte> value) {
+  unwrap(set_option(level, name, value, std::nothrow),
+         "setsockopt(" + option_text(level, name) + ")", [&] { return local_text(); });
+}
+
+Result<std::size_t> Socket::get_option(int level, int name, std::span<std::byte> buffer,
+                                       std::nothrow_t) const noexcept {
   if (fd_ < 0) return errc::socket_closed;
-  ::socklen_t len = size;
-  if (::getsockopt(fd_, level, name, value, &len) < 0) return detail::last_error();
+  ::socklen_t len = static_cast<::socklen_t>(buffer.size());
+  if (::getsockopt(fd_, level, name, buffer.data(), &len) < 0) return detail::last_error();
+  // Some options report the length they would need rather than what fit; never claim more
+  // bytes than the buffer holds.
+  return std::min<std::size_t>(len, buffer.size());
+}
+
+std::size_t Socket::get_option(int level, int name, std::span<std::byte> buffer) const {
+  return unwrap(get_option(level, name, buffer, std::nothrow),
+                "getsockopt(" + option_text(level, name) + ")", [&] { return local_text(); });
+}
+
+Result<void> Socket::set_keepalive(bool on, std::nothrow_t) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  if (!is_tcp(*this)) return std::make_error_code(std::errc::wrong_protocol_type);
+  int value = on ? 1 : 0;
+  return set_raw_option(SOL_SOCKET, SO_KEEPALIVE, &value, sizeof value);
+}
+
+void Socket::set_keepalive(bool on) {
+  if (fd_ >= 0 && !is_tcp(*this)) {
+    throw Error(std::make_error_code(std::errc::wrong_protocol_type), "set_keepalive", local_text(),
+                "keepalive needs a TCP socket");
+  }
+  unwrap(set_keepalive(on, std::nothrow), "set_keepalive", [&] { return local_text(); });
+}
+
+Result<void> Socket::set_keepalive(const KeepAlive& settings, std::nothrow_t) noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  if (!is_tcp(*this)) return std::make_error_code(std::errc::wrong_protocol_type);
+  if (keepalive_problem(settings).field != nullptr) {
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  const int values[] = {static_cast<int>(settings.idle / std::chrono::seconds(1)),
+                        static_cast<int>(settings.interval / std::chrono::seconds(1)),
+                        settings.count, 1};
+  const int names[][2] = {{IPPROTO_TCP, TCP_KEEPIDLE},
+                          {IPPROTO_TCP, TCP_KEEPINTVL},
+                          {IPPROTO_TCP, TCP_KEEPCNT},
+                          // Last, so that the first probe is timed by the new idle.
+                          {SOL_SOCKET, SO_KEEPALIVE}};
+  for (int i = 0; i < 4; ++i) {
+    if (auto r = set_raw_option(names[i][0], names[i][1], &values[i], sizeof(int)); !r) return r;
+  }
   return {};
+}
+
+void Socket::set_keepalive(const KeepAlive& settings) {
+  if (fd_ >= 0 && !is_tcp(*this)) {
+    throw Error(std::make_error_code(std::errc::wrong_protocol_type), "set_keepalive", local_text(),
+                "keepalive needs a TCP socket");
+  }
+  if (auto problem = keepalive_problem(settings); problem.field != nullptr) {
+    const std::string_view field = problem.field;
+    const std::string got = field == "idle"       ? duration_text(settings.idle)
+                            : field == "interval" ? duration_text(settings.interval)
+                                                  : std::to_string(settings.count);
+    throw Error(
+        std::make_error_code(std::errc::invalid_argument), "set_keepalive", local_text(),
+        "keepalive " + std::string(field) + " must be " + problem.rule + " (got " + got + ")");
+  }
+  unwrap(set_keepalive(settings, std::nothrow), "set_keepalive", [&] { return local_text(); });
+}
+
+Result<std::optional<KeepAlive>> Socket::keepalive(std::nothrow_t) const noexcept {
+  if (fd_ < 0) return errc::socket_closed;
+  if (!is_tcp(*this)) return std::make_error_code(std::errc::wrong_protocol_type);
+  auto on = get_option<int>(SOL_SOCKET, SO_KEEPALIVE, std::nothrow);
+  if (!on) return on.error();
+  if (*on == 0) return std::optional<KeepAlive>();
+  auto idle = get_option<int>(IPPROTO_TCP, TCP_KEEPIDLE, std::nothrow);
+  if (!idle) return idle.error();
+  auto interval = get_option<int>(IPPROTO_TCP, TCP_KEEPINTVL, std::nothrow);
+  if (!interval) return interval.error();
+  auto count = get_option<int>(IPPROTO_TCP, TCP_KEEPCNT, std::nothrow);
+  if (!count) return count.error();
+  return std::optional<KeepAlive>(
+      KeepAlive{std::chrono::seconds(*idle), std::chrono::seconds(*interval), *count});
+}
+
+std::optional<KeepAlive> Socket::keepalive() const {
+  if (fd_ >= 0 && !is_tcp(*this)) {
+    throw Error(std::make_error_code(std::errc::wrong_protocol_type), "keepalive", local_text(),
+                "keepalive needs a TCP socket");
+  }
+  return unwrap(keepalive(std::nothrow), "keepalive", [&] { return local_text(); });
 }
 
 Result<void> Socket::set_option(option::Flag option, bool on, std::nothrow_t) noexcept {
@@ -509,10 +761,9 @@ void Socket::set_option(option::Flag option, bool on) {
 }
 
 Result<bool> Socket::get_option(option::Flag option, std::nothrow_t) const noexcept {
-  int value = 0;
-  if (auto r = get_raw_option(option.level, option.name, &value, sizeof value); !r)
-    return r.error();
-  return value != 0;
+  auto value = get_option<int>(option.level, option.name, std::nothrow);
+  if (!value) return value.error();
+  return *value != 0;
 }
 
 bool Socket::get_option(option::Flag option) const {
@@ -530,10 +781,7 @@ void Socket::set_option(option::Size option, int bytes) {
 }
 
 Result<int> Socket::get_option(option::Size option, std::nothrow_t) const noexcept {
-  int value = 0;
-  if (auto r = get_raw_option(option.level, option.name, &value, sizeof value); !r)
-    return r.error();
-  return value;
+  return get_option<int>(option.level, option.name, std::nothrow);
 }
 
 int Socket::get_option(option::Size option) const {
@@ -555,9 +803,8 @@ void Socket::set_option(option::Linger, std::optional<std::chrono::seconds> ling
 }
 
 std::optional<std::chrono::seconds> Socket::get_option(option::Linger) const {
-  ::linger value{};
-  unwrap(get_raw_option(SOL_SOCKET, SO_LINGER, &value, sizeof value), "get_option linger",
-         [&] { return std::string(local_text()); });
+  const ::linger value = unwrap(get_option<::linger>(SOL_SOCKET, SO_LINGER, std::nothrow),
+                                "get_option linger", [&] { return std::string(local_text()); });
   if (!value.l_onoff) return std::nullopt;
   return std::chrono::seconds(value.l_linger);
 }

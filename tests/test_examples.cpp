@@ -104,6 +104,15 @@ TEST_F(ExamplesTest, UdpExchangesDatagrams) {
   EXPECT_NE(out.find("client got 'answer' from udp://127.0.0.1:"), std::string::npos) << out;
 }
 
+TEST_F(ExamplesTest, MulticastReceiverHearsTheSender) {
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/multicast"}, Child::Options::merged());
+  std::string out = child.read_all();
+  EXPECT_EQ(child.wait(), 0) << out;
+  EXPECT_NE(out.find("receiver heard 'hello, group' from udp://127.0.0.1:"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find(" on udp://239.255.0.1:"), std::string::npos) << out;
+}
+
 TEST_F(ExamplesTest, UnixSocketUsesAPath) {
   test::TempDir dir;
   Child child({std::string(WIRE_EXAMPLES_DIR) + "/unix_socket", dir.file("example.sock")});

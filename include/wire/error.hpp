@@ -20,11 +20,12 @@ namespace wire {
 // Conditions that are not errno values. Compare with `ec == wire::errc::timed_out`;
 // timed_out also compares equal to std::errc::timed_out.
 enum class errc {
-  timed_out = 1,    // a deadline passed before the operation could finish
-  unexpected_eof,   // the peer closed before the bytes asked for arrived
-  line_too_long,    // read_line / read_until found no delimiter within max_len bytes
-  invalid_address,  // an address string could not be parsed
-  socket_closed,    // the Socket was closed or detached; its old fd number is never used
+  timed_out = 1,         // a deadline passed before the operation could finish
+  unexpected_eof,        // the peer closed before the bytes asked for arrived
+  line_too_long,         // read_line / read_until found no delimiter within max_len bytes
+  invalid_address,       // an address string could not be parsed
+  socket_closed,         // the Socket was closed or detached; its old fd number is never used
+  option_size_mismatch,  // getsockopt returned a value of another size than the type asked for
 };
 
 const std::error_category& wire_category() noexcept;

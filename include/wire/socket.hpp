@@ -19,19 +19,31 @@
 // Timeouts follow Python's settimeout(): std::nullopt blocks, zero is non-blocking (calls that
 // would block fail with EAGAIN), a positive duration makes each blocking call fail with
 // errc::timed_out after it. send_all spends one deadline on the whole buffer.
+//
+// Options: the common ones by name, any other by level and name with a typed value, like
+// Python's setsockopt/getsockopt (docs/design/socket-options.md says why both):
+//   conn.set_option(wire::option::tcp_nodelay, true);
+//   conn.set_option(IPPROTO_IP, IP_TOS, 0x10);
+//   int tos = conn.get_option<int>(IPPROTO_IP, IP_TOS);
+//   conn.set_keepalive(wire::KeepAlive{.idle = 60s, .interval = 10s, .count = 5});
+// Multicast helpers for datagram sockets are in wire/multicast.hpp.
 #pragma once
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <array>
+#include <bit>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "wire/address.hpp"
@@ -67,7 +79,36 @@ inline constexpr Flag v6_only{IPPROTO_IPV6, IPV6_V6ONLY, "v6_only"};
 inline constexpr Size receive_buffer_size{SOL_SOCKET, SO_RCVBUF, "receive_buffer_size"};
 inline constexpr Size send_buffer_size{SOL_SOCKET, SO_SNDBUF, "send_buffer_size"};
 inline constexpr Linger linger{};
+
+namespace detail {
+template <class T>
+inline constexpr bool is_std_array = false;
+template <class T, std::size_t N>
+inline constexpr bool is_std_array<std::array<T, N>> = true;
+}  // namespace detail
+
+// What a raw option value may be: bytes the kernel can copy (int, ::ip_mreqn, ::timeval,
+// a char array...). Not a pointer or a view (std::span, std::string_view): their own bytes
+// are an address, not the value; pass std::as_bytes(view) to the span overload instead.
+// Not bool: the kernel reads boolean options as int and refuses a one-byte bool on most
+// of them (EINVAL); pass 1 or 0.
+template <class T>
+concept RawValue =
+    std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> &&
+    !std::is_same_v<std::remove_cv_t<T>, bool> &&
+    (detail::is_std_array<std::remove_cv_t<T>> || !requires(const T& value) { value.data(); });
 }  // namespace option
+
+// TCP keepalive timers (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): after `idle` without
+// traffic the kernel sends a probe, then one every `interval`, and resets the connection
+// after `count` unanswered probes. The kernel counts whole seconds: a duration that is not
+// a whole number of seconds (or not positive) is refused before any syscall.
+struct KeepAlive {
+  std::chrono::nanoseconds idle;
+  std::chrono::nanoseconds interval;
+  int count;
+  friend bool operator==(const KeepAlive&, const KeepAlive&) = default;
+};
 
 class Socket {
  public:
@@ -187,6 +228,59 @@ class Socket {
                           std::nothrow_t) noexcept;
   std::optional<std::chrono::seconds> get_option(option::Linger) const;
 
+  // Any option, by level and name, with a value of the option's own type:
+  //   sock.set_option(IPPROTO_IP, IP_TOS, 0x10);
+  //   auto tv = sock.get_option<::timeval>(SOL_SOCKET, SO_RCVTIMEO);
+  // Errors name the option: "setsockopt(IPPROTO_IP, IP_TOS) udp://127.0.0.1:5000: ...".
+  // A get whose value the kernel reports at another size than sizeof(T) fails with
+  // errc::option_size_mismatch: a T half filled would be garbage. The kernel is asked with
+  // room for one byte more than T, so that a longer value is caught rather than cut to fit
+  // (most options copy min(asked, actual) bytes without a word).
+  template <option::RawValue T>
+  void set_option(int level, int name, const T& value) {
+    set_option(level, name, bytes_of(value));
+  }
+  template <option::RawValue T>
+  Result<void> set_option(int level, int name, const T& value, std::nothrow_t) noexcept {
+    return set_option(level, name, bytes_of(value), std::nothrow);
+  }
+  void set_option(int level, int name, bool value) = delete;  // pass 1 or 0: see RawValue
+  template <option::RawValue T>
+  T get_option(int level, int name) const {
+    std::array<std::byte, sizeof(T) + 1> bytes{};
+    get_option_exactly(level, name, bytes);
+    return value_of<T>(bytes);
+  }
+  template <option::RawValue T>
+  Result<T> get_option(int level, int name, std::nothrow_t) const noexcept {
+    std::array<std::byte, sizeof(T) + 1> bytes{};
+    auto size = get_option(level, name, bytes, std::nothrow);
+    if (!size) return size.error();
+    if (*size != sizeof(T)) return errc::option_size_mismatch;
+    return value_of<T>(bytes);
+  }
+  // Values whose length varies (SO_BINDTODEVICE, TCP_CONGESTION, IP_OPTIONS): set takes the
+  // bytes as they are; get fills `buffer` and returns how many bytes the kernel wrote.
+  void set_option(int level, int name, std::span<const std::byte> value);
+  Result<void> set_option(int level, int name, std::span<const std::byte> value,
+                          std::nothrow_t) noexcept;
+  std::size_t get_option(int level, int name, std::span<std::byte> buffer) const;
+  Result<std::size_t> get_option(int level, int name, std::span<std::byte> buffer,
+                                 std::nothrow_t) const noexcept;
+
+  // TCP keepalive. set_keepalive(false) stops the probes; set_keepalive(true) starts them
+  // with the timers as they are (the system's net.ipv4.tcp_keepalive_* unless set here).
+  // set_keepalive(KeepAlive{...}) sets the three timers, then turns keepalive on.
+  // Only for TCP sockets: on any other, or with a bad KeepAlive, fails before any syscall
+  // (std::errc::wrong_protocol_type, std::errc::invalid_argument).
+  void set_keepalive(bool on);
+  Result<void> set_keepalive(bool on, std::nothrow_t) noexcept;
+  void set_keepalive(const KeepAlive& settings);
+  Result<void> set_keepalive(const KeepAlive& settings, std::nothrow_t) noexcept;
+  // The timers when keepalive is on; nullopt when it is off.
+  std::optional<KeepAlive> keepalive() const;
+  Result<std::optional<KeepAlive>> keepalive(std::nothrow_t) const noexcept;
+
   // A buffered stream on the same fd (Python's makefile('rwb')). The Socket keeps owning the
   // fd and must outlive the Stream; the Stream starts with this socket's timeout.
   Stream makefile() const;
@@ -207,7 +301,19 @@ class Socket {
   std::string peer_text() const;
   std::string local_text() const;
   Result<void> set_raw_option(int level, int name, const void* value, ::socklen_t size) noexcept;
-  Result<void> get_raw_option(int level, int name, void* value, ::socklen_t size) const noexcept;
+  // For the throwing get_option<T>: fills `buffer` and throws unless the kernel wrote one byte
+  // less than it holds (sizeof(T)); the error says both sizes.
+  void get_option_exactly(int level, int name, std::span<std::byte> buffer) const;
+  template <class T>
+  static std::span<const std::byte> bytes_of(const T& value) noexcept {
+    return {reinterpret_cast<const std::byte*>(&value), sizeof value};
+  }
+  template <class T>
+  static T value_of(const std::array<std::byte, sizeof(T) + 1>& bytes) noexcept {
+    std::array<std::byte, sizeof(T)> exact;
+    std::memcpy(exact.data(), bytes.data(), sizeof(T));
+    return std::bit_cast<T>(exact);
+  }
 
   int fd_ = -1;
   Family family_ = Family::unspecified;

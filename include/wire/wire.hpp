@@ -16,6 +16,7 @@
 #include "wire/http/static_files.hpp"
 #include "wire/http/status_page.hpp"
 #include "wire/loop.hpp"
+#include "wire/multicast.hpp"
 #include "wire/probe.hpp"
 #include "wire/relay.hpp"
 #include "wire/relay_between.hpp"
