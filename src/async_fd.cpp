@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <climits>
@@ -32,6 +34,7 @@ std::string fd_name(int fd) {
 
 struct FileKind {
   ::mode_t type = 0;  // S_IFMT bits; 0 for anonymous inodes (eventfd, signalfd, timerfd, ...)
+  bool pty_master = false;
 };
 
 // {} when epoll can watch `fd`; EPERM when it refuses (regular files, folders, /dev/null),
@@ -76,6 +79,10 @@ std::string why(std::error_code error, const FileKind& kind, bool reopening) {
   } else if (reopening && error == std::errc::no_such_device_or_address) {
     text += kind.type == S_IFSOCK ? ": a socket cannot be reopened; borrow it instead"
                                   : ": nothing has the other end of the pipe open";
+  } else if (reopening && error == std::errc::operation_not_supported) {
+    text += kind.pty_master ? ": a pty master cannot be reopened (that would make a new pty); "
+                              "borrow it instead"
+                            : ": reopening it gives another file; borrow it instead";
   }
   return text;
 }
@@ -184,10 +191,21 @@ Result<OwnedFd> open_again(int fd, FileKind& kind) noexcept {
   kind.type = st.st_mode & S_IFMT;
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0) return detail::last_error();
+  // A pty master's link is /dev/ptmx (or /dev/pts/ptmx), and opening that makes a new pty.
+  unsigned pty_number = 0;
+  if (::ioctl(fd, TIOCGPTN, &pty_number) == 0) {
+    kind.pty_master = true;
+    return std::make_error_code(std::errc::operation_not_supported);
+  }
   const std::string path = "/proc/self/fd/" + std::to_string(fd);
   // O_NONBLOCK also keeps the open itself from waiting (a FIFO with no one at the other end).
   OwnedFd again(::open(path.c_str(), (flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
   if (!again) return detail::last_error();
+  // Whatever else opens as another file than the one it names is refused the same way.
+  struct ::stat now {};
+  if (::fstat(again.fd(), &now) != 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+    return std::make_error_code(std::errc::operation_not_supported);
+  }
   return again;
 }
 

@@ -149,9 +149,12 @@ Result<void> FdTransport::shutdown() noexcept {
 }
 
 void FdTransport::close() noexcept {
-  // Closing the reader may wake a coroutine that destroys this transport: the writer first.
-  if (pair_) writer_.close();
-  reader_.close();
+  // Closing either end may wake a coroutine that destroys this transport: both are taken
+  // out first. Their waiters are nothrow waits, which need nothing of the AsyncFd to resume.
+  AsyncFd reader = std::move(reader_);
+  AsyncFd writer = std::move(writer_);
+  writer.close();
+  reader.close();
 }
 
 bool FdTransport::is_open() const noexcept {
@@ -159,7 +162,8 @@ bool FdTransport::is_open() const noexcept {
 }
 
 std::string FdTransport::describe(Events direction) const {
-  return direction == readable ? reader_.name() : writer().name();
+  const std::string& name = direction == readable ? reader_.name() : writer().name();
+  return name.empty() ? std::string("closed fd") : name;  // close() moved the AsyncFds out
 }
 
 void FdTransport::set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept {
@@ -168,6 +172,12 @@ void FdTransport::set_timeout(std::optional<std::chrono::nanoseconds> timeout) n
 }
 
 // --- AsyncStream -----------------------------------------------------------------------------
+
+namespace {
+std::string describe(const std::unique_ptr<Transport>& transport, Events direction) {
+  return transport ? transport->describe(direction) : std::string("closed stream");
+}
+}  // namespace
 
 AsyncStream::AsyncStream(AsyncSocket socket)
     : transport_(std::make_unique<SocketTransport>(std::move(socket))) {}
@@ -180,6 +190,10 @@ AsyncStream::AsyncStream(AsyncFd read_end, AsyncFd write_end)
 
 AsyncStream::AsyncStream(std::unique_ptr<Transport> transport) noexcept
     : transport_(std::move(transport)) {}
+
+AsyncStream::~AsyncStream() {
+  close();  // while the buffers still exist: a waiter it wakes may look at them
+}
 
 void AsyncStream::close() noexcept {
   write_buffer_.clear();
@@ -212,12 +226,12 @@ Result<std::size_t> AsyncStream::try_fill() noexcept {
   }
 }
 
-Task<Result<std::size_t>> AsyncStream::fill() {
+Task<Result<std::size_t>> AsyncStream::wait_then_fill() {
   for (;;) {
-    auto n = try_fill();
-    if (n || !detail::would_block(n.error())) co_return n;
     auto ready = co_await transport_->wait(readable);
     if (!ready) co_return ready.error();
+    auto n = try_fill();
+    if (n || !detail::would_block(n.error())) co_return n;
   }
 }
 
@@ -232,7 +246,8 @@ Task<Result<std::string>> AsyncStream::read_some(std::size_t max_bytes, std::not
   try {
     if (max_bytes == 0) co_return std::string();
     if (buffered() == 0) {
-      auto n = co_await fill();
+      auto n = try_fill();  // a frame to wait in only when the kernel has nothing yet
+      if (!n && detail::would_block(n.error())) n = co_await wait_then_fill();
       if (!n) co_return n.error();
     }
     co_return take(std::min(max_bytes, buffered()));
@@ -244,7 +259,8 @@ Task<Result<std::string>> AsyncStream::read_some(std::size_t max_bytes, std::not
 Task<Result<std::string>> AsyncStream::read_exact(std::size_t n, std::nothrow_t) {
   try {
     while (buffered() < n) {
-      auto got = co_await fill();
+      auto got = try_fill();
+      if (!got && detail::would_block(got.error())) got = co_await wait_then_fill();
       if (!got) co_return got.error();
       if (*got == 0) co_return errc::unexpected_eof;
     }
@@ -272,7 +288,8 @@ Task<Result<std::string>> AsyncStream::read_until(std::string_view delimiter, st
       }
       search_from_ = read_buffer_.size();
       if (buffered() >= max_len) co_return errc::line_too_long;
-      auto got = co_await fill();
+      auto got = try_fill();
+      if (!got && detail::would_block(got.error())) got = co_await wait_then_fill();
       if (!got) co_return got.error();
       if (*got == 0) co_return take(buffered());  // end of stream: the partial last line
     }
@@ -335,12 +352,6 @@ Task<Result<void>> AsyncStream::shutdown(std::nothrow_t) {
 
 // The throwing calls: the same messages as Stream's.
 
-namespace {
-std::string describe(const std::unique_ptr<Transport>& transport, Events direction) {
-  return transport ? transport->describe(direction) : std::string("closed stream");
-}
-}  // namespace
-
 Task<std::string> AsyncStream::read_some(std::size_t max_bytes) {
   auto r = co_await read_some(max_bytes, std::nothrow);
   if (!r) throw Error(r.error(), "read", describe(transport_, readable));
@@ -359,18 +370,22 @@ Task<std::string> AsyncStream::read_exact(std::size_t n) {
   co_return std::move(*r);
 }
 
+Error AsyncStream::line_error(std::error_code error, std::size_t max_len) const {
+  return Error(error, "read_line", describe(transport_, readable),
+               error == errc::line_too_long
+                   ? "no delimiter within " + std::to_string(max_len) + " bytes"
+                   : error.message());
+}
+
 Task<std::string> AsyncStream::read_line(std::size_t max_len) {
-  co_return co_await read_until("\n", max_len);
+  auto r = co_await read_until("\n", max_len, std::nothrow);
+  if (!r) throw line_error(r.error(), max_len);
+  co_return std::move(*r);
 }
 
 Task<std::string> AsyncStream::read_until(std::string_view delimiter, std::size_t max_len) {
   auto r = co_await read_until(delimiter, max_len, std::nothrow);
-  if (!r) {
-    throw Error(r.error(), "read_line", describe(transport_, readable),
-                r.error() == errc::line_too_long
-                    ? "no delimiter within " + std::to_string(max_len) + " bytes"
-                    : r.error().message());
-  }
+  if (!r) throw line_error(r.error(), max_len);
   co_return std::move(*r);
 }
 

@@ -514,6 +514,9 @@ TEST_F(AsyncFdTest, ReopenGivesAPrivateDescriptionAndLeavesTheOriginalBlocking) 
   EXPECT_EQ(AsyncFd::reopen(loop, a.fileno(), std::nothrow).error(),
             std::errc::no_such_device_or_address);
   EXPECT_EQ(AsyncFd::reopen(loop, -1, std::nothrow).error(), std::errc::bad_file_descriptor);
+  // Nor a pty master: its /proc link is /dev/ptmx, which would open a new pty.
+  const std::string master = test::error_of([&] { (void)AsyncFd::reopen(loop, pty.master.fd()); });
+  EXPECT_NE(master.find("a pty master cannot be reopened"), std::string::npos) << master;
 }
 
 TEST_F(AsyncFdTest, ASocketFdWritesWithoutSigpipe) {

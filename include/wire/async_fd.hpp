@@ -34,7 +34,8 @@
 // AsyncFd closes: the file is left as it was found (a process killed meanwhile cannot restore
 // it). While the AsyncFd is open the sharing remains; where that matters (a tty, a FIFO, a
 // pipe shared with others), reopen() gives a description no one else uses, which alone is made
-// non-blocking. reopen() cannot reopen a socket (the kernel refuses, ENXIO): borrow those.
+// non-blocking. reopen() refuses a socket (the kernel cannot reopen one, ENXIO) and a pty
+// master (reopening /dev/ptmx would make a new pty): borrow those.
 // Two AsyncFds over one description (borrow(0) and borrow(1) on a terminal) would restore the
 // flag when the first closes, under the second: reopen one of them.
 //

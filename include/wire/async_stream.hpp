@@ -140,7 +140,7 @@ class AsyncStream {
   AsyncStream& operator=(AsyncStream&&) noexcept = default;
   AsyncStream(const AsyncStream&) = delete;
   AsyncStream& operator=(const AsyncStream&) = delete;
-  ~AsyncStream() = default;  // closes the transport; undrained bytes are dropped
+  ~AsyncStream();  // closes the transport; undrained bytes are dropped
 
   Transport& transport() noexcept { return *transport_; }
   bool is_open() const noexcept { return transport_ && transport_->is_open(); }
@@ -188,7 +188,8 @@ class AsyncStream {
 
  private:
   Result<std::size_t> try_fill() noexcept;
-  Task<Result<std::size_t>> fill();
+  Task<Result<std::size_t>> wait_then_fill();
+  Error line_error(std::error_code error, std::size_t max_len) const;
   Task<Result<void>> write_out(std::size_t leave);
   std::string take(std::size_t n);
 
