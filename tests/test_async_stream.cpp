@@ -422,6 +422,52 @@ TEST_F(AsyncStreamTest, TalksToPython3OverLoopbackTcp) {
   EXPECT_EQ(python.wait(), 0);
 }
 
+TEST_F(AsyncStreamTest, ASocketStreamNamesItsPeerInErrors) {
+  EventLoop loop;
+  AsyncSocket listener(loop, create_server("tcp://127.0.0.1:0"));
+  Socket client = create_connection(std::vector<Address>{listener.socket().local_address()}, 5s);
+  auto accept = [](AsyncSocket& listener) -> Task<AsyncSocket> {
+    auto accepted = co_await with_timeout(5s, listener.accept());
+    co_return std::move(accepted.socket);
+  };
+  AsyncStream conn(loop.run_until_complete(accept(listener)));
+  conn.set_timeout(20ms);
+  EXPECT_EQ(conn.timeout(), std::chrono::nanoseconds(20ms));
+  client.send_all("no newline yet");
+  const std::string message = test::error_of([&] { (void)loop.run_until_complete(line_of(conn)); });
+  EXPECT_EQ(message, "read_line " + client.local_address().to_string() + ": timed out");
+  client.send_all("\n");
+  EXPECT_EQ(loop.run_until_complete(line_of(conn)), "no newline yet\n");
+}
+
+TEST_F(AsyncStreamTest, NothrowCallsReturnResults) {
+  EventLoop loop;
+  auto [a, b] = Socket::pair();
+  AsyncStream stream(AsyncSocket(loop, std::move(b)));
+  a.send_all("x\nyz");
+  a.shutdown(Shutdown::write);
+  auto body = [](AsyncStream& s) -> Task<std::vector<std::string>> {
+    std::vector<std::string> seen;
+    auto line = co_await s.read_line(10, std::nothrow);
+    seen.push_back(line ? *line : line.error().message());
+    auto exact = co_await s.read_exact(2, std::nothrow);
+    seen.push_back(exact ? *exact : exact.error().message());
+    auto past = co_await s.read_exact(1, std::nothrow);
+    seen.push_back(past ? *past : past.error().message());
+    auto written = co_await s.write("reply", std::nothrow);
+    seen.push_back(written ? "written" : written.error().message());
+    auto shut = co_await s.shutdown(std::nothrow);
+    seen.push_back(shut ? "shut" : shut.error().message());
+    co_return seen;
+  };
+  EXPECT_EQ(loop.run_until_complete(body(stream)),
+            (std::vector<std::string>{"x\n", "yz", make_error_code(errc::unexpected_eof).message(),
+                                      "written", "shut"}));
+  a.set_timeout(5s);
+  EXPECT_EQ(a.recv(100), "reply");
+  EXPECT_EQ(a.recv(100), "") << "shutdown() half-closed the socket";
+}
+
 namespace {
 
 // A transport of the test's own, layered on another as TLS would be on a socket: rot13 on
