@@ -345,3 +345,40 @@ TEST_F(ExamplesTest, ZeroDowntimeRestartHandsTheListenerToItsSuccessorOnUsr2) {
   ASSERT_GT(successor, 0);
   ::kill(successor, SIGTERM);
 }
+
+TEST_F(ExamplesTest, AsyncStdinReadsLinesWhileItAnswersTcpClients) {
+  test::TempDir dir;
+  const std::string fifo = dir.file("stdin");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  // Opened read-write, so the child's read-only open of its stdin finds a writer at once;
+  // closing it is then the end of the child's input.
+  OwnedFd typing(::open(fifo.c_str(), O_RDWR | O_CLOEXEC));
+  ASSERT_TRUE(typing);
+  Child::Options options;
+  options.stdin_path = fifo;
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/async_stdin", "tcp://127.0.0.1:0"}, options);
+  const Address address = listening_address(child.read_line());
+  const auto type = [&](std::string_view line) {
+    ASSERT_EQ(::write(typing.fd(), line.data(), line.size()), static_cast<::ssize_t>(line.size()));
+  };
+  const auto ask = [&] {
+    Socket client = create_connection(std::vector<Address>{address}, 5s);
+    client.set_timeout(5s);
+    return client.makefile().read_line();
+  };
+  // Lines and clients interleave, each served as it comes.
+  type("first\n");
+  EXPECT_EQ(child.read_line(), "stdin line 1: first\n");
+  EXPECT_EQ(ask(), "lines so far: 1\n");
+  EXPECT_EQ(child.read_line(), "answered a client after 1 lines\n");
+  type("second line, in ");
+  EXPECT_EQ(ask(), "lines so far: 1\n") << "a partial line is not a line yet";
+  EXPECT_EQ(child.read_line(), "answered a client after 1 lines\n");
+  type("two pieces\n");
+  EXPECT_EQ(child.read_line(), "stdin line 2: second line, in two pieces\n");
+  EXPECT_EQ(ask(), "lines so far: 2\n");
+  EXPECT_EQ(child.read_line(), "answered a client after 2 lines\n");
+  typing.close();
+  EXPECT_EQ(child.read_all(), "stdin closed after 2 lines\n");
+  EXPECT_EQ(child.wait(), 0);
+}

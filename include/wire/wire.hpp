@@ -3,7 +3,9 @@
 
 #include "wire/address.hpp"
 #include "wire/async.hpp"
+#include "wire/async_fd.hpp"
 #include "wire/async_socket.hpp"
+#include "wire/async_stream.hpp"
 #include "wire/buffer.hpp"
 #include "wire/connect.hpp"
 #include "wire/echo.hpp"
