@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include "async/thread_pool.hpp"
+
 namespace wire {
 
 namespace {
@@ -52,6 +54,14 @@ EventLoop::~EventLoop() {
     task.handle.destroy();
     if (task.on_done != nullptr) task.on_done(task.context, nullptr);
   }
+  // Workers finishing now post to this loop: joined before anything they touch goes.
+  pool_.reset();
+  ready_.clear();
+  {
+    std::lock_guard<std::mutex> lock(remote_mutex_);
+    remote_.clear();
+  }
+  while (!signal_handlers_.empty()) remove_signal_handler(signal_handlers_.back().signal);
   callback_timers_.clear();
   (void)selector_->unregister(wakeup_fd_, std::nothrow);
   ::close(wakeup_fd_);
@@ -151,6 +161,11 @@ void EventLoop::call_soon_threadsafe(std::function<void()> callback) {
   remote_pending_.store(true, std::memory_order_release);
   const std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(wakeup_fd_, &one, sizeof one);
+}
+
+void EventLoop::submit_to_thread(detail::ThreadJob* job) {
+  if (!pool_) pool_ = std::make_unique<detail::ThreadPool>(*this, max_worker_threads);
+  pool_->submit(job);
 }
 
 void EventLoop::take_remote() {
@@ -458,6 +473,7 @@ void EventLoop::run() {
   } clear_stop{stop_requested_};
   while (!stop_requested_.load(std::memory_order_relaxed)) {
     if (remote_pending_.load(std::memory_order_acquire)) take_remote();
+    run_signal_handlers();
     run_ready();
     if (stop_requested_.load(std::memory_order_relaxed)) break;
     const bool has_ready = !ready_.empty() || !ready_tasks_.empty() || woken_ > 0 ||

@@ -17,6 +17,8 @@
 // stores the completion, so user code stays the same.
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -42,6 +44,11 @@ namespace wire {
 class EventLoop;
 template <class T>
 class TaskHandle;
+
+namespace detail {
+class ThreadJob;
+class ThreadPool;
+}  // namespace detail
 
 namespace detail {
 
@@ -146,6 +153,21 @@ class EventLoop {
   TimerId call_later(Duration delay, std::function<void()> callback);
   // False when the timer already fired or was cancelled.
   bool cancel(TimerId id) noexcept;
+  // co_await loop.run_in_thread(fn): `fn` on a worker thread, its value back on this one
+  // (see wire/async/run_in_thread.hpp).
+  template <class F>
+  auto run_in_thread(F fn);
+  static constexpr unsigned max_worker_threads = 4;
+
+  // Runs `callback` on this loop's thread each time `signal` arrives, like asyncio's
+  // add_signal_handler: the handler itself only notes the signal and wakes the loop, so
+  // the callback may do anything. One loop per signal in a process (another loop's
+  // registration is errc device_or_resource_busy); registering again replaces the
+  // callback. The signal's previous disposition comes back with remove_signal_handler or
+  // when the loop is destroyed. Signals arriving together may run the callback once.
+  void add_signal_handler(int signal, std::function<void()> callback);
+  bool remove_signal_handler(int signal) noexcept;
+
   // The one way into the loop from another thread: queues `callback` for the loop's next
   // batch and wakes it. Thread-safe, as are stop() and nothing else (a loop's other calls
   // belong to the thread running it). Not async-signal-safe (it takes a lock).
@@ -173,6 +195,9 @@ class EventLoop {
   // back in the loop. For cancelling a task that may be on the stack (TaskHandle::cancel):
   // it is destroyed before anything else is resumed.
   void defer_until_idle(void (*fn)(void* context) noexcept, void* context);
+
+  // For run_in_thread's awaiter: runs the job on a worker, then wakes its node here.
+  void submit_to_thread(detail::ThreadJob* job);
 
   // Used by awaitables (AsyncSocket's): not for general use.
   std::error_code wait_io(detail::IoWaiter& waiter) noexcept;
@@ -252,6 +277,15 @@ class EventLoop {
   std::mutex remote_mutex_;
   std::vector<std::function<void()>> remote_;  // from call_soon_threadsafe
   std::atomic<bool> remote_pending_{false};
+  std::unique_ptr<detail::ThreadPool> pool_;  // made on first run_in_thread
+  struct SignalHandler {
+    int signal;
+    std::function<void()> callback;
+    struct ::sigaction previous;
+  };
+  std::vector<SignalHandler> signal_handlers_;
+  unsigned signals_seen_ = 0;  // the process's signal generation last looked at
+  void run_signal_handlers();
 };
 
 class EventLoop::SleepAwaitable : detail::TimerNode {
@@ -442,5 +476,7 @@ auto with_timeout(EventLoop::Duration duration, Awaitable awaitable, std::string
 
 }  // namespace wire
 
-// EventLoop::spawn returns a TaskHandle: defined there, once EventLoop is complete.
-#include "wire/async/task_handle.hpp"  // IWYU pragma: export
+// EventLoop::spawn returns a TaskHandle and run_in_thread an awaiter: defined there, once
+// EventLoop is complete.
+#include "wire/async/run_in_thread.hpp"  // IWYU pragma: export
+#include "wire/async/task_handle.hpp"    // IWYU pragma: export
