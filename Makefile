@@ -91,6 +91,7 @@ test-tsan: test-deps
 bench: build
 	@scripts/install-deps $(BENCH_PACKAGES)
 	bench/pingpong.sh build/release/bench/bench_pingpong
+	build/release/bench/bench_sync --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 	bench/echo.sh build/release
 	bench/idle_memory.sh build/release
 	bench/http.sh build/release

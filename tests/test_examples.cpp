@@ -382,3 +382,39 @@ TEST_F(ExamplesTest, AsyncStdinReadsLinesWhileItAnswersTcpClients) {
   EXPECT_EQ(child.read_all(), "stdin closed after 2 lines\n");
   EXPECT_EQ(child.wait(), 0);
 }
+
+// Three clients: each line reaches the other two (never its sender), joins and leaves are
+// announced, and SIGTERM ends the server cleanly through its signal handler.
+TEST_F(ExamplesTest, ChatServerRelaysEveryLineToTheOthers) {
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/chat_server", "tcp://127.0.0.1:0"});
+  const std::string first = child.read_line();
+  ASSERT_EQ(first.rfind("chat on ", 0), 0u) << first;
+  const Address address = Address::parse(first.substr(8, first.size() - 9));
+  std::vector<Socket> clients;
+  std::vector<Stream> readers;
+  clients.reserve(3);  // the readers point at the sockets
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(create_connection(std::vector<Address>{address}, 5s));
+    clients.back().set_timeout(5s);
+    readers.push_back(clients.back().makefile());
+  }
+  const std::string name0 = clients[0].local_address().to_string();
+  const std::string name1 = clients[1].local_address().to_string();
+  // Joins: client 0 hears 1 and 2 join; client 1 hears 2.
+  EXPECT_EQ(readers[0].read_line(), name1 + " joined\n");
+  EXPECT_EQ(readers[0].read_line(), clients[2].local_address().to_string() + " joined\n");
+  EXPECT_EQ(readers[1].read_line(), clients[2].local_address().to_string() + " joined\n");
+  clients[0].send_all("hello, room\n");
+  EXPECT_EQ(readers[1].read_line(), name0 + ": hello, room\n");
+  EXPECT_EQ(readers[2].read_line(), name0 + ": hello, room\n");
+  clients[1].send_all("hi\n");
+  EXPECT_EQ(readers[0].read_line(), name1 + ": hi\n");
+  EXPECT_EQ(readers[2].read_line(), name1 + ": hi\n");
+  clients[0].close();
+  EXPECT_EQ(readers[1].read_line(), name0 + " left\n");
+  EXPECT_EQ(readers[2].read_line(), name0 + " left\n");
+  ::kill(child.pid(), SIGTERM);
+  EXPECT_EQ(child.read_line(), "stopping: 2 clients\n");
+  EXPECT_EQ(child.wait(), 0);
+  EXPECT_EQ(readers[1].read_line(), "") << "the server closed the connection";
+}
