@@ -1,16 +1,25 @@
 #include "thread_pool.hpp"
 
+#include <utility>
+
 namespace wire::detail {
 
 namespace {
 // Back on the loop's thread: wakes the waiter unless it is gone. Holds the worker's
-// reference, so a loop destroyed with this still queued frees the job too.
+// reference, so a loop destroyed with this still queued frees the job too. Moved, never
+// copied, into the loop's queue: the worker keeps no reference, so the job (and the
+// exception or value in it) is freed on the loop's thread, never on a worker.
 struct Finished {
   ThreadJob* job;
   explicit Finished(ThreadJob* j) noexcept : job(j) {}
-  Finished(const Finished& other) noexcept : job(other.job) { job->add_ref(); }
+  Finished(Finished&& other) noexcept : job(std::exchange(other.job, nullptr)) {}
+  Finished(const Finished& other) noexcept : job(other.job) {
+    if (job != nullptr) job->add_ref();
+  }
   Finished& operator=(const Finished&) = delete;
-  ~Finished() { job->release(); }
+  ~Finished() {
+    if (job != nullptr) job->release();
+  }
   void operator()() const noexcept {
     job->finished = true;
     if (!job->abandoned) {
