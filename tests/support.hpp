@@ -99,6 +99,30 @@ inline Socket loopback_listener(const char* address = "tcp://127.0.0.1:0") {
   return create_server(address);
 }
 
+// Both ends of a loopback TCP connection, as AsyncSockets on `loop`.
+struct AsyncPair {
+  AsyncSocket near;
+  AsyncSocket far;
+};
+inline AsyncPair async_pair(EventLoop& loop) {
+  Socket listener = create_server("tcp://127.0.0.1:0");
+  Socket client = create_connection(listener.local_address().to_string());
+  auto [server_side, peer] = listener.accept();
+  return {AsyncSocket(loop, std::move(client)), AsyncSocket(loop, std::move(server_side))};
+}
+
+// Reads until `size` bytes came or the peer closed.
+inline Task<std::string> read_bytes(AsyncSocket& conn, std::size_t size) {
+  std::string got;
+  char buffer[4096];
+  while (got.size() < size) {
+    const std::size_t n = co_await conn.recv(std::span<char>(buffer, sizeof buffer));
+    if (n == 0) break;
+    got.append(buffer, n);
+  }
+  co_return got;
+}
+
 }  // namespace wire::test
 
 namespace wire::test {

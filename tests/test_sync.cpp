@@ -13,36 +13,11 @@
 
 using namespace wire;
 using namespace std::chrono_literals;
-
-namespace {
-
-struct Connection {
-  AsyncSocket near;
-  AsyncSocket far;
-};
-Connection connect_pair(EventLoop& loop) {
-  Socket listener = create_server("tcp://127.0.0.1:0");
-  Socket client = create_connection(listener.local_address().to_string());
-  auto [server_side, peer] = listener.accept();
-  return {AsyncSocket(loop, std::move(client)), AsyncSocket(loop, std::move(server_side))};
-}
-
-Task<std::string> read_bytes(AsyncSocket& conn, std::size_t size) {
-  std::string got;
-  char buffer[4096];
-  while (got.size() < size) {
-    const std::size_t n = co_await conn.recv(std::span<char>(buffer, sizeof buffer));
-    if (n == 0) break;
-    got.append(buffer, n);
-  }
-  co_return got;
-}
-
-}  // namespace
+using test::read_bytes;
 
 TEST(EventTest, SetWakesEveryWaiterAndStaysSetUntilCleared) {
   EventLoop loop;
-  Connection c = connect_pair(loop);
+  test::AsyncPair c = test::async_pair(loop);
   Event arrived;
   std::string order;
   auto waiter = [](Event& e, std::string& order, char name) -> Task<void> {
@@ -50,7 +25,7 @@ TEST(EventTest, SetWakesEveryWaiterAndStaysSetUntilCleared) {
     order += name;
   };
   // The event is set by a task that hears from a real peer.
-  auto listener = [](Connection& c, Event& e) -> Task<void> {
+  auto listener = [](test::AsyncPair& c, Event& e) -> Task<void> {
     (void)co_await read_bytes(c.far, 2);
     e.set();
   };
@@ -102,8 +77,8 @@ TEST(EventTest, WaitingOutsideALoopIsAClearError) {
 // A producer reading a socket feeds a consumer writing another, through a small queue.
 TEST(QueueTest, BackpressureKeepsTheQueueWithinItsCapacity) {
   EventLoop loop;
-  Connection in = connect_pair(loop);
-  Connection out = connect_pair(loop);
+  test::AsyncPair in = test::async_pair(loop);
+  test::AsyncPair out = test::async_pair(loop);
   Queue<std::string> chunks(4);
   std::size_t largest = 0;
   auto producer = [](AsyncSocket& from, Queue<std::string>& q, std::size_t& largest) -> Task<void> {
@@ -306,7 +281,7 @@ TEST(SemaphoreTest, ACancelledWaiterPassesItsPermitOn) {
 
 TEST(LockTest, OneCoroutineAtATimeAcrossSuspensions) {
   EventLoop loop;
-  Connection c = connect_pair(loop);
+  test::AsyncPair c = test::async_pair(loop);
   Lock lock;
   // Each writer sends a message in three pieces with waits between: under the lock the
   // pieces of two writers never interleave on the wire.
@@ -335,7 +310,7 @@ TEST(LockTest, OneCoroutineAtATimeAcrossSuspensions) {
 // messages in order.
 TEST(SendQueueTest, ManySendersOneSocketEveryMessageWholeAndInOrder) {
   EventLoop loop;
-  Connection c = connect_pair(loop);
+  test::AsyncPair c = test::async_pair(loop);
   SendQueue out(c.near, 8);
   auto sender = [](SendQueue& out, int id) -> Task<void> {
     for (int i = 0; i < 50; ++i) {
@@ -351,7 +326,7 @@ TEST(SendQueueTest, ManySendersOneSocketEveryMessageWholeAndInOrder) {
     co_await out.drain();
   };
   TaskHandle<std::string> got = loop.spawn(read_bytes(c.far, 10 * 50 * 310));
-  loop.spawn([](Connection& c, SendQueue& out, auto all, auto sender) -> Task<void> {
+  loop.spawn([](test::AsyncPair& c, SendQueue& out, auto all, auto sender) -> Task<void> {
         co_await all(out, sender);
         c.near.shutdown(Shutdown::write);
       }(c, out, all, sender))
@@ -381,8 +356,8 @@ TEST(SendQueueTest, ManySendersOneSocketEveryMessageWholeAndInOrder) {
 // gets every message.
 TEST(SendQueueTest, ASlowPeerFailsItsOwnQueueNotTheSender) {
   EventLoop loop;
-  Connection slow = connect_pair(loop);
-  Connection fast = connect_pair(loop);
+  test::AsyncPair slow = test::async_pair(loop);
+  test::AsyncPair fast = test::async_pair(loop);
   slow.near.socket().set_option(option::send_buffer_size, 4096);
   slow.near.set_timeout(50ms);
   SendQueue to_slow(slow.near, 4);
@@ -419,7 +394,7 @@ TEST(SendQueueTest, ASlowPeerFailsItsOwnQueueNotTheSender) {
 // A peer that resets: EPIPE / ECONNRESET for its queue, and no SIGPIPE for the process.
 TEST(SendQueueTest, APeerThatResetsFailsItsQueueWithoutASignal) {
   EventLoop loop;
-  Connection c = connect_pair(loop);
+  test::AsyncPair c = test::async_pair(loop);
   SendQueue out(c.near, 4);
   c.far.socket().set_option(option::linger, std::chrono::seconds(0));
   c.far.close();  // RST
@@ -440,7 +415,7 @@ TEST(SendQueueTest, APeerThatResetsFailsItsQueueWithoutASignal) {
 // Destroying a queue with messages still waiting cancels its writer at once.
 TEST(SendQueueTest, DestroyingTheQueueEndsItsWriter) {
   EventLoop loop;
-  Connection c = connect_pair(loop);
+  test::AsyncPair c = test::async_pair(loop);
   {
     SendQueue out(c.near, 4);
     EXPECT_TRUE(out.try_send("never written"));

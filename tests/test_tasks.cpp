@@ -14,32 +14,9 @@
 
 using namespace wire;
 using namespace std::chrono_literals;
+using test::read_bytes;
 
 namespace {
-
-// Both ends of a loopback TCP connection, as AsyncSockets on `loop`.
-struct Connection {
-  AsyncSocket near;
-  AsyncSocket far;
-};
-Connection connect_pair(EventLoop& loop) {
-  Socket listener = create_server("tcp://127.0.0.1:0");
-  Socket client = create_connection(listener.local_address().to_string());
-  auto [server_side, peer] = listener.accept();
-  return {AsyncSocket(loop, std::move(client)), AsyncSocket(loop, std::move(server_side))};
-}
-
-// Reads until `size` bytes came or the peer closed.
-Task<std::string> read_bytes(AsyncSocket& conn, std::size_t size) {
-  std::string got;
-  char buffer[256];
-  while (got.size() < size) {
-    const std::size_t n = co_await conn.recv(std::span<char>(buffer, sizeof buffer));
-    if (n == 0) break;
-    got.append(buffer, n);
-  }
-  co_return got;
-}
 
 Task<void> send_later(EventLoop& loop, AsyncSocket& conn, std::string text,
                       std::chrono::milliseconds delay) {
@@ -74,8 +51,8 @@ struct Reported {
 
 TEST(TaskHandleTest, JoinGivesTheValueOfATaskReadingFromAPeer) {
   EventLoop loop;
-  Connection c = connect_pair(loop);
-  auto main_task = [](EventLoop& loop, Connection& c) -> Task<std::string> {
+  test::AsyncPair c = test::async_pair(loop);
+  auto main_task = [](EventLoop& loop, test::AsyncPair& c) -> Task<std::string> {
     TaskHandle<std::string> reader = loop.spawn(read_bytes(c.far, 5));
     EXPECT_FALSE(reader.done());
     co_await c.near.send_all("hello");
@@ -106,8 +83,8 @@ TEST(TaskHandleTest, JoinRethrowsTheTasksException) {
 
 TEST(TaskHandleTest, CancelWithdrawsTheWaitAndLeavesTheSocketToItsOwner) {
   EventLoop loop;
-  Connection c = connect_pair(loop);
-  auto main_task = [](EventLoop& loop, Connection& c) -> Task<std::string> {
+  test::AsyncPair c = test::async_pair(loop);
+  auto main_task = [](EventLoop& loop, test::AsyncPair& c) -> Task<std::string> {
     TaskHandle<std::string> reader = loop.spawn(read_bytes(c.far, 5));
     co_await loop.sleep(10ms);  // the reader now waits in recv
     EXPECT_TRUE(reader.cancel());
@@ -162,7 +139,7 @@ TEST(TaskHandleTest, ADroppedHandleDetachesAndItsExceptionIsReported) {
   EventLoop loop;
   Reported reported;
   reported.attach(loop);
-  Connection c = connect_pair(loop);
+  test::AsyncPair c = test::async_pair(loop);
   // Dropped at once: the task runs on, and its failure reaches the handler.
   (void)loop.spawn(fail_after(loop, 1ms, "detached failure"));
   // Dropped after it failed, never joined: reported when dropped.
@@ -197,7 +174,7 @@ TEST(TaskHandleTest, ResultIsTheOutcomeWithoutWaiting) {
 
 TEST(TaskHandleTest, TwoJoinersAtOnceAreRefusedClearly) {
   EventLoop loop;
-  Connection c = connect_pair(loop);
+  test::AsyncPair c = test::async_pair(loop);
   TaskHandle<std::string> reader = loop.spawn(read_bytes(c.far, 2));
   auto join = [](TaskHandle<std::string>& h) -> Task<std::string> { co_return co_await h; };
   TaskHandle<std::string> first = loop.spawn(join(reader));
@@ -251,9 +228,10 @@ TEST(TaskHandleTest, RunStaysAliveForATaskWaitingOnItsOwnAwaitable) {
 
 TEST(TaskGroupTest, JoinWaitsForEveryChild) {
   EventLoop loop;
-  Connection a = connect_pair(loop);
-  Connection b = connect_pair(loop);
-  auto main_task = [](EventLoop& loop, Connection& a, Connection& b) -> Task<std::string> {
+  test::AsyncPair a = test::async_pair(loop);
+  test::AsyncPair b = test::async_pair(loop);
+  auto main_task = [](EventLoop& loop, test::AsyncPair& a,
+                      test::AsyncPair& b) -> Task<std::string> {
     TaskGroup group;
     TaskHandle<std::string> from_a = group.spawn(read_bytes(a.far, 3));
     TaskHandle<std::string> from_b = group.spawn(read_bytes(b.far, 3));
@@ -271,8 +249,8 @@ TEST(TaskGroupTest, TheFirstExceptionCancelsTheRestAndIsRethrown) {
   EventLoop loop;
   Reported reported;
   reported.attach(loop);
-  Connection c = connect_pair(loop);
-  auto main_task = [](EventLoop& loop, Connection& c) -> Task<std::string> {
+  test::AsyncPair c = test::async_pair(loop);
+  auto main_task = [](EventLoop& loop, test::AsyncPair& c) -> Task<std::string> {
     TaskGroup group;
     TaskHandle<std::string> reader = group.spawn(read_bytes(c.far, 5));  // never gets 5
     group.spawn(fail_after(loop, 5ms, "first"));
@@ -300,7 +278,7 @@ TEST(TaskGroupTest, ASecondFailureIsReportedNotLost) {
   EventLoop loop;
   Reported reported;
   reported.attach(loop);
-  Connection c = connect_pair(loop);
+  test::AsyncPair c = test::async_pair(loop);
   auto writer = [](AsyncSocket& conn) -> Task<void> {
     const std::string block(1 << 20, 'x');
     for (;;) co_await conn.send_all(block);  // the peer never reads: it fills and waits
@@ -309,7 +287,7 @@ TEST(TaskGroupTest, ASecondFailureIsReportedNotLost) {
     co_await loop.sleep(20ms);
     conn.close();
   };
-  auto main_task = [](EventLoop& loop, Connection& c, auto writer,
+  auto main_task = [](EventLoop& loop, test::AsyncPair& c, auto writer,
                       auto closer) -> Task<std::string> {
     TaskGroup group;
     group.spawn(read_bytes(c.far, 1));
@@ -331,7 +309,7 @@ TEST(TaskGroupTest, ASecondFailureIsReportedNotLost) {
 // The children use the parent's locals: cancelling the parent must end them with it.
 TEST(TaskGroupTest, CancellingTheParentDestroysItsChildrenAtOnce) {
   EventLoop loop;
-  Connection c = connect_pair(loop);
+  test::AsyncPair c = test::async_pair(loop);
   struct Alive {
     int count = 0;
   } alive;
@@ -380,9 +358,10 @@ TEST(TaskGroupTest, CancellingTheParentDestroysItsChildrenAtOnce) {
 
 TEST(WhenTest, WhenAllReturnsEveryValueInOrder) {
   EventLoop loop;
-  Connection a = connect_pair(loop);
-  Connection b = connect_pair(loop);
-  auto main_task = [](EventLoop& loop, Connection& a, Connection& b) -> Task<std::string> {
+  test::AsyncPair a = test::async_pair(loop);
+  test::AsyncPair b = test::async_pair(loop);
+  auto main_task = [](EventLoop& loop, test::AsyncPair& a,
+                      test::AsyncPair& b) -> Task<std::string> {
     auto [got_a, got_b, sent] = co_await when_all(read_bytes(a.far, 2), read_bytes(b.far, 2),
                                                   send_later(loop, b.near, "bb", 1ms));
     static_assert(std::is_same_v<decltype(sent), std::monostate>);
@@ -394,8 +373,8 @@ TEST(WhenTest, WhenAllReturnsEveryValueInOrder) {
 
 TEST(WhenTest, WhenAllRethrowsAndCancelsTheRest) {
   EventLoop loop;
-  Connection c = connect_pair(loop);
-  auto main_task = [](EventLoop& loop, Connection& c) -> Task<std::string> {
+  test::AsyncPair c = test::async_pair(loop);
+  auto main_task = [](EventLoop& loop, test::AsyncPair& c) -> Task<std::string> {
     try {
       co_await when_all(read_bytes(c.far, 5), fail_after(loop, 2ms, "broken"));
     } catch (const std::runtime_error& e) {
@@ -411,9 +390,9 @@ TEST(WhenTest, WhenAllRethrowsAndCancelsTheRest) {
 
 TEST(WhenTest, WhenAnyGivesTheFirstAndEndsTheOthers) {
   EventLoop loop;
-  Connection a = connect_pair(loop);
-  Connection b = connect_pair(loop);
-  auto main_task = [](Connection& a, Connection& b) -> Task<std::string> {
+  test::AsyncPair a = test::async_pair(loop);
+  test::AsyncPair b = test::async_pair(loop);
+  auto main_task = [](test::AsyncPair& a, test::AsyncPair& b) -> Task<std::string> {
     auto [index, value] = co_await when_any(read_bytes(a.far, 3), read_bytes(b.far, 3));
     co_return std::to_string(index) + ":" + value;
   };
@@ -476,9 +455,9 @@ TEST(YieldTest, ACancelledYielderIsNotResumed) {
 
 TEST(WithTimeoutTest, TheErrorNamesTheOperationThePeerAndTheDuration) {
   EventLoop loop;
-  Connection c = connect_pair(loop);
+  test::AsyncPair c = test::async_pair(loop);
   const std::string peer = c.far.socket().describe();
-  auto main_task = [](Connection& c) -> Task<std::string> {
+  auto main_task = [](test::AsyncPair& c) -> Task<std::string> {
     char buffer[8];
     try {
       co_await with_timeout(30ms, c.far.recv(std::span<char>(buffer, sizeof buffer)));

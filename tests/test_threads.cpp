@@ -17,21 +17,6 @@
 using namespace wire;
 using namespace std::chrono_literals;
 
-namespace {
-
-struct Connection {
-  AsyncSocket near;
-  AsyncSocket far;
-};
-Connection connect_pair(EventLoop& loop) {
-  Socket listener = create_server("tcp://127.0.0.1:0");
-  Socket client = create_connection(listener.local_address().to_string());
-  auto [server_side, peer] = listener.accept();
-  return {AsyncSocket(loop, std::move(client)), AsyncSocket(loop, std::move(server_side))};
-}
-
-}  // namespace
-
 TEST(RunInThreadTest, GivesTheValueBackOnTheLoopsThread) {
   EventLoop loop;
   auto main_task = [](EventLoop& loop) -> Task<bool> {
@@ -62,7 +47,7 @@ TEST(RunInThreadTest, RethrowsTheFunctionsException) {
 // The point of it: blocking work does not stall the connections the loop serves.
 TEST(RunInThreadTest, TheLoopKeepsServingWhileAJobBlocks) {
   EventLoop loop;
-  Connection c = connect_pair(loop);
+  test::AsyncPair c = test::async_pair(loop);
   auto echo = [](AsyncSocket& conn) -> Task<void> {
     char buffer[64];
     for (;;) {
@@ -84,7 +69,7 @@ TEST(RunInThreadTest, TheLoopKeepsServingWhileAJobBlocks) {
     }
     co_return round_trips;
   };
-  auto main_task = [](EventLoop& loop, Connection& c, auto client) -> Task<int> {
+  auto main_task = [](EventLoop& loop, test::AsyncPair& c, auto client) -> Task<int> {
     TaskHandle<int> pinger = loop.spawn(client(loop, c.near));
     co_await loop.run_in_thread([] { std::this_thread::sleep_for(300ms); });  // blocks a worker
     EXPECT_TRUE(pinger.done()) << "the client finished while the job blocked";
@@ -243,7 +228,7 @@ TEST(SignalHandlerTest, SecondLoopAndBadSignalsAreRefusedClearly) {
 // as with any Unix signal), the process survives, and sockets keep working.
 TEST(SignalHandlerTest, ABurstOfSignalsWhileServing) {
   EventLoop loop;
-  Connection c = connect_pair(loop);
+  test::AsyncPair c = test::async_pair(loop);
   int calls = 0;
   loop.add_signal_handler(SIGUSR1, [&] { ++calls; });
   std::thread sender([] {
@@ -252,7 +237,7 @@ TEST(SignalHandlerTest, ABurstOfSignalsWhileServing) {
       std::this_thread::sleep_for(100us);
     }
   });
-  auto pump = [](EventLoop& loop, Connection& c) -> Task<std::size_t> {
+  auto pump = [](EventLoop& loop, test::AsyncPair& c) -> Task<std::size_t> {
     const std::string block(64 * 1024, 'b');
     std::size_t moved = 0;
     char buffer[65536];
