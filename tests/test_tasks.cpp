@@ -488,3 +488,39 @@ TEST(WithTimeoutTest, TheErrorNamesTheOperationThePeerAndTheDuration) {
   };
   EXPECT_EQ(loop.run_until_complete(unnamed(loop)), "with_timeout: timed out after 2 ms");
 }
+
+// A group destroyed while a task other than its owner waits in join: that task is told.
+TEST(TaskGroupTest, AJoinerOfADestroyedGroupIsToldNotLeftWaiting) {
+  EventLoop loop;
+  auto group = std::make_unique<TaskGroup>(loop);
+  auto sleeper = [](EventLoop& loop) -> Task<void> { co_await loop.sleep(1h); };
+  group->spawn(sleeper(loop));
+  auto joiner = [](TaskGroup& g) -> Task<std::string> {
+    try {
+      co_await g.join();
+    } catch (const Error& e) {
+      co_return e.what();
+    }
+    co_return "joined";
+  };
+  TaskHandle<std::string> waiting = loop.spawn(joiner(*group));
+  loop.call_later(5ms, [&] { group.reset(); });
+  loop.run();
+  EXPECT_EQ(waiting.result(),
+            "join task group: the group was destroyed while this task waited on it");
+}
+
+// The handle a task joins through is dropped while it waits: the result is still there.
+TEST(TaskHandleTest, AJoinerOutlivesADroppedHandle) {
+  EventLoop loop;
+  auto answer = [](EventLoop& loop) -> Task<int> {
+    co_await loop.sleep(5ms);
+    co_return 7;
+  };
+  auto handle = std::make_unique<TaskHandle<int>>(loop.spawn(answer(loop)));
+  auto joiner = [](TaskHandle<int>& h) -> Task<int> { co_return co_await h; };
+  TaskHandle<int> joined = loop.spawn(joiner(*handle));
+  loop.call_later(1ms, [&] { handle.reset(); });
+  loop.run();
+  EXPECT_EQ(joined.result(), 7);
+}

@@ -10,7 +10,12 @@ TaskGroup::TaskGroup() : loop_(EventLoop::current()) {
 }
 
 TaskGroup::~TaskGroup() {
-  joiner_ = nullptr;  // a joiner lives in the same frame, and is gone already
+  // A joiner in another task (the group's owner is gone first): woken, and told.
+  if (joiner_ != nullptr) {
+    JoinAwaiter* waiting = std::exchange(joiner_, nullptr);
+    waiting->orphaned_ = true;
+    loop_->wake(waiting->node_);
+  }
   // Children may point into the frame that owns this group: none may run after it.
   while (head_ != nullptr) {
     detail::TaskState* child = head_;
@@ -59,8 +64,8 @@ void TaskGroup::child_settled(detail::TaskState* child) noexcept {
 }
 
 TaskGroup::JoinAwaiter::~JoinAwaiter() {
-  if (group_.joiner_ == this) group_.joiner_ = nullptr;
-  if (node_.queued) group_.loop_->unwake(node_);
+  if (!orphaned_ && group_.joiner_ == this) group_.joiner_ = nullptr;
+  if (node_.queued) loop_->unwake(node_);
 }
 
 bool TaskGroup::JoinAwaiter::await_suspend(std::coroutine_handle<> handle) {
@@ -74,6 +79,10 @@ bool TaskGroup::JoinAwaiter::await_suspend(std::coroutine_handle<> handle) {
 }
 
 const void* TaskGroup::JoinAwaiter::await_resume() {
+  if (orphaned_) {
+    throw Error(std::make_error_code(std::errc::operation_canceled), "join task group", "",
+                "the group was destroyed while this task waited on it");
+  }
   if (until_ == Until::all && group_.error_) std::rethrow_exception(group_.error_);
   return group_.first_settled_;
 }

@@ -70,6 +70,8 @@ bool SettleAwaiter::await_suspend(std::coroutine_handle<> handle) {
   if (loop_ == nullptr) return false;  // its loop is gone: it reads as cancelled
   node_.handle = handle;
   state_->joiner = &node_;
+  state_->add_ref();
+  holds_ref_ = true;
   return true;
 }
 

@@ -22,8 +22,7 @@ class Event {
   explicit Event(bool set) noexcept : set_(set) {}
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
-  // Waiters still waiting are left to their owners: destroy an Event only once nobody
-  // waits on it (their awaiters would point into it).
+  // Tasks still waiting are woken: their wait() throws errc::operation_canceled.
   ~Event() = default;
 
   bool is_set() const noexcept { return set_; }
@@ -43,7 +42,7 @@ class Event {
     void await_suspend(std::coroutine_handle<> handle) {
       wait_in(event_.waiters_, handle, "Event::wait");
     }
-    void await_resume() const noexcept {}
+    void await_resume() const { throw_if_orphaned("Event::wait"); }
 
    private:
     Event& event_;

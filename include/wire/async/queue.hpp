@@ -15,7 +15,8 @@
 // a popper cancelled after it was handed one but before it ran gives the item back at the
 // front, so nothing is lost and order is kept. A pusher's item is in the queue from the
 // moment push returns ready or its waiter is granted a slot. The storage is allocated once
-// (capacity items); no operation allocates. One thread: the loop's.
+// (capacity items); no operation allocates. Destroyed while tasks wait: their push or pop
+// throws errc::operation_canceled. One thread: the loop's.
 #pragma once
 
 #include <cstddef>
@@ -81,6 +82,7 @@ class Queue {
       wait_in(queue_.pushers_, handle, "Queue::push");
     }
     void await_resume() const {
+      throw_if_orphaned("Queue::push");
       if (!granted && queue_.closed_) {
         throw Error(std::make_error_code(std::errc::broken_pipe), "Queue::push", "",
                     "the queue is closed");
@@ -115,6 +117,7 @@ class Queue {
       wait_in(queue_.poppers_, handle, "Queue::pop");
     }
     std::optional<T> await_resume() {
+      throw_if_orphaned("Queue::pop");
       granted = false;
       return std::move(item_);
     }

@@ -11,7 +11,8 @@
 // First come, first served: release() hands the permit straight to the longest waiter,
 // so a stream of newcomers cannot starve it. A waiter cancelled after it was handed a
 // permit but before it ran passes the permit on: nothing leaks, nobody waits forever.
-// Waiting allocates nothing. One thread: the loop's.
+// Waiting allocates nothing. Destroyed while tasks wait: their acquire() throws
+// errc::operation_canceled. One thread: the loop's.
 #pragma once
 
 #include <cstddef>
@@ -49,7 +50,10 @@ class Semaphore {
     void await_suspend(std::coroutine_handle<> handle) {
       wait_in(semaphore_.waiters_, handle, "Semaphore::acquire");
     }
-    void await_resume() noexcept { granted = false; }
+    void await_resume() {
+      throw_if_orphaned("Semaphore::acquire");
+      granted = false;
+    }
 
    private:
     Semaphore& semaphore_;
@@ -84,7 +88,7 @@ class Semaphore {
     HoldAwaiter(HoldAwaiter&&) noexcept = default;  // before it waits only
     explicit HoldAwaiter(Semaphore& semaphore) noexcept
         : AcquireAwaiter(semaphore), semaphore_(semaphore) {}
-    Permit await_resume() noexcept {
+    Permit await_resume() {
       AcquireAwaiter::await_resume();
       return Permit(semaphore_);
     }
@@ -106,7 +110,14 @@ class Lock {
   Lock() noexcept = default;
   bool locked() const noexcept { return semaphore_.available() == 0; }
   bool try_lock() noexcept { return semaphore_.try_acquire(); }
-  void unlock() noexcept { semaphore_.release(); }
+  // Unlocking a lock nobody holds would let two coroutines in later: refused.
+  void unlock() {
+    if (!locked()) {
+      throw Error(std::make_error_code(std::errc::operation_not_permitted), "Lock::unlock", "",
+                  "the lock is not locked");
+    }
+    semaphore_.release();
+  }
   // auto held = co_await lock.lock(): unlocked when `held` goes.
   Semaphore::HoldAwaiter lock() noexcept { return semaphore_.hold(); }
 

@@ -88,7 +88,8 @@ class TaskGroup {
 
 class TaskGroup::JoinAwaiter {
  public:
-  JoinAwaiter(TaskGroup& group, Until until) noexcept : group_(group), until_(until) {}
+  JoinAwaiter(TaskGroup& group, Until until) noexcept
+      : group_(group), loop_(group.loop_), until_(until) {}
   JoinAwaiter(const JoinAwaiter&) = delete;
   JoinAwaiter& operator=(const JoinAwaiter&) = delete;
   ~JoinAwaiter();
@@ -99,7 +100,9 @@ class TaskGroup::JoinAwaiter {
  private:
   friend class TaskGroup;
   TaskGroup& group_;
+  EventLoop* loop_;
   Until until_;
+  bool orphaned_ = false;  // the group was destroyed while this waited
   detail::WakeNode node_;
 };
 

@@ -138,8 +138,10 @@ class SettleAwaiter {
   SettleAwaiter(const SettleAwaiter&) = delete;
   SettleAwaiter& operator=(const SettleAwaiter&) = delete;
   ~SettleAwaiter() {
-    if (state_ != nullptr && state_->joiner == &node_) state_->joiner = nullptr;
     if (node_.queued && loop_ != nullptr) loop_->unwake(node_);
+    if (!holds_ref_) return;
+    if (state_->joiner == &node_) state_->joiner = nullptr;
+    state_->release();
   }
   bool await_ready() const noexcept { return state_ == nullptr || state_->settled(); }
   bool await_suspend(std::coroutine_handle<> handle);
@@ -148,6 +150,7 @@ class SettleAwaiter {
   TaskState* state_;
   EventLoop* loop_ = nullptr;
   WakeNode node_;
+  bool holds_ref_ = false;  // while waiting: the handle may be dropped meanwhile
 };
 
 }  // namespace detail

@@ -20,7 +20,8 @@ struct SyncWaiter {
   SyncWaiter* next = nullptr;
   SyncWaiter* prev = nullptr;
   bool listed = false;
-  bool granted = false;  // woken with something in hand (a permit, an item, a slot)
+  bool granted = false;   // woken with something in hand (a permit, an item, a slot)
+  bool orphaned = false;  // its primitive was destroyed while it waited
 };
 
 // The loop a waiter must come back on: the one running this thread.
@@ -35,6 +36,21 @@ inline EventLoop& waiting_loop(const char* operation) {
 
 class WaiterList {
  public:
+  WaiterList() noexcept = default;
+  WaiterList(const WaiterList&) = delete;
+  WaiterList& operator=(const WaiterList&) = delete;
+  // A primitive destroyed while coroutines wait on it: each is woken as orphaned (its
+  // await_resume throws) and never touches the primitive again.
+  ~WaiterList() {
+    while (head_ != nullptr) {
+      SyncWaiter* waiter = head_;
+      remove(*waiter);
+      waiter->orphaned = true;
+      waiter->granted = false;
+      waiter->loop->wake(waiter->node);
+    }
+  }
+
   bool empty() const noexcept { return head_ == nullptr; }
   SyncWaiter* front() const noexcept { return head_; }
 
@@ -85,9 +101,17 @@ class ListedAwaiter : protected SyncWaiter {
     node.handle = handle;
     list.push_back(*this);
   }
+  // From await_resume: the primitive is gone (and must not be touched).
+  void throw_if_orphaned(const char* operation) const {
+    if (orphaned) {
+      throw Error(std::make_error_code(std::errc::operation_canceled), operation, "",
+                  "it was destroyed while this task waited on it");
+    }
+  }
   // From the destructor: true when this waiter had been granted something it never took.
+  // Touches `list` only while listed (an orphan's list is gone).
   bool withdraw(WaiterList& list) noexcept {
-    list.remove(*this);
+    if (listed) list.remove(*this);
     if (!node.queued) return false;
     loop->unwake(node);
     return granted;
