@@ -732,7 +732,11 @@ TEST(HostileLeaks, SpawnAndCancelAMillionTimesKeepsMemoryFlat) {
   loop.run_until_complete(spawn_start_and_cancel(loop, rounds / 10));
   EXPECT_EQ(loop.task_count(), 0u);
   ASSERT_GT(warm, 0);
-  EXPECT_LT(end - warm, 4 * 1024) << "RSS grew from " << warm << " KiB to " << end << " KiB";
+  // Under a sanitizer RSS follows its quarantine of freed memory, not the program's: there
+  // LeakSanitizer at exit is the check.
+  if (!sanitized) {
+    EXPECT_LT(end - warm, 4 * 1024) << "RSS grew from " << warm << " KiB to " << end << " KiB";
+  }
 }
 
 namespace {
