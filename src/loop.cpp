@@ -179,7 +179,7 @@ void EventLoop::take_remote() {
 }
 
 void EventLoop::defer_until_idle(void (*fn)(void*) noexcept, void* context) {
-  if (!running_) {
+  if (!running_ && inline_steps_ == 0) {
     fn(context);
     return;
   }
@@ -380,8 +380,13 @@ void EventLoop::forget_fd(int fd, std::error_code reason) noexcept {
     detail::IoWaiter* waiter = direction == readable ? now.reader : now.writer;
     if (waiter == nullptr) continue;
     cancel_io(*waiter);
+    // The waiter resumes inside the caller's step (close() in some coroutine, or code
+    // outside run()): what it defers waits until that step is over.
+    ++inline_steps_;
     waiter->ops->abort(waiter, reason);
+    --inline_steps_;
   }
+  if (inline_steps_ == 0 && !running_) run_deferred();
 }
 
 void EventLoop::dispatch(int fd, unsigned events) {
@@ -441,7 +446,11 @@ void EventLoop::run_ready() {
   while (callbacks-- > 0) {
     auto callback = std::move(ready_.front());
     ready_.pop_front();
-    callback();
+    try {
+      callback();
+    } catch (...) {
+      report(std::current_exception());  // a callback's failure is logged, the loop runs on
+    }
     run_deferred();
   }
 }

@@ -366,7 +366,8 @@ Task<void> critical_section(EventLoop& loop, Lock& lock, int& inside, int& most)
 }
 
 Task<void> asyncio_style_critical_section(EventLoop& loop, Lock& lock, int& inside, int& most) {
-  co_await lock.lock();  // reads like asyncio's `await lock.acquire()`
+  co_await lock.acquire();  // asyncio's `await lock.acquire()` (a discarded lock() guard
+                            // no longer compiles: it is [[nodiscard]])
   most = std::max(most, ++inside);
   co_await loop.sleep(5ms);
   --inside;

@@ -261,7 +261,8 @@ class EventLoop {
     void* context;
   };
   std::vector<Deferred> deferred_;
-  bool running_ = false;  // inside run(): defer_until_idle waits for the step to end
+  bool running_ = false;       // inside run(): defer_until_idle waits for the step to end
+  unsigned inline_steps_ = 0;  // coroutines forget_fd is resuming (it may be outside run())
   struct Spawned {
     std::coroutine_handle<detail::Promise<void>> handle;
     DoneHook on_done;

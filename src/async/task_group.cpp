@@ -35,8 +35,16 @@ void TaskGroup::adopt(detail::TaskState* state) noexcept {
 }
 
 void TaskGroup::cancel() noexcept {
-  for (detail::TaskState* child = head_; child != nullptr; child = child->group_next) {
-    child->cancel();
+  // Outside run() a cancellation settles the child at once, which unlinks (and may free)
+  // it: start again from the head after each one.
+  for (bool again = true; again;) {
+    again = false;
+    for (detail::TaskState* child = head_; child != nullptr; child = child->group_next) {
+      if (child->cancel_requested()) continue;
+      child->cancel();
+      again = true;
+      break;
+    }
   }
 }
 

@@ -7,6 +7,7 @@ namespace wire::detail {
 bool TaskState::cancel() noexcept {
   if (settled()) return false;
   if (cancel_requested_) return true;
+  cancel_requested_ = true;  // even if it fails below: asked once, never again in a loop
   EventLoop* running_on = loop();
   if (running_on == nullptr) return false;
   add_ref();  // until the deferred half has run
@@ -22,7 +23,6 @@ bool TaskState::cancel() noexcept {
     release();
     return false;  // out of memory: the task runs on, and the caller is told
   }
-  cancel_requested_ = true;
   return true;
 }
 

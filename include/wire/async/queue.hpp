@@ -15,11 +15,12 @@
 // a popper cancelled after it was handed one but before it ran gives the item back at the
 // front, so nothing is lost and order is kept. A pusher's item is in the queue from the
 // moment push returns ready or its waiter is granted a slot. The storage is allocated once
-// (capacity items); no operation allocates. Destroyed while tasks wait: their push or pop
-// throws errc::operation_canceled. One thread: the loop's.
+// (capacity items); no operation allocates. Destroyed while tasks wait: it ends like a
+// closed queue (pop gives nullopt; push throws errc::operation_canceled). One thread.
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -82,6 +83,7 @@ class Queue {
       wait_in(queue_.pushers_, handle, "Queue::push");
     }
     void await_resume() const {
+      if (error_) std::rethrow_exception(error_);
       throw_if_orphaned("Queue::push");
       if (!granted && queue_.closed_) {
         throw Error(std::make_error_code(std::errc::broken_pipe), "Queue::push", "",
@@ -93,6 +95,7 @@ class Queue {
     friend class Queue;
     Queue& queue_;
     T item_;
+    std::exception_ptr error_;  // moving item_ into the queue threw
   };
   // co_await queue.push(item): waits while the queue is full.
   PushAwaiter push(T item) { return PushAwaiter(*this, std::move(item)); }
@@ -116,8 +119,8 @@ class Queue {
     void await_suspend(std::coroutine_handle<> handle) {
       wait_in(queue_.poppers_, handle, "Queue::pop");
     }
+    // A queue destroyed while this waited ends like a closed one: nullopt.
     std::optional<T> await_resume() {
-      throw_if_orphaned("Queue::pop");
       granted = false;
       return std::move(item_);
     }
@@ -139,11 +142,19 @@ class Queue {
     poppers_.wake_front(true);
     return true;
   }
-  // A slot came free: the longest-waiting pusher's item takes it.
-  void refill_from_pusher() {
+  // A slot came free: the longest-waiting pusher's item takes it. Never throws: a move
+  // that throws fails that pusher's push (with the exception), and the popper that made
+  // room still gets its item.
+  void refill_from_pusher() noexcept {
     if (pushers_.empty() || full()) return;
     auto* pusher = static_cast<PushAwaiter*>(pushers_.front());
-    put_back(std::move(pusher->item_));
+    try {
+      put_back(std::move(pusher->item_));
+    } catch (...) {
+      pusher->error_ = std::current_exception();
+      pushers_.wake_front(false);
+      return;
+    }
     pushers_.wake_front(true);
   }
   void put_back(T&& item) {

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include "wire/async/waiter_list.hpp"
@@ -62,7 +63,7 @@ class Semaphore {
   AcquireAwaiter acquire() noexcept { return AcquireAwaiter(*this); }
 
   // Gives its permit back when destroyed.
-  class Permit {
+  class [[nodiscard]] Permit {
    public:
     Permit() noexcept = default;
     explicit Permit(Semaphore& semaphore) noexcept : semaphore_(&semaphore) {}
@@ -104,25 +105,103 @@ class Semaphore {
   std::size_t permits_;
 };
 
-// A mutual-exclusion lock for coroutines: a Semaphore with one permit. Not for threads.
+// A mutual-exclusion lock for coroutines: a Semaphore with one permit, and a guard that
+// knows which hold it is for. Not for threads.
+//
+//   { auto held = co_await lock.lock(); ... }     // unlocked when `held` goes
+//   co_await lock.acquire(); ... lock.unlock();   // asyncio's acquire / release
+//
+// Mixing the two is safe: a guard whose hold was already ended by unlock() does nothing,
+// so it can never release the lock of the next holder. unlock() of a lock nobody holds
+// is refused (it would let two holders in later).
 class Lock {
  public:
   Lock() noexcept = default;
+  Lock(const Lock&) = delete;
+  Lock& operator=(const Lock&) = delete;
+
   bool locked() const noexcept { return semaphore_.available() == 0; }
-  bool try_lock() noexcept { return semaphore_.try_acquire(); }
-  // Unlocking a lock nobody holds would let two coroutines in later: refused.
+  bool try_lock() noexcept {
+    if (!semaphore_.try_acquire()) return false;
+    holder_ = ++generation_;
+    return true;
+  }
   void unlock() {
-    if (!locked()) {
+    if (!locked() || holder_ == 0) {
       throw Error(std::make_error_code(std::errc::operation_not_permitted), "Lock::unlock", "",
                   "the lock is not locked");
     }
-    semaphore_.release();
+    end_hold();
   }
+
+  class [[nodiscard]] Guard {
+   public:
+    Guard() noexcept = default;
+    Guard(Lock& lock, std::uint64_t hold) noexcept : lock_(&lock), hold_(hold) {}
+    Guard(Guard&& other) noexcept
+        : lock_(std::exchange(other.lock_, nullptr)), hold_(other.hold_) {}
+    Guard& operator=(Guard&& other) noexcept {
+      if (this != &other) {
+        unlock();
+        lock_ = std::exchange(other.lock_, nullptr);
+        hold_ = other.hold_;
+      }
+      return *this;
+    }
+    ~Guard() { unlock(); }
+    // Ends this hold now (nothing if it already ended).
+    void unlock() noexcept {
+      if (lock_ != nullptr && lock_->holder_ == hold_) lock_->end_hold();
+      lock_ = nullptr;
+    }
+    explicit operator bool() const noexcept { return lock_ != nullptr; }
+
+   private:
+    Lock* lock_ = nullptr;
+    std::uint64_t hold_ = 0;
+  };
+
+  class AcquireAwaiter : public Semaphore::AcquireAwaiter {
+   public:
+    AcquireAwaiter(AcquireAwaiter&&) noexcept = default;  // before it waits only
+    explicit AcquireAwaiter(Lock& lock) noexcept
+        : Semaphore::AcquireAwaiter(lock.semaphore_), lock_(lock) {}
+    bool await_ready() noexcept { return ready_ = lock_.try_lock(); }
+    void await_resume() {
+      // Not from try_lock: handed the permit by the last holder.
+      if (!ready_) {
+        Semaphore::AcquireAwaiter::await_resume();
+        lock_.holder_ = ++lock_.generation_;
+      }
+    }
+
+   protected:
+    Lock& lock_;
+    bool ready_ = false;
+  };
+  // co_await lock.acquire(): held until unlock().
+  AcquireAwaiter acquire() noexcept { return AcquireAwaiter(*this); }
+
+  class LockAwaiter : public AcquireAwaiter {
+   public:
+    using AcquireAwaiter::AcquireAwaiter;
+    Guard await_resume() {
+      AcquireAwaiter::await_resume();
+      return Guard(lock_, lock_.holder_);
+    }
+  };
   // auto held = co_await lock.lock(): unlocked when `held` goes.
-  Semaphore::HoldAwaiter lock() noexcept { return semaphore_.hold(); }
+  LockAwaiter lock() noexcept { return LockAwaiter(*this); }
 
  private:
+  void end_hold() noexcept {
+    holder_ = 0;
+    semaphore_.release();
+  }
+
   Semaphore semaphore_{1};
+  std::uint64_t holder_ = 0;  // the hold now in force (0: none)
+  std::uint64_t generation_ = 0;
 };
 
 }  // namespace wire

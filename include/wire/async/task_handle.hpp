@@ -49,6 +49,7 @@ class TaskState {
   }
 
   Status status() const noexcept { return status_; }
+  bool cancel_requested() const noexcept { return cancel_requested_; }
   bool settled() const noexcept { return status_ != Status::running; }
   // Asks for the task to be destroyed at its next suspension point: before the loop's next
   // batch ends (never inline: the caller may be running inside it). False when settled.
