@@ -199,6 +199,10 @@ class EventLoop {
   // For run_in_thread's awaiter: runs the job on a worker, then wakes its node here.
   void submit_to_thread(detail::ThreadJob* job);
 
+  // True while forget_fd (a socket's close) resumes a waiter inside its caller's step: the
+  // coroutine that closed is on the stack, and must not be destroyed until the step ends.
+  bool resuming_inline() const noexcept { return inline_steps_ > 0; }
+
   // Used by awaitables (AsyncSocket's): not for general use.
   std::error_code wait_io(detail::IoWaiter& waiter) noexcept;
   // Like wait_io, for a waiter that must run before every other fd reported in the same

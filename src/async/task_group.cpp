@@ -16,6 +16,24 @@ TaskGroup::~TaskGroup() {
     waiting->orphaned_ = true;
     loop_->wake(waiting->node_);
   }
+  // A child may be on the stack: one that closed a socket the group's owner waited on,
+  // which resumed the owner inline and brought it here. Destroying that child now would
+  // free the frame it is running in, so every child is cut loose and destroyed as soon as
+  // this step ends, before anything else is resumed.
+  if (loop_->resuming_inline()) {
+    while (head_ != nullptr) {
+      detail::TaskState* child = head_;
+      head_ = child->group_next;
+      if (head_ != nullptr) head_->group_prev = nullptr;
+      child->group_next = child->group_prev = nullptr;
+      child->group = nullptr;
+      child->error_taken = true;  // the group's business, and the group is gone
+      --running_;
+      child->cancel();
+      child->release();
+    }
+    return;
+  }
   // Children may point into the frame that owns this group: none may run after it.
   while (head_ != nullptr) {
     detail::TaskState* child = head_;
