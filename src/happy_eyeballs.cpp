@@ -28,8 +28,8 @@ std::string describe(const std::vector<ConnectFailure>& failures) {
 }
 
 Error connect_error(std::error_code code, std::string_view target,
-                    const std::vector<ConnectFailure>& failures) {
-  if (failures.size() == 1) {
+                    const std::vector<ConnectFailure>& failures, bool name_target) {
+  if (failures.size() == 1 && !name_target) {
     if (failures[0].detail.empty()) return Error(code, "connect", failures[0].address.to_string());
     return Error(code, "connect", failures[0].address.to_string(), failures[0].detail);
   }

@@ -39,9 +39,11 @@ std::error_code overall_error(const std::vector<ConnectFailure>& failures);
 // "ADDRESS: why; ADDRESS: why; ...", every address tried.
 std::string describe(const std::vector<ConnectFailure>& failures);
 // The wire::Error for a call that connected to none of them: one failure names its address,
-// several name `target` (what the caller asked for) and list each.
+// several name `target` (what the caller asked for) and list each. With `name_target`, one
+// failure is listed after `target` too ("connect tcp://localhost:80: tcp://127.0.0.1:80:
+// timed out"), so that a name which resolved to one address still shows in the message.
 Error connect_error(std::error_code code, std::string_view target,
-                    const std::vector<ConnectFailure>& failures);
+                    const std::vector<ConnectFailure>& failures, bool name_target = false);
 // "ADDRESS, ADDRESS, ...": the target of a call given candidates rather than a name.
 std::string candidate_names(const std::vector<Address>& candidates);
 
