@@ -254,7 +254,7 @@ TEST_F(OpenConnectionTest, ReachesAnIpv6OnlyListenerByName) {
 
 // glibc will not put a label over 63 bytes into a DNS query (RFC 1035 cannot encode it), so
 // this name fails inside the process: checked with strace in a network namespace, where
-// "x.invalid" did try 10.255.255.53 (this machine's resolver, elsewhere) and this one tried
+// "x.invalid" did try the DNS server in /etc/resolv.conf (on another machine) and this one tried
 // nothing. A name under .invalid is never registered, so no server could answer it anyway.
 TEST_F(OpenConnectionTest, UnknownHostFailsWithoutTheNetwork) {
   const std::string name = std::string(64, 'a') + ".invalid";
@@ -565,6 +565,10 @@ TEST_F(OpenConnectionTest, OnAGivenLoopWithOptions) {
     EXPECT_EQ(conn.local_address().host(), "127.0.0.1");
     auto plain = co_await open_connection(loop, text, 2s, std::nothrow);
     EXPECT_TRUE(plain);
+    AsyncSocket on_loop = co_await open_connection(loop, text, 2s);
+    EXPECT_EQ(on_loop.loop(), &loop);
+    auto current = co_await open_connection(text, from_loopback, std::nothrow);
+    EXPECT_TRUE(current && current->local_address().host() == "127.0.0.1");
     const ConnectOptions ipv6_only{.timeout = 2s, .family = Family::inet6};
     auto wrong = co_await open_connection(loop, text, ipv6_only, std::nothrow);
     EXPECT_EQ(wrong.error(), errc::invalid_address);

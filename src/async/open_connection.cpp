@@ -157,11 +157,12 @@ struct Lookup {
 };
 
 // resolve(text) on one of the loop's workers, by `deadline`. The loop's worker pool rather
-// than getaddrinfo_a: glibc's getaddrinfo_a makes a thread per request all the same, and
-// gai_cancel cannot stop a request already running (it says EAI_NOTCANCELED, and the
-// notification may still come, racing with the caller freeing its state): an answer after
-// a timeout must be dropped either way. run_in_thread drops it by itself, its job owning
-// everything it touches, and its pool bounds the threads.
+// than getaddrinfo_a: glibc runs those requests on helper threads of its own all the same
+// (made per request while none is idle, up to 20, plus a new thread per SIGEV_THREAD
+// notification), and gai_cancel cannot stop a request already running (EAI_NOTCANCELED):
+// its notification still comes, racing with a caller that gave up and freed its gaicb. An
+// answer after a timeout must be dropped either way; run_in_thread drops it by itself (its
+// job owns everything it touches), and its pool bounds the threads.
 Task<Result<std::vector<Address>>> resolve_off_loop(EventLoop& loop, const std::string& text,
                                                     std::optional<Clock::time_point> deadline,
                                                     Timeout timeout, std::string& why) {
