@@ -14,6 +14,8 @@
 #include <mutex>
 #include <thread>
 
+#include "resolver.hpp"
+
 namespace wire {
 namespace {
 
@@ -540,6 +542,24 @@ Result<std::vector<Address>> resolve(std::string_view text,
   std::string error;
   return resolve_spec(text, timeout, error);
 }
+
+namespace detail {
+
+bool resolve_may_block(std::string_view text) {
+  Spec spec = parse_spec(text);
+  if (!spec.error.empty() || spec.kind != Spec::Kind::ip) return false;
+  if (!spec.service.empty()) return true;
+  Address address;
+  std::string error;
+  if (numeric_address(spec, address, error) || !error.empty()) return false;
+  return is_host_name(spec.host);
+}
+
+Result<std::vector<Address>> resolve_explained(std::string_view text, std::string& why) {
+  return resolve_spec(text, std::nullopt, why);
+}
+
+}  // namespace detail
 
 std::string listen_address(std::string_view text, std::uint16_t default_port) {
   auto check = [text](std::string completed) {

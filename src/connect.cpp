@@ -7,141 +7,57 @@
 #include <algorithm>
 #include <ctime>
 
+#include "happy_eyeballs.hpp"
+
 namespace wire {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-struct Failure {
-  Address address;
-  std::error_code error;
-  std::string detail = {};  // replaces error.message() when set ("bind tcp://...: ...")
-};
-
-std::optional<Clock::time_point> deadline_after(Timeout timeout) {
-  if (!timeout) return std::nullopt;
-  return Clock::now() + *timeout;
-}
-
-std::error_code overall_error(const std::vector<Failure>& failures) {
-  if (failures.empty()) return std::make_error_code(std::errc::invalid_argument);
-  for (const auto& f : failures) {
-    if (f.error == errc::timed_out) return errc::timed_out;
-  }
-  return failures.back().error;
-}
-
-std::string describe(const std::vector<Failure>& failures) {
-  if (failures.empty()) return "no address to connect to";
-  std::string text;
-  for (const auto& f : failures) {
-    if (!text.empty()) text += "; ";
-    text += f.address.to_string() + ": " + (f.detail.empty() ? f.error.message() : f.detail);
-  }
-  return text;
-}
+using detail::Clock;
+using detail::ConnectFailure;
+using detail::Source;
 
 struct Attempt {
   Socket socket;
   Address address;
 };
 
-// What to bind a socket to before it connects (nc -s / -p); an empty one binds nothing.
-struct Source {
-  std::optional<Address> host;  // a numeric IP, port 0
-  std::uint16_t port = 0;
-  bool empty() const { return !host && port == 0; }
-};
-
-// Binds `socket` as `source` asks before connecting to `target`. A unixgram client gets an
-// autobound abstract name (bind with the family alone), or the server could not reply.
-Result<void> bind_source(Socket& socket, const Address& target, const Source& source,
-                         std::string& detail) noexcept {
-  if (target.family() == Family::local) {
-    if (target.type() != Type::dgram) return {};
-    ::sa_family_t family = AF_UNIX;
-    Address autobind = Address::from_sockaddr(reinterpret_cast<const ::sockaddr*>(&family),
-                                              sizeof family, Type::dgram);
-    auto bound = socket.bind(autobind, std::nothrow);
-    if (!bound) detail = "autobind: " + bound.error().message();
-    return bound;
-  }
-  if (source.empty()) return {};
-  Address local;
-  if (source.host) {
-    local = source.host->with_port(source.port).with_type(target.type());
-  } else {
-    // The wildcard of the target's family: zero the address, keep only family and port.
-    ::sockaddr_storage any{};
-    any.ss_family = target.native()->sa_family;
-    local = Address::from_sockaddr(reinterpret_cast<const ::sockaddr*>(&any), target.native_size(),
-                                   target.type())
-                .with_port(source.port);
-  }
-  if (source.port != 0) {
-    if (auto r = socket.set_option(option::reuse_address, true, std::nothrow); !r) return r;
-  }
-  auto bound = socket.bind(local, std::nothrow);
-  if (!bound) detail = "bind " + local.to_string() + ": " + bound.error().message();
-  return bound;
-}
-
-// Happy Eyeballs over an ordered list; every attempt that is not the winner is closed.
-Result<Socket> connect_first(const std::vector<Address>& ordered,
+// Happy Eyeballs over the candidates, waiting in ppoll; every attempt that is not the
+// winner is closed. open_connection runs the same schedule on an EventLoop.
+Result<Socket> connect_first(const std::vector<Address>& candidates,
                              std::optional<Clock::time_point> deadline,
-                             std::vector<Failure>& failures, const Source& source = {}) noexcept {
+                             std::vector<ConnectFailure>& failures,
+                             const Source& source = {}) noexcept {
   std::vector<Attempt> pending;
   std::vector<::pollfd> polled;
-  std::size_t next = 0;
-  Clock::time_point next_start = Clock::now();
   try {
+    detail::AttemptSchedule schedule(candidates, deadline);
     for (;;) {
       Clock::time_point now = Clock::now();
-      if (deadline && now >= *deadline) {
-        for (const auto& attempt : pending) failures.push_back({attempt.address, errc::timed_out});
-        if (next < ordered.size() || pending.empty()) {
-          for (; next < ordered.size(); ++next) {
-            failures.push_back({ordered[next], errc::timed_out});
-          }
-        }
+      if (schedule.expired(now)) {
+        std::vector<Address> waiting;
+        for (const auto& attempt : pending) waiting.push_back(attempt.address);
+        schedule.time_out(waiting, failures);
         return errc::timed_out;
       }
-      while (next < ordered.size() && (pending.empty() || now >= next_start)) {
-        const Address& address = ordered[next++];
-        auto socket = Socket::create(address.family(), address.type(), std::nothrow);
-        if (!socket) {
-          failures.push_back({address, socket.error()});
+      while (const Address* address = schedule.next_due(now, !pending.empty())) {
+        auto started = detail::start_attempt(*address, source, failures);
+        if (!started) {
+          schedule.failed(now);  // failed at once: the next attempt starts now
           continue;
         }
-        std::string detail;
-        if (auto r = bind_source(*socket, address, source, detail); !r) {
-          failures.push_back({address, r.error(), detail});
-          continue;
+        if (started->connected) {  // Socket::connect remembered the peer for error messages
+          (void)started->socket.set_timeout(std::nullopt, std::nothrow);
+          return std::move(started->socket);
         }
-        if (auto r = socket->set_timeout(std::chrono::nanoseconds(0), std::nothrow); !r) {
-          failures.push_back({address, r.error()});
-          continue;
-        }
-        auto connected = socket->connect(address, std::nothrow);
-        if (connected) {  // Socket::connect remembered the peer for error messages
-          (void)socket->set_timeout(std::nullopt, std::nothrow);
-          return std::move(*socket);
-        }
-        if (connected.error() != std::errc::operation_in_progress) {
-          failures.push_back({address, connected.error()});
-          continue;  // failed at once: the next attempt starts now
-        }
-        pending.push_back({std::move(*socket), address});
-        next_start = now + connection_attempt_delay;
-        break;
+        pending.push_back({std::move(started->socket), *address});
+        schedule.started(now);
       }
       if (pending.empty()) {
-        if (next >= ordered.size()) return overall_error(failures);
+        if (schedule.exhausted()) return detail::overall_error(failures);
         continue;
       }
 
-      std::optional<Clock::time_point> wake = deadline;
-      if (next < ordered.size() && (!wake || next_start < *wake)) wake = next_start;
+      std::optional<Clock::time_point> wake = schedule.wake_time();
       ::timespec wait_for{};
       ::timespec* wait_ptr = nullptr;
       if (wake) {
@@ -171,20 +87,9 @@ Result<Socket> connect_first(const std::vector<Address>& ordered,
         }
         failures.push_back({pending[i].address, finished.error()});
         pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(i));
-        next_start = Clock::now();  // an attempt failed: do not wait to start the next
+        schedule.failed(Clock::now());  // an attempt failed: do not wait to start the next
       }
     }
-  } catch (const std::bad_alloc&) {
-    return std::make_error_code(std::errc::not_enough_memory);
-  }
-}
-
-Result<Socket> connect_candidates(const std::vector<Address>& candidates,
-                                  std::optional<Clock::time_point> deadline,
-                                  std::vector<Failure>& failures,
-                                  const Source& source = {}) noexcept {
-  try {
-    return connect_first(interleave_families(candidates), deadline, failures, source);
   } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
   }
@@ -300,109 +205,48 @@ std::vector<Address> interleave_families(const std::vector<Address>& candidates)
   return ordered;
 }
 
-namespace {
-
-const char* family_name(Family family) {
-  return family == Family::inet ? "IPv4" : family == Family::inet6 ? "IPv6" : "Unix";
-}
-
-// ConnectOptions checked and applied to the candidates: those of another family than the
-// one asked for, or than the source's, are dropped. `error` says why nothing is left.
-Result<std::vector<Address>> filter_candidates(std::vector<Address> candidates,
-                                               const ConnectOptions& options, Source& source,
-                                               std::string& error) {
-  Family wanted = options.family;
-  if (!options.source_host.empty()) {
-    auto host = Address::parse(join_host_port(options.source_host, "0"), std::nothrow);
-    if (!host || host->family() == Family::local) {
-      error = "source address '" + detail::printable(options.source_host) +
-              "' is not a numeric IPv4 or IPv6 address";
-      return errc::invalid_address;
-    }
-    if (wanted != Family::unspecified && wanted != host->family()) {
-      error = "source address " + detail::printable(options.source_host) + " is not " +
-              family_name(wanted);
-      return errc::invalid_address;
-    }
-    wanted = host->family();
-    source.host = *host;
-  }
-  source.port = options.source_port;
-  if (!source.empty() && std::any_of(candidates.begin(), candidates.end(), [](const Address& a) {
-        return a.family() == Family::local;
-      })) {
-    error = "a source address or port applies to tcp:// and udp:// only";
-    return errc::invalid_address;
-  }
-  if (wanted == Family::unspecified) return candidates;
-  std::vector<Address> kept;
-  std::string names;
-  for (const auto& a : candidates) {
-    names += (names.empty() ? "" : ", ") + a.to_string();
-    if (a.family() == wanted) kept.push_back(a);
-  }
-  if (kept.empty()) {
-    error = std::string("no ") + family_name(wanted) + " address among " + names;
-    return errc::invalid_address;
-  }
-  return kept;
-}
-
-}  // namespace
-
 Result<Socket> create_connection(std::string_view address, const ConnectOptions& options,
                                  std::nothrow_t) noexcept {
   try {
-    auto deadline = deadline_after(options.timeout);
+    auto deadline = detail::deadline_after(options.timeout);
     auto resolved = resolve(address, options.timeout, std::nothrow);
     if (!resolved) return resolved.error();
     Source source;
     std::string error;
-    auto candidates = filter_candidates(std::move(*resolved), options, source, error);
+    auto candidates = detail::filter_candidates(std::move(*resolved), options, source, error);
     if (!candidates) return candidates.error();
-    std::vector<Failure> failures;
-    return connect_candidates(*candidates, deadline, failures, source);
+    std::vector<ConnectFailure> failures;
+    return connect_first(*candidates, deadline, failures, source);
   } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
   }
 }
 
 Socket create_connection(std::string_view address, const ConnectOptions& options) {
-  auto deadline = deadline_after(options.timeout);
+  auto deadline = detail::deadline_after(options.timeout);
   // Throws naming the bad part or the lookup error.
   std::vector<Address> resolved = resolve(address, options.timeout);
   Source source;
   std::string error;
-  auto candidates = filter_candidates(std::move(resolved), options, source, error);
+  auto candidates = detail::filter_candidates(std::move(resolved), options, source, error);
   if (!candidates) throw Error(candidates.error(), "connect", std::string(address), error);
-  std::vector<Failure> failures;
-  auto socket = connect_candidates(*candidates, deadline, failures, source);
-  if (!socket) {
-    if (failures.size() == 1) {
-      if (failures[0].detail.empty())
-        throw Error(socket.error(), "connect", failures[0].address.to_string());
-      throw Error(socket.error(), "connect", failures[0].address.to_string(), failures[0].detail);
-    }
-    throw Error(socket.error(), "connect", std::string(address), describe(failures));
-  }
+  std::vector<ConnectFailure> failures;
+  auto socket = connect_first(*candidates, deadline, failures, source);
+  if (!socket) throw detail::connect_error(socket.error(), address, failures);
   return std::move(*socket);
 }
 
 Result<Socket> create_connection(const std::vector<Address>& candidates, Timeout timeout,
                                  std::nothrow_t) noexcept {
-  std::vector<Failure> failures;
-  return connect_candidates(candidates, deadline_after(timeout), failures);
+  std::vector<ConnectFailure> failures;
+  return connect_first(candidates, detail::deadline_after(timeout), failures);
 }
 
 Socket create_connection(const std::vector<Address>& candidates, Timeout timeout) {
-  std::vector<Failure> failures;
-  auto socket = connect_candidates(candidates, deadline_after(timeout), failures);
+  std::vector<ConnectFailure> failures;
+  auto socket = connect_first(candidates, detail::deadline_after(timeout), failures);
   if (!socket) {
-    if (failures.size() == 1)
-      throw Error(socket.error(), "connect", failures[0].address.to_string());
-    std::string names;
-    for (const auto& a : candidates) names += (names.empty() ? "" : ", ") + a.to_string();
-    throw Error(socket.error(), "connect", names, describe(failures));
+    throw detail::connect_error(socket.error(), detail::candidate_names(candidates), failures);
   }
   return std::move(*socket);
 }
@@ -441,7 +285,7 @@ Socket create_server(std::string_view address, const ServerOptions& options) {
     if (a.family() == options.family) return create_server(a, options);
   }
   throw Error(errc::invalid_address, "create_server", std::string(address),
-              std::string("no ") + family_name(options.family) + " address for it");
+              std::string("no ") + detail::family_name(options.family) + " address for it");
 }
 
 }  // namespace wire

@@ -417,4 +417,31 @@ TEST_F(ExamplesTest, ChatServerRelaysEveryLineToTheOthers) {
   EXPECT_EQ(child.read_line(), "stopping: 2 clients\n");
   EXPECT_EQ(child.wait(), 0);
   EXPECT_EQ(readers[1].read_line(), "") << "the server closed the connection";
+
+TEST_F(ExamplesTest, OpenConnectionLooksTheNameUpAndTalks) {
+  Socket server = create_server("tcp://127.0.0.1:0");
+  const std::string port = std::to_string(server.local_address().port());
+  // By name: localhost is looked up on a worker thread (::1, where a machine lists it and
+  // nothing listens at this port, refuses, and the IPv4 attempt starts at once).
+  Child child(
+      {std::string(WIRE_EXAMPLES_DIR) + "/open_connection", "tcp://localhost:" + port, "question"});
+  server.set_timeout(10s);
+  auto [conn, peer] = server.accept();
+  Stream f = conn.makefile();
+  EXPECT_EQ(f.read(100), "question");
+  EXPECT_EQ(f.read(100), "") << "the client half-closes after sending";
+  conn.send_all("answer");
+  conn.close();
+  EXPECT_EQ(child.read_all(), "connected to " + server.local_address().to_string() + "\nanswer");
+  EXPECT_EQ(child.wait(), 0);
+}
+
+TEST_F(ExamplesTest, OpenConnectionSaysWhyItCouldNotConnect) {
+  Socket holder(Family::inet, Type::stream);
+  holder.bind(Address::parse("127.0.0.1:0"));  // bound, not listening: refused
+  const std::string target = holder.local_address().to_string();
+  Child child({std::string(WIRE_EXAMPLES_DIR) + "/open_connection", target, "x"},
+              Child::Options::merged());
+  EXPECT_EQ(child.read_all(), "open_connection: connect " + target + ": Connection refused\n");
+  EXPECT_EQ(child.wait(), 1);
 }
