@@ -417,6 +417,7 @@ TEST_F(ExamplesTest, ChatServerRelaysEveryLineToTheOthers) {
   EXPECT_EQ(child.read_line(), "stopping: 2 clients\n");
   EXPECT_EQ(child.wait(), 0);
   EXPECT_EQ(readers[1].read_line(), "") << "the server closed the connection";
+}
 
 TEST_F(ExamplesTest, OpenConnectionLooksTheNameUpAndTalks) {
   Socket server = create_server("tcp://127.0.0.1:0");
