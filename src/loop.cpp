@@ -16,7 +16,7 @@ thread_local EventLoop* current_loop = nullptr;
 char wakeup_tag;
 
 // Batches of ready work run back to back before the selector is polled (with no wait).
-constexpr unsigned busy_batches_per_poll = 16;
+constexpr unsigned busy_batches_per_poll = 64;
 }  // namespace
 
 struct EventLoop::CallbackTimer : detail::TimerNode {
