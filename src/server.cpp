@@ -46,6 +46,9 @@ bool is_fd_exhaustion(std::error_code ec) {
 constexpr std::size_t max_serving_loops = 1024;
 std::array<std::atomic<EventLoop*>, max_serving_loops> serving_loops{};
 std::atomic<bool> stop_requested{false};
+// stop_serving() calls since serve() began: a worker slow to leave its first run() can see
+// the first and second as one wake-up, and must still cut the grace short.
+std::atomic<int> stop_calls{0};
 std::atomic<int> stoppers_running{0};  // stop_serving() calls between reading and using a slot
 
 class ServingRegistration {
@@ -461,6 +464,7 @@ void Server::wait_for_connections(std::chrono::nanoseconds grace) {
 
 void stop_serving() noexcept {
   stop_requested.store(true);
+  stop_calls.fetch_add(1);
   stoppers_running.fetch_add(1);
   for (auto& slot : serving_loops) {
     if (EventLoop* loop = slot.load()) loop->stop();
@@ -473,6 +477,7 @@ namespace {
 // per worker.
 std::vector<Socket> open_to_serve(std::string_view address, Type type, ServeOptions& options) {
   stop_requested.store(false);
+  stop_calls.store(0);
   const Address where = resolve(address).front();
   if (where.type() != type) {
     throw Error(errc::invalid_address, type == Type::stream ? "serve" : "serve_datagrams",
@@ -671,6 +676,9 @@ bool serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
         } catch (...) {
         }
       }
+      // The second stop may have come before this worker left its first run(): both woke
+      // it once, and the stop flag was cleared on the way out.
+      if (stop_calls.load() >= 2) loop.stop();
       server.shutdown(limits.shutdown_grace);
     }
     group.leave(loop);
@@ -684,6 +692,7 @@ bool serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
 // The listeners given to serve(): checked, and dup'd for workers beyond them.
 void prepare_given(std::vector<Socket>& listeners, const ServeOptions& options) {
   stop_requested.store(false);
+  stop_calls.store(0);
   if (listeners.empty()) {
     throw Error(std::make_error_code(std::errc::invalid_argument), "serve", "",
                 "no listener given");
