@@ -129,13 +129,16 @@ namespace wire::test {
 
 // A loopback listener that never accepts and whose backlog is full, so a new connect to it
 // stays in SYN_SENT: the kernel drops SYNs once the accept queue is full. Connect attempts
-// to address() hang until their own timeout.
+// to address() hang until their own timeout. At 127.0.0.1 by default, or at any address
+// (::1 included; port 0 picks one).
 class Blackhole {
  public:
-  Blackhole() : listener_(create_server("tcp://127.0.0.1:0", ServerOptions{.backlog = 0})) {
+  Blackhole() : Blackhole(Address::parse("tcp://127.0.0.1:0")) {}
+  explicit Blackhole(const Address& at)
+      : listener_(create_server(at, ServerOptions{.backlog = 0})) {
     address_ = listener_.local_address();
     for (int i = 0; i < 16; ++i) {
-      Socket s(Family::inet, Type::stream);
+      Socket s(address_.family(), Type::stream);
       s.set_timeout(std::chrono::milliseconds(200));
       auto r = s.connect(address_, std::nothrow);
       if (!r) {

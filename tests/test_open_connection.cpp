@@ -90,34 +90,8 @@ Socket refusing(const Address& at) {
   return s;
 }
 
-// A listener at `at` that never accepts, its backlog full, so that a new connect to it
-// stays in SYN_SENT (the kernel drops SYNs while the accept queue is full): the attempt
-// hangs until it is given up. test::Blackhole for any address, ::1 included.
-class Hanging {
- public:
-  explicit Hanging(const Address& at)
-      : listener_(create_server(at, ServerOptions{.backlog = 0})),
-        address_(listener_.local_address()) {
-    for (int i = 0; i < 16; ++i) {
-      Socket s(address_.family(), Type::stream);
-      s.set_timeout(200ms);
-      auto r = s.connect(address_, std::nothrow);
-      if (!r) {
-        if (r.error() != errc::timed_out)
-          throw Error(r.error(), "fill backlog", address_.to_string());
-        return;  // this one hung: the queue is full
-      }
-      fillers_.push_back(std::move(s));
-    }
-    throw std::runtime_error("backlog never filled");
-  }
-  const Address& address() const { return address_; }
-
- private:
-  Socket listener_;
-  Address address_;
-  std::vector<Socket> fillers_;
-};
+// A listener at `at` that never accepts, its backlog full: a connect to it hangs.
+using Hanging = test::Blackhole;
 
 // A listener on 127.0.0.1 and, at the same port on ::1, whatever `make_v6` builds (both
 // families of "localhost:PORT" share the port). Tries other ports while ::1's is taken.
