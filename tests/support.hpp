@@ -111,6 +111,17 @@ inline AsyncPair async_pair(EventLoop& loop) {
   return {AsyncSocket(loop, std::move(client)), AsyncSocket(loop, std::move(server_side))};
 }
 
+// The code of the wire::Error `task` throws, or {} when it finishes.
+template <class T>
+std::error_code error_from(EventLoop& loop, Task<T> task) {
+  try {
+    (void)loop.run_until_complete(std::move(task));
+  } catch (const Error& e) {
+    return e.code();
+  }
+  return {};
+}
+
 // Reads until `size` bytes came or the peer closed.
 inline Task<std::string> read_bytes(AsyncSocket& conn, std::size_t size) {
   std::string got;

@@ -17,6 +17,7 @@
 #include "wire/async_fd.hpp"
 
 using namespace wire;
+using test::error_from;
 using namespace std::chrono_literals;
 
 extern char** environ;
@@ -90,17 +91,6 @@ Task<void> write_after(EventLoop& loop, AsyncFd& out, std::chrono::milliseconds 
                        std::string data) {
   co_await loop.sleep(delay);
   co_await out.write_all(data);
-}
-
-// The code of the wire::Error `task` throws, or {} when it finishes.
-template <class T>
-std::error_code error_from(EventLoop& loop, Task<T> task) {
-  try {
-    (void)loop.run_until_complete(std::move(task));
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return {};
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "wire/async_stream.hpp"
 
 using namespace wire;
+using test::error_from;
 using namespace std::chrono_literals;
 
 extern char** environ;
@@ -17,17 +18,6 @@ extern char** environ;
 class AsyncStreamTest : public test::Test {};
 
 namespace {
-
-// The code of the wire::Error `task` throws, or {} when it finishes.
-template <class T>
-std::error_code error_from(EventLoop& loop, Task<T> task) {
-  try {
-    (void)loop.run_until_complete(std::move(task));
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return {};
-}
 
 Task<std::string> line_of(AsyncStream& stream) {
   co_return co_await stream.read_line();
