@@ -28,4 +28,5 @@
 #include "wire/socket_file.hpp"
 #include "wire/stream.hpp"
 #include "wire/task.hpp"
+#include "wire/transport.hpp"
 #include "wire/version.hpp"

@@ -1,0 +1,110 @@
+// wire/transport.hpp — Transport: the five verbs a byte stream needs from what carries its
+// bytes (read_some, write_some, wait, shutdown, close), and the two transports wire has:
+// SocketTransport over an AsyncSocket, FdTransport over one or two AsyncFds. AsyncStream
+// (async_stream.hpp) reads and writes through one; a TLS transport would be a third kind,
+// layered over a SocketTransport (docs/design/byte-streams.md).
+//
+//   auto transport = std::make_unique<wire::SocketTransport>(wire::AsyncSocket(loop,
+//   std::move(s))); wire::AsyncStream stream(std::move(transport));
+//
+// Ownership: each transport owns what it was given (an AsyncSocket, one or two AsyncFds; an
+// AsyncFd that borrows its fd still leaves the fd open, see async_fd.hpp).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "wire/async_fd.hpp"
+#include "wire/async_socket.hpp"
+#include "wire/error.hpp"
+#include "wire/task.hpp"
+
+namespace wire {
+
+// A byte stream's transport: what AsyncStream reads and writes through. SocketTransport and
+// FdTransport are the two here; a TLS transport would implement the same five verbs over an
+// AsyncSocket (docs/design/byte-streams.md). Calls are virtual: one indirect call per syscall.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // One attempt that never waits: bytes moved (0 from read_some: end of stream), or the
+  // error; detail::would_block(error) asks for co_await wait(direction) and a retry.
+  virtual Result<std::size_t> read_some(std::span<char> into) noexcept = 0;
+  virtual Result<std::size_t> write_some(std::string_view data) noexcept = 0;
+  // Until read_some (readable) or write_some (writable) can make progress, or the idle
+  // timeout passes (errc::timed_out). Which fd and event that takes is the transport's
+  // business (TLS may need its socket writable to read). Destroying it withdraws the wait.
+  virtual Task<Result<void>> wait(Events direction) = 0;
+  // No more writes: the peer reads end of stream, reading goes on.
+  virtual Result<void> shutdown() noexcept = 0;
+  virtual void close() noexcept = 0;
+  virtual bool is_open() const noexcept = 0;
+  // What an error names for reads (readable) or writes (writable): a peer's address, "stdin
+  // (pipe:[1234])".
+  virtual std::string describe(Events direction) const = 0;
+  virtual void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept = 0;
+  virtual std::optional<std::chrono::nanoseconds> timeout() const noexcept = 0;
+};
+
+// A connected stream socket (TCP, Unix). shutdown() is shutdown(SHUT_WR).
+class SocketTransport final : public Transport {
+ public:
+  explicit SocketTransport(AsyncSocket socket) noexcept : socket_(std::move(socket)) {}
+  AsyncSocket& socket() noexcept { return socket_; }
+
+  Result<std::size_t> read_some(std::span<char> into) noexcept override;
+  Result<std::size_t> write_some(std::string_view data) noexcept override;
+  Task<Result<void>> wait(Events direction) override;
+  Result<void> shutdown() noexcept override;
+  void close() noexcept override { socket_.close(); }
+  bool is_open() const noexcept override { return socket_.is_open(); }
+  std::string describe(Events direction) const override;
+  void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept override {
+    socket_.set_timeout(timeout);
+  }
+  std::optional<std::chrono::nanoseconds> timeout() const noexcept override {
+    return socket_.timeout();
+  }
+
+ private:
+  AsyncSocket socket_;
+};
+
+// Reads one AsyncFd and writes another (a pipe pair: stdin and stdout, a child's stdout and
+// stdin), or reads and writes one (a tty, a pty, a socket given as an fd). shutdown() closes
+// the write end of a pair, shuts a socket's writing down, and closes a lone write-only fd; a
+// lone fd that also reads (a tty) has no half-close: operation_not_supported.
+class FdTransport final : public Transport {
+ public:
+  explicit FdTransport(AsyncFd both) noexcept : reader_(std::move(both)) {}
+  FdTransport(AsyncFd read_end, AsyncFd write_end) noexcept
+      : reader_(std::move(read_end)), writer_(std::move(write_end)), pair_(true) {}
+  AsyncFd& reader() noexcept { return reader_; }
+  AsyncFd& writer() noexcept { return pair_ ? writer_ : reader_; }
+
+  Result<std::size_t> read_some(std::span<char> into) noexcept override;
+  Result<std::size_t> write_some(std::string_view data) noexcept override;
+  Task<Result<void>> wait(Events direction) override;
+  Result<void> shutdown() noexcept override;
+  void close() noexcept override;
+  bool is_open() const noexcept override;
+  std::string describe(Events direction) const override;
+  void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept override;
+  std::optional<std::chrono::nanoseconds> timeout() const noexcept override {
+    return reader_.timeout();
+  }
+
+ private:
+  const AsyncFd& writer() const noexcept { return pair_ ? writer_ : reader_; }
+
+  AsyncFd reader_;
+  AsyncFd writer_;  // unused for a lone fd
+  bool pair_ = false;
+};
+
+}  // namespace wire

@@ -1,0 +1,170 @@
+#include "wire/transport.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+namespace wire {
+namespace {
+
+// Readiness of one fd, within an idle timeout: what a transport over an AsyncSocket waits
+// with (AsyncSocket has no bare wait of its own). Its records live in the waiting frame, and
+// its destructor withdraws them, so with_timeout can cancel it.
+class Readiness : detail::IoWaiter, detail::TimerNode {
+ public:
+  Readiness(EventLoop& loop, int fd_to_wait, Events event,
+            std::optional<std::chrono::nanoseconds> timeout) noexcept
+      : loop_(loop), timeout_(timeout) {
+    fd = fd_to_wait;
+    direction = static_cast<std::uint8_t>(event);
+  }
+  Readiness(const Readiness&) = delete;
+  Readiness& operator=(const Readiness&) = delete;
+  ~Readiness() {
+    if (waiting) loop_.cancel_io(*this);
+    if (armed()) loop_.disarm(*this);
+  }
+
+  bool await_ready() noexcept {
+    if (fd >= 0) return false;
+    result_ = errc::socket_closed;
+    return true;
+  }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    handle = h;
+    ops = &io_ops;
+    if (auto ec = loop_.wait_io(*this)) {
+      result_ = ec;
+      return false;
+    }
+    if (timeout_) {
+      fire = [](detail::TimerNode* t) noexcept {
+        auto* self = static_cast<Readiness*>(t);
+        self->loop_.cancel_io(*self);
+        self->result_ = errc::timed_out;
+        self->handle.resume();
+      };
+      loop_.arm(*this, detail::Clock::now() + *timeout_);
+    }
+    return true;
+  }
+  Result<void> await_resume() noexcept {
+    if (armed()) loop_.disarm(*this);
+    return result_ ? Result<void>(result_) : Result<void>();
+  }
+
+ private:
+  static bool ready(detail::IoWaiter*) noexcept { return true; }
+  static void abort_wait(detail::IoWaiter* w, std::error_code reason) noexcept {
+    auto* self = static_cast<Readiness*>(w);
+    if (self->armed()) self->loop_.disarm(*self);
+    self->result_ = reason;
+    self->handle.resume();
+  }
+  static constexpr detail::IoOps io_ops{&ready, &abort_wait};
+
+  EventLoop& loop_;
+  std::optional<std::chrono::nanoseconds> timeout_;
+  std::error_code result_;
+};
+
+}  // namespace
+
+// --- SocketTransport -------------------------------------------------------------------------
+
+Result<std::size_t> SocketTransport::read_some(std::span<char> into) noexcept {
+  if (!socket_.is_open()) return errc::socket_closed;
+  const int fd = socket_.socket().fileno();
+  for (;;) {
+    const ::ssize_t n = ::recv(fd, into.data(), into.size(), 0);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno != EINTR) return detail::last_error();
+  }
+}
+
+Result<std::size_t> SocketTransport::write_some(std::string_view data) noexcept {
+  if (!socket_.is_open()) return errc::socket_closed;
+  if (data.empty()) return std::size_t(0);
+  // send_now keeps the socket's bytes_sent() count, which servers report from.
+  try {
+    const std::size_t n = socket_.send_now(data);
+    if (n == 0) return std::make_error_code(std::errc::resource_unavailable_try_again);
+    return n;
+  } catch (const Error& e) {
+    return e.code();
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+Task<Result<void>> SocketTransport::wait(Events direction) {
+  if (!socket_.is_open() || socket_.loop() == nullptr) co_return errc::socket_closed;
+  co_return co_await Readiness(*socket_.loop(), socket_.socket().fileno(), direction,
+                               socket_.timeout());
+}
+
+Result<void> SocketTransport::shutdown() noexcept {
+  if (!socket_.is_open()) return errc::socket_closed;
+  return socket_.socket().shutdown(Shutdown::write, std::nothrow);
+}
+
+std::string SocketTransport::describe(Events) const {
+  return socket_.is_open() ? socket_.socket().describe() : std::string("closed socket");
+}
+
+// --- FdTransport -----------------------------------------------------------------------------
+
+Result<std::size_t> FdTransport::read_some(std::span<char> into) noexcept {
+  return reader_.read_now(into, std::nothrow);
+}
+
+Result<std::size_t> FdTransport::write_some(std::string_view data) noexcept {
+  return writer().write_now(data, std::nothrow);
+}
+
+Task<Result<void>> FdTransport::wait(Events direction) {
+  if (direction == readable) co_return co_await reader_.wait_readable(std::nothrow);
+  co_return co_await writer().wait_writable(std::nothrow);
+}
+
+Result<void> FdTransport::shutdown() noexcept {
+  AsyncFd& out = writer();
+  if (!out.is_open()) return errc::socket_closed;
+  if (pair_) {
+    out.close();  // the reader of a pipe sees end of input once every writer closed
+    return {};
+  }
+  if (::shutdown(out.fileno(), SHUT_WR) == 0) return {};
+  if (errno != ENOTSOCK) return detail::last_error();
+  const int flags = ::fcntl(out.fileno(), F_GETFL);
+  if (flags >= 0 && (flags & O_ACCMODE) == O_WRONLY) {
+    out.close();
+    return {};
+  }
+  // A tty or pty reads and writes through one fd and has no half-close.
+  return std::make_error_code(std::errc::operation_not_supported);
+}
+
+void FdTransport::close() noexcept {
+  // Closing either end may wake a coroutine that destroys this transport: both are taken
+  // out first. Their waiters are nothrow waits, which need nothing of the AsyncFd to resume.
+  AsyncFd reader = std::move(reader_);
+  AsyncFd writer = std::move(writer_);
+  writer.close();
+  reader.close();
+}
+
+bool FdTransport::is_open() const noexcept {
+  return reader_.is_open() || writer().is_open();
+}
+
+std::string FdTransport::describe(Events direction) const {
+  const std::string& name = direction == readable ? reader_.name() : writer().name();
+  return name.empty() ? std::string("closed fd") : name;  // close() moved the AsyncFds out
+}
+
+void FdTransport::set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept {
+  reader_.set_timeout(timeout);
+  if (pair_) writer_.set_timeout(timeout);
+}
+
+}  // namespace wire
