@@ -252,10 +252,8 @@ bool EventLoop::cancel(TimerId id) noexcept {
 // mid-wait removes its node in O(log n) without searching.
 void EventLoop::arm(detail::TimerNode& timer, detail::Clock::time_point when) noexcept {
   if (timer.armed()) disarm(timer);
-  timer.when = when;
-  timer.sequence = timer_sequence_++;
   timer.heap_index = static_cast<std::uint32_t>(heap_.size());
-  heap_.push_back(&timer);
+  heap_.push_back(HeapEntry{when, timer_sequence_++, &timer});
   heap_up(timer.heap_index);
 }
 
@@ -263,9 +261,12 @@ void EventLoop::disarm(detail::TimerNode& timer) noexcept {
   if (!timer.armed()) return;
   const std::size_t index = timer.heap_index;
   const std::size_t last = heap_.size() - 1;
-  if (index != last) heap_swap(index, last);
-  heap_.pop_back();
   timer.heap_index = detail::TimerNode::not_armed;
+  if (index != last) {
+    heap_[index] = heap_[last];
+    heap_[index].node->heap_index = static_cast<std::uint32_t>(index);
+  }
+  heap_.pop_back();
   if (index < heap_.size()) {
     heap_down(index);
     heap_up(index);
@@ -273,44 +274,48 @@ void EventLoop::disarm(detail::TimerNode& timer) noexcept {
 }
 
 namespace {
-bool earlier(const detail::TimerNode* a, const detail::TimerNode* b) {
+template <typename Entry>
+bool earlier(const Entry& a, const Entry& b) {
   // Sequence numbers wrap after 2^32 arms; the signed difference orders them anyway.
-  return a->when < b->when ||
-         (a->when == b->when && static_cast<std::int32_t>(a->sequence - b->sequence) < 0);
+  return a.when < b.when ||
+         (a.when == b.when && static_cast<std::int32_t>(a.sequence - b.sequence) < 0);
 }
 }  // namespace
 
-void EventLoop::heap_swap(std::size_t a, std::size_t b) noexcept {
-  std::swap(heap_[a], heap_[b]);
-  heap_[a]->heap_index = static_cast<std::uint32_t>(a);
-  heap_[b]->heap_index = static_cast<std::uint32_t>(b);
-}
-
+// Both sifts carry the moving entry in hand and write each entry once where it lands.
 void EventLoop::heap_up(std::size_t index) noexcept {
+  const HeapEntry moving = heap_[index];
   while (index > 0) {
-    std::size_t parent = (index - 1) / 2;
-    if (!earlier(heap_[index], heap_[parent])) break;
-    heap_swap(index, parent);
+    const std::size_t parent = (index - 1) / 2;
+    if (!earlier(moving, heap_[parent])) break;
+    heap_[index] = heap_[parent];
+    heap_[index].node->heap_index = static_cast<std::uint32_t>(index);
     index = parent;
   }
+  heap_[index] = moving;
+  moving.node->heap_index = static_cast<std::uint32_t>(index);
 }
 
 void EventLoop::heap_down(std::size_t index) noexcept {
+  const HeapEntry moving = heap_[index];
+  const std::size_t size = heap_.size();
   for (;;) {
-    std::size_t smallest = index;
-    for (std::size_t child : {2 * index + 1, 2 * index + 2}) {
-      if (child < heap_.size() && earlier(heap_[child], heap_[smallest])) smallest = child;
-    }
-    if (smallest == index) return;
-    heap_swap(index, smallest);
-    index = smallest;
+    std::size_t child = 2 * index + 1;
+    if (child >= size) break;
+    if (child + 1 < size && earlier(heap_[child + 1], heap_[child])) ++child;
+    if (!earlier(heap_[child], moving)) break;
+    heap_[index] = heap_[child];
+    heap_[index].node->heap_index = static_cast<std::uint32_t>(index);
+    index = child;
   }
+  heap_[index] = moving;
+  moving.node->heap_index = static_cast<std::uint32_t>(index);
 }
 
 void EventLoop::fire_timers() {
   now_ = detail::Clock::now();
-  while (!heap_.empty() && heap_.front()->when <= now_) {
-    detail::TimerNode* timer = heap_.front();
+  while (!heap_.empty() && heap_.front().when <= now_) {
+    detail::TimerNode* timer = heap_.front().node;
     disarm(*timer);
     timer->fire(timer);
     run_deferred();
@@ -482,7 +487,7 @@ void EventLoop::run() {
   } clear_stop{stop_requested_};
   while (!stop_requested_.load(std::memory_order_relaxed)) {
     if (remote_pending_.load(std::memory_order_acquire)) take_remote();
-    run_signal_handlers();
+    if (!signal_handlers_.empty()) run_signal_handlers();  // no call when none are set
     run_ready();
     if (stop_requested_.load(std::memory_order_relaxed)) break;
     const bool has_ready = !ready_.empty() || !ready_tasks_.empty() || woken_ > 0 ||
@@ -500,7 +505,7 @@ void EventLoop::run() {
     } else if (!heap_.empty()) {
       // now_ is from the end of the last iteration (fire_timers): at worst the timer fires
       // late by the time run_ready took, never early, and no clock read is spent here.
-      timeout = std::max(std::chrono::nanoseconds(0), heap_.front()->when - now_);
+      timeout = std::max(std::chrono::nanoseconds(0), heap_.front().when - now_);
     }
     auto ready = selector_->select(timeout);
     // The wait may have been long: what the handlers see as now() is after it.

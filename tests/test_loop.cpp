@@ -1,5 +1,7 @@
 #include <sys/resource.h>
 
+#include <random>
+
 #include "support.hpp"
 
 using namespace wire;
@@ -73,6 +75,33 @@ TEST_F(LoopTest, TimersFireInDeadlineOrderAndCancelledOnesDoNot) {
   loop.run();  // returns when nothing is left
   EXPECT_GE(std::chrono::steady_clock::now() - start, 30ms);
   EXPECT_EQ(order, (std::vector<int>{0, 10, 11, 30}));
+}
+
+// The heap under many timers, many ties and cancellations from its middle: each group fires
+// in the order it was armed, groups by deadline, and no cancelled timer fires.
+TEST_F(LoopTest, ManyTimersWithTiesAndCancellationsFireInOrder) {
+  EventLoop loop;
+  std::vector<int> fired;
+  std::vector<EventLoop::TimerId> ids;
+  const std::chrono::milliseconds delays[] = {200ms, 0ms, 100ms};
+  for (int i = 0; i < 1200; ++i) {
+    ids.push_back(loop.call_later(delays[i % 3], [&fired, i] { fired.push_back(i); }));
+  }
+  std::mt19937 random(1234);
+  std::vector<bool> cancelled(ids.size(), false);
+  for (int k = 0; k < 400; ++k) {
+    const std::size_t victim = random() % ids.size();
+    EXPECT_EQ(loop.cancel(ids[victim]), !cancelled[victim]);
+    cancelled[victim] = true;
+  }
+  loop.run();
+  std::vector<int> expected;
+  for (int group : {1, 2, 0}) {
+    for (int i = group; i < 1200; i += 3) {
+      if (!cancelled[i]) expected.push_back(i);
+    }
+  }
+  EXPECT_EQ(fired, expected);
 }
 
 TEST_F(LoopTest, SleepWaitsAndStopEndsRun) {

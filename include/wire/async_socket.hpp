@@ -189,7 +189,7 @@ inline bool would_block(std::error_code ec) noexcept {
 // says whether it finished; the rest (suspending, the socket's timeout, cancellation on
 // destruction) is shared. It lives in the coroutine frame of every waiting connection, so
 // it is kept small: one pointer to its AsyncSocket (for the loop, fd and timeout), the
-// 24-byte waiter and timer records, the operation's arguments and its result.
+// 24-byte waiter and 16-byte timer records, the operation's arguments and its result.
 template <class Op, bool Throw>
 class IoAwaitable : IoWaiter, TimerNode {
  public:

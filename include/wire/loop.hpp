@@ -55,15 +55,15 @@ namespace detail {
 using Clock = std::chrono::steady_clock;
 
 // An entry in the loop's timer heap; lives inside whatever waits (an awaiter, a callback).
-// Kept to 24 bytes: every waiting operation of every connection carries one.
+// Kept to 16 bytes: every waiting operation of every connection carries one.
 struct TimerNode {
   static constexpr std::uint32_t not_armed = UINT32_MAX;
-  Clock::time_point when{};
-  std::uint32_t sequence = 0;  // ties broken first-armed, first-fired (compared wrapping)
+  // When it fires, and its tie-breaking sequence, are kept in the heap entry (loop.cpp).
   std::uint32_t heap_index = not_armed;
   void (*fire)(TimerNode*) noexcept = nullptr;
   bool armed() const noexcept { return heap_index != not_armed; }
 };
+static_assert(sizeof(TimerNode) == 16);
 
 struct IoWaiter;
 // What the loop calls on a waiter: one static table per operation type, so a waiter holds
@@ -233,7 +233,6 @@ class EventLoop {
   void fire_timers();
   void heap_up(std::size_t index) noexcept;
   void heap_down(std::size_t index) noexcept;
-  void heap_swap(std::size_t a, std::size_t b) noexcept;
   static void on_task_finished(void* loop, std::coroutine_handle<> handle) noexcept;
   void drain_wakeup() noexcept;
   // After each coroutine step: what defer_until_idle queued meanwhile.
@@ -250,7 +249,14 @@ class EventLoop {
   BufferPool buffer_pool_;
   std::vector<FdState> fds_;
   std::size_t io_waiters_ = 0;
-  std::vector<detail::TimerNode*> heap_;
+  // The keys sit in the heap itself: sifting compares without touching the awaiters' frames
+  // (a cache miss each), and only an entry that moves writes its node's heap_index.
+  struct HeapEntry {
+    detail::Clock::time_point when;
+    std::uint32_t sequence;  // ties broken first-armed, first-fired (compared wrapping)
+    detail::TimerNode* node;
+  };
+  std::vector<HeapEntry> heap_;
   std::uint32_t timer_sequence_ = 0;
   std::unordered_map<TimerId, std::unique_ptr<CallbackTimer>> callback_timers_;
   TimerId next_timer_id_ = 1;
