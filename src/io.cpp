@@ -31,4 +31,27 @@ std::error_code Waiter::wait(int fd, short events) noexcept {
   }
 }
 
+std::error_code wait_until(int fd, short events,
+                           std::optional<std::chrono::steady_clock::time_point> deadline) noexcept {
+  for (;;) {
+    ::timespec wait_for{};
+    ::timespec* wait_ptr = nullptr;
+    if (deadline) {
+      auto left = *deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::nanoseconds(0)) return errc::timed_out;
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      wait_for.tv_sec = static_cast<std::time_t>(ns / 1'000'000'000);
+      wait_for.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+      wait_ptr = &wait_for;
+    }
+    ::pollfd pfd{fd, events, 0};
+    const int n = ::ppoll(&pfd, 1, wait_ptr, nullptr);
+    if (n > 0) {
+      if (pfd.revents & POLLNVAL) return std::make_error_code(std::errc::bad_file_descriptor);
+      return {};
+    }
+    if (n < 0 && errno != EINTR) return last_error();
+  }
+}
+
 }  // namespace wire::detail

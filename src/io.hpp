@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <system_error>
 
 #include "wire/error.hpp"
@@ -32,6 +33,12 @@ class Waiter {
   bool started_ = false;
   std::chrono::steady_clock::time_point deadline_{};
 };
+
+// Waits for readiness until `deadline` (nullopt: without limit): {} once `fd` is ready for
+// `events` or has an error or hang-up for the next call to report, errc::timed_out after
+// the deadline. What a Transport's wait_blocking does on its fd.
+std::error_code wait_until(int fd, short events,
+                           std::optional<std::chrono::steady_clock::time_point> deadline) noexcept;
 
 // Repeats `op` (a syscall returning -1 and errno on failure) across EINTR and, through the
 // waiter, EAGAIN. Returns the syscall's result or the error that ended it.

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include "io.hpp"
+
 namespace wire {
 namespace {
 
@@ -67,7 +69,27 @@ class Readiness : detail::IoWaiter, detail::TimerNode {
   std::error_code result_;
 };
 
+using Deadline = std::optional<std::chrono::steady_clock::time_point>;
+
+// wait_blocking on one fd: the caller's deadline or the idle timeout, whichever is sooner.
+Result<void> poll_until(int fd, Events direction, Deadline deadline,
+                        std::optional<std::chrono::nanoseconds> idle) noexcept {
+  if (fd < 0) return errc::socket_closed;
+  if (idle) {
+    const auto idle_end = std::chrono::steady_clock::now() + *idle;
+    if (!deadline || idle_end < *deadline) deadline = idle_end;
+  }
+  if (auto ec = detail::wait_until(fd, direction == readable ? POLLIN : POLLOUT, deadline)) {
+    return ec;
+  }
+  return {};
+}
+
 }  // namespace
+
+Result<void> Transport::wait_blocking(Events, Deadline) noexcept {
+  return std::make_error_code(std::errc::operation_not_supported);
+}
 
 // --- SocketTransport -------------------------------------------------------------------------
 
@@ -102,6 +124,11 @@ Task<Result<void>> SocketTransport::wait(Events direction) {
                                socket_.timeout());
 }
 
+Result<void> SocketTransport::wait_blocking(Events direction, Deadline deadline) noexcept {
+  if (!socket_.is_open()) return errc::socket_closed;
+  return poll_until(socket_.socket().fileno(), direction, deadline, socket_.timeout());
+}
+
 Result<void> SocketTransport::shutdown() noexcept {
   if (!socket_.is_open()) return errc::socket_closed;
   return socket_.socket().shutdown(Shutdown::write, std::nothrow);
@@ -124,6 +151,11 @@ Result<std::size_t> FdTransport::write_some(std::string_view data) noexcept {
 Task<Result<void>> FdTransport::wait(Events direction) {
   if (direction == readable) co_return co_await reader_.wait_readable(std::nothrow);
   co_return co_await writer().wait_writable(std::nothrow);
+}
+
+Result<void> FdTransport::wait_blocking(Events direction, Deadline deadline) noexcept {
+  const AsyncFd& fd = direction == readable ? reader_ : writer();
+  return poll_until(fd.fileno(), direction, deadline, fd.timeout());
 }
 
 Result<void> FdTransport::shutdown() noexcept {
@@ -165,6 +197,55 @@ std::string FdTransport::describe(Events direction) const {
 void FdTransport::set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept {
   reader_.set_timeout(timeout);
   if (pair_) writer_.set_timeout(timeout);
+}
+
+// --- BlockingSocketTransport -----------------------------------------------------------------
+
+BlockingSocketTransport::BlockingSocketTransport(Socket socket) : socket_(std::move(socket)) {
+  // A socket already non-blocking (one a client kept for reuse) costs no fcntl.
+  if (socket_.is_open() && socket_.timeout() != std::chrono::nanoseconds(0)) {
+    socket_.set_timeout(std::chrono::nanoseconds(0));
+  }
+}
+
+Result<std::size_t> BlockingSocketTransport::read_some(std::span<char> into) noexcept {
+  if (!socket_.is_open()) return errc::socket_closed;
+  const int fd = socket_.fileno();
+  for (;;) {
+    const ::ssize_t n = ::recv(fd, into.data(), into.size(), 0);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno != EINTR) return detail::last_error();
+  }
+}
+
+Result<std::size_t> BlockingSocketTransport::write_some(std::string_view data) noexcept {
+  if (!socket_.is_open()) return errc::socket_closed;
+  if (data.empty()) return std::size_t(0);
+  const int fd = socket_.fileno();
+  for (;;) {
+    const ::ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno != EINTR) return detail::last_error();
+  }
+}
+
+Task<Result<void>> BlockingSocketTransport::wait(Events) {
+  // No loop to wait on: blocking in poll here would stall whatever loop awaits this.
+  co_return std::make_error_code(std::errc::operation_not_supported);
+}
+
+Result<void> BlockingSocketTransport::wait_blocking(Events direction, Deadline deadline) noexcept {
+  if (!socket_.is_open()) return errc::socket_closed;
+  return poll_until(socket_.fileno(), direction, deadline, timeout_);
+}
+
+Result<void> BlockingSocketTransport::shutdown() noexcept {
+  if (!socket_.is_open()) return errc::socket_closed;
+  return socket_.shutdown(Shutdown::write, std::nothrow);
+}
+
+std::string BlockingSocketTransport::describe(Events) const {
+  return socket_.is_open() ? socket_.describe() : std::string("closed socket");
 }
 
 }  // namespace wire

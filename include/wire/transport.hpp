@@ -1,14 +1,16 @@
 // wire/transport.hpp — Transport: the five verbs a byte stream needs from what carries its
-// bytes (read_some, write_some, wait, shutdown, close), and the two transports wire has:
-// SocketTransport over an AsyncSocket, FdTransport over one or two AsyncFds. AsyncStream
-// (async_stream.hpp) reads and writes through one; a TLS transport would be a third kind,
-// layered over a SocketTransport (docs/design/byte-streams.md).
+// bytes (read_some, write_some, wait, shutdown, close; wait_blocking for a program without a
+// loop), and the transports wire has: SocketTransport over an AsyncSocket, FdTransport over
+// one or two AsyncFds, BlockingSocketTransport over a plain Socket (the HTTP client).
+// AsyncStream (async_stream.hpp) and the HTTP client read and write through one; a TLS
+// transport would be one more kind, layered over a socket transport
+// (docs/design/byte-streams.md).
 //
 //   auto transport = std::make_unique<wire::SocketTransport>(wire::AsyncSocket(loop,
 //   std::move(s))); wire::AsyncStream stream(std::move(transport));
 //
-// Ownership: each transport owns what it was given (an AsyncSocket, one or two AsyncFds; an
-// AsyncFd that borrows its fd still leaves the fd open, see async_fd.hpp).
+// Ownership: each transport owns what it was given (an AsyncSocket, one or two AsyncFds, a
+// Socket; an AsyncFd that borrows its fd still leaves the fd open, see async_fd.hpp).
 #pragma once
 
 #include <chrono>
@@ -40,6 +42,14 @@ class Transport {
   // timeout passes (errc::timed_out). Which fd and event that takes is the transport's
   // business (TLS may need its socket writable to read). Destroying it withdraws the wait.
   virtual Task<Result<void>> wait(Events direction) = 0;
+  // The same wait for a program without an EventLoop (the blocking HTTP client): blocks the
+  // thread until read_some (readable) or write_some (writable) can make progress, or until
+  // `deadline` or the idle timeout passes (errc::timed_out; nullopt: no deadline). Socket
+  // and fd transports poll(2) their fd; a layered one (TLS) waits on the one under it in the
+  // direction it needs. The default refuses (operation_not_supported): a transport that can
+  // only wait on a loop.
+  virtual Result<void> wait_blocking(
+      Events direction, std::optional<std::chrono::steady_clock::time_point> deadline) noexcept;
   // No more writes: the peer reads end of stream, reading goes on.
   virtual Result<void> shutdown() noexcept = 0;
   virtual void close() noexcept = 0;
@@ -60,6 +70,9 @@ class SocketTransport final : public Transport {
   Result<std::size_t> read_some(std::span<char> into) noexcept override;
   Result<std::size_t> write_some(std::string_view data) noexcept override;
   Task<Result<void>> wait(Events direction) override;
+  Result<void> wait_blocking(
+      Events direction,
+      std::optional<std::chrono::steady_clock::time_point> deadline) noexcept override;
   Result<void> shutdown() noexcept override;
   void close() noexcept override { socket_.close(); }
   bool is_open() const noexcept override { return socket_.is_open(); }
@@ -90,6 +103,9 @@ class FdTransport final : public Transport {
   Result<std::size_t> read_some(std::span<char> into) noexcept override;
   Result<std::size_t> write_some(std::string_view data) noexcept override;
   Task<Result<void>> wait(Events direction) override;
+  Result<void> wait_blocking(
+      Events direction,
+      std::optional<std::chrono::steady_clock::time_point> deadline) noexcept override;
   Result<void> shutdown() noexcept override;
   void close() noexcept override;
   bool is_open() const noexcept override;
@@ -105,6 +121,44 @@ class FdTransport final : public Transport {
   AsyncFd reader_;
   AsyncFd writer_;  // unused for a lone fd
   bool pair_ = false;
+};
+
+// A connected stream socket (TCP, Unix) for a program without an EventLoop: the blocking
+// HTTP client reads and writes through one. The socket is made non-blocking (its Socket
+// timeout becomes 0) and waited for with wait_blocking (poll(2)); the awaitable wait() has
+// no loop to wait on and fails with operation_not_supported. shutdown() is shutdown(SHUT_WR).
+//
+//   wire::BlockingSocketTransport transport(wire::create_connection("tcp://127.0.0.1:8000", 5s));
+//   auto r = wire::http::request(transport, {.url = "http://127.0.0.1:8000/"});
+//
+// Ownership: owns the Socket (and so the fd) until release() hands it back.
+class BlockingSocketTransport final : public Transport {
+ public:
+  // Throws wire::Error if the socket cannot be made non-blocking.
+  explicit BlockingSocketTransport(Socket socket);
+  Socket& socket() noexcept { return socket_; }
+  // The socket back (still non-blocking), say to keep it for another request; this
+  // transport is closed.
+  Socket release() noexcept { return std::move(socket_); }
+
+  Result<std::size_t> read_some(std::span<char> into) noexcept override;
+  Result<std::size_t> write_some(std::string_view data) noexcept override;
+  Task<Result<void>> wait(Events direction) override;
+  Result<void> wait_blocking(
+      Events direction,
+      std::optional<std::chrono::steady_clock::time_point> deadline) noexcept override;
+  Result<void> shutdown() noexcept override;
+  void close() noexcept override { socket_.close(); }
+  bool is_open() const noexcept override { return socket_.is_open(); }
+  std::string describe(Events direction) const override;
+  void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept override {
+    timeout_ = timeout;
+  }
+  std::optional<std::chrono::nanoseconds> timeout() const noexcept override { return timeout_; }
+
+ private:
+  Socket socket_;
+  std::optional<std::chrono::nanoseconds> timeout_;  // for wait_blocking
 };
 
 }  // namespace wire

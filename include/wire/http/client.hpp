@@ -13,6 +13,12 @@
 //   print(r.status); },
 //                     .on_body = [](std::string_view bytes, auto, auto) { write(bytes); }});
 //
+//   // Over a connection the caller made, through any Transport (transport.hpp): a plain
+//   // socket here; a TLS transport would slot in the same way.
+//   wire::BlockingSocketTransport conn(wire::create_connection("tcp://127.0.0.1:8000", 5s));
+//   auto r = wire::http::request(conn, {.url = "http://127.0.0.1:8000/index.html"});
+//   if (r.reusable) r = wire::http::request(conn, {.url = "http://127.0.0.1:8000/next"});
+//
 // Targets: http://[user:pass@]host[:port]/path and http+unix:/path/to.sock:/path. Responses
 // framed by Content-Length, chunked encoding or the connection's close are all read; a
 // connection the server keeps alive is reused for the next request to the same host.
@@ -42,6 +48,10 @@
 #include <vector>
 
 #include "wire/socket.hpp"
+
+namespace wire {
+class Transport;
+}
 
 namespace wire::http {
 
@@ -78,6 +88,9 @@ struct ClientResponse {
   std::uint64_t head_bytes = 0;      // bytes of the final response's head
   std::uint64_t uploaded_bytes = 0;  // request body bytes sent
   int redirects = 0;                 // redirects followed to get here
+  // The connection may carry another request: the server keeps it alive and every byte of
+  // this exchange was sent and read.
+  bool reusable = false;
   ClientTimings timings;
 
   // The first header with this name (case-insensitive), or "".
@@ -142,6 +155,19 @@ struct ResponseHandlers {
   // response head (interim ones too), each as one block of text.
   std::function<void(char kind, std::string_view text)> on_trace = nullptr;
 };
+
+// One request and its response over a connection the caller made, through any Transport
+// (a BlockingSocketTransport, an FdTransport over pipes, a TLS transport): the head and
+// body as Client::send sends them, the response read as Client reads it, every wait bounded
+// by options.timeout and options.max_time with Transport::wait_blocking. request.url gives
+// the Host header and the target; where it points is the transport's business. Never
+// retried, redirects never followed (a redirect is returned; options.follow_redirects is an
+// error: a redirect may need another connection, which is Client's job). After it, the
+// transport may carry another request only if the response says `reusable`. Throws
+// wire::Error naming the request and the transport ("read response GET pipe:[123]/: the
+// server closed the connection before a complete response head").
+ClientResponse request(Transport& transport, const ClientRequest& request,
+                       const ClientOptions& options = {}, const ResponseHandlers& handlers = {});
 
 class Client {
  public:
