@@ -1,13 +1,14 @@
-// wire/transport.hpp — Transport: the five verbs a byte stream needs from what carries its
-// bytes (read_some, write_some, wait, shutdown, close; wait_blocking for a program without a
-// loop), and the transports wire has: SocketTransport over an AsyncSocket, FdTransport over
-// one or two AsyncFds, BlockingSocketTransport over a plain Socket (the HTTP client).
-// AsyncStream (async_stream.hpp) and the HTTP client read and write through one; a TLS
-// transport would be one more kind, layered over a socket transport
+// wire/transport.hpp — Transport: what a byte stream needs from what carries its bytes
+// (read_some and write_some that never wait; wait, or wait_blocking for a program without a
+// loop; shutdown, close), and the transports wire has: SocketTransport over an AsyncSocket,
+// FdTransport over one or two AsyncFds, BlockingSocketTransport over a plain Socket (the
+// HTTP client). AsyncStream (async_stream.hpp) and the HTTP client read and write through
+// one; a TLS transport would be one more kind, layered over a socket transport
 // (docs/design/byte-streams.md).
 //
-//   auto transport = std::make_unique<wire::SocketTransport>(wire::AsyncSocket(loop,
-//   std::move(s))); wire::AsyncStream stream(std::move(transport));
+//   auto transport =
+//       std::make_unique<wire::SocketTransport>(wire::AsyncSocket(loop, std::move(socket)));
+//   wire::AsyncStream stream(std::move(transport));
 //
 // Ownership: each transport owns what it was given (an AsyncSocket, one or two AsyncFds, a
 // Socket; an AsyncFd that borrows its fd still leaves the fd open, see async_fd.hpp).
