@@ -1,31 +1,61 @@
 #include "wire/async_stream.hpp"
 
 #include <algorithm>
+#include <new>
 
 namespace wire {
 namespace {
 
 constexpr std::size_t read_chunk = 8192;
 
-std::string describe(const std::unique_ptr<Transport>& transport, Events direction) {
+std::string describe(const Transport* transport, Events direction) {
   return transport ? transport->describe(direction) : std::string("closed stream");
 }
 }  // namespace
 
 AsyncStream::AsyncStream(AsyncSocket socket)
-    : transport_(std::make_unique<SocketTransport>(std::move(socket))) {}
+    : AsyncStream(std::make_unique<SocketTransport>(std::move(socket))) {}
 
 AsyncStream::AsyncStream(AsyncFd both)
-    : transport_(std::make_unique<FdTransport>(std::move(both))) {}
+    : AsyncStream(std::make_unique<FdTransport>(std::move(both))) {}
 
 AsyncStream::AsyncStream(AsyncFd read_end, AsyncFd write_end)
-    : transport_(std::make_unique<FdTransport>(std::move(read_end), std::move(write_end))) {}
+    : AsyncStream(std::make_unique<FdTransport>(std::move(read_end), std::move(write_end))) {}
 
 AsyncStream::AsyncStream(std::unique_ptr<Transport> transport) noexcept
-    : transport_(std::move(transport)) {}
+    : owned_transport_(std::move(transport)), transport_(owned_transport_.get()) {}
+
+AsyncStream::AsyncStream(Transport& transport, std::string& read_buffer) noexcept
+    : transport_(&transport), read_buffer_(&read_buffer) {}
+
+AsyncStream::AsyncStream(AsyncStream&& other) noexcept
+    : owned_transport_(std::move(other.owned_transport_)),
+      transport_(std::exchange(other.transport_, nullptr)),
+      own_read_buffer_(std::move(other.own_read_buffer_)),
+      read_buffer_(other.read_buffer_ == &other.own_read_buffer_ ? &own_read_buffer_
+                                                                 : other.read_buffer_),
+      read_pos_(std::exchange(other.read_pos_, 0)),
+      search_from_(std::exchange(other.search_from_, 0)),
+      write_buffer_(std::move(other.write_buffer_)),
+      write_pos_(std::exchange(other.write_pos_, 0)),
+      write_limit_(other.write_limit_),
+      bytes_written_(other.bytes_written_) {
+  other.read_buffer_ = &other.own_read_buffer_;
+  other.own_read_buffer_.clear();
+}
+
+AsyncStream& AsyncStream::operator=(AsyncStream&& other) noexcept {
+  if (this != &other) {
+    this->~AsyncStream();
+    new (this) AsyncStream(std::move(other));
+  }
+  return *this;
+}
 
 AsyncStream::~AsyncStream() {
-  close();  // while the buffers still exist: a waiter it wakes may look at them
+  // While the buffers still exist: a waiter it wakes may look at them. A borrowed transport
+  // stays open: its owner decides.
+  if (owned_transport_) close();
 }
 
 void AsyncStream::close() noexcept {
@@ -37,39 +67,56 @@ void AsyncStream::close() noexcept {
 
 // Makes room and reads once, all without suspending, so a cancelled or timed-out wait never
 // finds the buffer half-grown: bytes read, 0 at end of stream, EAGAIN when none are there.
-Result<std::size_t> AsyncStream::try_fill() noexcept {
+Result<std::size_t> AsyncStream::try_fill(std::size_t max_bytes) noexcept {
   if (!transport_) return errc::socket_closed;
+  std::string& buffer = *read_buffer_;
   try {
-    if (read_pos_ == read_buffer_.size()) {
-      read_buffer_.clear();
+    if (read_pos_ == buffer.size()) {
+      buffer.clear();
       read_pos_ = 0;
       search_from_ = 0;
-    } else if (read_pos_ > read_buffer_.size() / 2) {
-      read_buffer_.erase(0, read_pos_);
+    } else if (read_pos_ > buffer.size() / 2) {
+      buffer.erase(0, read_pos_);
       search_from_ -= std::min(search_from_, read_pos_);
       read_pos_ = 0;
     }
-    const std::size_t old_size = read_buffer_.size();
-    read_buffer_.resize(old_size + read_chunk);
-    auto n = transport_->read_some(std::span<char>(read_buffer_.data() + old_size, read_chunk));
-    read_buffer_.resize(old_size + (n ? *n : 0));
+    const std::size_t old_size = buffer.size();
+    buffer.resize(old_size + max_bytes);
+    auto n = transport_->read_some(std::span<char>(buffer.data() + old_size, max_bytes));
+    buffer.resize(old_size + (n ? *n : 0));
     return n;
   } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
   }
 }
 
-Task<Result<std::size_t>> AsyncStream::wait_then_fill() {
+Task<Result<std::size_t>> AsyncStream::wait_then_fill(std::size_t max_bytes) {
   for (;;) {
     auto ready = co_await transport_->wait(readable);
     if (!ready) co_return ready.error();
-    auto n = try_fill();
+    auto n = try_fill(max_bytes);
     if (n || !detail::would_block(n.error())) co_return n;
   }
 }
 
+StreamAwaitable<std::size_t> AsyncStream::fill(std::size_t max_bytes, std::nothrow_t) {
+  if (max_bytes == 0) return std::size_t(0);
+  auto n = try_fill(max_bytes);
+  if (n || !detail::would_block(n.error())) return n;
+  try {
+    return StreamAwaitable<std::size_t>(wait_then_fill(max_bytes));
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+void AsyncStream::consume(std::size_t n) noexcept {
+  read_pos_ += std::min(n, buffered());
+  search_from_ = std::max(search_from_, read_pos_);
+}
+
 std::string AsyncStream::take(std::size_t n) {
-  std::string out = read_buffer_.substr(read_pos_, n);
+  std::string out = read_buffer_->substr(read_pos_, n);
   read_pos_ += n;
   search_from_ = read_pos_;
   return out;
@@ -113,13 +160,13 @@ Task<Result<std::string>> AsyncStream::read_until(std::string_view delimiter, st
       const std::size_t from = std::max(read_pos_, search_from_ >= read_pos_ + delimiter.size()
                                                        ? search_from_ - delimiter.size() + 1
                                                        : read_pos_);
-      const std::size_t found = read_buffer_.find(delimiter, from);
+      const std::size_t found = read_buffer_->find(delimiter, from);
       if (found != std::string::npos) {
         const std::size_t length = found + delimiter.size() - read_pos_;
         if (length > max_len) co_return errc::line_too_long;
         co_return take(length);
       }
-      search_from_ = read_buffer_.size();
+      search_from_ = read_buffer_->size();
       if (buffered() >= max_len) co_return errc::line_too_long;
       auto got = try_fill();
       if (!got && detail::would_block(got.error())) got = co_await wait_then_fill();
@@ -135,29 +182,40 @@ Task<Result<std::string>> AsyncStream::read_line(std::size_t max_len, std::nothr
   co_return co_await read_until("\n", max_len, std::nothrow);
 }
 
-// Writes until no more than `leave` bytes wait. Sent bytes leave the buffer as they go, so
-// a wait cancelled or timed out leaves exactly the unsent ones.
-Task<Result<void>> AsyncStream::write_out(std::size_t leave) {
+// Writes until no more than `leave` bytes wait, without waiting: true when that is so, false
+// when the transport has no room. Sent bytes leave the buffer as they go, so a wait that is
+// cancelled or times out later leaves exactly the unsent ones.
+Result<bool> AsyncStream::try_write_out(std::size_t leave) noexcept {
   while (pending() > leave) {
-    if (!transport_) co_return errc::socket_closed;
+    if (!transport_) return errc::socket_closed;
     auto n = transport_->write_some(std::string_view(write_buffer_).substr(write_pos_));
-    if (n) {
-      write_pos_ += *n;
-      if (write_pos_ == write_buffer_.size()) {
-        write_buffer_.clear();
-        write_pos_ = 0;
-      }
-      continue;
+    if (!n) {
+      if (detail::would_block(n.error())) return false;
+      return n.error();
     }
-    if (!detail::would_block(n.error())) co_return n.error();
+    if (*n == 0) return false;
+    bytes_written_ += *n;
+    write_pos_ += *n;
+    if (write_pos_ == write_buffer_.size()) {
+      write_buffer_.clear();
+      write_pos_ = 0;
+    }
+  }
+  return true;
+}
+
+Task<Result<void>> AsyncStream::write_out(std::size_t leave) {
+  for (;;) {
+    auto done = try_write_out(leave);
+    if (!done) co_return done.error();
+    if (*done) co_return Result<void>();
     auto ready = co_await transport_->wait(writable);
     if (!ready) co_return ready.error();
   }
-  co_return Result<void>();
 }
 
-Task<Result<void>> AsyncStream::write(std::string_view data, std::nothrow_t) {
-  if (!is_open()) co_return errc::socket_closed;
+StreamAwaitable<void> AsyncStream::write(std::string_view data, std::nothrow_t) {
+  if (!is_open()) return errc::socket_closed;
   try {
     // Written bytes in front are dropped before appending, so the buffer's size follows
     // what waits rather than what ever passed through.
@@ -166,15 +224,123 @@ Task<Result<void>> AsyncStream::write(std::string_view data, std::nothrow_t) {
       write_pos_ = 0;
     }
     write_buffer_.append(data);
+    if (pending() <= write_limit_) return Result<void>();
+    auto done = try_write_out(write_limit_);
+    if (!done) return done.error();
+    if (*done) return Result<void>();
+    return StreamAwaitable<void>(write_out(write_limit_));
   } catch (const std::bad_alloc&) {
-    co_return std::make_error_code(std::errc::not_enough_memory);
+    return std::make_error_code(std::errc::not_enough_memory);
   }
-  if (pending() <= write_limit_) co_return Result<void>();
-  co_return co_await write_out(write_limit_);
 }
 
-Task<Result<void>> AsyncStream::drain(std::nothrow_t) {
-  co_return co_await write_out(0);
+StreamAwaitable<void> AsyncStream::drain(std::nothrow_t) {
+  auto done = try_write_out(0);
+  if (!done) return done.error();
+  if (*done) return Result<void>();
+  try {
+    return StreamAwaitable<void>(write_out(0));
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+// Writes what the transport takes of `data` now: the count (maybe 0), or an error.
+Result<std::size_t> AsyncStream::try_write_direct(std::string_view data,
+                                                  bool more_follows) noexcept {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    if (!transport_) return errc::socket_closed;
+    const std::string_view rest = data.substr(done);
+    auto n = more_follows ? transport_->write_some_corked(rest) : transport_->write_some(rest);
+    if (!n) {
+      if (detail::would_block(n.error())) break;
+      return n.error();
+    }
+    if (*n == 0) break;
+    bytes_written_ += *n;
+    done += *n;
+  }
+  return done;
+}
+
+Task<Result<void>> AsyncStream::write_all_waiting(std::string_view data, bool more_follows) {
+  if (auto drained = co_await write_out(0); !drained) co_return drained;
+  for (;;) {
+    auto n = try_write_direct(data, more_follows);
+    if (!n) co_return n.error();
+    data.remove_prefix(*n);
+    if (data.empty()) co_return Result<void>();
+    auto ready = co_await transport_->wait(writable);
+    if (!ready) co_return ready.error();
+  }
+}
+
+StreamAwaitable<void> AsyncStream::write_all(std::string_view data, bool more_follows,
+                                             std::nothrow_t) {
+  if (!is_open()) return errc::socket_closed;
+  if (pending() == 0) {
+    // The common case: nothing waits, and the kernel takes all of it in the call.
+    auto n = try_write_direct(data, more_follows);
+    if (!n) return n.error();
+    if (*n == data.size()) return Result<void>();
+    data.remove_prefix(*n);
+  }
+  try {
+    return StreamAwaitable<void>(write_all_waiting(data, more_follows));
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+// Sends what the transport takes of the file now: the count (maybe 0), or an error.
+Result<std::uint64_t> AsyncStream::try_send_file(int fd, std::uint64_t offset,
+                                                 std::uint64_t length) noexcept {
+  std::uint64_t done = 0;
+  while (done < length) {
+    if (!transport_) return errc::socket_closed;
+    const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(length - done, 1u << 30));
+    auto n = transport_->send_file(fd, offset + done, chunk);
+    if (!n) {
+      if (detail::would_block(n.error())) break;
+      return n.error();
+    }
+    if (*n == 0) break;
+    bytes_written_ += *n;
+    done += *n;
+  }
+  return done;
+}
+
+Task<Result<void>> AsyncStream::send_file_waiting(int fd, std::uint64_t offset,
+                                                  std::uint64_t length) {
+  if (auto drained = co_await write_out(0); !drained) co_return drained;
+  for (;;) {
+    auto n = try_send_file(fd, offset, length);
+    if (!n) co_return n.error();
+    offset += *n;
+    length -= *n;
+    if (length == 0) co_return Result<void>();
+    auto ready = co_await transport_->wait(writable);
+    if (!ready) co_return ready.error();
+  }
+}
+
+StreamAwaitable<void> AsyncStream::send_file(int fd, std::uint64_t offset, std::uint64_t length,
+                                             std::nothrow_t) {
+  if (!is_open()) return errc::socket_closed;
+  if (pending() == 0) {
+    auto n = try_send_file(fd, offset, length);
+    if (!n) return n.error();
+    if (*n == length) return Result<void>();
+    offset += *n;
+    length -= *n;
+  }
+  try {
+    return StreamAwaitable<void>(send_file_waiting(fd, offset, length));
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
 }
 
 Task<Result<void>> AsyncStream::shutdown(std::nothrow_t) {
@@ -231,6 +397,24 @@ Task<void> AsyncStream::write(std::string_view data) {
 Task<void> AsyncStream::drain() {
   if (auto r = co_await drain(std::nothrow); !r) {
     throw Error(r.error(), "drain", describe(transport_, writable));
+  }
+}
+
+Task<std::size_t> AsyncStream::fill(std::size_t max_bytes) {
+  auto r = co_await fill(max_bytes, std::nothrow);
+  if (!r) throw Error(r.error(), "read", describe(transport_, readable));
+  co_return *r;
+}
+
+Task<void> AsyncStream::write_all(std::string_view data, bool more_follows) {
+  if (auto r = co_await write_all(data, more_follows, std::nothrow); !r) {
+    throw Error(r.error(), "write", describe(transport_, writable));
+  }
+}
+
+Task<void> AsyncStream::send_file(int fd, std::uint64_t offset, std::uint64_t length) {
+  if (auto r = co_await send_file(fd, offset, length, std::nothrow); !r) {
+    throw Error(r.error(), "send_file", describe(transport_, writable));
   }
 }
 

@@ -2,6 +2,9 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include "io.hpp"
 
@@ -10,12 +13,15 @@ namespace {
 
 // Readiness of one fd, within an idle timeout: what a transport over an AsyncSocket waits
 // with (AsyncSocket has no bare wait of its own). Its records live in the waiting frame, and
-// its destructor withdraws them, so with_timeout can cancel it.
+// its destructor withdraws them, so with_timeout can cancel it. A wait for room to write is
+// timed as AsyncSocket's sends are: the kernel reports a socket writable only once a good
+// part of its buffer drained, so when the timeout passes while the bytes it holds went down,
+// the peer is reading (slowly but steadily) and the timer is armed again.
 class Readiness : detail::IoWaiter, detail::TimerNode {
  public:
   Readiness(EventLoop& loop, int fd_to_wait, Events event,
             std::optional<std::chrono::nanoseconds> timeout) noexcept
-      : loop_(loop), timeout_(timeout) {
+      : loop_(loop), timeout_(timeout), event_(event) {
     fd = fd_to_wait;
     direction = static_cast<std::uint8_t>(event);
   }
@@ -41,10 +47,12 @@ class Readiness : detail::IoWaiter, detail::TimerNode {
     if (timeout_) {
       fire = [](detail::TimerNode* t) noexcept {
         auto* self = static_cast<Readiness*>(t);
+        if (self->peer_kept_reading()) return;  // re-armed
         self->loop_.cancel_io(*self);
         self->result_ = errc::timed_out;
         self->handle.resume();
       };
+      if (event_ == writable) queued_ = detail::send_queue_bytes(fd);
       loop_.arm(*this, detail::Clock::now() + *timeout_);
     }
     return true;
@@ -64,9 +72,20 @@ class Readiness : detail::IoWaiter, detail::TimerNode {
   }
   static constexpr detail::IoOps io_ops{&ready, &abort_wait};
 
+  bool peer_kept_reading() noexcept {
+    if (event_ != writable || queued_ < 0) return false;
+    const int queued = detail::send_queue_bytes(fd);
+    if (queued < 0 || queued >= queued_) return false;
+    queued_ = queued;
+    loop_.arm(*this, loop_.now() + *timeout_);
+    return true;
+  }
+
   EventLoop& loop_;
   std::optional<std::chrono::nanoseconds> timeout_;
   std::error_code result_;
+  Events event_;
+  int queued_ = -1;  // bytes in the kernel's send queue when the timer was armed
 };
 
 using Deadline = std::optional<std::chrono::steady_clock::time_point>;
@@ -87,28 +106,58 @@ Result<void> poll_until(int fd, Events direction, Deadline deadline,
 
 }  // namespace
 
+// --- Transport -------------------------------------------------------------------------------
+
+Result<std::size_t> Transport::send_file(int fd, std::uint64_t offset,
+                                         std::size_t length) noexcept {
+  // Bytes read but not taken by write_some are read again by the next call (pread keeps no
+  // position): simpler than holding them here, and the page cache makes it cheap.
+  char chunk[16384];
+  const std::size_t want = std::min(length, sizeof chunk);
+  if (want == 0) return std::size_t(0);
+  ::ssize_t n;
+  do {
+    n = ::pread(fd, chunk, want, static_cast<::off_t>(offset));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return detail::last_error();
+  if (n == 0) return std::make_error_code(std::errc::io_error);  // the file shrank meanwhile
+  return write_some(std::string_view(chunk, static_cast<std::size_t>(n)));
+}
+
 Result<void> Transport::wait_blocking(Events, Deadline) noexcept {
   return std::make_error_code(std::errc::operation_not_supported);
 }
 
 // --- SocketTransport -------------------------------------------------------------------------
 
+SocketTransport::SocketTransport(SocketTransport&& other) noexcept
+    : owned_(std::move(other.owned_)),
+      socket_(other.socket_ == &other.owned_ ? &owned_ : other.socket_),
+      drained_(other.drained_) {}
+
 Result<std::size_t> SocketTransport::read_some(std::span<char> into) noexcept {
-  if (!socket_.is_open()) return errc::socket_closed;
-  const int fd = socket_.socket().fileno();
+  if (!socket_->is_open()) return errc::socket_closed;
+  if (drained_ && !into.empty()) {
+    drained_ = false;
+    return std::make_error_code(std::errc::resource_unavailable_try_again);
+  }
+  const int fd = socket_->socket().fileno();
   for (;;) {
     const ::ssize_t n = ::recv(fd, into.data(), into.size(), 0);
-    if (n >= 0) return static_cast<std::size_t>(n);
+    if (n >= 0) {
+      drained_ = n > 0 && static_cast<std::size_t>(n) < into.size();
+      return static_cast<std::size_t>(n);
+    }
     if (errno != EINTR) return detail::last_error();
   }
 }
 
 Result<std::size_t> SocketTransport::write_some(std::string_view data) noexcept {
-  if (!socket_.is_open()) return errc::socket_closed;
+  if (!socket_->is_open()) return errc::socket_closed;
   if (data.empty()) return std::size_t(0);
   // send_now keeps the socket's bytes_sent() count, which servers report from.
   try {
-    const std::size_t n = socket_.send_now(data);
+    const std::size_t n = socket_->send_now(data);
     if (n == 0) return std::make_error_code(std::errc::resource_unavailable_try_again);
     return n;
   } catch (const Error& e) {
@@ -118,10 +167,37 @@ Result<std::size_t> SocketTransport::write_some(std::string_view data) noexcept 
   }
 }
 
+// The socket's own send operations, tried once without waiting: they count bytes_sent().
+// Bytes they took before an EAGAIN or an error are reported; the error, if any, comes again
+// with the next call.
+namespace {
+template <class Op>
+Result<std::size_t> attempt_send(AsyncSocket& socket, Op op) noexcept {
+  Result<std::size_t> result = std::error_code();
+  const bool done = op.attempt(socket.socket().fileno(), socket, result);
+  if (op.sent > 0) return op.sent;
+  if (!done) return std::make_error_code(std::errc::resource_unavailable_try_again);
+  return result;
+}
+}  // namespace
+
+Result<std::size_t> SocketTransport::write_some_corked(std::string_view data) noexcept {
+  if (!socket_->is_open()) return errc::socket_closed;
+  if (data.empty()) return std::size_t(0);
+  return attempt_send(*socket_, detail::SendAllOp{data, MSG_MORE});
+}
+
+Result<std::size_t> SocketTransport::send_file(int fd, std::uint64_t offset,
+                                               std::size_t length) noexcept {
+  if (!socket_->is_open()) return errc::socket_closed;
+  if (length == 0) return std::size_t(0);
+  return attempt_send(*socket_, detail::SendFileOp{fd, offset, length});
+}
+
 Task<Result<void>> SocketTransport::wait(Events direction) {
-  if (!socket_.is_open() || socket_.loop() == nullptr) co_return errc::socket_closed;
-  co_return co_await Readiness(*socket_.loop(), socket_.socket().fileno(), direction,
-                               socket_.timeout());
+  if (!socket_->is_open() || socket_->loop() == nullptr) co_return errc::socket_closed;
+  co_return co_await Readiness(*socket_->loop(), socket_->socket().fileno(), direction,
+                               socket_->timeout());
 }
 
 Result<void> SocketTransport::wait_blocking(Events direction, Deadline deadline) noexcept {
@@ -130,12 +206,12 @@ Result<void> SocketTransport::wait_blocking(Events direction, Deadline deadline)
 }
 
 Result<void> SocketTransport::shutdown() noexcept {
-  if (!socket_.is_open()) return errc::socket_closed;
-  return socket_.socket().shutdown(Shutdown::write, std::nothrow);
+  if (!socket_->is_open()) return errc::socket_closed;
+  return socket_->socket().shutdown(Shutdown::write, std::nothrow);
 }
 
 std::string SocketTransport::describe(Events) const {
-  return socket_.is_open() ? socket_.socket().describe() : std::string("closed socket");
+  return socket_->is_open() ? socket_->socket().describe() : std::string("closed socket");
 }
 
 // --- FdTransport -----------------------------------------------------------------------------

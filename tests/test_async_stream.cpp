@@ -458,53 +458,10 @@ TEST_F(AsyncStreamTest, NothrowCallsReturnResults) {
   EXPECT_EQ(a.recv(100), "") << "shutdown() half-closed the socket";
 }
 
-namespace {
-
-// A transport of the test's own, layered on another as TLS would be on a socket: rot13 on
-// the way in and out. AsyncStream reads and writes through it unchanged.
-class Rot13Transport final : public Transport {
- public:
-  explicit Rot13Transport(std::unique_ptr<Transport> inner) : inner_(std::move(inner)) {}
-  Result<std::size_t> read_some(std::span<char> into) noexcept override {
-    auto n = inner_->read_some(into);
-    if (n) rotate(into.data(), *n);
-    return n;
-  }
-  Result<std::size_t> write_some(std::string_view data) noexcept override {
-    std::string rotated(data);
-    rotate(rotated.data(), rotated.size());
-    return inner_->write_some(rotated);
-  }
-  Task<Result<void>> wait(Events direction) override { return inner_->wait(direction); }
-  Result<void> shutdown() noexcept override { return inner_->shutdown(); }
-  void close() noexcept override { inner_->close(); }
-  bool is_open() const noexcept override { return inner_->is_open(); }
-  std::string describe(Events direction) const override {
-    return "rot13 over " + inner_->describe(direction);
-  }
-  void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept override {
-    inner_->set_timeout(timeout);
-  }
-  std::optional<std::chrono::nanoseconds> timeout() const noexcept override {
-    return inner_->timeout();
-  }
-
- private:
-  static void rotate(char* p, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      char& c = p[i];
-      if (c >= 'a' && c <= 'z') c = static_cast<char>('a' + (c - 'a' + 13) % 26);
-    }
-  }
-  std::unique_ptr<Transport> inner_;
-};
-
-}  // namespace
-
 TEST_F(AsyncStreamTest, AnotherTransportSlotsUnderTheStream) {
   EventLoop loop;
   test::Pipe in, out;
-  AsyncStream stream(std::make_unique<Rot13Transport>(
+  AsyncStream stream(std::make_unique<test::Rot13Transport>(
       std::make_unique<FdTransport>(AsyncFd::adopt(loop, std::move(in.read_end)),
                                     AsyncFd::adopt(loop, std::move(out.write_end)))));
   ASSERT_EQ(::write(in.write_end.fd(), "uryyb\n", 6), 6);

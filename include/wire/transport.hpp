@@ -10,8 +10,13 @@
 //       std::make_unique<wire::SocketTransport>(wire::AsyncSocket(loop, std::move(socket)));
 //   wire::AsyncStream stream(std::move(transport));
 //
+//   // A connection record keeps the socket; a stream reads through it for a while.
+//   wire::SocketTransport transport = wire::SocketTransport::borrow(conn);
+//
 // Ownership: each transport owns what it was given (an AsyncSocket, one or two AsyncFds, a
-// Socket; an AsyncFd that borrows its fd still leaves the fd open, see async_fd.hpp).
+// Socket; an AsyncFd that borrows its fd still leaves the fd open, see async_fd.hpp), except
+// a SocketTransport made by borrow(), which refers to an AsyncSocket someone else owns and
+// closes it only when asked to (close()).
 #pragma once
 
 #include <chrono>
@@ -39,6 +44,18 @@ class Transport {
   // error; detail::would_block(error) asks for co_await wait(direction) and a retry.
   virtual Result<std::size_t> read_some(std::span<char> into) noexcept = 0;
   virtual Result<std::size_t> write_some(std::string_view data) noexcept = 0;
+  // write_some, told that more bytes follow at once (a file after a response head): the
+  // transport may hold a short write back to send it with them (SocketTransport: MSG_MORE).
+  // By default the hint is ignored.
+  virtual Result<std::size_t> write_some_corked(std::string_view data) noexcept {
+    return write_some(data);
+  }
+  // Up to `length` bytes of the file `fd` from `offset` (the fd's own offset is neither used
+  // nor moved): one attempt that never waits, like write_some. SocketTransport hands the
+  // pages to the socket with sendfile(2); by default the file is read (pread) and what was
+  // read is written with write_some, which is what a transport that changes the bytes (TLS)
+  // must do. A file that ends before `length` is errc io_error, as with AsyncSocket::sendfile.
+  virtual Result<std::size_t> send_file(int fd, std::uint64_t offset, std::size_t length) noexcept;
   // Until read_some (readable) or write_some (writable) can make progress, or the idle
   // timeout passes (errc::timed_out). Which fd and event that takes is the transport's
   // business (TLS may need its socket writable to read). Destroying it withdraws the wait.
@@ -62,31 +79,48 @@ class Transport {
   virtual std::optional<std::chrono::nanoseconds> timeout() const noexcept = 0;
 };
 
-// A connected stream socket (TCP, Unix). shutdown() is shutdown(SHUT_WR).
+// A connected stream socket (TCP, Unix). shutdown() is shutdown(SHUT_WR). Writes go through
+// the AsyncSocket's own send calls, so its bytes_sent() counts them. Like AsyncSocket, a read
+// that found the kernel's buffer drained (a short read) makes the next read_some report
+// would-block without a syscall: the wait that follows returns at once if bytes came
+// meanwhile (level-triggered), and the usual EAGAIN is saved.
 class SocketTransport final : public Transport {
  public:
-  explicit SocketTransport(AsyncSocket socket) noexcept : socket_(std::move(socket)) {}
-  AsyncSocket& socket() noexcept { return socket_; }
+  explicit SocketTransport(AsyncSocket socket) noexcept
+      : owned_(std::move(socket)), socket_(&owned_), drained_(owned_.drained()) {}
+  // Refers to `socket`, which must outlive the transport; destroying the transport leaves it
+  // open. No allocation: the HTTP server makes one per burst of requests.
+  static SocketTransport borrow(AsyncSocket& socket) noexcept { return SocketTransport(&socket); }
+  SocketTransport(SocketTransport&& other) noexcept;
+  SocketTransport& operator=(SocketTransport&&) = delete;
+  AsyncSocket& socket() noexcept { return *socket_; }
 
   Result<std::size_t> read_some(std::span<char> into) noexcept override;
   Result<std::size_t> write_some(std::string_view data) noexcept override;
+  Result<std::size_t> write_some_corked(std::string_view data) noexcept override;
+  Result<std::size_t> send_file(int fd, std::uint64_t offset, std::size_t length) noexcept override;
   Task<Result<void>> wait(Events direction) override;
   Result<void> wait_blocking(
       Events direction,
       std::optional<std::chrono::steady_clock::time_point> deadline) noexcept override;
   Result<void> shutdown() noexcept override;
-  void close() noexcept override { socket_.close(); }
-  bool is_open() const noexcept override { return socket_.is_open(); }
+  void close() noexcept override { socket_->close(); }
+  bool is_open() const noexcept override { return socket_->is_open(); }
   std::string describe(Events direction) const override;
   void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept override {
-    socket_.set_timeout(timeout);
+    socket_->set_timeout(timeout);
   }
   std::optional<std::chrono::nanoseconds> timeout() const noexcept override {
-    return socket_.timeout();
+    return socket_->timeout();
   }
 
  private:
-  AsyncSocket socket_;
+  explicit SocketTransport(AsyncSocket* borrowed) noexcept
+      : socket_(borrowed), drained_(borrowed->drained()) {}
+
+  AsyncSocket owned_;     // unused when borrowed
+  AsyncSocket* socket_;   // &owned_, or the borrowed socket
+  bool drained_ = false;  // the last read emptied the kernel's buffer
 };
 
 // Reads one AsyncFd and writes another (a pipe pair: stdin and stdout, a child's stdout and

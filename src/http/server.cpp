@@ -7,6 +7,9 @@
 #include <ctime>
 #include <optional>
 
+#include "wire/async_stream.hpp"
+#include "wire/transport.hpp"
+
 namespace wire::http {
 namespace {
 
@@ -75,42 +78,84 @@ std::string status_line_and_headers(const Response& response, bool keep_alive,
   return out;
 }
 
+// The connection being served: the stream every byte goes through, and the AsyncSocket under
+// it when serve_connection serves one (its idle and draining marks, its byte count, the peer
+// a log line names). Over another transport (serve_stream) there is no socket.
+struct Peer {
+  AsyncStream& stream;
+  AsyncSocket* socket;
+
+  // A count of the bytes sent, modulo 2^32, whose differences are what went: the socket's
+  // own when there is one (a handler may write to it directly), else the stream's.
+  std::uint32_t bytes_sent() const noexcept {
+    return socket != nullptr ? socket->bytes_sent()
+                             : static_cast<std::uint32_t>(stream.bytes_written());
+  }
+  // What on_reject and on_error are given: the socket, or a closed one (no peer to name).
+  const AsyncSocket& for_callbacks() const noexcept {
+    static const AsyncSocket none;
+    return socket != nullptr ? *socket : none;
+  }
+  void mark_idle(bool idle) const noexcept {
+    if (socket != nullptr) socket->mark_idle(idle);
+  }
+  bool draining() const noexcept { return socket != nullptr && socket->draining(); }
+};
+
+// Bytes came (counted in the stats), or not: end of stream, an error, a timeout.
+bool received(Result<std::size_t> got, ServerStats* stats) noexcept {
+  if (!got || *got == 0) return false;
+  if (stats) stats->add_received(*got);
+  return true;
+}
+bool timed_out(Result<std::size_t> got) noexcept {
+  return !got && got.error() == errc::timed_out;
+}
+
+// Reads more of a request, waiting at most `timeout`. Not a coroutine: a read that finds
+// bytes waiting makes no frame.
+StreamAwaitable<std::size_t> read_more(AsyncStream& stream, Clock::duration timeout) {
+  if (timeout <= Clock::duration::zero()) return errc::timed_out;
+  stream.set_timeout(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+  return stream.fill(AsyncStream::default_fill, std::nothrow);
+}
+
 // Closes gently after a response that ends the connection: half-close, then read and drop
 // what the client still sends, until it closes or linger_timeout passes without a byte
 // (linger_time in all). Closing with unread bytes would send a reset, and a reset makes the
 // client's kernel drop the response it had not read yet (nginx's lingering_close).
-Task<void> drain_input(AsyncSocket& conn, ServerStats* stats) {
+Task<void> drain_input(AsyncStream& stream, ServerStats* stats) {
   for (;;) {
-    auto data = co_await conn.recv_pooled(std::nothrow);
-    if (!data || data->empty()) co_return;
-    if (stats) stats->add_received(data->size());
+    stream.consume(stream.buffered());  // counted when they came
+    auto got = co_await stream.fill(AsyncStream::default_fill, std::nothrow);
+    if (!received(got, stats)) co_return;
   }
 }
 
 // Bytes this connection sent since `before` (a bytes_sent() reading), when at least `known`
-// of them are known to have gone (a count that may pass 4 GiB, as a sendfile's): the 32-bit
+// of them are known to have gone (a count that may pass 4 GiB, as a file's): the 32-bit
 // counter then gives the rest exactly.
-std::uint64_t sent_since(const AsyncSocket& conn, std::uint32_t before, std::uint64_t known = 0) {
-  const std::uint32_t delta = conn.bytes_sent() - before;
+std::uint64_t sent_since(const Peer& peer, std::uint32_t before, std::uint64_t known = 0) {
+  const std::uint32_t delta = peer.bytes_sent() - before;
   return known + static_cast<std::uint32_t>(delta - static_cast<std::uint32_t>(known));
 }
 
-Task<void> linger_close(AsyncSocket& conn, const Options& options) {
-  if (!conn.socket().shutdown(Shutdown::write, std::nothrow)) co_return;
-  conn.mark_idle(true);  // nothing is in flight: a graceful stop need not wait for this
-  conn.set_timeout(options.linger_timeout);
+Task<void> linger_close(const Peer& peer, const Options& options) {
+  if (!peer.stream.is_open() || !peer.stream.transport().shutdown()) co_return;
+  peer.mark_idle(true);  // nothing is in flight: a graceful stop need not wait for this
+  peer.stream.set_timeout(options.linger_timeout);
   try {
-    co_await with_timeout(options.linger_time, drain_input(conn, options.stats.get()));
+    co_await with_timeout(options.linger_time, drain_input(peer.stream, options.stats.get()));
   } catch (const Error&) {
     // linger_time is over: close anyway
   }
 }
 
-void report_error(const AsyncSocket& conn, const Options& options, const std::string& message,
+void report_error(const Peer& peer, const Options& options, const std::string& message,
                   bool print_by_default) {
   if (options.on_error) {
     try {
-      options.on_error(conn, message);
+      options.on_error(peer.for_callbacks(), message);
     } catch (...) {
     }
   } else if (print_by_default) {
@@ -120,50 +165,28 @@ void report_error(const AsyncSocket& conn, const Options& options, const std::st
 
 // Answers a bad request and closes: the status and a short reason, then a lingering close
 // so the client reads the answer instead of a reset.
-Task<void> reject(AsyncSocket& conn, int status, const char* reason, const Options& options) {
-  if (options.on_reject) options.on_reject(conn, status, reason);
+Task<void> reject(const Peer& peer, int status, const char* reason, const Options& options) {
+  if (options.on_reject) options.on_reject(peer.for_callbacks(), status, reason);
   Response response = Response::text(
       status, std::to_string(status) + " " + reason_phrase(status) + ": " + reason + "\n");
   std::string wire_bytes =
       status_line_and_headers(response, false, options, response.body.size(), false) +
       response.body;
-  conn.set_timeout(options.body_timeout);
-  const std::uint32_t sent_before = conn.bytes_sent();
-  const bool sent = static_cast<bool>(co_await conn.send_all(wire_bytes, std::nothrow));
-  if (options.stats) options.stats->add_response(status, sent_since(conn, sent_before));
+  peer.stream.set_timeout(options.body_timeout);
+  const std::uint32_t sent_before = peer.bytes_sent();
+  const bool sent = static_cast<bool>(co_await peer.stream.write_all(wire_bytes, std::nothrow));
+  if (options.stats) options.stats->add_response(status, sent_since(peer, sent_before));
   if (!sent) co_return;
-  co_await linger_close(conn, options);
+  co_await linger_close(peer, options);
 }
 
-// Reads more bytes into `into`, waiting at most `timeout`; false on timeout, EOF or error
-// (`timed_out` tells which).
-Task<bool> read_more(AsyncSocket& conn, std::string& into, Clock::duration timeout, bool& timed_out,
-                     ServerStats* stats) {
-  if (timeout <= Clock::duration::zero()) {
-    timed_out = true;
-    co_return false;
-  }
-  conn.set_timeout(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
-  auto data = co_await conn.recv_pooled(std::nothrow);
-  if (!data) {
-    timed_out = data.error() == errc::timed_out;
-    co_return false;
-  }
-  if (data->empty()) co_return false;
-  if (stats) stats->add_received(data->size());
-  into.append(data->view());
-  co_return true;
-}
-
-// Drops the empty lines (CRLF) in front of a request line as they come, so they are never
-// buffered; `skipped` counts them against the request line's limit. A lone CR stays: its LF
-// may be in the next read.
-void skip_empty_lines(std::string& buffer, std::size_t& skipped) {
+// The length of the empty lines (CRLF) in front of a request line, dropped as they come so
+// they are never buffered; they count against the request line's limit. A lone CR stays:
+// its LF may be in the next read.
+std::size_t empty_lines_in_front(std::string_view bytes) noexcept {
   std::size_t n = 0;
-  while (n + 1 < buffer.size() && buffer[n] == '\r' && buffer[n + 1] == '\n') n += 2;
-  if (n == 0) return;
-  buffer.erase(0, n);
-  skipped += n;
+  while (n + 1 < bytes.size() && bytes[n] == '\r' && bytes[n + 1] == '\n') n += 2;
+  return n;
 }
 
 // The first header a handler set that would corrupt the response (a CR or LF in it splits
@@ -317,8 +340,8 @@ PooledExchange acquire_exchange() {
 struct Outgoing {
   std::uint64_t length = 0;       // the body's length (unknown when chunked)
   std::size_t head_size = 0;      // status line and headers
-  std::uint32_t sent_before = 0;  // conn.bytes_sent() before the response
-  std::uint64_t file_sent = 0;    // bytes of the file sendfile took (exact, errors too)
+  std::uint32_t sent_before = 0;  // peer.bytes_sent() before the response
+  std::uint64_t file_sent = 0;    // bytes of the file send_file took (exact, errors too)
   std::uint64_t sent_body = 0;    // body bytes, for the access log
   std::uint64_t known_sent = 0;   // bytes known to have gone (head, file, chunks), for stats
   bool chunked = false;
@@ -327,7 +350,7 @@ struct Outgoing {
 
 // Writes the status line and headers into `out`, and a small body after them (one write for
 // both), and sets the connection's idle timeout for sending.
-Outgoing prepare_response(AsyncSocket& conn, const RequestHead& head, const Response& response,
+Outgoing prepare_response(const Peer& peer, const RequestHead& head, const Response& response,
                           bool keep_alive, const Options& options, std::string& out) {
   Outgoing o;
   const bool head_only = equals_ignore_case(head.method, "HEAD");
@@ -337,8 +360,8 @@ Outgoing prepare_response(AsyncSocket& conn, const RequestHead& head, const Resp
   out.clear();
   append_status_line_and_headers(out, response, keep_alive, options, o.length, o.chunked);
   o.head_size = out.size();
-  conn.set_timeout(options.body_timeout);  // idle: re-armed by every chunk the kernel takes
-  o.sent_before = conn.bytes_sent();
+  peer.stream.set_timeout(options.body_timeout);  // idle: re-armed by every chunk taken
+  o.sent_before = peer.bytes_sent();
   const bool status_has_body =
       response.status / 100 != 1 && response.status != 204 && response.status != 304;
   if (!head_only && status_has_body && response.file_fd < 0 && !o.chunked) {
@@ -350,10 +373,10 @@ Outgoing prepare_response(AsyncSocket& conn, const RequestHead& head, const Resp
 }
 
 // Reports a response cut short, with the body bytes that did go out.
-void report_abort(const AsyncSocket& conn, const Request& request, const Options& options,
+void report_abort(const Peer& peer, const Request& request, const Options& options,
                   const Outgoing& o, std::error_code failure, std::string failure_what) {
   // The head and whatever went with it, then the file's own exact count.
-  const std::uint64_t went = static_cast<std::uint32_t>(conn.bytes_sent() - o.sent_before);
+  const std::uint64_t went = static_cast<std::uint32_t>(peer.bytes_sent() - o.sent_before);
   const std::uint64_t body_went =
       o.file_sent > 0 ? o.file_sent : (went > o.head_size ? went - o.head_size : 0);
   const bool handler_failed = !failure_what.empty();  // the body's stream threw
@@ -365,18 +388,21 @@ void report_abort(const AsyncSocket& conn, const Request& request, const Options
                         std::to_string(body_went) + " of " +
                         (o.chunked ? std::string("?") : std::to_string(o.length)) +
                         " body bytes: " + (failure_what.empty() ? failure.message() : failure_what);
-  report_error(conn, options, message, handler_failed);
+  report_error(peer, options, message, handler_failed);
 }
 
-// The body that does not travel with the head: a file (sendfile) or a stream (chunked). A
-// child coroutine, so the common case (a small body in the head's write) needs no frame.
-Task<bool> send_body(AsyncSocket& conn, const Request& request, Response& response,
+// The body that does not travel with the head: a file (the transport's send_file: sendfile(2)
+// on a socket) or a stream (chunked). A child coroutine, so the common case (a small body in
+// the head's write) needs no frame.
+Task<bool> send_body(const Peer& peer, const Request& request, Response& response,
                      const Options& options, Outgoing& o) {
   std::error_code failure;
   std::string failure_what;
   if (o.file_follows) {
-    auto sent = co_await conn.sendfile(response.file_fd, response.file_offset, response.file_length,
-                                       std::nothrow, o.file_sent);
+    const std::uint64_t before = peer.stream.bytes_written();
+    auto sent = co_await peer.stream.send_file(response.file_fd, response.file_offset,
+                                               response.file_length, std::nothrow);
+    o.file_sent = peer.stream.bytes_written() - before;
     o.known_sent += o.file_sent;
     if (!sent) failure = sent.error();
     o.sent_body = response.file_length;
@@ -396,7 +422,7 @@ Task<bool> send_body(AsyncSocket& conn, const Request& request, Response& respon
       frame += piece;
       frame += "\r\n";
       if (piece.empty()) frame = "0\r\n\r\n";
-      if (auto r = co_await conn.send_all(frame, std::nothrow); !r) {
+      if (auto r = co_await peer.stream.write_all(frame, std::nothrow); !r) {
         failure = r.error();
         break;
       }
@@ -406,37 +432,47 @@ Task<bool> send_body(AsyncSocket& conn, const Request& request, Response& respon
     }
   }
   if (failure) {
-    report_abort(conn, request, options, o, failure, std::move(failure_what));
+    report_abort(peer, request, options, o, failure, std::move(failure_what));
     co_return false;
   }
   co_return true;
 }
 
 // The whole response from a child coroutine, for with_timeout (Options::response_deadline).
-Task<bool> send_response(AsyncSocket& conn, const Request& request, Response& response,
+Task<bool> send_response(const Peer& peer, const Request& request, Response& response,
                          const Options& options, Outgoing& o, const std::string& out) {
-  auto sent = co_await conn.send_all(out, o.file_follows ? MSG_MORE : 0, std::nothrow);
+  auto sent = co_await peer.stream.write_all(out, o.file_follows, std::nothrow);
   if (!sent) {
-    report_abort(conn, request, options, o, sent.error(), {});
+    report_abort(peer, request, options, o, sent.error(), {});
     co_return false;
   }
   o.known_sent = out.size();
   if (o.file_follows || o.chunked)
-    co_return co_await send_body(conn, request, response, options, o);
+    co_return co_await send_body(peer, request, response, options, o);
   co_return true;
 }
 
-// Serves the requests in `first` and those that follow on the heels of them, until the
-// connection falls idle (true: keep it) or must close (false). Its frame, with everything a
-// request needs, exists only while requests are in flight.
-Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Options& options,
-                          std::string_view first) {
+// Serves the requests already buffered and those that follow on the heels of them, until
+// the connection falls idle (true: keep it) or must close (false). Its frame, with
+// everything a request needs, exists only while requests are in flight. Over a socket
+// (`given` null), the bytes in `first` start a stream made here, borrowing the socket and
+// reading into the per-thread exchange: an idle connection holds no read buffer.
+Task<bool> serve_requests(AsyncSocket* socket, AsyncStream* given, const Handler& handler,
+                          const Options& options, std::string_view first) {
   auto exchange = acquire_exchange();
-  std::string& buffer = exchange->in;
   RequestHead& head = exchange->head;
-  buffer.assign(first);
+  std::optional<SocketTransport> borrowed;
+  std::optional<AsyncStream> own;
+  if (given == nullptr) {
+    exchange->in.assign(first);
+    borrowed.emplace(SocketTransport::borrow(*socket));
+    own.emplace(*borrowed, exchange->in);
+  }
+  AsyncStream& stream = given != nullptr ? *given : *own;
+  const Peer peer{stream, socket};
+  ServerStats* const stats = options.stats.get();
   for (;;) {
-    if (buffer.empty()) co_return true;
+    if (stream.buffered() == 0) co_return true;
 
     // The head, within header_timeout of its first byte (the clock is read only if it
     // has to wait: most heads come whole in one read). A head arriving in pieces is parsed
@@ -446,38 +482,41 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
     std::size_t checked = 0;
     std::size_t empty_lines = 0;
     for (;;) {
-      if (buffer.front() == '\r') {
-        const std::size_t before = buffer.size();
-        skip_empty_lines(buffer, empty_lines);
-        if (buffer.size() != before) checked = 0;
+      std::string_view bytes = stream.peek();
+      if (!bytes.empty() && bytes.front() == '\r') {
+        if (const std::size_t skipped = empty_lines_in_front(bytes); skipped > 0) {
+          stream.consume(skipped);
+          empty_lines += skipped;
+          checked = 0;
+          bytes = stream.peek();
+        }
         if (empty_lines > options.limits.max_request_line) {
-          co_await reject(conn, 400, "too many empty lines before a request", options);
+          co_await reject(peer, 400, "too many empty lines before a request", options);
           co_return false;
         }
       }
-      if (!buffer.empty()) {
-        parsed = parse_request_head(buffer, head, options.limits, checked);
+      if (!bytes.empty()) {
+        parsed = parse_request_head(bytes, head, options.limits, checked);
         if (parsed.state != ParseState::incomplete) break;
-        checked = buffer.size();
+        checked = bytes.size();
       }
       if (!header_deadline) header_deadline = Clock::now() + options.header_timeout;
-      bool timed_out = false;
-      if (!co_await read_more(conn, buffer, *header_deadline - Clock::now(), timed_out,
-                              options.stats.get())) {
-        if (timed_out) co_await reject(conn, 408, "the request head took too long", options);
+      auto got = co_await read_more(stream, *header_deadline - Clock::now());
+      if (!received(got, stats)) {
+        if (timed_out(got)) co_await reject(peer, 408, "the request head took too long", options);
         co_return false;
       }
     }
     if (parsed.state == ParseState::error) {
-      co_await reject(conn, parsed.error.status, parsed.error.reason, options);
+      co_await reject(peer, parsed.error.status, parsed.error.reason, options);
       co_return false;
     }
     const std::size_t head_size = parsed.consumed;
     if (head.body != BodyKind::none) {
       // Keep the head's bytes apart, so reading the body cannot move them under its views;
-      // `buffer` then holds only what follows the head.
-      exchange->head_bytes.assign(buffer, 0, head_size);
-      buffer.erase(0, head_size);
+      // the stream then holds only what follows the head.
+      exchange->head_bytes.assign(stream.peek().substr(0, head_size));
+      stream.consume(head_size);
       parsed = parse_request_head(exchange->head_bytes, head, options.limits);
     }
 
@@ -485,7 +524,8 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
     request.head = &head;
     request.method = head.method;
     request.target = head.target;
-    request.connection = &conn;
+    request.connection = socket;
+    request.stream = &stream;
     // The path of an absolute-form target ("http://host/p?q") is what follows its authority.
     std::string_view origin = request.target;
     if (origin.front() != '/' && origin != "*") {
@@ -502,50 +542,49 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
     if (question != std::string_view::npos) request.query = origin.substr(question + 1);
 
     // The body, each read within body_timeout (an idle timeout: a slow upload that keeps
-    // moving is not cut); it leaves `buffer` holding what follows it.
+    // moving is not cut); it leaves the stream holding what follows it.
     if (head.body != BodyKind::none) {
-      if (head.expect_continue && buffer.empty()) {
-        conn.set_timeout(options.body_timeout);
-        const std::uint32_t sent_before = conn.bytes_sent();
+      if (head.expect_continue && stream.buffered() == 0) {
+        stream.set_timeout(options.body_timeout);
+        const std::uint32_t sent_before = peer.bytes_sent();
         const bool sent = static_cast<bool>(
-            co_await conn.send_all("HTTP/1.1 100 Continue\r\n\r\n", std::nothrow));
-        if (options.stats) options.stats->add_sent(sent_since(conn, sent_before));
+            co_await stream.write_all("HTTP/1.1 100 Continue\r\n\r\n", std::nothrow));
+        if (stats) stats->add_sent(sent_since(peer, sent_before));
         if (!sent) co_return false;
       }
-      bool timed_out = false;
       if (head.body == BodyKind::length) {
-        while (buffer.size() < head.content_length) {
-          if (!co_await read_more(conn, buffer, options.body_timeout, timed_out,
-                                  options.stats.get())) {
-            if (timed_out) co_await reject(conn, 408, "the request body stalled", options);
+        while (stream.buffered() < head.content_length) {
+          auto got = co_await read_more(stream, options.body_timeout);
+          if (!received(got, stats)) {
+            if (timed_out(got)) co_await reject(peer, 408, "the request body stalled", options);
             co_return false;
           }
         }
-        request.body.assign(buffer, 0, head.content_length);
-        buffer.erase(0, head.content_length);
+        request.body.assign(stream.peek().substr(0, head.content_length));
+        stream.consume(head.content_length);
       } else if (head.body == BodyKind::chunked) {
         ChunkedDecoder decoder(options.limits);
         std::size_t used = 0;
         for (;;) {
-          auto step = decoder.feed(std::string_view(buffer).substr(used));
+          auto step = decoder.feed(stream.peek().substr(used));
           if (step.error.status != 0) {
-            co_await reject(conn, step.error.status, step.error.reason, options);
+            co_await reject(peer, step.error.status, step.error.reason, options);
             co_return false;
           }
           request.body.append(step.data);
           used += step.consumed;
           if (step.done) break;
           if (step.consumed == 0) {
-            buffer.erase(0, used);
+            stream.consume(used);
             used = 0;
-            if (!co_await read_more(conn, buffer, options.body_timeout, timed_out,
-                                    options.stats.get())) {
-              if (timed_out) co_await reject(conn, 408, "the request body stalled", options);
+            auto got = co_await read_more(stream, options.body_timeout);
+            if (!received(got, stats)) {
+              if (timed_out(got)) co_await reject(peer, 408, "the request body stalled", options);
               co_return false;
             }
           }
         }
-        buffer.erase(0, used);
+        stream.consume(used);
       }
     }
 
@@ -553,9 +592,9 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
     // is its failure, not the client's: a 500 if nothing went out yet, a report, and this
     // connection closes after the answer.
     // A server handing over to a successor ends each connection after its next answer.
-    bool keep_alive = head.keep_alive && !conn.draining();
+    bool keep_alive = head.keep_alive && !peer.draining();
     std::optional<Response> answer;
-    const std::uint32_t sent_before_handler = conn.bytes_sent();
+    const std::uint32_t sent_before_handler = peer.bytes_sent();
     std::string failure;
     try {
       answer.emplace(co_await handler(request));
@@ -571,51 +610,52 @@ Task<bool> serve_requests(AsyncSocket& conn, const Handler& handler, const Optio
       }
     }
     if (!failure.empty()) {
-      report_error(conn, options, describe_request(request) + ": handler failed: " + failure, true);
-      if (conn.bytes_sent() != sent_before_handler || !conn.is_open()) co_return false;
+      report_error(peer, options, describe_request(request) + ": handler failed: " + failure, true);
+      if (peer.bytes_sent() != sent_before_handler || !stream.is_open()) co_return false;
       answer.emplace(Response::text(500, "500 Internal Server Error\n"));
       keep_alive = false;
     }
     // The head (and a small body with it) from this frame; a file or a stream from a child;
     // everything from a child under with_timeout when a total deadline is asked for.
     Response& response = *answer;
-    Outgoing outgoing = prepare_response(conn, head, response, keep_alive, options, exchange->out);
+    Outgoing outgoing = prepare_response(peer, head, response, keep_alive, options, exchange->out);
     bool sent = false;
     if (options.response_deadline) {
       try {
         sent = co_await with_timeout(
             *options.response_deadline,
-            send_response(conn, request, response, options, outgoing, exchange->out));
+            send_response(peer, request, response, options, outgoing, exchange->out));
       } catch (const Error& e) {
-        report_abort(conn, request, options, outgoing, e.code(), {});
+        report_abort(peer, request, options, outgoing, e.code(), {});
       }
     } else {
-      // With a file to follow, the head waits (MSG_MORE) to leave in the file's first segment.
+      // With a file to follow, the head is corked (MSG_MORE) to leave in the file's first
+      // segment. The head goes from the exchange itself: nothing is pending in the stream.
       auto head_sent =
-          co_await conn.send_all(exchange->out, outgoing.file_follows ? MSG_MORE : 0, std::nothrow);
+          co_await stream.write_all(exchange->out, outgoing.file_follows, std::nothrow);
       if (!head_sent) {
-        report_abort(conn, request, options, outgoing, head_sent.error(), {});
+        report_abort(peer, request, options, outgoing, head_sent.error(), {});
       } else {
         outgoing.known_sent = exchange->out.size();
         sent = true;
         if (outgoing.file_follows || outgoing.chunked) {
-          sent = co_await send_body(conn, request, response, options, outgoing);
+          sent = co_await send_body(peer, request, response, options, outgoing);
         }
       }
     }
     // A response cut short counts too, with what of it went.
-    if (options.stats) {
-      options.stats->add_response(response.status,
-                                  sent_since(conn, outgoing.sent_before, outgoing.known_sent));
+    if (stats) {
+      stats->add_response(response.status,
+                          sent_since(peer, outgoing.sent_before, outgoing.known_sent));
     }
     if (!sent) co_return false;
     if (options.on_response) options.on_response(request, response.status, outgoing.sent_body);
     if (!keep_alive) {
-      co_await linger_close(conn, options);
+      co_await linger_close(peer, options);
       co_return false;
     }
     // A body-less request's head is still at the front: what follows it is the next one.
-    if (head.body == BodyKind::none) buffer.erase(0, head_size);
+    if (head.body == BodyKind::none) stream.consume(head_size);
   }
 }
 
@@ -640,7 +680,18 @@ Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Opt
     }
     if (!first || first->empty()) co_return;  // idle timeout, close or error: just close
     if (options.stats) options.stats->add_received(first->size());
-    if (!co_await serve_requests(conn, handler, options, first->view())) co_return;
+    if (!co_await serve_requests(&conn, nullptr, handler, options, first->view())) co_return;
+  }
+}
+
+Task<void> serve_stream(AsyncStream& stream, const Handler& handler, const Options& options) {
+  for (;;) {
+    if (stream.buffered() == 0) {
+      stream.set_timeout(options.keepalive_timeout);
+      auto got = co_await stream.fill(AsyncStream::default_fill, std::nothrow);
+      if (!received(got, options.stats.get())) co_return;  // closed, idle too long, or failed
+    }
+    if (!co_await serve_requests(nullptr, &stream, handler, options, {})) co_return;
   }
 }
 

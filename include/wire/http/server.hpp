@@ -6,6 +6,14 @@
 //   });
 //   wire::serve("tcp://127.0.0.1:8080", wire::http::connection_handler(router.handler()));
 //
+//   // Over any byte stream: a pipe pair, or a transport layered over a socket (TLS).
+//   wire::Task<> serve_pipes(wire::EventLoop& loop, wire::OwnedFd in, wire::OwnedFd out,
+//                            const wire::http::Handler& handler) {
+//     wire::AsyncStream stream(wire::AsyncFd::adopt(loop, std::move(in)),
+//                              wire::AsyncFd::adopt(loop, std::move(out)));
+//     co_await wire::http::serve_stream(stream, handler, {});   // until the peer is done
+//   }
+//
 // One coroutine per connection reads requests with the strict parser, answers them in
 // order (pipelined requests included), and keeps the connection open per HTTP/1.1 rules.
 // Timeouts: the header block must arrive within header_timeout from its first byte (a
@@ -21,6 +29,8 @@
 // A handler that throws (anything, wire::Error included) gets its request a 500 when nothing
 // was sent yet, is reported through on_error, and ends only its own connection.
 // While waiting for a request, a connection holds no buffer (recv_pooled).
+// Every byte goes through an AsyncStream over a Transport (async_stream.hpp): over a socket,
+// a borrowing one made per burst of requests; with serve_stream, the caller's.
 #pragma once
 
 #include <chrono>
@@ -39,6 +49,10 @@
 #include "wire/http/server_stats.hpp"
 #include "wire/server.hpp"
 
+namespace wire {
+class AsyncStream;
+}
+
 namespace wire::http {
 
 struct Request {
@@ -48,7 +62,11 @@ struct Request {
   std::string_view path;   // target before '?', not decoded
   std::string_view query;  // after '?', not decoded
   std::string body;        // the whole body (at most Limits::max_body)
+  // The socket it came on; null under serve_stream (the transport may not be a socket).
   AsyncSocket* connection = nullptr;
+  // The stream it came on, valid while the handler runs: bytes a handler writes through it
+  // are counted as sent. Do not read from it (the server owns the reading).
+  AsyncStream* stream = nullptr;
 
   std::string_view header(std::string_view name) const { return head->header(name); }
 };
@@ -78,7 +96,8 @@ class Response {
     headers.emplace_back(std::move(name), std::move(value));
     return *this;
   }
-  // Sends `length` bytes of `fd` from `offset` with sendfile(2); the Response owns fd.
+  // Sends `length` bytes of `fd` from `offset` with the transport's send_file (sendfile(2)
+  // on a socket, read and written otherwise); the Response owns fd.
   void send_file(int fd, std::uint64_t offset, std::uint64_t length);
   // Streams the body with chunked encoding: called until it returns "".
   std::function<Task<std::string>()> stream;
@@ -120,6 +139,7 @@ struct Options {
   std::function<void(const Request&, int status, std::uint64_t bytes)> on_response;
   // Called once per request refused before it reached the handler (malformed, over a
   // limit, too slow): the status it gets and the parser's reason, for the error log.
+  // Under serve_stream, this and on_error get a closed AsyncSocket (no peer to name).
   std::function<void(const AsyncSocket& connection, int status, std::string_view reason)> on_reject;
   // Called for each failure that is not the client's fault or ends a response early: a
   // handler that threw (and got a 500), an invalid header set by a handler, a response cut
@@ -134,6 +154,12 @@ struct Options {
 
 // Serves HTTP on one connection until it closes.
 Task<void> serve_connection(AsyncSocket& conn, const Handler& handler, const Options& options);
+// Serves HTTP on any byte stream (a pipe pair, a transport over a socket: AsyncStream's
+// Transport) until the peer ends it, it idles past keepalive_timeout, or a response closes it
+// (after a half-close and the lingering drain); the stream stays the caller's to close.
+// Bytes read but not yet asked for wait in the stream's own buffer, also between requests.
+// A file is sent with the transport's send_file; counts come from stream.bytes_written().
+Task<void> serve_stream(AsyncStream& stream, const Handler& handler, const Options& options);
 // A ConnectionHandler for wire::serve() / wire::Server.
 ConnectionHandler connection_handler(Handler handler, Options options = {});
 
