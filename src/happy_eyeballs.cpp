@@ -2,11 +2,13 @@
 
 #include <algorithm>
 
+#include "wire/loop.hpp"
+
 namespace wire::detail {
 
 std::optional<Clock::time_point> deadline_after(Timeout timeout) {
   if (!timeout) return std::nullopt;
-  return Clock::now() + *timeout;
+  return later(Clock::now(), *timeout);
 }
 
 std::error_code overall_error(const std::vector<ConnectFailure>& failures) {

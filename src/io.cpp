@@ -2,12 +2,14 @@
 
 #include <ctime>
 
+#include "wire/loop.hpp"
+
 namespace wire::detail {
 
 std::error_code Waiter::wait(int fd, short events) noexcept {
   if (timeout_ns_ == 0) return std::make_error_code(std::errc::resource_unavailable_try_again);
   if (timeout_ns_ > 0 && !started_) {
-    deadline_ = std::chrono::steady_clock::now() + std::chrono::nanoseconds(timeout_ns_);
+    deadline_ = later(std::chrono::steady_clock::now(), std::chrono::nanoseconds(timeout_ns_));
     started_ = true;
   }
   for (;;) {
@@ -36,9 +38,14 @@ std::error_code wait_until(int fd, short events,
   for (;;) {
     ::timespec wait_for{};
     ::timespec* wait_ptr = nullptr;
+    bool last_look = false;
     if (deadline) {
       auto left = *deadline - std::chrono::steady_clock::now();
-      if (left <= std::chrono::nanoseconds(0)) return errc::timed_out;
+      // A deadline already past still gets one look: an fd that is ready is not timed out.
+      if (left <= std::chrono::nanoseconds(0)) {
+        left = std::chrono::nanoseconds(0);
+        last_look = true;
+      }
       auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
       wait_for.tv_sec = static_cast<std::time_t>(ns / 1'000'000'000);
       wait_for.tv_nsec = static_cast<long>(ns % 1'000'000'000);
@@ -51,6 +58,7 @@ std::error_code wait_until(int fd, short events,
       return {};
     }
     if (n < 0 && errno != EINTR) return last_error();
+    if (last_look && n == 0) return errc::timed_out;
   }
 }
 

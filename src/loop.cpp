@@ -235,7 +235,7 @@ EventLoop::TimerId EventLoop::call_later(Duration delay, std::function<void()> c
     loop->ready_.push_back(std::move(owned->callback));
   };
   const TimerId id = timer->id;
-  arm(*timer, detail::Clock::now() + delay);
+  arm(*timer, detail::later(detail::Clock::now(), delay));
   callback_timers_.emplace(id, std::move(timer));
   return id;
 }

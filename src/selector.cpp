@@ -16,7 +16,7 @@ int to_milliseconds(std::optional<std::chrono::nanoseconds> timeout) {
   if (!timeout) return -1;
   if (timeout->count() <= 0) return 0;
   // Round up: a 0.3 ms timeout must wait, not spin at 0.
-  auto ms = (timeout->count() + 999'999) / 1'000'000;
+  auto ms = timeout->count() / 1'000'000 + (timeout->count() % 1'000'000 != 0);
   return static_cast<int>(std::min<std::int64_t>(ms, std::numeric_limits<int>::max()));
 }
 

@@ -337,7 +337,7 @@ bool Server::park(Connection* connection) noexcept {
       idle->parked = false;
       end_connection(idle);
     };
-    loop_.arm(park, detail::Clock::now() + *timeout);
+    loop_.arm(park, detail::later(detail::Clock::now(), *timeout));
   }
   connection->parked = true;
   return true;

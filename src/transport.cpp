@@ -53,7 +53,7 @@ class Readiness : detail::IoWaiter, detail::TimerNode {
         self->handle.resume();
       };
       if (event_ == writable) queued_ = detail::send_queue_bytes(fd);
-      loop_.arm(*this, detail::Clock::now() + *timeout_);
+      loop_.arm(*this, detail::later(detail::Clock::now(), *timeout_));
     }
     return true;
   }
@@ -77,7 +77,7 @@ class Readiness : detail::IoWaiter, detail::TimerNode {
     const int queued = detail::send_queue_bytes(fd);
     if (queued < 0 || queued >= queued_) return false;
     queued_ = queued;
-    loop_.arm(*this, loop_.now() + *timeout_);
+    loop_.arm(*this, detail::later(loop_.now(), *timeout_));
     return true;
   }
 
@@ -95,7 +95,7 @@ Result<void> poll_until(int fd, Events direction, Deadline deadline,
                         std::optional<std::chrono::nanoseconds> idle) noexcept {
   if (fd < 0) return errc::socket_closed;
   if (idle) {
-    const auto idle_end = std::chrono::steady_clock::now() + *idle;
+    const auto idle_end = detail::later(std::chrono::steady_clock::now(), *idle);
     if (!deadline || idle_end < *deadline) deadline = idle_end;
   }
   if (auto ec = detail::wait_until(fd, direction == readable ? POLLIN : POLLOUT, deadline)) {
@@ -201,8 +201,8 @@ Task<Result<void>> SocketTransport::wait(Events direction) {
 }
 
 Result<void> SocketTransport::wait_blocking(Events direction, Deadline deadline) noexcept {
-  if (!socket_.is_open()) return errc::socket_closed;
-  return poll_until(socket_.socket().fileno(), direction, deadline, socket_.timeout());
+  if (!socket_->is_open()) return errc::socket_closed;
+  return poll_until(socket_->socket().fileno(), direction, deadline, socket_->timeout());
 }
 
 Result<void> SocketTransport::shutdown() noexcept {

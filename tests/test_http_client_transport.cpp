@@ -554,3 +554,110 @@ TEST_F(HttpClientTransportTest, BlockingSocketTransportVerbs) {
   again.close();
   EXPECT_FALSE(again.is_open());
 }
+
+// max_time bounds the whole request even when the transport never has to wait: a body that
+// streams in faster than the caller takes it (found by the hostile review: the deadline was
+// only looked at before a wait).
+TEST_F(HttpClientTransportTest, MaxTimeHoldsWhenTheTransportIsAlwaysReady) {
+  Socket listener = test::loopback_listener();
+  std::atomic<bool> stop{false};
+  std::thread peer([&] {
+    try {
+      Socket conn = listener.accept().socket;
+      conn.set_timeout(5s);
+      Stream in(conn.fileno(), 5s);
+      (void)in.read_until("\r\n\r\n");
+      conn.send_all("HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n");
+      const std::string block(65536, 'z');
+      while (!stop) conn.send_all(block);
+    } catch (const std::exception&) {  // the client went away: done
+    }
+  });
+  BlockingSocketTransport transport(create_connection(listener.local_address().to_string(), 5s));
+  std::uint64_t taken = 0;
+  http::ResponseHandlers handlers;
+  handlers.on_body = [&](std::string_view bytes, std::uint64_t, std::optional<std::uint64_t>) {
+    taken += bytes.size();
+    std::this_thread::sleep_for(1ms);  // slower than the peer: the socket is never empty
+  };
+  const auto start = Clock::now();
+  const std::string message = test::error_of([&] {
+    (void)http::request(transport, {.url = "http://example.test/big"},
+                        {.timeout = 10s, .max_time = 300ms}, handlers);
+  });
+  const auto took = Clock::now() - start;
+  stop = true;
+  transport.close();
+  peer.join();
+  EXPECT_GT(taken, 0u);
+  EXPECT_LT(took, 3s);
+  EXPECT_NE(message.find("the maximum time of 0.3 s was reached"), std::string::npos) << message;
+}
+
+// A transport's own idle timeout, shorter than the client's, is the one the error names.
+TEST_F(HttpClientTransportTest, TheTimeoutThatRanOutIsTheOneNamed) {
+  Socket listener = test::loopback_listener();
+  BlockingSocketTransport transport(create_connection(listener.local_address().to_string(), 5s));
+  Socket silent = listener.accept().socket;  // reads nothing, answers nothing
+  transport.set_timeout(200ms);
+  const auto start = Clock::now();
+  const std::string message = test::error_of(
+      [&] { (void)http::request(transport, {.url = "http://example.test/"}, {.timeout = 30s}); });
+  EXPECT_LT(Clock::now() - start, 3s);
+  EXPECT_NE(message.find("nothing for 0.2 s"), std::string::npos) << message;
+}
+
+// A deadline already past still gets one look: a ready fd is ready, not timed out.
+TEST_F(HttpClientTransportTest, WaitBlockingWithAPastDeadlineLooksOnce) {
+  EventLoop loop;
+  auto [near, far] = Socket::pair(Type::stream);
+  far.send_all("x");
+  BlockingSocketTransport blocking(std::move(near));
+  EXPECT_TRUE(blocking.wait_blocking(readable, Clock::now() - 1s));
+  EXPECT_TRUE(blocking.wait_blocking(writable, Clock::now()));
+  auto [near2, far2] = Socket::pair(Type::stream);
+  SocketTransport on_loop(AsyncSocket(loop, std::move(near2)));
+  EXPECT_EQ(on_loop.wait_blocking(readable, Clock::now() - 1s).error(), errc::timed_out);
+  far2.send_all("y");
+  EXPECT_TRUE(on_loop.wait_blocking(readable, Clock::now() - 1s));
+}
+
+// nanoseconds::max() as a timeout means "never", everywhere a timeout is taken: the sum
+// now + timeout used to overflow into the past (every connect failed at once, reporting
+// "nothing for 9223372036.854776 s").
+TEST_F(HttpClientTransportTest, ATimeoutOfNanosecondsMaxMeansNever) {
+  constexpr auto forever = std::chrono::nanoseconds::max();
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(router().handler()));
+  {
+    SCOPED_TRACE("Client options");
+    http::Client client({.timeout = forever});
+    EXPECT_EQ(client.get(url_of(server, "/hello")).body, "hello\n");
+  }
+  {
+    SCOPED_TRACE("a transport's idle timeout");
+    BlockingSocketTransport transport(create_connection(server.address().to_string(), forever));
+    transport.set_timeout(forever);
+    EXPECT_EQ(http::request(transport, {.url = url_of(server, "/hello")}).body, "hello\n");
+  }
+  {
+    SCOPED_TRACE("Socket, AsyncSocket, call_later and sleep");
+    auto [near, far] = Socket::pair(Type::stream);
+    near.set_timeout(forever);
+    far.send_all("a");
+    char byte = 0;
+    EXPECT_EQ(near.recv(std::span<char>(&byte, 1)), 1u);
+    EventLoop loop;
+    AsyncSocket conn(loop, std::move(near));
+    conn.set_timeout(forever);
+    auto late = loop.call_later(forever, [] { ADD_FAILURE() << "fired"; });
+    auto body = [](EventLoop& l, AsyncSocket& c, Socket& peer) -> Task<char> {
+      co_await l.sleep(1ms);
+      peer.send_all("b");
+      char got = 0;
+      co_await c.recv(std::span<char>(&got, 1));
+      co_return got;
+    };
+    EXPECT_EQ(loop.run_until_complete(body(loop, conn, far)), 'b');
+    EXPECT_TRUE(loop.cancel(late));
+  }
+}

@@ -239,7 +239,7 @@ class IoAwaitable : IoWaiter, TimerNode {
     // The socket's timeout bounds each wait; the timer lives here, so arming costs no
     // allocation and a destroyed awaiter takes it along.
     if (owner_->timeout_ns_ >= 0) {
-      const auto limit = Clock::now() + std::chrono::nanoseconds(owner_->timeout_ns_);
+      const auto limit = later(Clock::now(), std::chrono::nanoseconds(owner_->timeout_ns_));
       fire = [](TimerNode* t) noexcept {
         auto* self = static_cast<IoAwaitable*>(t);
         if constexpr (requires { self->op_.queued; }) {
@@ -282,7 +282,7 @@ class IoAwaitable : IoWaiter, TimerNode {
       if (!done && self->op_.sent != before && self->armed()) {
         EventLoop& loop = *self->owner_->loop_;
         self->op_.queued = send_queue_bytes(self->fd);
-        loop.arm(*self, loop.now() + std::chrono::nanoseconds(self->owner_->timeout_ns_));
+        loop.arm(*self, later(loop.now(), std::chrono::nanoseconds(self->owner_->timeout_ns_)));
       }
       return done;
     } else {
@@ -307,7 +307,7 @@ class IoAwaitable : IoWaiter, TimerNode {
     if (queued < 0 || op_.queued < 0 || queued >= op_.queued) return false;
     op_.queued = queued;
     EventLoop& loop = *owner_->loop_;
-    loop.arm(*this, loop.now() + std::chrono::nanoseconds(owner_->timeout_ns_));
+    loop.arm(*this, later(loop.now(), std::chrono::nanoseconds(owner_->timeout_ns_)));
     return true;
   }
 

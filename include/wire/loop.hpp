@@ -54,6 +54,12 @@ namespace detail {
 
 using Clock = std::chrono::steady_clock;
 
+// `from + duration`, saturating: a timeout of nanoseconds::max() means never, not a moment
+// in the past (the plain sum overflows).
+inline Clock::time_point later(Clock::time_point from, std::chrono::nanoseconds duration) noexcept {
+  return duration > Clock::time_point::max() - from ? Clock::time_point::max() : from + duration;
+}
+
 // An entry in the loop's timer heap; lives inside whatever waits (an awaiter, a callback).
 // Kept to 16 bytes: every waiting operation of every connection carries one.
 struct TimerNode {
@@ -315,7 +321,7 @@ class EventLoop::SleepAwaitable : detail::TimerNode {
     fire = [](detail::TimerNode* node) noexcept {
       static_cast<SleepAwaitable*>(node)->handle_.resume();
     };
-    loop_.arm(*this, detail::Clock::now() + duration_);
+    loop_.arm(*this, detail::later(detail::Clock::now(), duration_));
   }
   void await_resume() const noexcept {}
 
@@ -410,7 +416,7 @@ class TimeoutAwaiter : TimerNode {
       self->task_.reset();
       self->parent_.resume();
     };
-    loop_.arm(*this, Clock::now() + duration_);
+    loop_.arm(*this, later(Clock::now(), duration_));
     return true;
   }
   T await_resume() {

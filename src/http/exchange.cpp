@@ -175,10 +175,12 @@ std::chrono::nanoseconds Deadlines::next_wait() const {
   return std::max<std::chrono::nanoseconds>(wait, std::chrono::milliseconds(1));
 }
 
-Error Deadlines::timed_out(const char* doing, const std::string& what) const {
+Error Deadlines::timed_out(const char* doing, const std::string& what,
+                           std::optional<std::chrono::nanoseconds> transport_timeout) const {
   if (deadline_ && Clock::now() >= *deadline_) return max_time_reached();
-  return Error(errc::timed_out, doing, what,
-               "nothing for " + seconds_text(options_.timeout) + " s");
+  std::chrono::nanoseconds idle = options_.timeout;
+  if (transport_timeout && *transport_timeout < idle) idle = *transport_timeout;
+  return Error(errc::timed_out, doing, what, "nothing for " + seconds_text(idle) + " s");
 }
 
 ExchangeResult exchange_over(Transport& transport, const RequestHead& head,
@@ -208,6 +210,7 @@ ExchangeResult exchange_over(Transport& transport, const RequestHead& head,
   // about a slow one that keeps taking a little.
   auto send_bytes = [&](std::string_view bytes) {
     while (!bytes.empty() && !send_failed) {
+      deadlines.check();
       auto sent = transport.write_some(bytes);
       if (sent && *sent > 0) {
         bytes.remove_prefix(*sent);
@@ -217,9 +220,12 @@ ExchangeResult exchange_over(Transport& transport, const RequestHead& head,
         send_failed = sent.error();
         return;
       }
-      auto ready = transport.wait_blocking(writable, Clock::now() + deadlines.next_wait());
+      auto ready = transport.wait_blocking(
+          writable, wire::detail::later(Clock::now(), deadlines.next_wait()));
       if (!ready) {
-        if (ready.error() == errc::timed_out) throw deadlines.timed_out("send", what);
+        if (ready.error() == errc::timed_out) {
+          throw deadlines.timed_out("send", what, transport.timeout());
+        }
         send_failed = ready.error();
         return;
       }
@@ -279,6 +285,7 @@ ExchangeResult exchange_over(Transport& transport, const RequestHead& head,
   int unacknowledged = unsent_bytes(cx.send_queue_fd);
   auto fill = [&]() -> std::error_code {  // empty: bytes were added
     for (;;) {
+      deadlines.check();
       auto n = transport.read_some(in.space());
       if (n) {
         if (*n == 0) return errc::unexpected_eof;
@@ -289,11 +296,14 @@ ExchangeResult exchange_over(Transport& transport, const RequestHead& head,
       }
       if (!wire::detail::would_block(n.error())) return n.error();
       for (;;) {
-        auto ready = transport.wait_blocking(readable, Clock::now() + deadlines.next_wait());
+        auto ready = transport.wait_blocking(
+            readable, wire::detail::later(Clock::now(), deadlines.next_wait()));
         if (ready) break;
         if (ready.error() != errc::timed_out) return ready.error();
         const int now = unsent_bytes(cx.send_queue_fd);
-        if (now <= 0 || now >= unacknowledged) throw deadlines.timed_out("recv", what);
+        if (now <= 0 || now >= unacknowledged) {
+          throw deadlines.timed_out("recv", what, transport.timeout());
+        }
         unacknowledged = now;
       }
     }

@@ -48,8 +48,15 @@ class Deadlines {
   Clock::time_point start() const noexcept { return start_; }
   // How long the next wait may take (at least 1 ms); throws once max_time is reached.
   std::chrono::nanoseconds next_wait() const;
-  // A wait that timed out while `doing` ("recv", "send", "connect") for `what`.
-  Error timed_out(const char* doing, const std::string& what) const;
+  // Throws once max_time is reached: before every read and write, since a transport that
+  // never has to wait (a body streaming in faster than it is taken) never reaches a wait.
+  void check() const {
+    if (deadline_) (void)next_wait();
+  }
+  // A wait that timed out while `doing` ("recv", "send", "connect") for `what`; the
+  // transport's own idle timeout, if shorter than options.timeout, is the one that ran out.
+  Error timed_out(const char* doing, const std::string& what,
+                  std::optional<std::chrono::nanoseconds> transport_timeout = std::nullopt) const;
 
  private:
   Error max_time_reached() const;
