@@ -69,6 +69,8 @@ void AsyncStream::close() noexcept {
 // finds the buffer half-grown: bytes read, 0 at end of stream, EAGAIN when none are there.
 Result<std::size_t> AsyncStream::try_fill(std::size_t max_bytes) noexcept {
   if (!transport_) return errc::socket_closed;
+  // "At most" is a bound, not a size to allocate: the buffer grows by what one read may take.
+  max_bytes = std::min(max_bytes, max_fill);
   std::string& buffer = *read_buffer_;
   try {
     if (read_pos_ == buffer.size()) {
@@ -91,8 +93,26 @@ Result<std::size_t> AsyncStream::try_fill(std::size_t max_bytes) noexcept {
 }
 
 Task<Result<std::size_t>> AsyncStream::wait_then_fill(std::size_t max_bytes) {
-  for (;;) {
-    auto ready = co_await transport_->wait(readable);
+  // The idle timeout bounds the whole fill, not each wait: a layered transport (TLS) is woken
+  // by bytes that make no whole record yet, and a peer trickling a byte per wait would hold
+  // the fill open forever (and, through it, a server's header timeout). A socket reads after
+  // its first wait, so only a layered transport reaches the second one.
+  const auto timeout = transport_->timeout();
+  const auto deadline =
+      timeout ? std::optional(detail::later(detail::Clock::now(), *timeout)) : std::nullopt;
+  for (bool first = true;; first = false) {
+    Result<void> ready = std::error_code();
+    if (first || !deadline) {
+      ready = co_await transport_->wait(readable);
+    } else {
+      const auto left = *deadline - detail::Clock::now();
+      if (left <= std::chrono::nanoseconds(0)) co_return errc::timed_out;
+      try {
+        ready = co_await with_timeout(left, transport_->wait(readable), "read");
+      } catch (const Error& e) {
+        ready = e.code();
+      }
+    }
     if (!ready) co_return ready.error();
     auto n = try_fill(max_bytes);
     if (n || !detail::would_block(n.error())) co_return n;

@@ -6,6 +6,10 @@
 #include <sys/wait.h>
 #include <termios.h>
 
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
 #include "support.hpp"
 #include "wire/async_stream.hpp"
 
@@ -478,6 +482,105 @@ TEST_F(AsyncStreamTest, AnotherTransportSlotsUnderTheStream) {
       test::error_of([&] { (void)loop.run_until_complete(line_of(stream)); });
   EXPECT_EQ(message.rfind("read_line rot13 over pipe:[", 0), 0u) << message;
   EXPECT_NE(message.find("timed out"), std::string::npos) << message;
+}
+
+namespace {
+// Passes bytes up only in whole records of `record` bytes, as TLS does: a wake-up for bytes
+// that make no whole record yet reads nothing (EAGAIN).
+class RecordTransport final : public Transport {
+ public:
+  RecordTransport(std::unique_ptr<Transport> inner, std::size_t record)
+      : inner_(std::move(inner)), record_(record) {}
+  Result<std::size_t> read_some(std::span<char> into) noexcept override {
+    char chunk[4096];
+    for (;;) {
+      auto n = inner_->read_some(std::span<char>(chunk, sizeof chunk));
+      if (!n) break;
+      if (*n == 0) {
+        ended_ = true;
+        break;
+      }
+      pending_.append(chunk, *n);
+    }
+    if (pending_.size() < record_ && !ended_) {
+      return std::make_error_code(std::errc::resource_unavailable_try_again);
+    }
+    const std::size_t take = std::min({into.size(), pending_.size(), record_});
+    std::copy_n(pending_.data(), take, into.data());
+    pending_.erase(0, take);
+    return take;
+  }
+  Result<std::size_t> write_some(std::string_view data) noexcept override {
+    return inner_->write_some(data);
+  }
+  Task<Result<void>> wait(Events direction) override { return inner_->wait(direction); }
+  Result<void> shutdown() noexcept override { return inner_->shutdown(); }
+  void close() noexcept override { inner_->close(); }
+  bool is_open() const noexcept override { return inner_->is_open(); }
+  std::string describe(Events direction) const override {
+    return "records over " + inner_->describe(direction);
+  }
+  void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept override {
+    inner_->set_timeout(timeout);
+  }
+  std::optional<std::chrono::nanoseconds> timeout() const noexcept override {
+    return inner_->timeout();
+  }
+
+ private:
+  std::unique_ptr<Transport> inner_;
+  std::size_t record_;
+  std::string pending_;
+  bool ended_ = false;
+};
+
+Task<std::error_code> fill_error(AsyncStream& stream) {
+  auto got = co_await stream.fill(AsyncStream::default_fill, std::nothrow);
+  co_return got ? std::error_code() : got.error();
+}
+}  // namespace
+
+// The idle timeout bounds a whole fill: a peer trickling a byte per wait into a layered
+// transport that needs whole records cannot hold a read open (the hostile review held a
+// server's 1 s header timeout open for 38 s this way).
+TEST_F(AsyncStreamTest, ATrickleUnderALayeredTransportStillTimesOut) {
+  EventLoop loop;
+  auto [near, far] = Socket::pair(Type::stream);
+  AsyncStream stream(std::make_unique<RecordTransport>(
+      std::make_unique<SocketTransport>(AsyncSocket(loop, std::move(near))), 64));
+  stream.set_timeout(300ms);
+  std::atomic<bool> stop{false};
+  std::thread trickle([&] {
+    for (int i = 0; i < 60 && !stop; ++i) {
+      (void)far.send("x", std::nothrow);
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  const auto start = std::chrono::steady_clock::now();
+  const std::error_code error = loop.run_until_complete(fill_error(stream));
+  const auto took = std::chrono::steady_clock::now() - start;
+  stop = true;
+  trickle.join();
+  EXPECT_EQ(error, errc::timed_out);
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 2s) << "each wake-up restarted the idle timeout";
+  EXPECT_EQ(stream.transport().timeout(), std::chrono::nanoseconds(300ms)) << "left as set";
+}
+
+// fill's max_bytes is a bound, not a size: any value, even npos, reads at most max_fill.
+TEST_F(AsyncStreamTest, FillWithAHugeBoundReadsWhatCame) {
+  EventLoop loop;
+  auto [near, far] = Socket::pair(Type::stream);
+  AsyncStream stream(AsyncSocket(loop, std::move(near)));
+  far.send_all("hello");
+  auto first = [](AsyncStream& s) -> Task<std::size_t> { co_return co_await s.fill(5); };
+  EXPECT_EQ(loop.run_until_complete(first(stream)), 5u);
+  far.send_all(std::string(200, 'y'));
+  auto huge = [](AsyncStream& s) -> Task<std::size_t> {
+    co_return co_await s.fill(std::string::npos);
+  };
+  EXPECT_EQ(loop.run_until_complete(huge(stream)), 200u);
+  EXPECT_EQ(stream.peek(), "hello" + std::string(200, 'y'));
 }
 
 class AsyncStreamSelectorTest : public test::Test,

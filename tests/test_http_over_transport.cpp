@@ -423,3 +423,51 @@ TEST_F(HttpOverTransportTest, LendingReadsWriteAllAndSendFileOnBorrowedAndOwnedT
     EXPECT_EQ(Stream(out.read_end.fd(), 5s).read_line(), expected) << "up to end of stream";
   }
 }
+
+namespace {
+Task<std::size_t> read_to_end(AsyncStream& client, std::size_t got) {
+  for (;;) {
+    const std::string more = co_await client.read_some();
+    if (more.empty()) co_return got;
+    got += more.size();
+  }
+}
+
+Task<std::size_t> read_after_shrink(EventLoop& loop, PipePair& pipes, const App& app,
+                                    const std::string& path) {
+  TaskHandle<void> server = loop.spawn(serve(*pipes.server, app.handler, app.options));
+  AsyncStream& client = *pipes.client;
+  co_await client.write("GET /shrinks.bin HTTP/1.1\r\nHost: pipe\r\n\r\n");
+  co_await client.drain();
+  const std::size_t first = (co_await client.read_exact(4096)).size();  // the send has begun
+  if (::truncate(path.c_str(), 100'000) != 0) ADD_FAILURE() << "truncate";
+  TaskHandle<std::size_t> reader = loop.spawn(read_to_end(client, first));
+  co_await server;        // the response was cut: the server is done with this stream
+  pipes.server->close();  // serve_stream leaves its stream to its owner
+  co_return co_await reader;
+}
+}  // namespace
+
+// A file that shrinks while it is sent ends the response early, and the log says why (it
+// said "Input/output error"); the client gets no more than was promised and sees the cut.
+TEST_F(HttpOverTransportTest, AFileThatShrinksWhileSentIsNamedInTheLog) {
+  EventLoop loop;
+  test::TempDir dir;
+  {
+    FILE* f = std::fopen(dir.file("shrinks.bin").c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    const std::string bytes = test::random_bytes(2 << 20);
+    std::fwrite(bytes.data(), 1, bytes.size(), f);
+    std::fclose(f);
+  }
+  App app(dir.file(""));
+  PipePair pipes(loop);
+  const std::size_t got =
+      loop.run_until_complete(read_after_shrink(loop, pipes, app, dir.file("shrinks.bin")));
+  EXPECT_LT(got, std::size_t(2 << 20)) << "the response was cut";
+  std::lock_guard lock(app.seen.mutex);
+  ASSERT_EQ(app.seen.errors.size(), 1u);
+  EXPECT_NE(app.seen.errors[0].find("the file shrank to 100000 bytes while it was sent"),
+            std::string::npos)
+      << app.seen.errors[0];
+}

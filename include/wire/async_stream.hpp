@@ -129,9 +129,11 @@ class AsyncStream {
   Task<Result<std::string>> read_until(std::string_view delimiter, std::size_t max_len,
                                        std::nothrow_t);
 
-  // Lending reads. fill() reads once more into the buffer, at most max_bytes, waiting only if
-  // nothing has come yet: the bytes added, 0 at end of stream. peek() is every buffered byte,
-  // valid until the next fill, read or consume; consume(n) drops the first n of them.
+  // Lending reads. fill() reads once more into the buffer, at most max_bytes (and at most
+  // max_fill), waiting only if nothing has come yet: the bytes added, 0 at end of stream. The
+  // idle timeout bounds the whole fill, however many wake-ups a layered transport needs. peek() is
+  // every buffered byte, valid until the next fill, read or consume; consume(n) drops the first n
+  // of them.
   Task<std::size_t> fill(std::size_t max_bytes = default_fill);
   StreamAwaitable<std::size_t> fill(std::size_t max_bytes, std::nothrow_t);
   std::string_view peek() const noexcept {
@@ -178,6 +180,7 @@ class AsyncStream {
 
   static constexpr std::size_t default_write_limit = 65536;
   static constexpr std::size_t default_fill = 16384;
+  static constexpr std::size_t max_fill = 262144;  // one fill's most: what its read may take
 
  private:
   Result<std::size_t> try_fill(std::size_t max_bytes = 8192) noexcept;

@@ -1,5 +1,6 @@
 #include "wire/http/server.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -380,9 +381,12 @@ void report_abort(const Peer& peer, const Request& request, const Options& optio
   const std::uint64_t body_went =
       o.file_sent > 0 ? o.file_sent : (went > o.head_size ? went - o.head_size : 0);
   const bool handler_failed = !failure_what.empty();  // the body's stream threw
-  // A socket closed under a send was closed by the server itself: a stop whose grace ran out.
+  // A connection closed under a send was closed on this side: by a stop whose grace ran out,
+  // or by the handler itself.
   if (failure_what.empty() && failure == errc::socket_closed) {
-    failure_what = "the server stopped (the grace period for open connections was over)";
+    failure_what =
+        "the connection was closed on this side (the server stopped and its grace period for "
+        "open connections was over, or the handler closed it)";
   }
   std::string message = describe_request(request) + ": response aborted after " +
                         std::to_string(body_went) + " of " +
@@ -404,7 +408,17 @@ Task<bool> send_body(const Peer& peer, const Request& request, Response& respons
                                                response.file_length, std::nothrow);
     o.file_sent = peer.stream.bytes_written() - before;
     o.known_sent += o.file_sent;
-    if (!sent) failure = sent.error();
+    if (!sent) {
+      failure = sent.error();
+      // A file that got shorter meanwhile ends the send early: say so, not "I/O error".
+      struct ::stat now {};
+      if (::fstat(response.file_fd, &now) == 0 &&
+          static_cast<std::uint64_t>(now.st_size) < response.file_offset + response.file_length) {
+        failure_what = "the file shrank to " + std::to_string(now.st_size) +
+                       " bytes while it was sent (the client was promised " +
+                       std::to_string(response.file_length) + " body bytes)";
+      }
+    }
     o.sent_body = response.file_length;
   } else {
     for (;;) {

@@ -64,8 +64,10 @@ struct Request {
   std::string body;        // the whole body (at most Limits::max_body)
   // The socket it came on; null under serve_stream (the transport may not be a socket).
   AsyncSocket* connection = nullptr;
-  // The stream it came on, valid while the handler runs: bytes a handler writes through it
-  // are counted as sent. Do not read from it (the server owns the reading).
+  // The stream it came on, valid while the handler runs. Bytes a handler writes through it
+  // go out before the response's own head (a protocol switch after a 101, say) and are
+  // counted as sent; anything else corrupts the response. Do not read from it (the server
+  // owns the reading), and do not close it (return a response with Connection: close).
   AsyncStream* stream = nullptr;
 
   std::string_view header(std::string_view name) const { return head->header(name); }
