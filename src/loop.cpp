@@ -253,7 +253,8 @@ bool EventLoop::cancel(TimerId id) noexcept {
 void EventLoop::arm(detail::TimerNode& timer, detail::Clock::time_point when) noexcept {
   if (timer.armed()) disarm(timer);
   timer.heap_index = static_cast<std::uint32_t>(heap_.size());
-  heap_.push_back(HeapEntry{when, timer_sequence_++, &timer});
+  timer.sequence = timer_sequence_++;
+  heap_.push_back(HeapEntry{when, &timer});
   heap_up(timer.heap_index);
 }
 
@@ -278,7 +279,7 @@ template <typename Entry>
 bool earlier(const Entry& a, const Entry& b) {
   // Sequence numbers wrap after 2^32 arms; the signed difference orders them anyway.
   return a.when < b.when ||
-         (a.when == b.when && static_cast<std::int32_t>(a.sequence - b.sequence) < 0);
+         (a.when == b.when && static_cast<std::int32_t>(a.node->sequence - b.node->sequence) < 0);
 }
 }  // namespace
 
