@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -82,6 +83,14 @@ class TempDir {
     std::filesystem::remove_all(path_, ec);
   }
   std::string file(const std::string& name) const { return (path_ / name).string(); }
+  // Writes `content` to the file `name` in this folder; its path.
+  std::string write(const std::string& name, const std::string& content) const {
+    const std::string path = file(name);
+    std::ofstream out(path, std::ios::binary);
+    out << content;
+    if (!out.flush()) throw std::runtime_error("cannot write " + path);
+    return path;
+  }
 
  private:
   std::filesystem::path path_;

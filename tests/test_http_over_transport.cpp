@@ -164,12 +164,7 @@ TEST_F(HttpOverTransportTest, PipePairKeepAlivePipeliningChunkedAndAFile) {
   EventLoop loop;
   test::TempDir dir;
   const std::string file = test::random_bytes(300 * 1024);  // past a pipe's 64 KiB: waits
-  {
-    FILE* f = std::fopen(dir.file("big.bin").c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    std::fwrite(file.data(), 1, file.size(), f);
-    std::fclose(f);
-  }
+  dir.write("big.bin", file);
   App app(dir.file(""));
   PipePair pipes(loop);
   Conversation c =
@@ -227,12 +222,7 @@ TEST_F(HttpOverTransportTest, ALayeredTransportOverASocketCarriesHttp) {
   EventLoop loop;
   test::TempDir dir;
   const std::string file = test::random_bytes(100 * 1024);
-  {
-    FILE* f = std::fopen(dir.file("big.bin").c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    std::fwrite(file.data(), 1, file.size(), f);
-    std::fclose(f);
-  }
+  dir.write("big.bin", file);
   App app(dir.file(""));
   auto [client, server_socket] = test::async_pair(loop);
   AsyncStream server(std::make_unique<test::Rot13Transport>(
@@ -268,12 +258,7 @@ Task<std::size_t> vanishing_client(EventLoop& loop, PipePair& pipes, const App& 
 TEST_F(HttpOverTransportTest, PeersVanishingMidRequestAndMidResponseEndOnlyTheirStream) {
   test::TempDir dir;
   const std::string file = test::random_bytes(1 << 20);
-  {
-    FILE* f = std::fopen(dir.file("big.bin").c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    std::fwrite(file.data(), 1, file.size(), f);
-    std::fclose(f);
-  }
+  dir.write("big.bin", file);
   struct Case {
     const char* what;
     std::string request;
@@ -332,12 +317,7 @@ TEST_F(HttpOverTransportTest, BytesSentStillCountOnTheSocketThroughTheTransport)
   EventLoop loop;
   test::TempDir dir;
   const std::string file = test::random_bytes(200 * 1024);
-  {
-    FILE* f = std::fopen(dir.file("big.bin").c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    std::fwrite(file.data(), 1, file.size(), f);
-    std::fclose(f);
-  }
+  dir.write("big.bin", file);
   App app(dir.file(""));
   auto [client, server_socket] = test::async_pair(loop);
   const std::uint32_t before = server_socket.bytes_sent();
@@ -377,12 +357,7 @@ Task<std::vector<std::string>> lend_and_write(AsyncStream& stream, int file_fd) 
 
 TEST_F(HttpOverTransportTest, LendingReadsWriteAllAndSendFileOnBorrowedAndOwnedTransports) {
   test::TempDir dir;
-  {
-    FILE* f = std::fopen(dir.file("f.txt").c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    std::fputs("0123456789", f);
-    std::fclose(f);
-  }
+  dir.write("f.txt", "0123456789");
   OwnedFd file(::open(dir.file("f.txt").c_str(), O_RDONLY | O_CLOEXEC));
   ASSERT_GE(file.fd(), 0);
   const std::string expected = "buffered,reply:234done";
@@ -453,13 +428,7 @@ Task<std::size_t> read_after_shrink(EventLoop& loop, PipePair& pipes, const App&
 TEST_F(HttpOverTransportTest, AFileThatShrinksWhileSentIsNamedInTheLog) {
   EventLoop loop;
   test::TempDir dir;
-  {
-    FILE* f = std::fopen(dir.file("shrinks.bin").c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    const std::string bytes = test::random_bytes(2 << 20);
-    std::fwrite(bytes.data(), 1, bytes.size(), f);
-    std::fclose(f);
-  }
+  dir.write("shrinks.bin", test::random_bytes(2 << 20));
   App app(dir.file(""));
   PipePair pipes(loop);
   const std::size_t got =

@@ -439,8 +439,10 @@ TEST(HostileQueue, DestroyingAQueueWithAWaitingPopperIsSafe) {
       EventLoop loop;
       auto queue = std::make_unique<Queue<int>>(1);
       loop.spawn(pop_one(*queue, ended)).detach();
-      loop.call_later(5ms, [&queue] { queue.reset(); });
-      loop.call_later(50ms, [&loop] { loop.stop(); });
+      loop.call_later(5ms, [&queue, &loop] {  // the stop after it, even on a stalled loop
+        queue.reset();
+        loop.call_later(50ms, [&loop] { loop.stop(); });
+      });
       loop.run();
     }  // the popper's frame goes with the loop
     EXPECT_TRUE(ended) << "the popper was never told its queue is gone";
@@ -496,8 +498,12 @@ TEST(HostileSendQueue, DestroyingASendQueueWithAWaitingSenderRefusesTheSend) {
       auto out = std::make_unique<SendQueue>(c.near, 1);
       std::string big(8 << 20, 'x');  // more than the socket buffers hold
       loop.spawn(send_until_refused(*out, big, sent, refused)).detach();
-      loop.call_later(100ms, [&out] { out.reset(); });
-      loop.call_later(400ms, [&loop] { loop.stop(); });
+      // The stop is armed when the queue goes, not beside it: a loop stalled past both
+      // deadlines (a loaded CI machine) fired them in one iteration, before the sender ran.
+      loop.call_later(100ms, [&out, &loop] {
+        out.reset();
+        loop.call_later(300ms, [&loop] { loop.stop(); });
+      });
       loop.run();
       EXPECT_TRUE(refused) << "the sender still waits on a destroyed SendQueue (sent " << sent
                            << ")";
@@ -586,8 +592,10 @@ TEST(HostileSignals, SigchldAndSigpipeRunTheirCallbacks) {
   if (child == 0) ::_exit(0);
   test::Pipe pipe;
   pipe.read_end.close();
-  loop.call_later(1ms, [&pipe] { (void)!::write(pipe.write_end.fd(), "x", 1); });
-  loop.call_later(100ms, [&loop] { loop.stop(); });
+  loop.call_later(1ms, [&pipe, &loop] {  // the stop after it, even on a stalled loop
+    (void)!::write(pipe.write_end.fd(), "x", 1);
+    loop.call_later(100ms, [&loop] { loop.stop(); });
+  });
   loop.run();
   int status = 0;
   ::waitpid(child, &status, 0);
