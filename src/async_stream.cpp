@@ -6,8 +6,6 @@
 namespace wire {
 namespace {
 
-constexpr std::size_t read_chunk = 8192;
-
 std::string describe(const Transport* transport, Events direction) {
   return transport ? transport->describe(direction) : std::string("closed stream");
 }
