@@ -12,9 +12,6 @@ namespace wire {
 namespace {
 thread_local EventLoop* current_loop = nullptr;
 
-// The selector's data slot for the wakeup eventfd; real fds use their number instead.
-char wakeup_tag;
-
 // Batches of ready work run back to back before the selector is polled (with no wait).
 constexpr unsigned busy_batches_per_poll = 64;
 }  // namespace
@@ -29,7 +26,9 @@ EventLoop::EventLoop(SelectorKind kind) : selector_(Selector::create(kind)) {
   wakeup_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wakeup_fd_ < 0) throw Error(detail::last_error(), "eventfd", "event loop wakeup");
   try {
-    selector_->register_fd(wakeup_fd_, readable, &wakeup_tag);
+    if (auto ec = selector_->loop_add(wakeup_fd_, readable)) {
+      throw Error(ec, "register", "event loop wakeup");
+    }
   } catch (...) {
     ::close(wakeup_fd_);
     throw;
@@ -63,7 +62,7 @@ EventLoop::~EventLoop() {
   }
   while (!signal_handlers_.empty()) remove_signal_handler(signal_handlers_.back().signal);
   callback_timers_.clear();
-  (void)selector_->unregister(wakeup_fd_, std::nothrow);
+  selector_->loop_remove(wakeup_fd_);
   ::close(wakeup_fd_);
 }
 
@@ -332,18 +331,18 @@ std::error_code EventLoop::wait_io(detail::IoWaiter& waiter) noexcept {
     return std::make_error_code(std::errc::not_enough_memory);
   }
   FdState& state = fds_[fd];
-  detail::IoWaiter*& slot = waiter.direction == readable ? state.reader : state.writer;
   // One reader and one writer per fd at a time, like asyncio's sock_recv / sock_sendall.
-  if (slot != nullptr) return std::make_error_code(std::errc::device_or_resource_busy);
-  const unsigned wanted = state.interest | waiter.direction;
-  if (!state.registered) {
-    if (auto r = selector_->register_fd(fd, wanted, nullptr, std::nothrow); !r) return r.error();
-    state.registered = true;
-  } else if (wanted != state.interest) {
-    if (auto r = selector_->modify(fd, wanted, nullptr, std::nothrow); !r) return r.error();
+  if (state.waiter(waiter.direction) != nullptr) {
+    return std::make_error_code(std::errc::device_or_resource_busy);
   }
-  state.interest = wanted;
-  slot = &waiter;
+  const unsigned wanted = state.interest() | waiter.direction;
+  if (state.interest() == 0) {
+    if (auto ec = selector_->loop_add(fd, wanted)) return ec;
+  } else if (wanted != state.interest()) {
+    if (auto ec = selector_->loop_modify(fd, wanted)) return ec;
+  }
+  state.set_interest(wanted);
+  state.set_waiter(waiter.direction, &waiter);
   waiter.waiting = true;
   ++io_waiters_;
   return {};
@@ -351,9 +350,13 @@ std::error_code EventLoop::wait_io(detail::IoWaiter& waiter) noexcept {
 
 std::error_code EventLoop::wait_io_first(detail::IoWaiter& waiter) noexcept {
   if (auto ec = wait_io(waiter)) return ec;
-  if (!fds_[waiter.fd].first) {
-    fds_[waiter.fd].first = true;
-    ++first_fds_;
+  if (!is_first(waiter.fd)) {
+    try {
+      first_fds_.push_back(waiter.fd);
+    } catch (const std::bad_alloc&) {
+      cancel_io(waiter);
+      return std::make_error_code(std::errc::not_enough_memory);
+    }
   }
   return {};
 }
@@ -361,12 +364,8 @@ std::error_code EventLoop::wait_io_first(detail::IoWaiter& waiter) noexcept {
 void EventLoop::cancel_io(detail::IoWaiter& waiter) noexcept {
   if (!waiter.waiting) return;
   FdState& state = fds_[waiter.fd];
-  if (state.first) {
-    state.first = false;
-    --first_fds_;
-  }
-  detail::IoWaiter*& slot = waiter.direction == readable ? state.reader : state.writer;
-  if (slot == &waiter) slot = nullptr;
+  if (!first_fds_.empty()) std::erase(first_fds_, waiter.fd);
+  if (state.waiter(waiter.direction) == &waiter) state.set_waiter(waiter.direction, nullptr);
   waiter.waiting = false;
   --io_waiters_;
   // The interest stays: the next wait on this fd usually wants it again. A report that
@@ -376,14 +375,12 @@ void EventLoop::cancel_io(detail::IoWaiter& waiter) noexcept {
 void EventLoop::forget_fd(int fd, std::error_code reason) noexcept {
   if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
   FdState& state = fds_[fd];
-  if (state.registered) (void)selector_->unregister(fd, std::nothrow);
-  state.registered = false;
-  state.interest = 0;
+  if (state.interest() != 0) selector_->loop_remove(fd);
+  state.set_interest(0);
   // Aborting the reader resumes its coroutine, which may end the writer's (a relay, a task
   // group) or make fds_ grow: the writer is looked up again afterwards, never kept.
   for (unsigned direction : {unsigned(readable), unsigned(writable)}) {
-    FdState& now = fds_[fd];
-    detail::IoWaiter* waiter = direction == readable ? now.reader : now.writer;
+    detail::IoWaiter* waiter = fds_[fd].waiter(direction);
     if (waiter == nullptr) continue;
     cancel_io(*waiter);
     // The waiter resumes inside the caller's step (close() in some coroutine, or code
@@ -399,8 +396,7 @@ void EventLoop::dispatch(int fd, unsigned events) {
   if (static_cast<std::size_t>(fd) >= fds_.size()) return;
   for (unsigned direction : {unsigned(readable), unsigned(writable)}) {
     if (!(events & direction)) continue;
-    FdState& state = fds_[fd];
-    detail::IoWaiter* waiter = direction == readable ? state.reader : state.writer;
+    detail::IoWaiter* waiter = fds_[fd].waiter(direction);
     if (waiter == nullptr) continue;
     if (!waiter->ops->attempt(waiter)) continue;  // spurious: still would block
     cancel_io(*waiter);
@@ -416,17 +412,16 @@ void EventLoop::dispatch(int fd, unsigned events) {
   // With no waiter left at all the fd leaves the selector, so an fd closed behind the
   // loop's back cannot linger in it.
   FdState& state = fds_[fd];
-  if (!state.registered) return;
-  unsigned wanted =
-      (state.reader ? unsigned(readable) : 0u) | (state.writer ? unsigned(writable) : 0u);
-  if (wanted == state.interest) return;
+  if (state.interest() == 0) return;
+  const unsigned wanted = (state.reader() ? unsigned(readable) : 0u) |
+                          (state.writer() ? unsigned(writable) : 0u);
+  if (wanted == state.interest()) return;
   if (wanted == 0) {
-    (void)selector_->unregister(fd, std::nothrow);
-    state.registered = false;
+    selector_->loop_remove(fd);
   } else {
-    (void)selector_->modify(fd, wanted, nullptr, std::nothrow);
+    (void)selector_->loop_modify(fd, wanted);
   }
-  state.interest = wanted;
+  state.set_interest(wanted);
 }
 
 void EventLoop::run_ready() {
@@ -508,20 +503,21 @@ void EventLoop::run() {
       // late by the time run_ready took, never early, and no clock read is spent here.
       timeout = std::max(std::chrono::nanoseconds(0), heap_.front().when - now_);
     }
-    auto ready = selector_->select(timeout);
+    auto ready = selector_->loop_select(timeout);
+    if (!ready) throw Error(ready.error(), "select", std::string(to_string(selector_->kind())));
     // The wait may have been long: what the handlers see as now() is after it.
     now_ = detail::Clock::now();
-    if (first_fds_ > 0) {
-      for (const Ready& r : ready) {
-        if (r.data != &wakeup_tag && is_first(r.fd)) dispatch(r.fd, r.events);
+    if (!first_fds_.empty()) {
+      for (const Ready& r : *ready) {
+        if (r.fd != wakeup_fd_ && is_first(r.fd)) dispatch(r.fd, r.events);
       }
     }
-    for (const Ready& r : ready) {
-      if (r.data == &wakeup_tag) {
+    for (const Ready& r : *ready) {
+      if (r.fd == wakeup_fd_) {
         drain_wakeup();
         continue;
       }
-      if (first_fds_ > 0 && is_first(r.fd)) continue;  // done above
+      if (!first_fds_.empty() && is_first(r.fd)) continue;  // done above
       dispatch(r.fd, r.events);
     }
     fire_timers();

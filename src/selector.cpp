@@ -197,6 +197,27 @@ Result<std::span<const Ready>> Selector::select(std::optional<std::chrono::nanos
   return std::span<const Ready>(ready_);
 }
 
+std::error_code Selector::loop_add(int fd, unsigned events) noexcept {
+  if (auto ec = backend_add(fd, events)) return ec;
+  ++count_;
+  return {};
+}
+
+void Selector::loop_remove(int fd) noexcept {
+  (void)backend_remove(fd);  // as in unregister: the kernel may have forgotten a closed fd
+  --count_;
+}
+
+Result<std::span<const Ready>> Selector::loop_select(
+    std::optional<std::chrono::nanoseconds> timeout) noexcept {
+  ready_.clear();
+  if (auto ec = backend_select(to_milliseconds(timeout))) {
+    if (ec == std::errc::interrupted) return std::span<const Ready>();
+    return ec;
+  }
+  return std::span<const Ready>(ready_);
+}
+
 std::span<const Ready> Selector::select(std::optional<std::chrono::nanoseconds> timeout) {
   auto r = select(timeout, std::nothrow);
   if (!r) throw Error(r.error(), "select", std::string(to_string(kind_)));

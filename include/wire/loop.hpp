@@ -19,6 +19,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -185,6 +186,8 @@ class EventLoop {
   class SleepAwaitable;
   SleepAwaitable sleep(Duration duration) noexcept;
 
+  // For its kind() and size() (how many fds the loop watches, its wakeup fd included).
+  // The loop registers its fds itself: to watch one, use AsyncFd, not register_fd here.
   Selector& selector() noexcept { return *selector_; }
   // Read buffers lent by AsyncSocket::recv_pooled().
   BufferPool& buffer_pool() noexcept { return buffer_pool_; }
@@ -227,12 +230,34 @@ class EventLoop {
   void disarm(detail::TimerNode& timer) noexcept;
 
  private:
-  struct FdState {
-    detail::IoWaiter* reader = nullptr;
-    detail::IoWaiter* writer = nullptr;
-    unsigned interest = 0;
-    bool registered = false;
-    bool first = false;  // dispatched before the others of its iteration (wait_io_first)
+  // Per fd: its reader, its writer, and the events the selector watches it for (0: not
+  // registered). 16 bytes, since every connection has one: the interest rides in the low
+  // bits of the reader pointer (an IoWaiter is 8-byte aligned), and the selector keeps no
+  // registry of its own for the loop's fds (see Selector::loop_add).
+  class FdState {
+   public:
+    detail::IoWaiter* reader() const noexcept {
+      return reinterpret_cast<detail::IoWaiter*>(reader_ & ~interest_bits);
+    }
+    detail::IoWaiter* writer() const noexcept { return writer_; }
+    detail::IoWaiter* waiter(unsigned direction) const noexcept {
+      return direction == readable ? reader() : writer_;
+    }
+    void set_waiter(unsigned direction, detail::IoWaiter* waiter) noexcept {
+      if (direction == readable) {
+        reader_ = reinterpret_cast<std::uintptr_t>(waiter) | interest();
+      } else {
+        writer_ = waiter;
+      }
+    }
+    unsigned interest() const noexcept { return static_cast<unsigned>(reader_ & interest_bits); }
+    void set_interest(unsigned events) noexcept { reader_ = (reader_ & ~interest_bits) | events; }
+
+   private:
+    static constexpr std::uintptr_t interest_bits = readable | writable;
+    static_assert(alignof(detail::IoWaiter) > interest_bits);
+    std::uintptr_t reader_ = 0;
+    detail::IoWaiter* writer_ = nullptr;
   };
   struct CallbackTimer;
 
@@ -250,7 +275,7 @@ class EventLoop {
   void run_deferred_slow() noexcept;
   void take_remote();
   bool is_first(int fd) const noexcept {
-    return fd >= 0 && static_cast<std::size_t>(fd) < fds_.size() && fds_[fd].first;
+    return std::find(first_fds_.begin(), first_fds_.end(), fd) != first_fds_.end();
   }
 
   std::unique_ptr<Selector> selector_;
@@ -292,7 +317,9 @@ class EventLoop {
   std::function<void(std::exception_ptr)> exception_handler_;
   detail::Clock::time_point now_;
   int wakeup_fd_ = -1;         // eventfd: stop() from elsewhere interrupts select
-  std::size_t first_fds_ = 0;  // fds waited on with wait_io_first
+  // Fds waited on with wait_io_first, dispatched before the others of their iteration: a
+  // list, not a flag per fd, as there is seldom more than one (a file cache's inotify fd).
+  std::vector<int> first_fds_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   std::atomic<bool> stop_requested_{false};
   std::mutex remote_mutex_;

@@ -56,6 +56,8 @@ SelectorKind default_selector_kind();
 std::string_view to_string(SelectorKind kind) noexcept;
 std::optional<SelectorKind> selector_kind_from_string(std::string_view name) noexcept;
 
+class EventLoop;
+
 struct Ready {
   int fd;
   unsigned events;  // readable | writable
@@ -118,6 +120,17 @@ class Selector {
   }
 
  private:
+  // The event loop's way in. It keeps its own state per fd (which waiter, which events), so
+  // its registrations skip the registry: no second record per connection, no fcntl per
+  // registration, no filtering pass per wait. size() still counts them. An fd is the
+  // loop's or the registry's, never both; the loop checks what the registry would.
+  friend class EventLoop;
+  std::error_code loop_add(int fd, unsigned events) noexcept;
+  std::error_code loop_modify(int fd, unsigned events) noexcept { return backend_modify(fd, events); }
+  void loop_remove(int fd) noexcept;
+  // What the backend reported, unfiltered, with null data.
+  Result<std::span<const Ready>> loop_select(std::optional<std::chrono::nanoseconds> timeout) noexcept;
+
   Result<void> change(int fd, unsigned events, std::optional<void*> data) noexcept;
   [[noreturn]] void fail(std::error_code error, std::string_view operation, int fd,
                          unsigned events) const;

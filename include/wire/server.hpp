@@ -116,7 +116,6 @@ class Server {
   // A connection's record: its socket, owned here rather than in a wrapper coroutine, so an
   // idle connection costs this record plus its handler's frame and nothing more.
   struct Connection;
-  struct Park;
   class SlotAwaitable;
   static const detail::IoOps park_ops;
   Task<void> accept_loop();
