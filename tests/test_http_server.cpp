@@ -1,5 +1,6 @@
 // The HTTP server over loopback: raw sockets for exact bytes, then curl and Python's
 // http.client as real clients.
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -90,9 +91,15 @@ TEST_F(HttpServerTest, HeadGetsHeadersWithoutBody) {
   s.send_all("HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   Reader reader(s);
   Reply head = reader.next("HEAD");
-  EXPECT_EQ(head.status, 405) << "the router has no HEAD route for /hello";
+  EXPECT_EQ(head.status, 200) << "HEAD runs the GET route";
+  EXPECT_EQ(head.headers["content-length"], "6") << "GET's length";
+  EXPECT_EQ(head.body, "");
   Reply get = reader.next();
   EXPECT_EQ(get.body, "hello\n");
+  s.send_all("DELETE /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  Reply refused = reader.next();
+  EXPECT_EQ(refused.status, 405);
+  EXPECT_EQ(refused.headers["allow"], "GET, HEAD");
 }
 
 TEST_F(HttpServerTest, SharedPartsAreSentAsIsByEveryResponse) {
@@ -210,6 +217,17 @@ TEST_F(HttpServerTest, ExpectContinueThenBody) {
   EXPECT_EQ(reader.next().body, "body");
 }
 
+TEST_F(HttpServerTest, AnHttp10ClientGetsNo100ContinueItCannotRead) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
+  Socket s = connect_to(server.address());
+  s.send_all("POST /echo HTTP/1.0\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+  std::this_thread::sleep_for(100ms);  // a server that sends 100 does so by now
+  s.send_all("body");
+  Reply reply = Reader(s).next();
+  EXPECT_EQ(reply.status, 200) << "RFC 9110 10.1.1: the expectation is ignored";
+  EXPECT_EQ(reply.body, "body");
+}
+
 TEST_F(HttpServerTest, ChunkedUploadAndStreamedResponse) {
   BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
   Socket s = connect_to(server.address());
@@ -222,6 +240,65 @@ TEST_F(HttpServerTest, ChunkedUploadAndStreamedResponse) {
   Reply streamed = reader.next();
   EXPECT_EQ(streamed.headers["transfer-encoding"], "chunked");
   EXPECT_EQ(streamed.body, "part0;part1;part2;");
+}
+
+TEST_F(HttpServerTest, HeadOfAStreamedResponseGetsGetsHeadAndNoBody) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
+  Socket s = connect_to(server.address());
+  s.send_all("HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  Reader reader(s);
+  Reply head = reader.next("HEAD");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.headers.count("content-length"), 0u) << "the length is not known: not 0";
+  EXPECT_EQ(head.headers["transfer-encoding"], "chunked") << "what GET would have said";
+  Reply next = reader.next();
+  EXPECT_EQ(next.body, "hello\n") << "no chunk of the stream went out before it";
+}
+
+// A handler that sets a body on a status that has none (a misuse): the bytes would be read
+// as the next response, so none go out, whatever kind of body it is.
+TEST_F(HttpServerTest, BodilessStatusesSendNoBodyWhateverTheHandlerSet) {
+  test::TempDir dir;
+  const std::string file = dir.write("f", "FILE-BYTES");
+  http::Router router;
+  for (int status : {204, 304}) {
+    const std::string at = "/" + std::to_string(status);
+    router.add("GET", at + "/text", [status](http::Request&) -> Task<http::Response> {
+      co_return http::Response::text(status, "TEXT-BODY");
+    });
+    router.add("GET", at + "/file", [status, file](http::Request&) -> Task<http::Response> {
+      http::Response r(status);
+      const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) throw std::runtime_error("open");
+      r.send_file(fd, 0, 10);
+      co_return r;
+    });
+    router.add("GET", at + "/stream", [status](http::Request&) -> Task<http::Response> {
+      http::Response r(status);
+      r.stream = []() -> Task<std::string> { co_return std::string("STREAM-BODY"); };
+      co_return r;
+    });
+  }
+  router.add("GET", "/hello", [](http::Request&) -> Task<http::Response> {
+    co_return http::Response::text(200, "hello\n");
+  });
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(router.handler()));
+  for (const char* status : {"204", "304"}) {
+    for (const char* kind : {"text", "file", "stream"}) {
+      SCOPED_TRACE(std::string(status) + " " + kind);
+      Socket s = connect_to(server.address());
+      s.send_all("GET /" + std::string(status) + "/" + kind +
+                 " HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+      Reader reader(s);
+      Reply reply = reader.next();
+      EXPECT_EQ(reply.status, std::stoi(status));
+      EXPECT_EQ(reply.headers.count("transfer-encoding"), 0u);
+      EXPECT_EQ(reply.headers.count("content-length"), 0u);
+      Reply next = reader.next();
+      EXPECT_EQ(next.status, 200);
+      EXPECT_EQ(next.body, "hello\n");
+    }
+  }
 }
 
 TEST_F(HttpServerTest, SlowlorisIsCutOffAtTheHeaderTimeout) {

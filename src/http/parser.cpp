@@ -418,7 +418,8 @@ ParseResult parse_request_head(std::string_view input, RequestHead& out, const L
       ++hosts;
       out.host = h.value;
     } else if (iequals(h.name, "expect")) {
-      out.expect_continue = iequals(h.value, "100-continue");
+      // An HTTP/1.0 client knows no 100 (Continue): RFC 9110 10.1.1 says to ignore it.
+      out.expect_continue = out.version_minor >= 1 && iequals(h.value, "100-continue");
     }
   }
   if (out.version_minor >= 1 && hosts != 1)

@@ -263,10 +263,17 @@ Handler Router::handler() const {
   return [routes = routes_](Request& request) -> Task<Response> {
     auto by_path = routes->find(std::string(request.path));
     if (by_path == routes->end()) co_return Response::text(404, "404 Not Found\n");
-    auto by_method = by_path->second.find(std::string(request.method));
-    if (by_method == by_path->second.end()) {
+    const auto& methods = by_path->second;
+    auto by_method = methods.find(std::string(request.method));
+    // HEAD runs the GET handler unless it has its own (RFC 9110 9.3.2: a server that
+    // answers GET answers HEAD too); the server sends GET's head without the body.
+    if (by_method == methods.end() && request.method == "HEAD") by_method = methods.find("GET");
+    if (by_method == methods.end()) {
       std::string allow;
-      for (const auto& [method, h] : by_path->second) allow += (allow.empty() ? "" : ", ") + method;
+      for (const auto& [method, h] : methods) {
+        allow += (allow.empty() ? "" : ", ") + method;
+        if (method == "GET" && !methods.contains("HEAD")) allow += ", HEAD";
+      }
       Response r = Response::text(405, "405 Method Not Allowed\n");
       r.header("Allow", allow);
       co_return r;
@@ -354,22 +361,26 @@ struct Outgoing {
 Outgoing prepare_response(const Peer& peer, const RequestHead& head, const Response& response,
                           bool keep_alive, const Options& options, std::string& out) {
   Outgoing o;
-  const bool head_only = equals_ignore_case(head.method, "HEAD");
-  o.chunked = static_cast<bool>(response.stream) && !head_only;
+  // A 1xx, 204 or 304 has no body whatever the handler set (a body there would be read as
+  // the next response). HEAD gets the head GET would have had, TE: chunked included
+  // (RFC 9112 6.1), and no body.
+  const bool status_has_body =
+      response.status / 100 != 1 && response.status != 204 && response.status != 304;
+  const bool sends_body = status_has_body && !equals_ignore_case(head.method, "HEAD");
+  const bool streamed = static_cast<bool>(response.stream) && status_has_body;
+  o.chunked = streamed && sends_body;
   const std::string& body = response.shared ? response.shared->body : response.body;
   o.length = response.file_fd >= 0 ? response.file_length : body.size();
   out.clear();
-  append_status_line_and_headers(out, response, keep_alive, options, o.length, o.chunked);
+  append_status_line_and_headers(out, response, keep_alive, options, o.length, streamed);
   o.head_size = out.size();
   peer.stream.set_timeout(options.body_timeout);  // idle: re-armed by every chunk taken
   o.sent_before = peer.bytes_sent();
-  const bool status_has_body =
-      response.status / 100 != 1 && response.status != 204 && response.status != 304;
-  if (!head_only && status_has_body && response.file_fd < 0 && !o.chunked) {
+  if (sends_body && response.file_fd < 0 && !o.chunked) {
     out += body;
     o.sent_body = body.size();
   }
-  o.file_follows = !head_only && response.file_fd >= 0 && response.file_length > 0;
+  o.file_follows = sends_body && !o.chunked && response.file_fd >= 0 && response.file_length > 0;
   return o;
 }
 

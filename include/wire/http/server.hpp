@@ -117,6 +117,7 @@ class Response {
 using Handler = std::function<Task<Response>(Request&)>;
 
 // Method + path -> handler. Unknown path: 404; known path, other method: 405 with Allow.
+// HEAD runs the GET handler when it has none of its own (the server drops the body).
 class Router {
  public:
   Router& add(std::string method, std::string path, Handler handler);
