@@ -24,6 +24,8 @@ class WireCategory final : public std::error_category {
         return "socket is closed or detached";
       case errc::option_size_mismatch:
         return "the option's value has another size than the type asked for";
+      case errc::transport_miscounted:
+        return "the transport reported more bytes than it was offered";
     }
     return "unknown wire error";
   }

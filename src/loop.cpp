@@ -413,8 +413,8 @@ void EventLoop::dispatch(int fd, unsigned events) {
   // loop's back cannot linger in it.
   FdState& state = fds_[fd];
   if (state.interest() == 0) return;
-  const unsigned wanted = (state.reader() ? unsigned(readable) : 0u) |
-                          (state.writer() ? unsigned(writable) : 0u);
+  const unsigned wanted =
+      (state.reader() ? unsigned(readable) : 0u) | (state.writer() ? unsigned(writable) : 0u);
   if (wanted == state.interest()) return;
   if (wanted == 0) {
     selector_->loop_remove(fd);

@@ -156,8 +156,12 @@ void run_workers(std::vector<Socket>& sockets, Worker worker) {
 struct Server::Connection : detail::IoWaiter, detail::TimerNode {
   detail::IoWaiter& park_waiter() noexcept { return *this; }
   detail::TimerNode& idle_timer() noexcept { return *this; }
-  static Connection* of(detail::IoWaiter* waiter) noexcept { return static_cast<Connection*>(waiter); }
-  static Connection* of(detail::TimerNode* timer) noexcept { return static_cast<Connection*>(timer); }
+  static Connection* of(detail::IoWaiter* waiter) noexcept {
+    return static_cast<Connection*>(waiter);
+  }
+  static Connection* of(detail::TimerNode* timer) noexcept {
+    return static_cast<Connection*>(timer);
+  }
 
   AsyncSocket socket;
   Server* server = nullptr;  // null once the server is gone
@@ -270,7 +274,8 @@ Task<void> Server::accept_loop() {
 }
 
 void Server::start_connection(AsyncSocket socket) {
-  static_assert(sizeof(Connection) <= 136, "an idle connection's record fits malloc's 144-byte class");
+  static_assert(sizeof(Connection) <= 136,
+                "an idle connection's record fits malloc's 144-byte class");
   auto connection = std::make_unique<Connection>();
   connection->socket = std::move(socket);
   connection->server = this;
@@ -422,7 +427,8 @@ void Server::cancel_all() noexcept {
   closing_all_ = true;
   std::vector<Connection*> open = connections_;
   for (Connection* connection : open) {
-    if (!connection->parked && connection->park_waiter().handle) loop_.cancel_task(connection->park_waiter().handle);
+    if (!connection->parked && connection->park_waiter().handle)
+      loop_.cancel_task(connection->park_waiter().handle);
   }
   closing_all_ = false;
   for (Connection* connection : ended_while_closing_) delete connection;

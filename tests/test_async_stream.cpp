@@ -583,6 +583,93 @@ TEST_F(AsyncStreamTest, FillWithAHugeBoundReadsWhatCame) {
   EXPECT_EQ(stream.peek(), "hello" + std::string(200, 'y'));
 }
 
+namespace {
+// A transport with a bug: the verb it is told to lie with claims one byte more than it was
+// offered. (A claim within what was offered cannot be told from the truth.)
+class OverCountingTransport final : public Transport {
+ public:
+  enum class Verb { read, write, corked, file };
+  OverCountingTransport(EventLoop& loop, Socket socket, Verb lying)
+      : inner_(AsyncSocket(loop, std::move(socket))), lying_(lying) {}
+  Result<std::size_t> read_some(std::span<char> into) noexcept override {
+    return lie(Verb::read, inner_.read_some(into), into.size());
+  }
+  Result<std::size_t> write_some(std::string_view data) noexcept override {
+    return lie(Verb::write, inner_.write_some(data), data.size());
+  }
+  Result<std::size_t> write_some_corked(std::string_view data) noexcept override {
+    return lie(Verb::corked, inner_.write_some_corked(data), data.size());
+  }
+  Result<std::size_t> send_file(int fd, std::uint64_t offset,
+                                std::size_t length) noexcept override {
+    return lie(Verb::file, inner_.send_file(fd, offset, length), length);
+  }
+  Task<Result<void>> wait(Events direction) override { return inner_.wait(direction); }
+  Result<void> shutdown() noexcept override { return inner_.shutdown(); }
+  void close() noexcept override { inner_.close(); }
+  bool is_open() const noexcept override { return inner_.is_open(); }
+  std::string describe(Events direction) const override { return inner_.describe(direction); }
+  void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept override {
+    inner_.set_timeout(timeout);
+  }
+  std::optional<std::chrono::nanoseconds> timeout() const noexcept override {
+    return inner_.timeout();
+  }
+
+ private:
+  Result<std::size_t> lie(Verb verb, Result<std::size_t> moved,
+                          std::size_t offered) const noexcept {
+    return verb == lying_ && moved ? Result<std::size_t>(offered + 1) : moved;
+  }
+  SocketTransport inner_;
+  Verb lying_;
+};
+
+Task<std::error_code> use_verb(AsyncStream& stream, OverCountingTransport::Verb verb, int file) {
+  Result<void> done;
+  switch (verb) {
+    case OverCountingTransport::Verb::read: {
+      auto got = co_await stream.fill(AsyncStream::default_fill, std::nothrow);
+      co_return got ? std::error_code() : got.error();
+    }
+    case OverCountingTransport::Verb::write:
+      if (auto r = co_await stream.write("buffered", std::nothrow); !r) co_return r.error();
+      done = co_await stream.drain(std::nothrow);
+      if (!done) co_return done.error();
+      done = co_await stream.write_all("direct", std::nothrow);
+      break;
+    case OverCountingTransport::Verb::corked:
+      done = co_await stream.write_all("head", true, std::nothrow);
+      break;
+    case OverCountingTransport::Verb::file:
+      done = co_await stream.send_file(file, 0, 5, std::nothrow);
+      break;
+  }
+  co_return done ? std::error_code() : done.error();
+}
+}  // namespace
+
+// A transport that claims more bytes than it was offered is a bug in it: every verb's count
+// is checked, so the stream reports it (and neither overruns its buffer nor throws from
+// noexcept code, which is what it did).
+TEST_F(AsyncStreamTest, ATransportThatOverCountsIsAClearError) {
+  test::TempDir dir;
+  const std::string path = dir.write("five", "12345");
+  using Verb = OverCountingTransport::Verb;
+  for (Verb verb : {Verb::read, Verb::write, Verb::corked, Verb::file}) {
+    SCOPED_TRACE(static_cast<int>(verb));
+    EventLoop loop;
+    auto [near, far] = Socket::pair(Type::stream);
+    far.send_all("incoming");
+    AsyncStream stream(std::make_unique<OverCountingTransport>(loop, std::move(near), verb));
+    const int file = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(file, 0);
+    const std::error_code error = loop.run_until_complete(use_verb(stream, verb, file));
+    ::close(file);
+    EXPECT_EQ(error, errc::transport_miscounted) << error.message();
+  }
+}
+
 class AsyncStreamSelectorTest : public test::Test,
                                 public ::testing::WithParamInterface<SelectorKind> {};
 

@@ -413,6 +413,55 @@ TEST_F(HttpClientTransportTest, APeerThatVanishesIsAClearError) {
 
 // The idle timeout bounds each wait for the answer, and for room to write; max_time bounds
 // the whole exchange even while bytes trickle in.
+// A transport that claims more bytes than it was offered (a bug in it) fails the request
+// with an error that says so, on either side of the exchange.
+TEST_F(HttpClientTransportTest, ATransportThatOverCountsIsAClearError) {
+  class OverCounting final : public Transport {
+   public:
+    OverCounting(Transport& inner, bool lies_on_read) : inner_(inner), read_(lies_on_read) {}
+    Result<std::size_t> read_some(std::span<char> into) noexcept override {
+      auto n = inner_.read_some(into);
+      return read_ && n ? Result<std::size_t>(into.size() + 1) : n;
+    }
+    Result<std::size_t> write_some(std::string_view data) noexcept override {
+      auto n = inner_.write_some(data);
+      return !read_ && n ? Result<std::size_t>(data.size() + 1) : n;
+    }
+    Task<Result<void>> wait(Events direction) override { return inner_.wait(direction); }
+    Result<void> wait_blocking(Events direction,
+                               std::optional<Clock::time_point> deadline) noexcept override {
+      return inner_.wait_blocking(direction, deadline);
+    }
+    Result<void> shutdown() noexcept override { return inner_.shutdown(); }
+    void close() noexcept override { inner_.close(); }
+    bool is_open() const noexcept override { return inner_.is_open(); }
+    std::string describe(Events direction) const override { return inner_.describe(direction); }
+    void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept override {
+      inner_.set_timeout(timeout);
+    }
+    std::optional<std::chrono::nanoseconds> timeout() const noexcept override {
+      return inner_.timeout();
+    }
+
+   private:
+    Transport& inner_;
+    bool read_;
+  };
+  EventLoop loop;
+  for (bool lies_on_read : {true, false}) {
+    SCOPED_TRACE(lies_on_read ? "read" : "write");
+    PipePair pipes;
+    FdTransport transport = pipes.client(loop);
+    PipePeer peer(pipes, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    OverCounting lying(transport, lies_on_read);
+    const std::string message = test::error_of(
+        [&] { (void)http::request(lying, {.url = "http://example.test/x"}, {.timeout = 5s}); });
+    EXPECT_NE(message.find("the transport reported more bytes than it was offered"),
+              std::string::npos)
+        << message;
+  }
+}
+
 TEST_F(HttpClientTransportTest, DeadlinesHoldOverATransport) {
   EventLoop loop;
   {

@@ -26,6 +26,7 @@ enum class errc {
   invalid_address,       // an address string could not be parsed
   socket_closed,         // the Socket was closed or detached; its old fd number is never used
   option_size_mismatch,  // getsockopt returned a value of another size than the type asked for
+  transport_miscounted,  // a Transport said it moved more bytes than it was offered (its bug)
 };
 
 const std::error_category& wire_category() noexcept;

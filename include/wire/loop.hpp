@@ -316,7 +316,7 @@ class EventLoop {
   std::vector<Spawned> tasks_;  // spawned, unfinished; each promise knows its index
   std::function<void(std::exception_ptr)> exception_handler_;
   detail::Clock::time_point now_;
-  int wakeup_fd_ = -1;         // eventfd: stop() from elsewhere interrupts select
+  int wakeup_fd_ = -1;  // eventfd: stop() from elsewhere interrupts select
   // Fds waited on with wait_io_first, dispatched before the others of their iteration: a
   // list, not a flag per fd, as there is seldom more than one (a file cache's inotify fd).
   std::vector<int> first_fds_;

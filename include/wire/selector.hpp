@@ -126,10 +126,13 @@ class Selector {
   // loop's or the registry's, never both; the loop checks what the registry would.
   friend class EventLoop;
   std::error_code loop_add(int fd, unsigned events) noexcept;
-  std::error_code loop_modify(int fd, unsigned events) noexcept { return backend_modify(fd, events); }
+  std::error_code loop_modify(int fd, unsigned events) noexcept {
+    return backend_modify(fd, events);
+  }
   void loop_remove(int fd) noexcept;
   // What the backend reported, unfiltered, with null data.
-  Result<std::span<const Ready>> loop_select(std::optional<std::chrono::nanoseconds> timeout) noexcept;
+  Result<std::span<const Ready>> loop_select(
+      std::optional<std::chrono::nanoseconds> timeout) noexcept;
 
   Result<void> change(int fd, unsigned events, std::optional<void*> data) noexcept;
   [[noreturn]] void fail(std::error_code error, std::string_view operation, int fd,

@@ -196,4 +196,14 @@ class BlockingSocketTransport final : public Transport {
   std::optional<std::chrono::nanoseconds> timeout_;  // for wait_blocking
 };
 
+namespace detail {
+// A count a transport reported, checked against what it was offered: a transport that claims
+// more (a bug in it) is an error for the stream, not a buffer overrun or a throw in noexcept
+// code. Every caller of read_some, write_some(_corked) and send_file goes through it.
+inline Result<std::size_t> checked_count(Result<std::size_t> moved, std::size_t offered) noexcept {
+  if (moved && *moved > offered) return errc::transport_miscounted;
+  return moved;
+}
+}  // namespace detail
+
 }  // namespace wire

@@ -211,10 +211,15 @@ ExchangeResult exchange_over(Transport& transport, const RequestHead& head,
   auto send_bytes = [&](std::string_view bytes) {
     while (!bytes.empty() && !send_failed) {
       deadlines.check();
-      auto sent = transport.write_some(bytes);
+      auto sent = wire::detail::checked_count(transport.write_some(bytes), bytes.size());
       if (sent && *sent > 0) {
         bytes.remove_prefix(*sent);
         continue;
+      }
+      if (!sent && sent.error() == errc::transport_miscounted) {
+        // Not a peer that stopped reading: what went out is unknown, so nothing that comes
+        // back can be trusted to answer this request.
+        throw Error(sent.error(), "send", what);
       }
       if (!sent && !wire::detail::would_block(sent.error())) {
         send_failed = sent.error();
@@ -286,7 +291,7 @@ ExchangeResult exchange_over(Transport& transport, const RequestHead& head,
   auto fill = [&]() -> std::error_code {  // empty: bytes were added
     for (;;) {
       deadlines.check();
-      auto n = transport.read_some(in.space());
+      auto n = wire::detail::checked_count(transport.read_some(in.space()), in.space().size());
       if (n) {
         if (*n == 0) return errc::unexpected_eof;
         if (received_total == 0) response.timings.first_byte = Clock::now() - deadlines.start();
