@@ -143,40 +143,62 @@ inline std::string rot13(std::string text) {
   return text;
 }
 
-// A transport of the tests' own, layered on another as TLS would be on a socket: rot13 on
-// the way in and out. AsyncStream (and the HTTP server over it) reads and writes through it
-// unchanged. It has no send_file of its own: Transport's default reads the file and writes
-// it through write_some, as TLS must.
-class Rot13Transport final : public Transport {
+// A transport layered on another, as TLS would be on a socket: every verb goes to the inner
+// one, so a test's transport overrides only the verbs it changes. send_file and
+// write_some_corked are Transport's defaults (through this transport's write_some), as a
+// transport that changes the bytes must have them. Owns the inner transport or borrows it.
+class LayeredTransport : public Transport {
  public:
-  explicit Rot13Transport(std::unique_ptr<Transport> inner) : inner_(std::move(inner)) {}
+  explicit LayeredTransport(std::unique_ptr<Transport> inner)
+      : owned_(std::move(inner)), inner_(*owned_) {}
+  explicit LayeredTransport(Transport& inner) : inner_(inner) {}
   Result<std::size_t> read_some(std::span<char> into) noexcept override {
-    auto n = inner_->read_some(into);
-    if (n) rotate(into.data(), *n);
+    return inner_.read_some(into);
+  }
+  Result<std::size_t> write_some(std::string_view data) noexcept override {
+    return inner_.write_some(data);
+  }
+  Task<Result<void>> wait(Events direction) override { return inner_.wait(direction); }
+  Result<void> wait_blocking(
+      Events direction,
+      std::optional<std::chrono::steady_clock::time_point> deadline) noexcept override {
+    return inner_.wait_blocking(direction, deadline);
+  }
+  Result<void> shutdown() noexcept override { return inner_.shutdown(); }
+  void close() noexcept override { inner_.close(); }
+  bool is_open() const noexcept override { return inner_.is_open(); }
+  std::string describe(Events direction) const override { return inner_.describe(direction); }
+  void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept override {
+    inner_.set_timeout(timeout);
+  }
+  std::optional<std::chrono::nanoseconds> timeout() const noexcept override {
+    return inner_.timeout();
+  }
+
+ protected:
+  Transport& inner() noexcept { return inner_; }
+
+ private:
+  std::unique_ptr<Transport> owned_;
+  Transport& inner_;
+};
+
+// rot13 on the way in and out: AsyncStream (and HTTP over it) reads and writes through it
+// unchanged. Files go through the default send_file (read, then write_some), as with TLS.
+class Rot13Transport final : public LayeredTransport {
+ public:
+  using LayeredTransport::LayeredTransport;
+  Result<std::size_t> read_some(std::span<char> into) noexcept override {
+    auto n = inner().read_some(into);
+    if (n) rot13(into.data(), *n);
     return n;
   }
   Result<std::size_t> write_some(std::string_view data) noexcept override {
-    std::string rotated(data);
-    rotate(rotated.data(), rotated.size());
-    return inner_->write_some(rotated);
+    return inner().write_some(rot13(std::string(data)));
   }
-  Task<Result<void>> wait(Events direction) override { return inner_->wait(direction); }
-  Result<void> shutdown() noexcept override { return inner_->shutdown(); }
-  void close() noexcept override { inner_->close(); }
-  bool is_open() const noexcept override { return inner_->is_open(); }
   std::string describe(Events direction) const override {
-    return "rot13 over " + inner_->describe(direction);
+    return "rot13 over " + LayeredTransport::describe(direction);
   }
-  void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept override {
-    inner_->set_timeout(timeout);
-  }
-  std::optional<std::chrono::nanoseconds> timeout() const noexcept override {
-    return inner_->timeout();
-  }
-
- private:
-  static void rotate(char* p, std::size_t n) { rot13(p, n); }
-  std::unique_ptr<Transport> inner_;
 };
 
 // Reads until `size` bytes came or the peer closed.

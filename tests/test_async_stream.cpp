@@ -487,14 +487,14 @@ TEST_F(AsyncStreamTest, AnotherTransportSlotsUnderTheStream) {
 namespace {
 // Passes bytes up only in whole records of `record` bytes, as TLS does: a wake-up for bytes
 // that make no whole record yet reads nothing (EAGAIN).
-class RecordTransport final : public Transport {
+class RecordTransport final : public test::LayeredTransport {
  public:
   RecordTransport(std::unique_ptr<Transport> inner, std::size_t record)
-      : inner_(std::move(inner)), record_(record) {}
+      : LayeredTransport(std::move(inner)), record_(record) {}
   Result<std::size_t> read_some(std::span<char> into) noexcept override {
     char chunk[4096];
     for (;;) {
-      auto n = inner_->read_some(std::span<char>(chunk, sizeof chunk));
+      auto n = inner().read_some(std::span<char>(chunk, sizeof chunk));
       if (!n) break;
       if (*n == 0) {
         ended_ = true;
@@ -510,25 +510,11 @@ class RecordTransport final : public Transport {
     pending_.erase(0, take);
     return take;
   }
-  Result<std::size_t> write_some(std::string_view data) noexcept override {
-    return inner_->write_some(data);
-  }
-  Task<Result<void>> wait(Events direction) override { return inner_->wait(direction); }
-  Result<void> shutdown() noexcept override { return inner_->shutdown(); }
-  void close() noexcept override { inner_->close(); }
-  bool is_open() const noexcept override { return inner_->is_open(); }
   std::string describe(Events direction) const override {
-    return "records over " + inner_->describe(direction);
-  }
-  void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept override {
-    inner_->set_timeout(timeout);
-  }
-  std::optional<std::chrono::nanoseconds> timeout() const noexcept override {
-    return inner_->timeout();
+    return "records over " + LayeredTransport::describe(direction);
   }
 
  private:
-  std::unique_ptr<Transport> inner_;
   std::size_t record_;
   std::string pending_;
   bool ended_ = false;
@@ -586,34 +572,24 @@ TEST_F(AsyncStreamTest, FillWithAHugeBoundReadsWhatCame) {
 namespace {
 // A transport with a bug: the verb it is told to lie with claims one byte more than it was
 // offered. (A claim within what was offered cannot be told from the truth.)
-class OverCountingTransport final : public Transport {
+class OverCountingTransport final : public test::LayeredTransport {
  public:
   enum class Verb { read, write, corked, file };
   OverCountingTransport(EventLoop& loop, Socket socket, Verb lying)
-      : inner_(AsyncSocket(loop, std::move(socket))), lying_(lying) {}
+      : LayeredTransport(std::make_unique<SocketTransport>(AsyncSocket(loop, std::move(socket)))),
+        lying_(lying) {}
   Result<std::size_t> read_some(std::span<char> into) noexcept override {
-    return lie(Verb::read, inner_.read_some(into), into.size());
+    return lie(Verb::read, inner().read_some(into), into.size());
   }
   Result<std::size_t> write_some(std::string_view data) noexcept override {
-    return lie(Verb::write, inner_.write_some(data), data.size());
+    return lie(Verb::write, inner().write_some(data), data.size());
   }
   Result<std::size_t> write_some_corked(std::string_view data) noexcept override {
-    return lie(Verb::corked, inner_.write_some_corked(data), data.size());
+    return lie(Verb::corked, inner().write_some_corked(data), data.size());
   }
   Result<std::size_t> send_file(int fd, std::uint64_t offset,
                                 std::size_t length) noexcept override {
-    return lie(Verb::file, inner_.send_file(fd, offset, length), length);
-  }
-  Task<Result<void>> wait(Events direction) override { return inner_.wait(direction); }
-  Result<void> shutdown() noexcept override { return inner_.shutdown(); }
-  void close() noexcept override { inner_.close(); }
-  bool is_open() const noexcept override { return inner_.is_open(); }
-  std::string describe(Events direction) const override { return inner_.describe(direction); }
-  void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept override {
-    inner_.set_timeout(timeout);
-  }
-  std::optional<std::chrono::nanoseconds> timeout() const noexcept override {
-    return inner_.timeout();
+    return lie(Verb::file, inner().send_file(fd, offset, length), length);
   }
 
  private:
@@ -621,7 +597,6 @@ class OverCountingTransport final : public Transport {
                           std::size_t offered) const noexcept {
     return verb == lying_ && moved ? Result<std::size_t>(offered + 1) : moved;
   }
-  SocketTransport inner_;
   Verb lying_;
 };
 

@@ -126,6 +126,7 @@ class SocatBridge {
   pid_t pid_ = -1;
 };
 
+// Both cases, unlike test::rot13: the request line shows it on the wire ("TRG /uryyb").
 void rot13(char* p, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     char& c = p[i];
@@ -134,42 +135,32 @@ void rot13(char* p, std::size_t n) {
   }
 }
 
-// A transport layered on another as TLS is on a socket: rot13 both ways. With
+// rot13 both ways over the client's transport, as TLS is layered on a socket. With
 // `blocking_wait` false it leaves wait_blocking to the default, which refuses.
-class Rot13Transport final : public Transport {
+class Rot13Transport final : public test::LayeredTransport {
  public:
-  Rot13Transport(Transport& inner, bool blocking_wait) : inner_(inner), blocking_(blocking_wait) {}
+  Rot13Transport(Transport& inner, bool blocking_wait)
+      : LayeredTransport(inner), blocking_(blocking_wait) {}
   Result<std::size_t> read_some(std::span<char> into) noexcept override {
-    auto n = inner_.read_some(into);
+    auto n = inner().read_some(into);
     if (n) rot13(into.data(), *n);
     return n;
   }
   Result<std::size_t> write_some(std::string_view data) noexcept override {
     std::string rotated(data);
     rot13(rotated.data(), rotated.size());
-    return inner_.write_some(rotated);
+    return inner().write_some(rotated);
   }
-  Task<Result<void>> wait(Events direction) override { return inner_.wait(direction); }
   Result<void> wait_blocking(Events direction,
                              std::optional<Clock::time_point> deadline) noexcept override {
     if (!blocking_) return Transport::wait_blocking(direction, deadline);
-    return inner_.wait_blocking(direction, deadline);
+    return LayeredTransport::wait_blocking(direction, deadline);
   }
-  Result<void> shutdown() noexcept override { return inner_.shutdown(); }
-  void close() noexcept override { inner_.close(); }
-  bool is_open() const noexcept override { return inner_.is_open(); }
   std::string describe(Events direction) const override {
-    return "rot13 over " + inner_.describe(direction);
-  }
-  void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept override {
-    inner_.set_timeout(timeout);
-  }
-  std::optional<std::chrono::nanoseconds> timeout() const noexcept override {
-    return inner_.timeout();
+    return "rot13 over " + LayeredTransport::describe(direction);
   }
 
  private:
-  Transport& inner_;
   bool blocking_;
 };
 
@@ -416,35 +407,20 @@ TEST_F(HttpClientTransportTest, APeerThatVanishesIsAClearError) {
 // A transport that claims more bytes than it was offered (a bug in it) fails the request
 // with an error that says so, on either side of the exchange.
 TEST_F(HttpClientTransportTest, ATransportThatOverCountsIsAClearError) {
-  class OverCounting final : public Transport {
+  class OverCounting final : public test::LayeredTransport {
    public:
-    OverCounting(Transport& inner, bool lies_on_read) : inner_(inner), read_(lies_on_read) {}
+    OverCounting(Transport& inner, bool lies_on_read)
+        : LayeredTransport(inner), read_(lies_on_read) {}
     Result<std::size_t> read_some(std::span<char> into) noexcept override {
-      auto n = inner_.read_some(into);
+      auto n = inner().read_some(into);
       return read_ && n ? Result<std::size_t>(into.size() + 1) : n;
     }
     Result<std::size_t> write_some(std::string_view data) noexcept override {
-      auto n = inner_.write_some(data);
+      auto n = inner().write_some(data);
       return !read_ && n ? Result<std::size_t>(data.size() + 1) : n;
-    }
-    Task<Result<void>> wait(Events direction) override { return inner_.wait(direction); }
-    Result<void> wait_blocking(Events direction,
-                               std::optional<Clock::time_point> deadline) noexcept override {
-      return inner_.wait_blocking(direction, deadline);
-    }
-    Result<void> shutdown() noexcept override { return inner_.shutdown(); }
-    void close() noexcept override { inner_.close(); }
-    bool is_open() const noexcept override { return inner_.is_open(); }
-    std::string describe(Events direction) const override { return inner_.describe(direction); }
-    void set_timeout(std::optional<std::chrono::nanoseconds> timeout) noexcept override {
-      inner_.set_timeout(timeout);
-    }
-    std::optional<std::chrono::nanoseconds> timeout() const noexcept override {
-      return inner_.timeout();
     }
 
    private:
-    Transport& inner_;
     bool read_;
   };
   EventLoop loop;
