@@ -187,8 +187,9 @@ class EventLoop {
   SleepAwaitable sleep(Duration duration) noexcept;
 
   // For its kind() and size() (how many fds the loop watches, its wakeup fd included).
-  // The loop registers its fds itself: to watch one, use AsyncFd, not register_fd here.
-  Selector& selector() noexcept { return *selector_; }
+  // Read-only: the loop registers its fds with the backend itself, and a registration of
+  // yours on the same fd would fight it. To watch an fd on the loop, use AsyncFd.
+  const Selector& selector() const noexcept { return *selector_; }
   // Read buffers lent by AsyncSocket::recv_pooled().
   BufferPool& buffer_pool() noexcept { return buffer_pool_; }
   // The time when this iteration's wait returned (cheap: read once per iteration).

@@ -122,8 +122,8 @@ class Selector {
  private:
   // The event loop's way in. It keeps its own state per fd (which waiter, which events), so
   // its registrations skip the registry: no second record per connection, no fcntl per
-  // registration, no filtering pass per wait. size() still counts them. An fd is the
-  // loop's or the registry's, never both; the loop checks what the registry would.
+  // registration, no filtering pass per wait. size() still counts them. The loop's
+  // selector is its own (EventLoop::selector() is const), so no fd is in both.
   friend class EventLoop;
   std::error_code loop_add(int fd, unsigned events) noexcept;
   std::error_code loop_modify(int fd, unsigned events) noexcept {
