@@ -255,6 +255,43 @@ TEST_F(HttpServerTest, HeadOfAStreamedResponseGetsGetsHeadAndNoBody) {
   EXPECT_EQ(next.body, "hello\n") << "no chunk of the stream went out before it";
 }
 
+// HTTP/1.0 knows no chunks (RFC 9112 6.1: no Transfer-Encoding to a 1.0 client): a streamed
+// body goes out as it comes, and the connection's close ends it.
+TEST_F(HttpServerTest, AStreamedBodyToAnHttp10ClientEndsWithTheConnection) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
+  for (const char* method : {"GET", "HEAD"}) {
+    SCOPED_TRACE(method);
+    Socket s = connect_to(server.address());
+    s.send_all(std::string(method) + " /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    s.set_timeout(5s);
+    std::string all;
+    char buffer[4096];
+    while (const std::size_t n = s.recv(std::span<char>(buffer, sizeof buffer)))
+      all.append(buffer, n);
+    const auto end_of_head = all.find("\r\n\r\n");
+    ASSERT_NE(end_of_head, std::string::npos) << all;
+    const std::string head = all.substr(0, end_of_head + 2);
+    EXPECT_EQ(head.find("Transfer-Encoding"), std::string::npos) << head;
+    EXPECT_EQ(head.find("Content-Length"), std::string::npos) << head;
+    EXPECT_NE(head.find("Connection: close\r\n"), std::string::npos) << head;
+    EXPECT_EQ(all.substr(end_of_head + 4),
+              std::string(method) == "GET" ? "part0;part1;part2;" : "");
+  }
+}
+
+// Methods are case-sensitive (RFC 9110 9.1): "head" is not HEAD. It is answered as any
+// unknown method, body included, so the response after it is still read right.
+TEST_F(HttpServerTest, ALowerCaseHeadIsAnotherMethodAndKeepsTheFraming) {
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(demo_router().handler()));
+  Socket s = connect_to(server.address());
+  s.send_all("head /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  Reader reader(s);
+  Reply odd = reader.next("head");
+  EXPECT_EQ(odd.status, 405);
+  EXPECT_EQ(odd.body, "405 Method Not Allowed\n");
+  EXPECT_EQ(reader.next().body, "hello\n");
+}
+
 // A handler that sets a body on a status that has none (a misuse): the bytes would be read
 // as the next response, so none go out, whatever kind of body it is.
 TEST_F(HttpServerTest, BodilessStatusesSendNoBodyWhateverTheHandlerSet) {

@@ -470,8 +470,8 @@ ParseResult parse_response_head(std::string_view input, ResponseHead& out,
   if (framing.state == ParseState::error) {
     return fail(framing.error.status == 413 ? 413 : 502, framing.error.reason);
   }
-  if (out.status / 100 == 1 || out.status == 204 || out.status == 304 ||
-      iequals(request_method, "HEAD")) {
+  // Methods are case-sensitive (RFC 9110 9.1): "head" is some other method, with a body.
+  if (out.status / 100 == 1 || out.status == 204 || out.status == 304 || request_method == "HEAD") {
     out.body = BodyKind::none;
   }
   derive_keep_alive(out);

@@ -37,9 +37,13 @@ void append_number(std::string& out, std::uint64_t value) {
 }
 
 // Appends the status line and headers to `out`.
+// How the body's end is told: its length, the last chunk, or (HTTP/1.0, which knows no
+// chunks: RFC 9112 6.1) the connection's close.
+enum class Framing { length, chunked, until_close };
+
 void append_status_line_and_headers(std::string& out, const Response& response, bool keep_alive,
                                     const Options& options, std::uint64_t body_length,
-                                    bool chunked) {
+                                    Framing framing) {
   if (response.status == 200) {
     out += "HTTP/1.1 200 OK\r\n";
   } else {
@@ -60,9 +64,9 @@ void append_status_line_and_headers(std::string& out, const Response& response, 
   // 1xx, 204 and 304 carry no body and no length; HEAD gets the length GET would have.
   const bool no_body =
       response.status / 100 == 1 || response.status == 204 || response.status == 304;
-  if (chunked) {
+  if (framing == Framing::chunked) {
     out += "Transfer-Encoding: chunked\r\n";
-  } else if (!no_body) {
+  } else if (!no_body && framing == Framing::length) {
     out += "Content-Length: ";
     append_number(out, body_length);
     out += "\r\n";
@@ -73,9 +77,9 @@ void append_status_line_and_headers(std::string& out, const Response& response, 
 
 std::string status_line_and_headers(const Response& response, bool keep_alive,
                                     const Options& options, std::uint64_t body_length,
-                                    bool chunked) {
+                                    Framing framing) {
   std::string out;
-  append_status_line_and_headers(out, response, keep_alive, options, body_length, chunked);
+  append_status_line_and_headers(out, response, keep_alive, options, body_length, framing);
   return out;
 }
 
@@ -171,7 +175,7 @@ Task<void> reject(const Peer& peer, int status, const char* reason, const Option
   Response response = Response::text(
       status, std::to_string(status) + " " + reason_phrase(status) + ": " + reason + "\n");
   std::string wire_bytes =
-      status_line_and_headers(response, false, options, response.body.size(), false) +
+      status_line_and_headers(response, false, options, response.body.size(), Framing::length) +
       response.body;
   peer.stream.set_timeout(options.body_timeout);
   const std::uint32_t sent_before = peer.bytes_sent();
@@ -346,15 +350,23 @@ PooledExchange acquire_exchange() {
 
 // One response on its way out: what the log needs if it is cut short.
 struct Outgoing {
-  std::uint64_t length = 0;       // the body's length (unknown when chunked)
+  std::uint64_t length = 0;       // the body's length (unknown when streamed)
   std::size_t head_size = 0;      // status line and headers
   std::uint32_t sent_before = 0;  // peer.bytes_sent() before the response
   std::uint64_t file_sent = 0;    // bytes of the file send_file took (exact, errors too)
   std::uint64_t sent_body = 0;    // body bytes, for the access log
   std::uint64_t known_sent = 0;   // bytes known to have gone (head, file, chunks), for stats
-  bool chunked = false;
+  bool streamed = false;          // the body comes from response.stream, after the head
+  bool chunked = false;           // ... in chunks; else (HTTP/1.0) as it comes, until the close
   bool file_follows = false;
 };
+
+// A streamed body to an HTTP/1.0 client ends with the connection (it knows no chunks), so
+// the connection cannot be kept.
+bool ends_with_close(const RequestHead& head, const Response& response) noexcept {
+  return head.version_minor == 0 && response.stream && response.status / 100 != 1 &&
+         response.status != 204 && response.status != 304;
+}
 
 // Writes the status line and headers into `out`, and a small body after them (one write for
 // both), and sets the connection's idle timeout for sending.
@@ -363,24 +375,30 @@ Outgoing prepare_response(const Peer& peer, const RequestHead& head, const Respo
   Outgoing o;
   // A 1xx, 204 or 304 has no body whatever the handler set (a body there would be read as
   // the next response). HEAD gets the head GET would have had, TE: chunked included
-  // (RFC 9112 6.1), and no body.
+  // (RFC 9112 6.1), and no body. An HTTP/1.0 client gets no TE at all (6.1 again).
   const bool status_has_body =
       response.status / 100 != 1 && response.status != 204 && response.status != 304;
-  const bool sends_body = status_has_body && !equals_ignore_case(head.method, "HEAD");
+  // Methods are case-sensitive (RFC 9110 9.1): "head" is not HEAD, and gets a body, as the
+  // Router (which compares exactly) answers it.
+  const bool sends_body = status_has_body && head.method != "HEAD";
   const bool streamed = static_cast<bool>(response.stream) && status_has_body;
-  o.chunked = streamed && sends_body;
+  const Framing framing = !streamed                 ? Framing::length
+                          : head.version_minor == 0 ? Framing::until_close
+                                                    : Framing::chunked;
+  o.streamed = streamed && sends_body;
+  o.chunked = o.streamed && framing == Framing::chunked;
   const std::string& body = response.shared ? response.shared->body : response.body;
   o.length = response.file_fd >= 0 ? response.file_length : body.size();
   out.clear();
-  append_status_line_and_headers(out, response, keep_alive, options, o.length, streamed);
+  append_status_line_and_headers(out, response, keep_alive, options, o.length, framing);
   o.head_size = out.size();
   peer.stream.set_timeout(options.body_timeout);  // idle: re-armed by every chunk taken
   o.sent_before = peer.bytes_sent();
-  if (sends_body && response.file_fd < 0 && !o.chunked) {
+  if (sends_body && response.file_fd < 0 && !o.streamed) {
     out += body;
     o.sent_body = body.size();
   }
-  o.file_follows = sends_body && !o.chunked && response.file_fd >= 0 && response.file_length > 0;
+  o.file_follows = sends_body && !o.streamed && response.file_fd >= 0 && response.file_length > 0;
   return o;
 }
 
@@ -401,7 +419,7 @@ void report_abort(const Peer& peer, const Request& request, const Options& optio
   }
   std::string message = describe_request(request) + ": response aborted after " +
                         std::to_string(body_went) + " of " +
-                        (o.chunked ? std::string("?") : std::to_string(o.length)) +
+                        (o.streamed ? std::string("?") : std::to_string(o.length)) +
                         " body bytes: " + (failure_what.empty() ? failure.message() : failure_what);
   report_error(peer, options, message, handler_failed);
 }
@@ -441,17 +459,25 @@ Task<bool> send_body(const Peer& peer, const Request& request, Response& respons
         failure_what = std::string("the body's stream failed: ") + e.what();
         break;
       }
-      char size_line[32];
-      int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", piece.size());
-      std::string frame(size_line, static_cast<std::size_t>(n));
-      frame += piece;
-      frame += "\r\n";
-      if (piece.empty()) frame = "0\r\n\r\n";
-      if (auto r = co_await peer.stream.write_all(frame, std::nothrow); !r) {
-        failure = r.error();
-        break;
+      // In chunks; for HTTP/1.0 the bytes as they are, the close ending them.
+      std::string frame;
+      if (o.chunked && piece.empty()) {
+        frame = "0\r\n\r\n";
+      } else if (o.chunked) {
+        char size_line[32];
+        int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", piece.size());
+        frame.assign(size_line, static_cast<std::size_t>(n));
+        frame += piece;
+        frame += "\r\n";
       }
-      o.known_sent += frame.size();
+      const std::string_view out = o.chunked ? std::string_view(frame) : std::string_view(piece);
+      if (!out.empty()) {
+        if (auto r = co_await peer.stream.write_all(out, std::nothrow); !r) {
+          failure = r.error();
+          break;
+        }
+      }
+      o.known_sent += out.size();
       o.sent_body += piece.size();
       if (piece.empty()) break;
     }
@@ -472,7 +498,7 @@ Task<bool> send_response(const Peer& peer, const Request& request, Response& res
     co_return false;
   }
   o.known_sent = out.size();
-  if (o.file_follows || o.chunked)
+  if (o.file_follows || o.streamed)
     co_return co_await send_body(peer, request, response, options, o);
   co_return true;
 }
@@ -643,6 +669,7 @@ Task<bool> serve_requests(AsyncSocket* socket, AsyncStream* given, const Handler
     // The head (and a small body with it) from this frame; a file or a stream from a child;
     // everything from a child under with_timeout when a total deadline is asked for.
     Response& response = *answer;
+    if (ends_with_close(head, response)) keep_alive = false;
     Outgoing outgoing = prepare_response(peer, head, response, keep_alive, options, exchange->out);
     bool sent = false;
     if (options.response_deadline) {
@@ -663,7 +690,7 @@ Task<bool> serve_requests(AsyncSocket* socket, AsyncStream* given, const Handler
       } else {
         outgoing.known_sent = exchange->out.size();
         sent = true;
-        if (outgoing.file_follows || outgoing.chunked) {
+        if (outgoing.file_follows || outgoing.streamed) {
           sent = co_await send_body(peer, request, response, options, outgoing);
         }
       }
@@ -733,48 +760,103 @@ ConnectionHandler connection_handler(Handler handler, Options options) {
   };
 }
 
+// The phrases of RFC 9110 15 (and 6585's 428, 429, 431, 7725's 451, 8470's 425).
 const char* reason_phrase(int status) noexcept {
   switch (status) {
     case 100:
       return "Continue";
+    case 101:
+      return "Switching Protocols";
     case 200:
       return "OK";
     case 201:
       return "Created";
+    case 202:
+      return "Accepted";
+    case 203:
+      return "Non-Authoritative Information";
     case 204:
       return "No Content";
+    case 205:
+      return "Reset Content";
     case 206:
       return "Partial Content";
+    case 300:
+      return "Multiple Choices";
     case 301:
       return "Moved Permanently";
     case 302:
       return "Found";
+    case 303:
+      return "See Other";
     case 304:
       return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
     case 400:
       return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 402:
+      return "Payment Required";
     case 403:
       return "Forbidden";
     case 404:
       return "Not Found";
     case 405:
       return "Method Not Allowed";
+    case 406:
+      return "Not Acceptable";
+    case 407:
+      return "Proxy Authentication Required";
     case 408:
       return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 411:
+      return "Length Required";
+    case 412:
+      return "Precondition Failed";
     case 413:
       return "Content Too Large";
     case 414:
       return "URI Too Long";
+    case 415:
+      return "Unsupported Media Type";
     case 416:
       return "Range Not Satisfiable";
+    case 417:
+      return "Expectation Failed";
+    case 421:
+      return "Misdirected Request";
+    case 422:
+      return "Unprocessable Content";
+    case 425:
+      return "Too Early";
+    case 426:
+      return "Upgrade Required";
+    case 428:
+      return "Precondition Required";
+    case 429:
+      return "Too Many Requests";
     case 431:
       return "Request Header Fields Too Large";
+    case 451:
+      return "Unavailable For Legal Reasons";
     case 500:
       return "Internal Server Error";
     case 501:
       return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
     case 503:
       return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
     case 505:
       return "HTTP Version Not Supported";
     default:
