@@ -1,5 +1,7 @@
 #include "wire/error.hpp"
 
+#include <sys/select.h>
+
 #include <cstdint>
 
 #include <netdb.h>
@@ -26,6 +28,10 @@ class WireCategory final : public std::error_category {
         return "the option's value has another size than the type asked for";
       case errc::transport_miscounted:
         return "the transport reported more bytes than it was offered";
+      case errc::beyond_select_limit:
+        static_assert(FD_SETSIZE == 1024, "the message names the limit");
+        return "fd is not below FD_SETSIZE (1024), which select() cannot watch; use the poll or "
+               "epoll selector";
     }
     return "unknown wire error";
   }
@@ -37,6 +43,7 @@ class WireCategory final : public std::error_category {
       case errc::socket_closed:
         return std::errc::bad_file_descriptor;
       case errc::invalid_address:
+      case errc::beyond_select_limit:
         return std::errc::invalid_argument;
       default:
         return {code, *this};

@@ -160,10 +160,8 @@ void Selector::fail(std::error_code error, std::string_view operation, int fd,
                                   : "closed while registered" + code + "; unregister it";
   } else if (error == std::errc::invalid_argument && (events & ~(readable | writable))) {
     why = "events must be readable, writable, both or 0, not " + std::to_string(events) + code;
-  } else if (error == std::errc::invalid_argument && kind_ == SelectorKind::select &&
-             fd >= FD_SETSIZE) {
-    why = "fd is not below FD_SETSIZE (" + std::to_string(FD_SETSIZE) +
-          "), which select() cannot watch" + code + "; use the poll or epoll selector";
+  } else if (error == errc::beyond_select_limit) {
+    why = error.message();
   } else if (error == std::errc::invalid_argument && kind_ == SelectorKind::select && events == 0) {
     why = "select() cannot wait for errors alone, so events 0 is refused" + code +
           "; ask for readable or writable, or use the poll or epoll selector";

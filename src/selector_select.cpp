@@ -20,7 +20,8 @@ class SelectSelector final : public Selector {
 
  protected:
   std::error_code backend_add(int fd, unsigned events) noexcept override {
-    if (fd >= FD_SETSIZE || events == 0) return std::make_error_code(std::errc::invalid_argument);
+    if (fd >= FD_SETSIZE) return errc::beyond_select_limit;
+    if (events == 0) return std::make_error_code(std::errc::invalid_argument);
     set(fd, events);
     return {};
   }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,12 +28,16 @@ namespace {
 // fds kept free for everything that is not a connection (files, resolver, logs).
 constexpr std::size_t reserved_fds = 32;
 
-std::size_t default_max_connections(int workers) {
+// Workers share the process's fds. The select selector cannot watch an fd at or above
+// FD_SETSIZE, so under it that is the ceiling whatever RLIMIT_NOFILE allows: a connection
+// accepted above it could never be waited on.
+std::size_t default_max_connections(int workers, SelectorKind kind) {
   ::rlimit limit{};
   std::size_t fds = 1024;
   if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
     fds = static_cast<std::size_t>(limit.rlim_cur);
   }
+  if (kind == SelectorKind::select) fds = std::min<std::size_t>(fds, FD_SETSIZE);
   std::size_t usable = fds > 2 * reserved_fds ? fds - reserved_fds : fds / 2;
   return std::max<std::size_t>(1, usable / static_cast<std::size_t>(std::max(1, workers)));
 }
@@ -209,8 +214,9 @@ Server::Server(EventLoop& loop, Socket listener, ConnectionHandler handler, Serv
       handler_(std::move(handler)),
       limits_(limits),
       counters_(std::move(counters)),
-      max_connections_(limits.max_connections != 0 ? limits.max_connections
-                                                   : default_max_connections(1)) {}
+      max_connections_(limits.max_connections != 0
+                           ? limits.max_connections
+                           : default_max_connections(1, loop.selector().kind())) {}
 
 Server::~Server() {
   loop_.cancel(start_timer_);
@@ -311,8 +317,10 @@ void Server::connection_done(void* context, std::exception_ptr error) noexcept {
   if (error) {
     try {
       std::rethrow_exception(error);
-    } catch (const Error&) {
-      // A peer that resets, vanishes or idles out ends its own connection and nothing else.
+    } catch (const Error& e) {
+      // A peer that resets, vanishes or idles out ends its own connection and nothing else;
+      // a connection this process cannot wait on is its own limit, and is said.
+      if (server != nullptr && e.code() == errc::beyond_select_limit) server->loop_.report(error);
     } catch (...) {
       if (server != nullptr) server->loop_.report(error);
     }
@@ -617,7 +625,8 @@ bool serve_listeners(std::vector<Socket>& listeners, ConnectionHandler& handler,
   SignalScope signals(options.handle_signals);
   ServerLimits limits = options.limits;
   if (limits.max_connections == 0) {
-    limits.max_connections = default_max_connections(static_cast<int>(listeners.size()));
+    limits.max_connections =
+        default_max_connections(static_cast<int>(listeners.size()), options.selector);
   }
   const std::size_t workers = listeners.size();
   std::atomic<std::size_t> accepting{0};

@@ -5,6 +5,8 @@
 #include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -543,6 +545,32 @@ TEST_F(AsyncFdTest, MovingKeepsTheFdAndTheFlagsToRestore) {
   third.close();
   EXPECT_FALSE(nonblocking(p.read_end.fd()));
   EXPECT_EQ(third.name().rfind("pipe:[", 0), 0u) << "the name outlives close";
+}
+
+// select(2) cannot watch an fd at or above FD_SETSIZE: on a select loop such an fd is an error
+// that says so and names the way out, not a bare "Invalid argument".
+TEST_F(AsyncFdTest, AnFdBeyondFdSetSizeOnASelectLoopSaysWhy) {
+  ::rlimit limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  const int high = FD_SETSIZE + 100;
+  if (limit.rlim_max <= static_cast<::rlim_t>(high)) GTEST_SKIP() << "hard RLIMIT_NOFILE too low";
+  const ::rlimit saved = limit;
+  limit.rlim_cur = std::max<::rlim_t>(limit.rlim_cur, high + 1);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
+  {
+    test::Pipe p;
+    ASSERT_EQ(::dup2(p.read_end.fd(), high), high);
+    EventLoop loop(SelectorKind::select);
+    AsyncFd in = AsyncFd::borrow(loop, high);
+    const std::string message =
+        test::error_of([&] { (void)loop.run_until_complete(read_some(in)); });
+    EXPECT_NE(message.find("FD_SETSIZE (1024), which select() cannot watch; use the poll or epoll"),
+              std::string::npos)
+        << message;
+    in.close();
+    ::close(high);
+  }
+  ::setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 class AsyncFdSelectorTest : public test::Test,

@@ -1,5 +1,6 @@
 // The server lifecycle: no CLOSE_WAIT, limits, idle timeout, EMFILE, graceful stop, workers.
 #include <sys/resource.h>
+#include <sys/select.h>
 
 #include <atomic>
 #include <future>
@@ -216,6 +217,37 @@ TEST_F(ServerTest, SurvivesFdExhaustionWithoutSpinningAndRecovers) {
 
   clients.clear();
   EXPECT_EQ(server.stop(), 0) << "graceful stop on SIGTERM exits 0";
+}
+
+// Under the select selector no connection may get an fd select() cannot watch: whatever
+// RLIMIT_NOFILE allows, the default limit keeps connections below FD_SETSIZE (the excess
+// waits in the backlog), and those it has are served.
+TEST_F(ServerTest, OnTheSelectSelectorConnectionsStayBelowFdSetSize) {
+  ::rlimit limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  const ::rlim_t wanted = 4 * FD_SETSIZE;
+  if (limit.rlim_max < wanted) GTEST_SKIP() << "hard RLIMIT_NOFILE below " << wanted;
+  const ::rlimit saved = limit;
+  limit.rlim_cur = std::max(limit.rlim_cur, wanted);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
+  {
+    EventLoop select_loop(SelectorKind::select);
+    Server capped(select_loop, create_server("tcp://127.0.0.1:0"), echo_connection);
+    EXPECT_LE(capped.max_connections(), static_cast<std::size_t>(FD_SETSIZE));
+    EventLoop epoll_loop(SelectorKind::epoll);
+    Server uncapped(epoll_loop, create_server("tcp://127.0.0.1:0"), echo_connection);
+    EXPECT_GT(uncapped.max_connections(), static_cast<std::size_t>(FD_SETSIZE));
+    capped.start();
+    std::string got;
+    std::thread client([&] {
+      got = echo_once(capped.local_address(), "below");
+      select_loop.call_soon_threadsafe([&] { select_loop.stop(); });
+    });
+    select_loop.run();
+    client.join();
+    EXPECT_EQ(got, "below");
+  }
+  ::setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 // A handler that returns parkable leaves only the connection's record while it waits: no

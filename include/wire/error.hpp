@@ -27,6 +27,7 @@ enum class errc {
   socket_closed,         // the Socket was closed or detached; its old fd number is never used
   option_size_mismatch,  // getsockopt returned a value of another size than the type asked for
   transport_miscounted,  // a Transport said it moved more bytes than it was offered (its bug)
+  beyond_select_limit,   // the select selector cannot watch an fd >= FD_SETSIZE (1024)
 };
 
 const std::error_category& wire_category() noexcept;
