@@ -279,6 +279,47 @@ TEST_F(HttpServerTest, AStreamedBodyToAnHttp10ClientEndsWithTheConnection) {
   }
 }
 
+// Without chunks, only the close ends a 1.0 body: a stream that fails midway must not end
+// in a clean close, which the client would take for the whole body. It ends in a reset.
+TEST_F(HttpServerTest, AStreamThatFailsMidBodyResetsAnHttp10Client) {
+  http::Router router;
+  router.add("GET", "/breaks", [](http::Request&) -> Task<http::Response> {
+    http::Response r(200);
+    auto pieces = std::make_shared<int>(0);
+    r.stream = [pieces]() -> Task<std::string> {
+      if ((*pieces)++ == 0) co_return std::string("first;");
+      throw std::runtime_error("the upstream went away");
+    };
+    co_return r;
+  });
+  auto errors = std::make_shared<std::vector<std::string>>();
+  auto mutex = std::make_shared<std::mutex>();
+  http::Options options;
+  options.on_error = [errors, mutex](const AsyncSocket&, std::string_view message) {
+    std::lock_guard lock(*mutex);
+    errors->emplace_back(message);
+  };
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(router.handler(), options));
+  Socket s = connect_to(server.address());
+  s.send_all("GET /breaks HTTP/1.0\r\n\r\n");
+  s.set_timeout(5s);
+  std::string got;
+  std::string ended;
+  try {
+    char buffer[4096];
+    while (const std::size_t n = s.recv(std::span<char>(buffer, sizeof buffer)))
+      got.append(buffer, n);
+    ended = "a clean close";
+  } catch (const Error& e) {
+    ended = e.code() == std::errc::connection_reset ? "a reset" : e.what();
+  }
+  EXPECT_EQ(ended, "a reset") << got;
+  EXPECT_NE(got.find("\r\n\r\nfirst;"), std::string::npos) << got;
+  std::lock_guard lock(*mutex);
+  ASSERT_EQ(errors->size(), 1u);
+  EXPECT_NE(errors->front().find("the upstream went away"), std::string::npos) << errors->front();
+}
+
 // Methods are case-sensitive (RFC 9110 9.1): "head" is not HEAD. It is answered as any
 // unknown method, body included, so the response after it is still read right.
 TEST_F(HttpServerTest, ALowerCaseHeadIsAnotherMethodAndKeepsTheFraming) {

@@ -402,9 +402,14 @@ Outgoing prepare_response(const Peer& peer, const RequestHead& head, const Respo
   return o;
 }
 
-// Reports a response cut short, with the body bytes that did go out.
+// Reports a response cut short, with the body bytes that did go out. A body that only the
+// close ends (HTTP/1.0, streamed) would pass for whole if the connection closed cleanly:
+// it is reset instead (SO_LINGER 0), so the client sees it was cut.
 void report_abort(const Peer& peer, const Request& request, const Options& options,
                   const Outgoing& o, std::error_code failure, std::string failure_what) {
+  if (o.streamed && !o.chunked && peer.socket != nullptr && peer.socket->is_open()) {
+    (void)peer.socket->socket().set_option(option::linger, std::chrono::seconds(0), std::nothrow);
+  }
   // The head and whatever went with it, then the file's own exact count.
   const std::uint64_t went = static_cast<std::uint32_t>(peer.bytes_sent() - o.sent_before);
   const std::uint64_t body_went =
