@@ -1,7 +1,9 @@
 #include "wire/async_socket.hpp"
 
+#include <fcntl.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/select.h>
 #include <sys/sendfile.h>
 
 #include "sigpipe.hpp"
@@ -70,6 +72,23 @@ bool settle(Result<T>&& attempt, Result<T>& result) noexcept {
   if (!attempt && would_block(attempt.error())) return false;
   result = std::move(attempt);
   return true;
+}
+// select(2) cannot wait on an fd at or above FD_SETSIZE, and on a select loop a handler's
+// open files can push new connections up there: the connection moves to the lowest free
+// number, or, with none below the limit, is closed and refused with an error that says why.
+Result<Socket::Accepted> below_fd_setsize(Socket::Accepted accepted) noexcept {
+  const int lower = ::fcntl(accepted.socket.fileno(), F_DUPFD_CLOEXEC, 0);
+  if (lower < 0 || lower >= FD_SETSIZE) {
+    if (lower >= 0) ::close(lower);
+    return errc::beyond_select_limit;  // `accepted` closes the connection
+  }
+  auto moved = Socket::adopt(lower, std::nothrow);
+  if (!moved) {
+    ::close(lower);
+    return moved.error();
+  }
+  accepted.socket = std::move(*moved);  // closes the old number
+  return accepted;
 }
 }  // namespace
 
@@ -184,7 +203,12 @@ bool SendFileOp::attempt(int fd, AsyncSocket& owner, Result<Value>& result) noex
 }
 
 bool AcceptOp::attempt(int, AsyncSocket& owner, Result<Value>& result) noexcept {
-  return settle(owner.socket().accept(std::nothrow), result);
+  auto accepted = owner.socket().accept(std::nothrow);
+  if (accepted && accepted->socket.fileno() >= FD_SETSIZE && owner.loop() != nullptr &&
+      owner.loop()->selector().kind() == SelectorKind::select) {
+    accepted = below_fd_setsize(std::move(*accepted));
+  }
+  return settle(std::move(accepted), result);
 }
 
 bool ConnectOp::attempt(int, AsyncSocket& owner, Result<Value>& result) noexcept {

@@ -82,7 +82,7 @@ Result<std::size_t> AsyncStream::try_fill(std::size_t max_bytes) noexcept {
     }
     const std::size_t old_size = buffer.size();
     buffer.resize(old_size + max_bytes);
-    auto n = detail::checked_count(
+    auto n = detail::checked_read_count(
         transport_->read_some(std::span<char>(buffer.data() + old_size, max_bytes)), max_bytes);
     buffer.resize(old_size + (n ? *n : 0));
     return n;
@@ -208,7 +208,7 @@ Result<bool> AsyncStream::try_write_out(std::size_t leave) noexcept {
   while (pending() > leave) {
     if (!transport_) return errc::socket_closed;
     const std::string_view rest = std::string_view(write_buffer_).substr(write_pos_);
-    auto n = detail::checked_count(transport_->write_some(rest), rest.size());
+    auto n = detail::checked_write_count(transport_->write_some(rest), rest.size());
     if (!n) {
       if (detail::would_block(n.error())) return false;
       return n.error();
@@ -272,7 +272,7 @@ Result<std::size_t> AsyncStream::try_write_direct(std::string_view data,
   while (done < data.size()) {
     if (!transport_) return errc::socket_closed;
     const std::string_view rest = data.substr(done);
-    auto n = detail::checked_count(
+    auto n = detail::checked_write_count(
         more_follows ? transport_->write_some_corked(rest) : transport_->write_some(rest),
         rest.size());
     if (!n) {
@@ -322,7 +322,7 @@ Result<std::uint64_t> AsyncStream::try_send_file(int fd, std::uint64_t offset,
   while (done < length) {
     if (!transport_) return errc::socket_closed;
     const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(length - done, 1u << 30));
-    auto n = detail::checked_count(transport_->send_file(fd, offset + done, chunk), chunk);
+    auto n = detail::checked_write_count(transport_->send_file(fd, offset + done, chunk), chunk);
     if (!n) {
       if (detail::would_block(n.error())) break;
       return n.error();

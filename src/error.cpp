@@ -27,7 +27,7 @@ class WireCategory final : public std::error_category {
       case errc::option_size_mismatch:
         return "the option's value has another size than the type asked for";
       case errc::transport_miscounted:
-        return "the transport reported more bytes than it was offered";
+        return "the transport reported more bytes than it was offered, or none of a write";
       case errc::beyond_select_limit:
         static_assert(FD_SETSIZE == 1024, "the message names the limit");
         return "fd is not below FD_SETSIZE (1024), which select() cannot watch; use the poll or "

@@ -325,6 +325,9 @@ void EventLoop::fire_timers() {
 std::error_code EventLoop::wait_io(detail::IoWaiter& waiter) noexcept {
   const int fd = waiter.fd;
   if (fd < 0) return errc::socket_closed;
+  // The loop's own eventfd is registered without an FdState: a second registration (an
+  // AsyncFd borrowing it) would corrupt the backend's table.
+  if (fd == wakeup_fd_) return std::make_error_code(std::errc::device_or_resource_busy);
   try {
     if (static_cast<std::size_t>(fd) >= fds_.size()) fds_.resize(fd + 1);
   } catch (const std::bad_alloc&) {

@@ -42,9 +42,11 @@ std::size_t default_max_connections(int workers, SelectorKind kind) {
   return std::max<std::size_t>(1, usable / static_cast<std::size_t>(std::max(1, workers)));
 }
 
+// Out of fds, or (on the select selector) out of fds below FD_SETSIZE.
 bool is_fd_exhaustion(std::error_code ec) {
   return ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system ||
-         ec == std::errc::no_buffer_space || ec == std::errc::not_enough_memory;
+         ec == std::errc::no_buffer_space || ec == std::errc::not_enough_memory ||
+         ec == errc::beyond_select_limit;
 }
 
 // Loops of the serve() calls running in this process, for stop_serving() and signals.
@@ -260,6 +262,15 @@ Task<void> Server::accept_loop() {
       const std::error_code error = accepted.error();
       if (error == errc::socket_closed) break;
       if (is_fd_exhaustion(error)) ++fd_exhaustion_;
+      // The select limit refused a client (closed at once, not left in the backlog): said
+      // once, as it is this server's configuration that is at fault, then counted.
+      if (error == errc::beyond_select_limit && !said_select_limit_) {
+        said_select_limit_ = true;
+        loop_.report(std::make_exception_ptr(
+            Error(error, "accept", listener_.socket().describe(),
+                  "a connection was refused: every fd below FD_SETSIZE (1024) is in use, "
+                  "which is all the select selector can watch; use the poll or epoll selector")));
+      }
       // Out of fds (or another accept failure): keep serving the connections we have and try
       // again after a pause, instead of spinning on a listener that stays readable. Clients
       // wait in the backlog meanwhile.

@@ -123,8 +123,9 @@ Result<std::size_t> Transport::send_file(int fd, std::uint64_t offset,
   if (n == 0) return std::make_error_code(std::errc::io_error);  // the file shrank meanwhile
   // Checked here against what was read: the caller can only check against `length`, and a
   // claim between the two would skip file bytes unseen.
-  return detail::checked_count(write_some(std::string_view(chunk, static_cast<std::size_t>(n))),
-                               static_cast<std::size_t>(n));
+  return detail::checked_write_count(
+      write_some(std::string_view(chunk, static_cast<std::size_t>(n))),
+      static_cast<std::size_t>(n));
 }
 
 Result<void> Transport::wait_blocking(Events, Deadline) noexcept {

@@ -576,7 +576,9 @@ class OverCountingTransport final : public test::LayeredTransport {
  public:
   // file_by_default: Transport's own send_file, which reads the file and lies through
   // write_some (each write offered at most 16 KiB of a longer file).
-  enum class Verb { read, write, corked, file, file_by_default };
+  // zero_write: write_some takes nothing and says 0 instead of would-block (the stream
+  // would wait for a socket already writable, round and round).
+  enum class Verb { read, write, corked, file, file_by_default, zero_write };
   OverCountingTransport(EventLoop& loop, Socket socket, Verb lying)
       : LayeredTransport(std::make_unique<SocketTransport>(AsyncSocket(loop, std::move(socket)))),
         lying_(lying) {}
@@ -584,6 +586,7 @@ class OverCountingTransport final : public test::LayeredTransport {
     return lie(Verb::read, inner().read_some(into), into.size());
   }
   Result<std::size_t> write_some(std::string_view data) noexcept override {
+    if (lying_ == Verb::zero_write) return std::size_t(0);
     const Verb as = lying_ == Verb::file_by_default ? Verb::file_by_default : Verb::write;
     return lie(as, inner().write_some(data), data.size());
   }
@@ -612,6 +615,7 @@ Task<std::error_code> use_verb(AsyncStream& stream, OverCountingTransport::Verb 
       co_return got ? std::error_code() : got.error();
     }
     case OverCountingTransport::Verb::write:
+    case OverCountingTransport::Verb::zero_write:
       if (auto r = co_await stream.write("buffered", std::nothrow); !r) co_return r.error();
       done = co_await stream.drain(std::nothrow);
       if (!done) co_return done.error();
@@ -636,7 +640,8 @@ TEST_F(AsyncStreamTest, ATransportThatOverCountsIsAClearError) {
   test::TempDir dir;
   const std::string path = dir.write("file", std::string(100000, 'f'));
   using Verb = OverCountingTransport::Verb;
-  for (Verb verb : {Verb::read, Verb::write, Verb::corked, Verb::file, Verb::file_by_default}) {
+  for (Verb verb : {Verb::read, Verb::write, Verb::corked, Verb::file, Verb::file_by_default,
+                    Verb::zero_write}) {
     SCOPED_TRACE(static_cast<int>(verb));
     EventLoop loop;
     auto [near, far] = Socket::pair(Type::stream);

@@ -80,7 +80,9 @@ TEST_F(HttpServerTest, Http10ClosesUnlessKeepAlive) {
   Socket b = connect_to(server.address());
   b.send_all("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /hello HTTP/1.0\r\n\r\n");
   Reader rb(b);
-  EXPECT_EQ(rb.next().status, 200);
+  Reply kept = rb.next();
+  EXPECT_EQ(kept.status, 200);
+  EXPECT_EQ(kept.headers["connection"], "keep-alive") << "a 1.0 client closes unless told";
   EXPECT_EQ(rb.next().status, 200);
   EXPECT_TRUE(rb.closed());
 }
@@ -262,7 +264,9 @@ TEST_F(HttpServerTest, AStreamedBodyToAnHttp10ClientEndsWithTheConnection) {
   for (const char* method : {"GET", "HEAD"}) {
     SCOPED_TRACE(method);
     Socket s = connect_to(server.address());
-    s.send_all(std::string(method) + " /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    // A keep-alive asked for cannot be given when the close must end the body.
+    const std::string asks = std::string(method) == "GET" ? "Connection: keep-alive\r\n" : "";
+    s.send_all(std::string(method) + " /stream HTTP/1.0\r\n" + asks + "\r\n");
     s.set_timeout(5s);
     std::string all;
     char buffer[4096];
@@ -277,6 +281,15 @@ TEST_F(HttpServerTest, AStreamedBodyToAnHttp10ClientEndsWithTheConnection) {
     EXPECT_EQ(all.substr(end_of_head + 4),
               std::string(method) == "GET" ? "part0;part1;part2;" : "");
   }
+  // HEAD has no body to end by closing: a 1.0 keep-alive stays open for the next request.
+  Socket s = connect_to(server.address());
+  s.send_all(
+      "HEAD /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+      "GET /hello HTTP/1.0\r\n\r\n");
+  Reader reader(s);
+  Reply head = reader.next("HEAD");
+  EXPECT_EQ(head.headers["connection"], "keep-alive");
+  EXPECT_EQ(reader.next().body, "hello\n");
 }
 
 // Without chunks, only the close ends a 1.0 body: a stream that fails midway must not end
@@ -318,6 +331,51 @@ TEST_F(HttpServerTest, AStreamThatFailsMidBodyResetsAnHttp10Client) {
   std::lock_guard lock(*mutex);
   ASSERT_EQ(errors->size(), 1u);
   EXPECT_NE(errors->front().find("the upstream went away"), std::string::npos) << errors->front();
+  EXPECT_NE(errors->front().find("after 6 of ? body bytes"), std::string::npos)
+      << "the pieces that went, not their framing: " << errors->front();
+}
+
+// A handler's status must be a final one: a 1xx would leave the client waiting for the
+// answer after it. It is the handler's failure (a 500, reported). 205 has no content.
+TEST_F(HttpServerTest, InterimAndContentlessStatusesFromAHandler) {
+  http::Router router;
+  for (int status : {100, 101, 103, 205}) {
+    router.add("GET", "/" + std::to_string(status),
+               [status](http::Request&) -> Task<http::Response> {
+                 co_return http::Response::text(status, "some content");
+               });
+  }
+  router.add("GET", "/hello", [](http::Request&) -> Task<http::Response> {
+    co_return http::Response::text(200, "hello\n");
+  });
+  auto errors = std::make_shared<std::vector<std::string>>();
+  auto mutex = std::make_shared<std::mutex>();
+  http::Options options;
+  options.on_error = [errors, mutex](const AsyncSocket&, std::string_view message) {
+    std::lock_guard lock(*mutex);
+    errors->emplace_back(message);
+  };
+  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(router.handler(), options));
+  for (const char* status : {"100", "101", "103"}) {
+    SCOPED_TRACE(status);
+    Socket s = connect_to(server.address());
+    s.send_all("GET /" + std::string(status) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    Reader reader(s);
+    EXPECT_EQ(reader.next().status, 500);
+  }
+  {
+    std::lock_guard lock(*mutex);
+    ASSERT_EQ(errors->size(), 3u);
+    EXPECT_NE(errors->front().find("status 100 is not a final status"), std::string::npos)
+        << errors->front();
+  }
+  Socket s = connect_to(server.address());
+  s.send_all("GET /205 HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  Reader reader(s);
+  Reply reset = reader.next();
+  EXPECT_EQ(reset.status, 205);
+  EXPECT_EQ(reset.headers["content-length"], "0");
+  EXPECT_EQ(reader.next().body, "hello\n");
 }
 
 // Methods are case-sensitive (RFC 9110 9.1): "head" is not HEAD. It is answered as any

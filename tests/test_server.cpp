@@ -1,4 +1,5 @@
 // The server lifecycle: no CLOSE_WAIT, limits, idle timeout, EMFILE, graceful stop, workers.
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 
@@ -246,6 +247,69 @@ TEST_F(ServerTest, OnTheSelectSelectorConnectionsStayBelowFdSetSize) {
     select_loop.run();
     client.join();
     EXPECT_EQ(got, "below");
+  }
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+}
+
+// Fds a handler holds (files being sent) can push a new connection's fd past FD_SETSIZE on
+// a select loop: it moves to the lowest free number, or, with none below the limit, the
+// client is refused at once (not left hanging) and the server says why, once.
+TEST_F(ServerTest, OnTheSelectSelectorAHighFdMovesBelowTheLimitOrIsRefusedAndSaid) {
+  ::rlimit limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  const ::rlim_t wanted = 4 * FD_SETSIZE;
+  if (limit.rlim_max < wanted) GTEST_SKIP() << "hard RLIMIT_NOFILE below " << wanted;
+  const ::rlimit saved = limit;
+  limit.rlim_cur = std::max(limit.rlim_cur, wanted);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
+  {
+    EventLoop loop(SelectorKind::select);
+    std::vector<std::string> reports;
+    loop.set_exception_handler([&](std::exception_ptr error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        reports.emplace_back(e.what());
+      }
+    });
+    Server server(loop, create_server("tcp://127.0.0.1:0"), echo_connection);
+    server.start();
+    const Address address = server.local_address();
+    std::vector<int> fillers;  // every number below the limit taken
+    while (fillers.empty() || fillers.back() < FD_SETSIZE + 4) {
+      const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      ASSERT_GE(fd, 0);
+      fillers.push_back(fd);
+    }
+    std::string refused;
+    std::string served;
+    std::thread clients([&] {
+      try {
+        refused = echo_once(address, "first");
+      } catch (const Error& e) {
+        refused = "refused";  // the connection was closed under it: a reset or an early end
+      }
+      // Two numbers free up below the limit: this client's own socket takes one.
+      const std::size_t middle = fillers.size() / 2;
+      ::close(fillers[middle]);
+      ::close(fillers[middle + 1]);
+      try {
+        served = echo_once(address, "second");
+      } catch (const Error& e) {
+        served = e.what();
+      }
+      loop.call_soon_threadsafe([&] { loop.stop(); });
+    });
+    loop.run();
+    clients.join();
+    for (std::size_t i = 0; i < fillers.size(); ++i) {
+      if (i != fillers.size() / 2 && i != fillers.size() / 2 + 1) ::close(fillers[i]);
+    }
+    EXPECT_EQ(refused, "refused") << "the first client is refused at once, not left hanging";
+    EXPECT_EQ(served, "second") << "moved below FD_SETSIZE and served";
+    ASSERT_EQ(reports.size(), 1u);
+    EXPECT_NE(reports[0].find("use the poll or epoll selector"), std::string::npos) << reports[0];
+    EXPECT_EQ(server.fd_exhaustion_count(), 1u);
   }
   ::setrlimit(RLIMIT_NOFILE, &saved);
 }

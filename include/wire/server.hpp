@@ -104,7 +104,8 @@ class Server {
 
   std::size_t connection_count() const noexcept { return connections_.size(); }
   std::size_t accepted_count() const noexcept { return accepted_; }
-  // How many times accept failed for lack of fds (EMFILE, ENFILE, ENOBUFS, ENOMEM).
+  // How many times accept failed for lack of fds (EMFILE, ENFILE, ENOBUFS, ENOMEM, or on the
+  // select selector none below FD_SETSIZE: that client is refused, and the first is reported).
   std::size_t fd_exhaustion_count() const noexcept { return fd_exhaustion_; }
   // How many connections ended because their handler could not even start (it threw at
   // once, or memory ran out): each was reported to the loop's exception handler.
@@ -143,6 +144,7 @@ class Server {
   std::coroutine_handle<> paused_accept_;  // the accept loop, waiting for a free slot
   std::size_t accepted_ = 0;
   std::size_t fd_exhaustion_ = 0;
+  bool said_select_limit_ = false;
   std::size_t handler_failures_ = 0;
   EventLoop::TimerId grace_timer_ = 0;
   bool stopping_ = false;

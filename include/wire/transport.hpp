@@ -197,11 +197,22 @@ class BlockingSocketTransport final : public Transport {
 };
 
 namespace detail {
-// A count a transport reported, checked against what it was offered: a transport that claims
-// more (a bug in it) is an error for the stream, not a buffer overrun or a throw in noexcept
-// code. Every caller of read_some, write_some(_corked) and send_file goes through it.
-inline Result<std::size_t> checked_count(Result<std::size_t> moved, std::size_t offered) noexcept {
+// The counts a transport reports, checked: a transport that claims more than it was offered
+// (a bug in it) is an error for the stream, not a buffer overrun or a throw in noexcept
+// code. Every caller of the verbs goes through one of these.
+// read_some: at most what was offered; 0 is the end of the stream.
+inline Result<std::size_t> checked_read_count(Result<std::size_t> moved,
+                                              std::size_t offered) noexcept {
   if (moved && *moved > offered) return errc::transport_miscounted;
+  return moved;
+}
+// write_some, write_some_corked, send_file: at most what was offered, and not 0 when
+// something was. A transport with no room says would-block; a 0 would send the stream back
+// to wait for a socket that is already writable, round and round.
+inline Result<std::size_t> checked_write_count(Result<std::size_t> moved,
+                                               std::size_t offered) noexcept {
+  if (moved && (*moved > offered || (*moved == 0 && offered > 0)))
+    return errc::transport_miscounted;
   return moved;
 }
 }  // namespace detail

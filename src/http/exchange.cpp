@@ -211,7 +211,7 @@ ExchangeResult exchange_over(Transport& transport, const RequestHead& head,
   auto send_bytes = [&](std::string_view bytes) {
     while (!bytes.empty() && !send_failed) {
       deadlines.check();
-      auto sent = wire::detail::checked_count(transport.write_some(bytes), bytes.size());
+      auto sent = wire::detail::checked_write_count(transport.write_some(bytes), bytes.size());
       if (sent && *sent > 0) {
         bytes.remove_prefix(*sent);
         continue;
@@ -291,7 +291,7 @@ ExchangeResult exchange_over(Transport& transport, const RequestHead& head,
   auto fill = [&]() -> std::error_code {  // empty: bytes were added
     for (;;) {
       deadlines.check();
-      auto n = wire::detail::checked_count(transport.read_some(in.space()), in.space().size());
+      auto n = wire::detail::checked_read_count(transport.read_some(in.space()), in.space().size());
       if (n) {
         if (*n == 0) return errc::unexpected_eof;
         if (received_total == 0) response.timings.first_byte = Clock::now() - deadlines.start();

@@ -30,6 +30,11 @@ const std::string& date_and_server(const std::string& server_name) {
   return cached;
 }
 
+// 1xx, 204, 205 and 304 responses have no content, whatever a handler set (RFC 9110 15).
+bool status_has_body(int status) noexcept {
+  return status / 100 != 1 && status != 204 && status != 205 && status != 304;
+}
+
 void append_number(std::string& out, std::uint64_t value) {
   char digits[24];
   auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
@@ -43,7 +48,7 @@ enum class Framing { length, chunked, until_close };
 
 void append_status_line_and_headers(std::string& out, const Response& response, bool keep_alive,
                                     const Options& options, std::uint64_t body_length,
-                                    Framing framing) {
+                                    Framing framing, bool http10 = false) {
   if (response.status == 200) {
     out += "HTTP/1.1 200 OK\r\n";
   } else {
@@ -61,9 +66,11 @@ void append_status_line_and_headers(std::string& out, const Response& response, 
     out += "\r\n";
   }
   if (response.shared) out += response.shared->header_lines;
-  // 1xx, 204 and 304 carry no body and no length; HEAD gets the length GET would have.
+  // 1xx, 204 and 304 carry no body and no length; 205 no body and a length of 0 (RFC 9110
+  // 15.3.6); HEAD gets the length GET would have.
   const bool no_body =
       response.status / 100 == 1 || response.status == 204 || response.status == 304;
+  if (response.status == 205) body_length = 0;
   if (framing == Framing::chunked) {
     out += "Transfer-Encoding: chunked\r\n";
   } else if (!no_body && framing == Framing::length) {
@@ -71,7 +78,11 @@ void append_status_line_and_headers(std::string& out, const Response& response, 
     append_number(out, body_length);
     out += "\r\n";
   }
-  if (!keep_alive) out += "Connection: close\r\n";
+  if (!keep_alive) {
+    out += "Connection: close\r\n";
+  } else if (http10) {
+    out += "Connection: keep-alive\r\n";  // 1.0 closes unless told otherwise (RFC 9112 C.2.2)
+  }
   out += "\r\n";
 }
 
@@ -364,8 +375,8 @@ struct Outgoing {
 // A streamed body to an HTTP/1.0 client ends with the connection (it knows no chunks), so
 // the connection cannot be kept.
 bool ends_with_close(const RequestHead& head, const Response& response) noexcept {
-  return head.version_minor == 0 && response.stream && response.status / 100 != 1 &&
-         response.status != 204 && response.status != 304;
+  return head.version_minor == 0 && response.stream && status_has_body(response.status) &&
+         head.method != "HEAD";
 }
 
 // Writes the status line and headers into `out`, and a small body after them (one write for
@@ -376,8 +387,7 @@ Outgoing prepare_response(const Peer& peer, const RequestHead& head, const Respo
   // A 1xx, 204 or 304 has no body whatever the handler set (a body there would be read as
   // the next response). HEAD gets the head GET would have had, TE: chunked included
   // (RFC 9112 6.1), and no body. An HTTP/1.0 client gets no TE at all (6.1 again).
-  const bool status_has_body =
-      response.status / 100 != 1 && response.status != 204 && response.status != 304;
+  const bool status_has_body = wire::http::status_has_body(response.status);
   // Methods are case-sensitive (RFC 9110 9.1): "head" is not HEAD, and gets a body, as the
   // Router (which compares exactly) answers it.
   const bool sends_body = status_has_body && head.method != "HEAD";
@@ -390,7 +400,8 @@ Outgoing prepare_response(const Peer& peer, const RequestHead& head, const Respo
   const std::string& body = response.shared ? response.shared->body : response.body;
   o.length = response.file_fd >= 0 ? response.file_length : body.size();
   out.clear();
-  append_status_line_and_headers(out, response, keep_alive, options, o.length, framing);
+  append_status_line_and_headers(out, response, keep_alive, options, o.length, framing,
+                                 head.version_minor == 0);
   o.head_size = out.size();
   peer.stream.set_timeout(options.body_timeout);  // idle: re-armed by every chunk taken
   o.sent_before = peer.bytes_sent();
@@ -412,8 +423,9 @@ void report_abort(const Peer& peer, const Request& request, const Options& optio
   }
   // The head and whatever went with it, then the file's own exact count.
   const std::uint64_t went = static_cast<std::uint32_t>(peer.bytes_sent() - o.sent_before);
-  const std::uint64_t body_went =
-      o.file_sent > 0 ? o.file_sent : (went > o.head_size ? went - o.head_size : 0);
+  const std::uint64_t body_went = o.file_sent > 0 ? o.file_sent
+                                  : o.streamed    ? o.sent_body  // the pieces, not their framing
+                                                  : (went > o.head_size ? went - o.head_size : 0);
   const bool handler_failed = !failure_what.empty();  // the body's stream threw
   // A connection closed under a send was closed on this side: by a stop whose grace ran out,
   // or by the handler itself.
@@ -662,6 +674,11 @@ Task<bool> serve_requests(AsyncSocket* socket, AsyncStream* given, const Handler
     if (failure.empty()) {
       if (auto* bad = invalid_header(*answer)) {
         failure = "invalid response header set by the handler: " + bad->first;
+        answer.reset();
+      } else if (answer->status < 200 || answer->status > 599) {
+        // A 1xx is interim: the client would wait on for the final answer that never comes.
+        failure = "status " + std::to_string(answer->status) +
+                  " is not a final status (200-599) and cannot answer a request";
         answer.reset();
       }
     }
