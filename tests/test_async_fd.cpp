@@ -14,6 +14,7 @@
 #include <termios.h>
 
 #include <cstring>
+#include <set>
 
 #include "support.hpp"
 #include "wire/async_fd.hpp"
@@ -583,6 +584,51 @@ TEST_P(AsyncFdSelectorTest, PipeRoundTripOnEveryBackend) {
   AsyncFd out = AsyncFd::adopt(loop, std::move(p.write_end));
   loop.spawn(write_after(loop, out, 5ms, "across"));
   EXPECT_EQ(loop.run_until_complete(read_some(in)), "across");
+}
+
+// The loop's own wakeup eventfd is registered without the loop's per-fd record: an AsyncFd
+// borrowing it (found in /proc/self/fd) is refused, on every backend, and the loop still
+// wakes for another thread (it corrupted the poll backend's table, and deafened select).
+TEST_P(AsyncFdSelectorTest, TheLoopsOwnWakeupFdIsRefused) {
+  auto eventfds = [] {
+    std::set<int> found;
+    for (int fd = 0; fd < 256; ++fd) {
+      char link[64];
+      const std::string path = "/proc/self/fd/" + std::to_string(fd);
+      const ::ssize_t n = ::readlink(path.c_str(), link, sizeof link);
+      if (n > 0 && std::string(link, static_cast<std::size_t>(n)) == "anon_inode:[eventfd]") {
+        found.insert(fd);
+      }
+    }
+    return found;
+  };
+  const std::set<int> before = eventfds();
+  EventLoop loop(GetParam());
+  int wakeup = -1;
+  for (int fd : eventfds()) {
+    if (!before.contains(fd)) wakeup = fd;
+  }
+  ASSERT_GE(wakeup, 0) << "the loop's eventfd";
+  {
+    AsyncFd borrowed = AsyncFd::borrow(loop, wakeup);
+    auto wait = [](AsyncFd& fd) -> Task<std::error_code> {
+      auto r = co_await fd.wait_readable(std::nothrow);
+      co_return r ? std::error_code() : r.error();
+    };
+    EXPECT_EQ(loop.run_until_complete(wait(borrowed)), std::errc::device_or_resource_busy);
+  }
+  std::thread other([&] {
+    std::this_thread::sleep_for(100ms);  // the loop is asleep in its selector by then
+    loop.call_soon_threadsafe([&] { loop.stop(); });
+  });
+  auto guard = loop.call_later(5s, [&] {
+    ADD_FAILURE() << "the loop was not woken";
+    loop.stop();
+  });
+  loop.run();
+  loop.cancel(guard);
+  other.join();
+  EXPECT_EQ(loop.selector().size(), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Selectors, AsyncFdSelectorTest,
