@@ -1,6 +1,7 @@
 // Test support: fd-leak checking and loopback helpers shared by the test files.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <dirent.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -199,6 +201,29 @@ class Rot13Transport final : public LayeredTransport {
   std::string describe(Events direction) const override {
     return "rot13 over " + LayeredTransport::describe(direction);
   }
+};
+
+// RLIMIT_NOFILE's soft limit raised to at least `wanted` while it lives, then restored; ok()
+// is false when the hard limit is lower (the test skips). Declared before the fds it is for,
+// so they are closed before the limit comes back down.
+class RaisedFdLimit {
+ public:
+  explicit RaisedFdLimit(::rlim_t wanted) {
+    if (::getrlimit(RLIMIT_NOFILE, &saved_) != 0 || saved_.rlim_max < wanted) return;
+    ::rlimit raised = saved_;
+    raised.rlim_cur = std::max(saved_.rlim_cur, wanted);
+    ok_ = ::setrlimit(RLIMIT_NOFILE, &raised) == 0;
+  }
+  RaisedFdLimit(const RaisedFdLimit&) = delete;
+  RaisedFdLimit& operator=(const RaisedFdLimit&) = delete;
+  ~RaisedFdLimit() {
+    if (ok_) ::setrlimit(RLIMIT_NOFILE, &saved_);
+  }
+  bool ok() const noexcept { return ok_; }
+
+ private:
+  ::rlimit saved_{};
+  bool ok_ = false;
 };
 
 // Reads until `size` bytes came or the peer closed.

@@ -551,13 +551,9 @@ TEST_F(AsyncFdTest, MovingKeepsTheFdAndTheFlagsToRestore) {
 // select(2) cannot watch an fd at or above FD_SETSIZE: on a select loop such an fd is an error
 // that says so and names the way out, not a bare "Invalid argument".
 TEST_F(AsyncFdTest, AnFdBeyondFdSetSizeOnASelectLoopSaysWhy) {
-  ::rlimit limit{};
-  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
   const int high = FD_SETSIZE + 100;
-  if (limit.rlim_max <= static_cast<::rlim_t>(high)) GTEST_SKIP() << "hard RLIMIT_NOFILE too low";
-  const ::rlimit saved = limit;
-  limit.rlim_cur = std::max<::rlim_t>(limit.rlim_cur, high + 1);
-  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
+  test::RaisedFdLimit fds(high + 1);
+  if (!fds.ok()) GTEST_SKIP() << "hard RLIMIT_NOFILE too low";
   {
     test::Pipe p;
     ASSERT_EQ(::dup2(p.read_end.fd(), high), high);
@@ -571,7 +567,6 @@ TEST_F(AsyncFdTest, AnFdBeyondFdSetSizeOnASelectLoopSaysWhy) {
     in.close();
     ::close(high);
   }
-  ::setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 class AsyncFdSelectorTest : public test::Test,

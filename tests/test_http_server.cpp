@@ -44,6 +44,28 @@ http::Router demo_router() {
   return router;
 }
 
+// What a server reports through on_error, collected from its thread.
+class ErrorLog {
+ public:
+  http::Options options() const {
+    http::Options options;
+    options.on_error = [lines = lines_, mutex = mutex_](const AsyncSocket&,
+                                                        std::string_view message) {
+      std::lock_guard lock(*mutex);
+      lines->emplace_back(message);
+    };
+    return options;
+  }
+  std::vector<std::string> seen() const {
+    std::lock_guard lock(*mutex_);
+    return *lines_;
+  }
+
+ private:
+  std::shared_ptr<std::vector<std::string>> lines_ = std::make_shared<std::vector<std::string>>();
+  std::shared_ptr<std::mutex> mutex_ = std::make_shared<std::mutex>();
+};
+
 }  // namespace
 
 class HttpServerTest : public test::Test {};
@@ -305,14 +327,9 @@ TEST_F(HttpServerTest, AStreamThatFailsMidBodyResetsAnHttp10Client) {
     };
     co_return r;
   });
-  auto errors = std::make_shared<std::vector<std::string>>();
-  auto mutex = std::make_shared<std::mutex>();
-  http::Options options;
-  options.on_error = [errors, mutex](const AsyncSocket&, std::string_view message) {
-    std::lock_guard lock(*mutex);
-    errors->emplace_back(message);
-  };
-  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(router.handler(), options));
+  ErrorLog log;
+  BackgroundServer server("tcp://127.0.0.1:0",
+                          http::connection_handler(router.handler(), log.options()));
   Socket s = connect_to(server.address());
   s.send_all("GET /breaks HTTP/1.0\r\n\r\n");
   s.set_timeout(5s);
@@ -328,11 +345,11 @@ TEST_F(HttpServerTest, AStreamThatFailsMidBodyResetsAnHttp10Client) {
   }
   EXPECT_EQ(ended, "a reset") << got;
   EXPECT_NE(got.find("\r\n\r\nfirst;"), std::string::npos) << got;
-  std::lock_guard lock(*mutex);
-  ASSERT_EQ(errors->size(), 1u);
-  EXPECT_NE(errors->front().find("the upstream went away"), std::string::npos) << errors->front();
-  EXPECT_NE(errors->front().find("after 6 of ? body bytes"), std::string::npos)
-      << "the pieces that went, not their framing: " << errors->front();
+  const std::vector<std::string> errors = log.seen();
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors.front().find("the upstream went away"), std::string::npos) << errors.front();
+  EXPECT_NE(errors.front().find("after 6 of ? body bytes"), std::string::npos)
+      << "the pieces that went, not their framing: " << errors.front();
 }
 
 // A handler's status must be a final one: a 1xx would leave the client waiting for the
@@ -348,14 +365,9 @@ TEST_F(HttpServerTest, InterimAndContentlessStatusesFromAHandler) {
   router.add("GET", "/hello", [](http::Request&) -> Task<http::Response> {
     co_return http::Response::text(200, "hello\n");
   });
-  auto errors = std::make_shared<std::vector<std::string>>();
-  auto mutex = std::make_shared<std::mutex>();
-  http::Options options;
-  options.on_error = [errors, mutex](const AsyncSocket&, std::string_view message) {
-    std::lock_guard lock(*mutex);
-    errors->emplace_back(message);
-  };
-  BackgroundServer server("tcp://127.0.0.1:0", http::connection_handler(router.handler(), options));
+  ErrorLog log;
+  BackgroundServer server("tcp://127.0.0.1:0",
+                          http::connection_handler(router.handler(), log.options()));
   for (const char* status : {"100", "101", "103"}) {
     SCOPED_TRACE(status);
     Socket s = connect_to(server.address());
@@ -363,12 +375,10 @@ TEST_F(HttpServerTest, InterimAndContentlessStatusesFromAHandler) {
     Reader reader(s);
     EXPECT_EQ(reader.next().status, 500);
   }
-  {
-    std::lock_guard lock(*mutex);
-    ASSERT_EQ(errors->size(), 3u);
-    EXPECT_NE(errors->front().find("status 100 is not a final status"), std::string::npos)
-        << errors->front();
-  }
+  const std::vector<std::string> errors = log.seen();
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_NE(errors.front().find("status 100 is not a final status"), std::string::npos)
+      << errors.front();
   Socket s = connect_to(server.address());
   s.send_all("GET /205 HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   Reader reader(s);

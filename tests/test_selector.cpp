@@ -449,15 +449,9 @@ TYPED_TEST(SelectorTest, ManyReadyAtOnce) {
 // More registered fds than FD_SETSIZE: epoll and poll watch them all; select refuses the
 // fds it cannot hold instead of writing past its fd_set.
 TYPED_TEST(SelectorTest, BeyondFdSetSize) {
-  ::rlimit limit{};
-  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
   const ::rlim_t wanted = FD_SETSIZE + 512;
-  if (limit.rlim_max < wanted) GTEST_SKIP() << "hard RLIMIT_NOFILE below " << wanted;
-  const ::rlimit saved = limit;
-  if (limit.rlim_cur < wanted) {
-    limit.rlim_cur = wanted;
-    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
-  }
+  test::RaisedFdLimit fds(wanted);
+  if (!fds.ok()) GTEST_SKIP() << "hard RLIMIT_NOFILE below " << wanted;
   {
     std::vector<std::pair<Socket, Socket>> pairs;
     while (pairs.empty() || pairs.back().second.fileno() < FD_SETSIZE + 10) {
@@ -485,7 +479,6 @@ TYPED_TEST(SelectorTest, BeyondFdSetSize) {
       for (auto& [a, b] : pairs) this->selector->unregister(b.fileno());
     }
   }
-  ::setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 TEST(SelectorKindTest, ParsesNamesAndDefaultsToEpoll) {

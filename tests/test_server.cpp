@@ -224,13 +224,8 @@ TEST_F(ServerTest, SurvivesFdExhaustionWithoutSpinningAndRecovers) {
 // RLIMIT_NOFILE allows, the default limit keeps connections below FD_SETSIZE (the excess
 // waits in the backlog), and those it has are served.
 TEST_F(ServerTest, OnTheSelectSelectorConnectionsStayBelowFdSetSize) {
-  ::rlimit limit{};
-  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
-  const ::rlim_t wanted = 4 * FD_SETSIZE;
-  if (limit.rlim_max < wanted) GTEST_SKIP() << "hard RLIMIT_NOFILE below " << wanted;
-  const ::rlimit saved = limit;
-  limit.rlim_cur = std::max(limit.rlim_cur, wanted);
-  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
+  test::RaisedFdLimit fds(4 * FD_SETSIZE);
+  if (!fds.ok()) GTEST_SKIP() << "hard RLIMIT_NOFILE below " << 4 * FD_SETSIZE;
   {
     EventLoop select_loop(SelectorKind::select);
     Server capped(select_loop, create_server("tcp://127.0.0.1:0"), echo_connection);
@@ -248,20 +243,14 @@ TEST_F(ServerTest, OnTheSelectSelectorConnectionsStayBelowFdSetSize) {
     client.join();
     EXPECT_EQ(got, "below");
   }
-  ::setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 // Fds a handler holds (files being sent) can push a new connection's fd past FD_SETSIZE on
 // a select loop: it moves to the lowest free number, or, with none below the limit, the
 // client is refused at once (not left hanging) and the server says why, once.
 TEST_F(ServerTest, OnTheSelectSelectorAHighFdMovesBelowTheLimitOrIsRefusedAndSaid) {
-  ::rlimit limit{};
-  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
-  const ::rlim_t wanted = 4 * FD_SETSIZE;
-  if (limit.rlim_max < wanted) GTEST_SKIP() << "hard RLIMIT_NOFILE below " << wanted;
-  const ::rlimit saved = limit;
-  limit.rlim_cur = std::max(limit.rlim_cur, wanted);
-  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
+  test::RaisedFdLimit fds(4 * FD_SETSIZE);
+  if (!fds.ok()) GTEST_SKIP() << "hard RLIMIT_NOFILE below " << 4 * FD_SETSIZE;
   {
     EventLoop loop(SelectorKind::select);
     std::vector<std::string> reports;
@@ -311,7 +300,6 @@ TEST_F(ServerTest, OnTheSelectSelectorAHighFdMovesBelowTheLimitOrIsRefusedAndSai
     EXPECT_NE(reports[0].find("use the poll or epoll selector"), std::string::npos) << reports[0];
     EXPECT_EQ(server.fd_exhaustion_count(), 1u);
   }
-  ::setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 // A handler that returns parkable leaves only the connection's record while it waits: no
