@@ -176,11 +176,8 @@ void Selector::fail(std::error_code error, std::string_view operation, int fd,
 
 Result<std::span<const Ready>> Selector::select(std::optional<std::chrono::nanoseconds> timeout,
                                                 std::nothrow_t) noexcept {
-  ready_.clear();
-  if (auto ec = backend_select(to_milliseconds(timeout))) {
-    if (ec == std::errc::interrupted) return std::span<const Ready>();
-    return ec;
-  }
+  auto reported = loop_select(timeout);
+  if (!reported) return reported.error();
   // Keep only what was asked for, and attach each registration's data. An fd registered
   // with no events is only ever reported for an error or hang-up, and then as both.
   std::size_t kept = 0;
